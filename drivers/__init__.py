@@ -1,0 +1,1 @@
+"""Scanner back ends behind one three-call interface (list devices, capabilities, scan); see base.py."""

@@ -1,0 +1,110 @@
+"""Domain objects (batch, document = one ACR file, page) and the batch state machine."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StateError
+
+
+class BatchState(enum.StrEnum):
+    SCANNING = "scanning"
+    VERIFIED = "verified"
+    SIGNED = "signed"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    PURGED = "purged"
+
+
+# Allowed transitions.  Later issues (verification, sign-off, upload) drive them; "returns for rescan"
+# are the edges back to SCANNING.  Kept as data so the UI can ask "what may happen next?".
+BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
+    BatchState.SCANNING: frozenset({BatchState.VERIFIED}),
+    BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SCANNING}),
+    BatchState.SIGNED: frozenset({BatchState.UPLOADING, BatchState.SCANNING}),
+    BatchState.UPLOADING: frozenset({BatchState.UPLOADED, BatchState.SIGNED}),
+    BatchState.UPLOADED: frozenset({BatchState.PURGED}),
+    BatchState.PURGED: frozenset(),
+}
+
+
+def check_transition(current: BatchState, target: BatchState) -> None:
+    """Raise StateError unless ``current -> target`` is an edge of the batch state machine."""
+    if target not in BATCH_TRANSITIONS[current]:
+        raise StateError(f"a batch in state '{current}' cannot move to '{target}'")
+
+
+class PageState(enum.StrEnum):
+    """Processing state of one page; CAPTURED pages are acknowledged (raw image safe in the vault)."""
+
+    CAPTURED = "captured"  # raw capture encrypted and recorded; analysis not yet done
+    PROCESSED = "processed"  # normalised image and analysis stored
+
+
+class OcrState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # kept and flagged; can be retried
+    SKIPPED = "skipped"  # blank page: nothing to read
+
+
+class Side(enum.StrEnum):
+    FRONT = "front"
+    BACK = "back"
+    FLATBED = "flatbed"
+    IMPORT = "import"
+
+
+@dataclass(slots=True)
+class Batch:
+    id: int
+    name: str
+    unit: str
+    operator: str
+    state: BatchState
+    created_at: str
+    updated_at: str
+
+
+@dataclass(slots=True)
+class Document:
+    """One ACR file: the pages of one employee's report for one period."""
+
+    id: int
+    batch_id: int
+    seq: int
+    employee_code: str = ""
+    employee_name: str = ""
+    rank: str = ""
+    acr_period: str = ""
+
+
+@dataclass(slots=True)
+class Page:
+    id: int
+    batch_id: int
+    seq: int  # capture order within the batch (never reused)
+    source_key: str  # idempotency key: device/scan/sheet/side or file-hash/page; unique per batch
+    side: Side
+    device: str
+    captured_at: str
+    width: int
+    height: int
+    dpi: int
+    mode: str  # "L", "1" or "RGB"
+    raw_object: str  # vault object id of the capture as received
+    raw_sha256: str
+    state: PageState
+    ocr_state: OcrState
+    document_id: int | None = None
+    position: int | None = None  # order within the document (reorder changes this, never seq)
+    image_object: str | None = None  # cleaned image
+    image_sha256: str | None = None
+    ocr_object: str | None = None
+    ocr_sha256: str | None = None
+    ocr_attempts: int = 0
+    ocr_error: str = ""
+    analysis: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
