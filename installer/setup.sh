@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Set up ScanStation on Debian 12: system packages, a virtualenv in .venv, the project. Idempotent.
+#   bash installer/setup.sh          # station
+#   bash installer/setup.sh --dev    # station + test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# Why each package: python3*/gcc build python-sane; tesseract + eng/hin/Devanagari models do the OCR;
+# sane-utils/libsane1 are the scanner back ends (libsane-dev to build python-sane); Noto/Lohit fonts
+# render Devanagari (synthetic pages, UI); age checks our encryption; poppler-utils renders PDFs on
+# import; ghostscript/qpdf/pikepdf support PDF work; the libGL/xkb/fontconfig/dbus libraries are what
+# Qt needs even offscreen.
+PKGS=(python3 python3-venv python3-dev gcc pkg-config
+      tesseract-ocr tesseract-ocr-eng tesseract-ocr-hin tesseract-ocr-osd tesseract-ocr-script-deva
+      sane-utils libsane1 libsane-dev
+      fonts-noto-core fonts-lohit-deva fonts-dejavu-core fontconfig
+      age poppler-utils ghostscript qpdf
+      libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
+      ca-certificates)
+if [ "$DEV" = 1 ]; then
+  # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests
+  PKGS+=(xvfb xauth softhsm2)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Python: the first python3 on PATH that is >= 3.11 (pyenv's on the build image, Debian's otherwise).
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 needed, found $("$PY" -V)"; exit 1; }
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+  rm -rf .venv
+  "$PY" -m venv .venv
+fi
+
+# Reinstall only when the project's dependencies changed (keeps repeated runs fast).
+extras=""; [ "$DEV" = 1 ] && extras="[dev]"
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${DEV}"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+echo "ScanStation is set up: .venv/bin/scanstation --help"

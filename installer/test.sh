@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (with test tools) and run the whole test suite. Idempotent; what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash installer/setup.sh --dev
+export QT_QPA_PLATFORM=offscreen
+.venv/bin/python -m ruff check scanstation drivers ui tests bench
+.venv/bin/python -m mypy
+exec .venv/bin/python -m pytest -q -n 2 "$@"

@@ -1,0 +1,482 @@
+"""Command-line interface; the one place where exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import CONFIG_ENV, Config, load_config, render_config, validate_text
+from .errors import EXIT_CODES, ConfigError, InputError, ScanStationError, StateError
+
+log = logging.getLogger("scanstation")
+
+
+def _print(*args: Any) -> None:
+    print(*args, flush=True)
+
+
+def _err(msg: str) -> None:
+    print(f"scanstation: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- helpers
+def _config(args: argparse.Namespace) -> Config:
+    path = getattr(args, "config", None)
+    return load_config(Path(path) if path else None)
+
+
+def _unlock(config: Config) -> Any:
+    from .keys import read_passphrase, unlock_identity
+
+    path = config.sealed_identity_path
+    if not path.exists():
+        raise StateError(f"{path}: no sealed station identity (run 'scanstation init')")
+    return unlock_identity(path, read_passphrase(prompt="Station passphrase: "))
+
+
+def _event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
+    def sink(kind: str, data: dict[str, Any]) -> None:
+        if kind == "page_acknowledged":
+            # This line is the acknowledgement contract: printed only after the page is durable.
+            _print(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label'] or data['source_key']})")
+        elif kind == "page_duplicate" and not quiet:
+            _print(f"already stored, skipped: {data['label'] or data['source_key']}")
+        elif kind == "input_rejected":
+            _err(f"rejected {data['input']}: {data['reason']}")
+        elif kind == "page_ocr_failed" and data.get("final"):
+            _err(f"OCR failed for page id {data['page_id']} (kept, flagged 'ocr_failed'): {data['error']}")
+        elif kind == "page_error":
+            _err(f"page id {data['page_id']}: {data['error']}")
+
+    return sink
+
+
+def _open_station(config: Config) -> Any:
+    from .station import Station
+
+    key = _unlock(config)
+    return Station(config, key, events=_event_printer())
+
+
+def _finish(station: Any, wait_ocr: bool) -> None:
+    def progress(info: dict[str, int]) -> None:
+        _print(f"OCR: {info['ocr_pending']} page(s) waiting")
+
+    station.wait_idle(include_ocr=wait_ocr, progress=progress)
+
+
+def _document(station: Any, args: argparse.Namespace) -> Any:
+    if not getattr(args, "employee", None):
+        return None
+    return station.open_document(args.batch, args.employee, args.name or "", args.rank or "", args.period or "")
+
+
+def _report_outcome(report: Any) -> int:
+    _print(
+        f"batch {report.batch}: {len(report.acknowledged)} page(s) acknowledged"
+        + (f", {report.duplicates} already stored" if report.duplicates else "")
+    )
+    dev = report.device_error
+    if dev is not None:
+        raise dev
+    inputs = [p for p in report.problems if isinstance(p, InputError)]
+    if inputs:
+        raise InputError(f"{len(inputs)} input(s)", "rejected: " + "; ".join(str(p) for p in inputs[:10]))
+    return 0
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_init(args: argparse.Namespace) -> int:
+    from .keys import generate_identity, parse_recipient, read_passphrase, seal_identity
+
+    if not args.config:
+        raise ConfigError("init needs --config FILE (where to write the station configuration)")
+    cfg_path = Path(args.config)
+    parse_recipient(args.portal_recipient)
+    data_dir = Path(args.data_dir).expanduser().absolute()
+    values: dict[str, dict[str, Any]] = {
+        "station": {"id": args.station_id, "unit": args.unit, "data_dir": str(data_dir), "operator": args.operator},
+        "keys": {"portal_recipient": args.portal_recipient, "sealed_identity": "station-identity.age"},
+    }
+    text = render_config(values)
+    config = validate_text(cfg_path, text)
+    sealed = config.sealed_identity_path
+    if (cfg_path.exists() or sealed.exists()) and not args.force:
+        raise StateError(
+            f"{cfg_path if cfg_path.exists() else sealed}: already exists; "
+            "use --force to replace it (the old station key is then lost)"
+        )
+    passphrase = read_passphrase(prompt="New station passphrase: ", confirm=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret, recipient = generate_identity()
+    seal_identity(secret, passphrase, sealed)
+    del secret
+    from .atomic import atomic_write
+
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cfg_path, text.encode("utf-8"))
+    _print(f"configuration written to {cfg_path}")
+    _print(f"sealed station identity written to {sealed}")
+    _print(f"station recipient: {recipient}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from drivers.registry import list_all_devices
+
+    devices = list_all_devices()
+    if args.json:
+        _print(json.dumps([d.__dict__ if hasattr(d, "__dict__") else _dc(d) for d in devices], indent=2))
+    else:
+        for d in devices:
+            _print(f"{d.name}\t{d.vendor} {d.model}\t({d.kind}, {d.backend})")
+    return 0
+
+
+def _dc(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def _settings(args: argparse.Namespace, config: Config) -> Any:
+    from drivers.base import ColorMode, ScanSettings, Source
+
+    options = []
+    for opt in args.option or []:
+        name, sep, value = opt.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--option {opt!r}: expected NAME=VALUE")
+        options.append((name, value))
+    return ScanSettings(
+        source=Source(args.source or config.scan.source),
+        mode=ColorMode(args.mode or config.scan.mode),
+        resolution=args.resolution or config.scan.resolution,
+        page_size=config.scan.page_size,
+        options=tuple(options),
+    )
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from drivers.registry import get_driver
+
+    from drivers.base import CancelToken
+
+    config = _config(args)
+    settings = _settings(args, config)
+    station = _open_station(config)
+    cancel = CancelToken()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    try:
+        driver = get_driver(args.device, tmp_dir=station.ramdir.path)
+        report = station.capture(
+            args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args)
+        )
+        _finish(station, wait_ocr=not args.no_wait)
+        return _report_outcome(report)
+    finally:
+        station.close()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from drivers.registry import get_driver
+
+    from drivers.base import CancelToken, ColorMode, ScanSettings, Source
+
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        files = [Path(f) for f in args.files]
+        driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
+        settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=args.resolution or 300)
+        report = station.capture(
+            args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args)
+        )
+        _finish(station, wait_ocr=not args.no_wait)
+        return _report_outcome(report)
+    finally:
+        station.close()
+
+
+def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
+    from .station import open_store
+
+    store = open_store(config)
+    try:
+        batches = store.batches()
+        if batch is not None:
+            batches = [b for b in batches if b.name == batch]
+            if not batches:
+                raise StateError(f"no batch called '{batch}'")
+        out: dict[str, Any] = {
+            "station": config.station.id,
+            "unit": config.station.unit,
+            "data_dir": str(config.data_dir),
+            "batches": [],
+        }
+        for b in batches:
+            pages = store.pages(b.id)
+            docs = store.documents(b.id)
+            out["batches"].append(
+                {
+                    "name": b.name,
+                    "state": b.state.value,
+                    "operator": b.operator,
+                    "created_at": b.created_at,
+                    "pages": len(pages),
+                    "counts": store.counts(b.id),
+                    "flags": {
+                        f: sum(1 for p in pages if f in p.flags) for f in sorted({f for p in pages for f in p.flags})
+                    },
+                    "documents": [
+                        {
+                            "id": d.id,
+                            "seq": d.seq,
+                            "employee_code": d.employee_code,
+                            "acr_period": d.acr_period,
+                            "pages": sum(1 for p in pages if p.document_id == d.id),
+                            "pdf": store.document_pdf(d.id) is not None,
+                        }
+                        for d in docs
+                    ],
+                    "page_list": [
+                        {
+                            "seq": p.seq,
+                            "id": p.id,
+                            "state": p.state.value,
+                            "ocr": p.ocr_state.value,
+                            "flags": p.flags,
+                            "side": p.side.value,
+                            "device": p.device,
+                            "raw_sha256": p.raw_sha256,
+                            "image_sha256": p.image_sha256,
+                            "source_key": p.source_key,
+                            "document_id": p.document_id,
+                        }
+                        for p in pages
+                    ],
+                }
+            )
+        out["audit_head"] = store.audit_head()
+        return out
+    finally:
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    data = _status_data(_config(args), args.batch)
+    if args.json:
+        _print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    _print(f"station {data['station']} ({data['unit']}), data in {data['data_dir']}")
+    if not data["batches"]:
+        _print("no batches yet")
+    for b in data["batches"]:
+        c = b["counts"]
+        _print(
+            f"batch {b['name']}: {b['state']}, {b['pages']} page(s) "
+            f"[processed {c.get('state_processed', 0)}, OCR done {c.get('ocr_done', 0)}, "
+            f"OCR pending {c.get('ocr_pending', 0)}, OCR failed {c.get('ocr_failed', 0)}]"
+        )
+        for flag, n in b["flags"].items():
+            _print(f"  flagged {flag}: {n}")
+        for d in b["documents"]:
+            _print(
+                f"  ACR file {d['seq']}: {d['employee_code']} {d['acr_period']} - {d['pages']} page(s)"
+                + (", PDF ready" if d["pdf"] else "")
+            )
+    return 0
+
+
+def cmd_verify_vault(args: argparse.Namespace) -> int:
+    from .station import integrity_error
+
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        problems = station.verify_vault()
+        n = len(station.store.objects())
+    finally:
+        station.close()
+    if problems:
+        for p in problems:
+            _err(p)
+        raise integrity_error(problems)
+    _print(f"vault verified: {n} object(s), all present, decryptable and matching their hashes; audit chain intact")
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        batch = station.store.batch(args.batch)
+        if batch is None:
+            raise StateError(f"no batch called '{args.batch}'")
+        station.wait_idle(include_ocr=True)
+        for doc in station.store.documents(batch.id):
+            obj = station.assemble_pdf(doc.id)
+            _print(
+                f"ACR file {doc.employee_code} {doc.acr_period}: searchable PDF stored in the vault "
+                f"({obj.size} bytes, sha256 {obj.sha256[:16]}…)"
+            )
+    finally:
+        station.close()
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        if args.retry_failed:
+            _print(f"{station.retry_failed_ocr(args.batch)} page(s) queued for another OCR attempt")
+        _finish(station, wait_ocr=True)
+    finally:
+        station.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, _config_or_none(args), _print)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from .demo import start_station
+
+    return start_station(args, _config_or_none(args), _print)
+
+
+def _config_or_none(args: argparse.Namespace) -> Config | None:
+    if getattr(args, "config", None) or os.environ.get(CONFIG_ENV):
+        return _config(args)
+    return None
+
+
+def cmd_exit_codes(args: argparse.Namespace) -> int:
+    for code, meaning in EXIT_CODES.items():
+        _print(f"{code:>4}  {meaning}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help=f"station configuration (default: ${CONFIG_ENV} or embedded defaults)",
+    )
+    p = argparse.ArgumentParser(
+        prog="scanstation", description="Secure scanning station for confidential records.", parents=[common]
+    )
+    p.add_argument("--version", action="version", version=f"scanstation {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("init", parents=[common], help="write a configuration and a sealed station identity")
+    s.add_argument("--data-dir", required=True, metavar="DIR")
+    s.add_argument("--portal-recipient", required=True, metavar="AGE1...", help="portal's age recipient")
+    s.add_argument("--unit", default="Unit 1")
+    s.add_argument("--station-id", default="station-1")
+    s.add_argument("--operator", default="operator")
+    s.add_argument("--force", action="store_true", help="replace an existing configuration and identity")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("devices", parents=[common], help="list scanners")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_devices)
+
+    def add_index(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("ACR file index (optional)")
+        g.add_argument("--employee", metavar="CODE", help="employee code of the ACR file these pages belong to")
+        g.add_argument("--name", help="employee name")
+        g.add_argument("--rank", help="rank")
+        g.add_argument("--period", help="ACR period, e.g. 2019-20")
+        sp.add_argument("--no-wait", action="store_true", help="return after capture; OCR resumes on next start")
+
+    s = sub.add_parser("scan", parents=[common], help="scan pages from a SANE device into a batch")
+    s.add_argument("--device", required=True, metavar="DEV")
+    s.add_argument("--source", choices=["flatbed", "adf", "duplex"])
+    s.add_argument("--resolution", type=int, metavar="N")
+    s.add_argument("--mode", choices=["gray", "color", "lineart"])
+    s.add_argument("--option", action="append", metavar="NAME=VALUE", help="back-end option (repeatable)")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    add_index(s)
+    s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("import", parents=[common], help="import image/TIFF/PDF files into a batch")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.add_argument("--resolution", type=int, metavar="N", help="PDF rendering resolution (default 300)")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    add_index(s)
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("status", parents=[common], help="batches, pages and processing state")
+    s.add_argument("--batch", metavar="NAME")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("verify-vault", parents=[common], help="check every vault object against its recorded hash")
+    s.set_defaults(func=cmd_verify_vault)
+
+    s = sub.add_parser("process", parents=[common], help="finish cleaning and OCR left over from an earlier run")
+    s.add_argument("--batch", metavar="NAME")
+    s.add_argument("--retry-failed", action="store_true", help="give pages whose OCR failed another attempt")
+    s.set_defaults(func=cmd_process)
+
+    s = sub.add_parser("assemble", parents=[common], help="build each ACR file's searchable PDF (in the vault)")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.set_defaults(func=cmd_assemble)
+
+    s = sub.add_parser("demo", parents=[common], help="scan synthetic ACR files end to end")
+    s.add_argument("--files", type=int, default=3, metavar="N", help="number of synthetic ACR files")
+    s.add_argument("--pages", type=int, default=3, metavar="N", help="pages per ACR file")
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--batch", default=None, metavar="NAME")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")
+    s.add_argument("--headless", action="store_true", help="no UI: set up, run the demo batch and print status")
+    s.set_defaults(func=cmd_start)
+
+    s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")
+    s.set_defaults(func=cmd_exit_codes)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except ScanStationError as e:
+        _err(e.message)
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

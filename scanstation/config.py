@@ -1,0 +1,164 @@
+"""Station configuration: embedded TOML defaults overlaid by the station's file, validated with clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+CONFIG_ENV = "SCANSTATION_CONFIG"
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationSection(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    unit: str = Field(min_length=1, max_length=120)
+    data_dir: str
+    operator: str = Field(min_length=1, max_length=64)
+
+
+class KeysSection(_Section):
+    portal_recipient: str
+    sealed_identity: str = Field(min_length=1)
+
+    @field_validator("portal_recipient")
+    @classmethod
+    def _recipient(cls, v: str) -> str:
+        if v and not _AGE_RECIPIENT.match(v):
+            raise ValueError("not an age X25519 recipient (expected 'age1' followed by 58 characters)")
+        return v
+
+
+class ScanSection(_Section):
+    source: Literal["flatbed", "adf", "duplex"]
+    mode: Literal["gray", "color", "lineart"]
+    resolution: int = Field(ge=75, le=1200)
+    page_size: Literal["A4", "legal", "letter", "max"]
+
+
+class PipelineSection(_Section):
+    analysis_workers: int = Field(ge=1, le=8)
+    png_compress_level: int = Field(ge=0, le=9)
+
+
+class OcrSection(_Section):
+    enabled: bool
+    languages: str = Field(pattern=r"^[A-Za-z_/]+(\+[A-Za-z_/]+)*$")
+    workers: int = Field(ge=1, le=16)
+    timeout_seconds: float = Field(gt=0, le=3600)
+    max_attempts: int = Field(ge=1, le=10)
+
+
+class LimitsSection(_Section):
+    max_image_pixels: int = Field(ge=1_000_000)
+    max_file_bytes: int = Field(ge=1024)
+
+
+class Config(_Section):
+    station: StationSection
+    keys: KeysSection
+    scan: ScanSection
+    pipeline: PipelineSection
+    ocr: OcrSection
+    limits: LimitsSection
+    # where it came from, for messages; not part of the file
+    source: str = "<embedded defaults>"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(os.path.expanduser(self.station.data_dir))
+
+    @property
+    def sealed_identity_path(self) -> Path:
+        p = Path(os.path.expanduser(self.keys.sealed_identity))
+        return p if p.is_absolute() else self.data_dir / p
+
+
+def _defaults_text() -> str:
+    return resources.files("scanstation").joinpath("defaults/station.toml").read_text("utf-8")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(base))})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: key '{dotted}' must be a table ([{dotted}])")
+            out[key] = _merge(base[key], value, where, dotted + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(data: dict[str, Any], where: str) -> Config:
+    try:
+        return Config.model_validate({**data, "source": where})
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
+        raise ConfigError(f"{where}: key '{loc}': {first['msg']}{more}") from e
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Embedded defaults, overlaid by ``path`` (or $SCANSTATION_CONFIG) when given."""
+    base = tomllib.loads(_defaults_text())
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None:
+        return _validate(base, "<embedded defaults>")
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{where}: configuration file not found (run 'scanstation init' first)") from e
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read configuration file: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {e.start})") from e
+    try:
+        user = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from e
+    return _validate(_merge(base, user, where), where)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def render_config(values: dict[str, dict[str, Any]]) -> str:
+    """TOML text for a station file holding only the given (section -> key -> value) overrides."""
+    lines = ["# ScanStation configuration (written by 'scanstation init'); defaults fill in the rest.", ""]
+    for section, keys in values.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in keys.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def validate_text(path: Path, text: str) -> Config:
+    """Validate TOML text as if it were the file at ``path`` (used by init before writing)."""
+    user = tomllib.loads(text)
+    return _validate(_merge(tomllib.loads(_defaults_text()), user, str(path)), str(path))

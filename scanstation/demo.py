@@ -1,0 +1,142 @@
+"""The demo: a self-contained station that scans synthetic ACR files end to end (import back end)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import Config, load_config, render_config, validate_text
+from .errors import StateError
+
+Printer = Callable[..., None]
+DEMO_PASSPHRASE_FILE = "DEMO-ONLY-passphrase.txt"
+
+
+def _demo_config() -> tuple[Config, Path]:
+    """Embedded defaults' data dir, with a station file inside it (created on first use)."""
+    base = load_config(None)
+    cfg_path = base.data_dir / "station.toml"
+    if cfg_path.exists():
+        return load_config(cfg_path), cfg_path
+    return base, cfg_path
+
+
+def ensure_demo_station(config: Config | None, out: Printer) -> Config:
+    """Initialise a demo station on first use: a generated portal key and passphrase, clearly labelled.
+
+    A demo station holds only synthetic pages; its passphrase is kept beside it so that the demo runs
+    unattended.  A production station is created with 'scanstation init' and a real portal key.
+    """
+    from .atomic import atomic_write
+    from .keys import generate_identity, seal_identity
+
+    if config is not None:
+        if not config.sealed_identity_path.exists():
+            raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
+        return config
+    config, cfg_path = _demo_config()
+    if config.sealed_identity_path.exists() and cfg_path.exists():
+        _use_demo_passphrase(config)
+        return config
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    portal_secret, portal_recipient = generate_identity()
+    env_file = os.environ.get("SCANSTATION_PASSPHRASE_FILE")
+    passphrase = Path(env_file).read_text("utf-8").rstrip("\n") if env_file else secrets.token_urlsafe(24)
+    if not env_file:
+        atomic_write(data_dir / DEMO_PASSPHRASE_FILE, passphrase.encode())
+        os.chmod(data_dir / DEMO_PASSPHRASE_FILE, 0o600)
+    # The demo portal's identity is sealed with the same passphrase: the demo receiver can use it.
+    seal_identity(portal_secret, passphrase, data_dir / "demo-portal-identity.age")
+    secret, _ = generate_identity()
+    seal_identity(secret, passphrase, config.sealed_identity_path)
+    text = render_config({
+        "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": "demo"},
+        "keys": {"portal_recipient": portal_recipient},
+    })
+    validate_text(cfg_path, text)
+    atomic_write(cfg_path, text.encode())
+    out(f"demo station initialised in {data_dir} (synthetic data only; portal key generated locally)")
+    config = load_config(cfg_path)
+    _use_demo_passphrase(config)
+    return config
+
+
+def _use_demo_passphrase(config: Config) -> None:
+    f = config.data_dir / DEMO_PASSPHRASE_FILE
+    if f.exists() and not os.environ.get("SCANSTATION_PASSPHRASE_FILE"):
+        os.environ["SCANSTATION_PASSPHRASE_FILE"] = str(f)
+
+
+def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> int:
+    from drivers.base import CancelToken, ScanSettings
+    from drivers.import_driver import ImportDriver
+
+    from .keys import read_passphrase, unlock_identity
+    from .station import Station, integrity_error
+    from .synth import render_acr_file
+
+    config = ensure_demo_station(config, out)
+    key = unlock_identity(config.sealed_identity_path, read_passphrase(prompt="Station passphrase: "))
+    acked = []
+
+    def events(kind: str, data: dict[str, Any]) -> None:
+        if kind == "page_acknowledged":
+            acked.append(data["seq"])
+            out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
+
+    batch = args.batch or f"demo-{args.seed}"
+    with Station(config, key, events=events) as station:
+        for i in range(args.files):
+            pages = render_acr_file(args.seed + i, args.pages)
+            fields = pages[0].fields
+            doc = station.open_document(batch, fields["employee_code"], fields["name"], fields["rank"],
+                                        fields["acr_period"])
+            files = []
+            try:
+                for n, page in enumerate(pages, 1):
+                    # synthetic pages look like real ACRs, so they too stay in RAM, never on disk
+                    f = station.ramdir.path / f"acr-{fields['employee_code']}-p{n}.png"
+                    page.image.save(f, format="PNG")
+                    files.append(f)
+                driver = ImportDriver(files, tmp_dir=station.ramdir.path)
+                report = station.capture(batch, driver, "import", ScanSettings(), cancel=CancelToken(),
+                                         document=doc)
+            finally:
+                for f in files:
+                    f.unlink(missing_ok=True)
+            out(f"ACR file {fields['employee_code']} ({fields['name']}, {fields['acr_period']}): "
+                f"{len(report.acknowledged)} page(s) captured")
+        out("waiting for cleaning and OCR to finish…")
+        station.wait_idle(include_ocr=True)
+        b = station.store.batch(batch)
+        assert b is not None
+        for doc in station.store.documents(b.id):
+            obj = station.assemble_pdf(doc.id)
+            out(f"searchable PDF for {doc.employee_code}: {obj.size} bytes, encrypted in the vault")
+        for p in station.store.pages(b.id):
+            out(f"page {p.seq}: {p.state.value}, OCR {p.ocr_state.value}"
+                + (f", flags: {', '.join(p.flags)}" if p.flags else ""))
+        problems = station.verify_vault()
+        if problems:
+            raise integrity_error(problems)
+        out(f"demo batch '{batch}': {len(acked)} new page(s); vault verified")
+    return 0
+
+
+def start_station(args: argparse.Namespace, config: Config | None, out: Printer) -> int:
+    """Start the station: the kiosk UI when a display is available, else the headless demo."""
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                       or os.environ.get("QT_QPA_PLATFORM"))
+    config = ensure_demo_station(config, out)
+    if args.headless or not has_display:
+        out("no display (or --headless): running the demo batch")
+        demo_args = argparse.Namespace(files=2, pages=2, seed=2026, batch=None)
+        return run_demo(demo_args, config, out)
+    from ui.app import run_ui
+
+    return run_ui(config)
