@@ -46,7 +46,7 @@ def _event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]
     def sink(kind: str, data: dict[str, Any]) -> None:
         if kind == "page_acknowledged":
             # This line is the acknowledgement contract: printed only after the page is durable.
-            _print(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label'] or data['source_key']})")
+            _print(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']}) [{data['source_key']}]")
         elif kind == "page_duplicate" and not quiet:
             _print(f"already stored, skipped: {data['label'] or data['source_key']}")
         elif kind == "input_rejected":
@@ -117,7 +117,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     passphrase = read_passphrase(prompt="New station passphrase: ", confirm=True)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret, recipient = generate_identity()
-    seal_identity(secret, passphrase, sealed)
+    seal_identity(secret, passphrase, sealed, overwrite=args.force)
     del secret
     from .atomic import atomic_write
 

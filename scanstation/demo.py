@@ -51,9 +51,9 @@ def ensure_demo_station(config: Config | None, out: Printer) -> Config:
         atomic_write(data_dir / DEMO_PASSPHRASE_FILE, passphrase.encode())
         os.chmod(data_dir / DEMO_PASSPHRASE_FILE, 0o600)
     # The demo portal's identity is sealed with the same passphrase: the demo receiver can use it.
-    seal_identity(portal_secret, passphrase, data_dir / "demo-portal-identity.age")
+    seal_identity(portal_secret, passphrase, data_dir / "demo-portal-identity.age", overwrite=True)
     secret, _ = generate_identity()
-    seal_identity(secret, passphrase, config.sealed_identity_path)
+    seal_identity(secret, passphrase, config.sealed_identity_path, overwrite=True)
     text = render_config({
         "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": "demo"},
         "keys": {"portal_recipient": portal_recipient},

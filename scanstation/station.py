@@ -25,7 +25,7 @@ from .config import Config
 from .domain import Batch, Document, OcrState, Page, Side
 from .errors import DeviceError, InputError, OcrError, ScanStationError, StateError, VaultIntegrityError
 from .keys import StationKey, parse_recipient
-from .ramdir import RamDir
+from .ramdir import RamDir, set_process_tempdir, sweep_stale
 from .store import Store, StoredObject
 from .vault import ObjectRef, Vault
 
@@ -101,7 +101,10 @@ class Station:
             if not config.keys.portal_recipient:
                 raise StateError(f"{config.source}: keys.portal_recipient is not set (run 'scanstation init')")
             recipients = [parse_recipient(config.keys.portal_recipient), parse_recipient(key.recipient)]
+            sweep_stale("scanstation")  # RAM dirs of station processes that died (kill -9, power loss)
             self.ramdir = RamDir(prefix="scanstation")
+            # pytesseract, Pillow plugins and anything else using tempfile now write only to tmpfs
+            self._restore_tempdir = set_process_tempdir(self.ramdir)
             self.store = Store(data_dir / "station.db")
             self.vault = Vault(data_dir / "vault", recipients, key)
         except BaseException:
@@ -160,6 +163,7 @@ class Station:
         if self._ocr_pool is not None:
             self._ocr_pool.shutdown()
         self.store.close()
+        self._restore_tempdir()
         self.ramdir.close()
         self._lock.release()
 

@@ -1,0 +1,94 @@
+"""After a full demo batch nothing readable lies on disk: no image/PDF signatures, no OCR'd text."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .stationkit import make_station
+
+SIGNATURES = {
+    "PNG": b"\x89PNG\r\n\x1a\n",
+    "TIFF-LE": b"II*\x00",
+    "TIFF-BE": b"MM\x00*",
+    "JPEG": b"\xff\xd8\xff",
+    "PDF": b"%PDF-",
+    "PNM-P4": b"P4\n",
+    "PNM-P5": b"P5\n",
+    "PNM-P6": b"P6\n",
+}
+
+
+def _files(root: Path, since: float | None):  # type: ignore[no-untyped-def]
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            p = Path(dirpath) / n
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if not p.is_file() or p.is_symlink():
+                continue
+            if since is not None and st.st_mtime < since and st.st_ctime < since:
+                continue
+            yield p
+
+
+def _age_decrypt(identity: Path, obj: Path) -> bytes:
+    return subprocess.run(["age", "-d", "-i", str(identity), str(obj)], check=True, capture_output=True).stdout
+
+
+@pytest.mark.slow
+def test_no_plaintext_after_demo(tmp_path: Path) -> None:
+    st = make_station(tmp_path / "st", ocr_languages="hin+eng")
+    st.env["TMPDIR"] = "/tmp"  # a leak through tempfile would land in /tmp, which we scan
+    start = time.time() - 1
+    proc = st.run("--config", str(st.config), "demo", "--files", "2", "--pages", "2", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "vault verified" in proc.stdout
+
+    # Collect the OCR'd text (decrypting with the portal identity) to search for it in plaintext.
+    objects = sorted((st.data_dir / "vault").rglob("*.age"))
+    assert objects, "demo stored no objects"
+    sentences: list[bytes] = []
+    kinds = {"png": 0, "pdf": 0, "text": 0}
+    for obj in objects:
+        plain = _age_decrypt(st.portal_identity_file, obj)
+        if plain.startswith(SIGNATURES["PNG"]):
+            kinds["png"] += 1
+        elif plain.startswith(SIGNATURES["PDF"]):
+            kinds["pdf"] += 1
+        else:
+            kinds["text"] += 1
+            for line in plain.decode("utf-8", "replace").splitlines():
+                line = line.strip()
+                if len(line) >= 16:
+                    sentences.append(line.encode("utf-8"))
+    assert kinds["png"] >= 8 and kinds["pdf"] >= 2  # raw + cleaned per page; one PDF per ACR file
+    assert sentences, "no OCR text found in the vault"
+
+    roots = [(st.data_dir, None), (Path("/tmp"), start), (Path("/var/tmp"), start)]
+    leaks = []
+    for root, since in roots:
+        for f in _files(root, since):
+            if f.is_relative_to(st.root) and not f.is_relative_to(st.data_dir):
+                continue  # the test's own key and passphrase files, not the station's
+            try:
+                data = f.read_bytes()
+            except OSError:
+                continue
+            for name, sig in SIGNATURES.items():
+                # short signatures only at the start (random ciphertext contains 3-byte runs by chance)
+                if data.startswith(sig) or (name in ("PNG", "PDF") and sig in data):
+                    leaks.append(f"{f}: {name} signature")
+            for s in sentences[:200]:
+                if s in data:
+                    leaks.append(f"{f}: OCR text {s[:40]!r}")
+                    break
+    assert not leaks, "\n".join(leaks[:20])
+    # the private RAM directory is gone once the station stopped
+    assert not [p for p in Path("/dev/shm").glob("scanstation*") if str(os.getpid()) in p.name]
