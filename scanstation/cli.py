@@ -39,7 +39,7 @@ def _unlock(config: Config) -> Any:
     path = config.sealed_identity_path
     if not path.exists():
         raise StateError(f"{path}: no sealed station identity (run 'scanstation init')")
-    return unlock_identity(path, read_passphrase(prompt="Station passphrase: "))
+    return unlock_identity(path, read_passphrase(prompt="Station passphrase: ", require_private=True))
 
 
 def _event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:

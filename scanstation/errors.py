@@ -33,6 +33,10 @@ class InputError(ScanStationError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # picklable, so it can cross a process pool or the SANE child's pipe
+        return (type(self), (self.source, self.reason))
+
 
 class UnlockError(ScanStationError):
     """The station identity could not be unlocked (wrong passphrase, missing sealed key)."""
@@ -85,6 +89,13 @@ class DeviceError(ScanStationError):
         self.detail = detail
         self.device = device
         self.pages_received = pages_received
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_device_error, (type(self), self.detail, self.device, self.pages_received))
+
+
+def _rebuild_device_error(cls: type[DeviceError], detail: str, device: str, pages_received: int) -> DeviceError:
+    return cls(detail, device=device, pages_received=pages_received)
 
 
 class FeederEmpty(DeviceError):

@@ -484,10 +484,14 @@ class Station:
         return self.vault.get(obj_id, self.store.object(obj_id).sha256)
 
     def retry_failed_ocr(self, batch_name: str | None = None, actor: str = "station") -> int:
-        pages = self.store.pages(
-            self.store.batch(batch_name).id if batch_name and self.store.batch(batch_name) else None
-        )
-        n = self.store.retry_ocr([p.id for p in pages if p.ocr_state is OcrState.FAILED], actor)
+        batch_id = None
+        if batch_name is not None:
+            batch = self.store.batch(batch_name)
+            if batch is None:
+                raise StateError(f"no batch called '{batch_name}'")
+            batch_id = batch.id
+        failed = [p.id for p in self.store.pages(batch_id) if p.ocr_state is OcrState.FAILED]
+        n = self.store.retry_ocr(failed, actor)
         self._ocr_wake.set()
         return n
 

@@ -1,0 +1,376 @@
+"""Searchable PDF/A-2b assembly in memory: lossless page images with tesseract's invisible text layer."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.resources
+import io
+import shutil
+import struct
+import subprocess
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pikepdf
+from pikepdf import Array, Dictionary, Name
+from PIL import Image, TiffImagePlugin, features
+
+from . import __version__
+from .errors import ExternalToolError, InputError
+
+JPEG_QUALITY = 90
+# Aspect ratios of image and text layer may differ by rounding only; more means the OCR was run on a
+# different image (rotated, cropped) and the text would sit in the wrong place.
+_ASPECT_TOLERANCE = 0.02
+_PDFTOTEXT_TIMEOUT = 60.0
+SRGB_NAME = "sRGB IEC61966-2.1"
+
+# sRGB profiles on a Debian station, most dependable first.  pikepdf (a hard dependency) ships one;
+# the system ones come from icc-profiles-free, libgs-common (ghostscript) and colord.
+_SYSTEM_ICC_CANDIDATES = (
+    Path("/usr/share/color/icc/sRGB.icc"),
+    Path("/usr/share/color/icc/ghostscript/srgb.icc"),
+    Path("/usr/share/color/icc/colord/sRGB.icc"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PdfPage:
+    """One page to assemble: the full-quality image, its resolution and the OCR text layer if any."""
+
+    image_png: bytes | Image.Image  # PNG (or any format Pillow reads) bytes, or a PIL image
+    dpi: int
+    text_pdf: bytes | None = None  # tesseract's text-only page; None → image-only page (OCR failed)
+    photo: bool = False  # True → JPEG q90 for grey/colour (photographs); lossless Flate otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class PdfMetadata:
+    """Document metadata written identically to the Info dictionary and the XMP packet."""
+
+    title: str
+    employee_code: str
+    employee_name: str
+    acr_period: str
+    unit: str
+    producer: str = f"ScanStation {__version__}"
+    created: datetime | None = None  # injectable clock; None → now (timezone-aware)
+
+    @property
+    def subject(self) -> str:
+        return f"ACR {self.acr_period}: {self.employee_code} {self.employee_name}, {self.unit}"
+
+    @property
+    def keywords(self) -> str:
+        return "; ".join(p for p in ("ACR", self.employee_code, self.acr_period, self.unit) if p)
+
+
+# ---------------------------------------------------------------- colour profile
+
+
+def _is_rgb_display_profile(data: bytes) -> bool:
+    # ICC header: device class at 12, colour space at 16, magic 'acsp' at 36.
+    return len(data) > 128 and data[36:40] == b"acsp" and data[16:20] == b"RGB " and data[12:16] == b"mntr"
+
+
+@functools.cache
+def srgb_icc_profile() -> bytes:
+    """An sRGB ICC profile for the PDF/A OutputIntent, loaded at run time (never committed to the repo)."""
+    looked: list[str] = []
+    with contextlib.suppress(ModuleNotFoundError, FileNotFoundError, OSError):
+        resource = importlib.resources.files("pikepdf").joinpath("pdfa/data/sRGB.icc")
+        looked.append(f"pikepdf package ({resource})")
+        data = resource.read_bytes()
+        if _is_rgb_display_profile(data):
+            return data
+    for path in _SYSTEM_ICC_CANDIDATES:
+        looked.append(str(path))
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if _is_rgb_display_profile(data):
+            return data
+    raise ExternalToolError(
+        "no sRGB ICC colour profile found for PDF/A (looked in: "
+        + ", ".join(looked)
+        + "); install the Debian package icc-profiles-free"
+    )
+
+
+# ---------------------------------------------------------------- images
+
+
+def _load_image(page: PdfPage, label: str) -> Image.Image:
+    if isinstance(page.image_png, Image.Image):
+        im = page.image_png
+    else:
+        try:
+            im = Image.open(io.BytesIO(page.image_png))
+            im.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise InputError(label, f"page image cannot be read: {e}") from e
+    if page.dpi <= 0:
+        raise InputError(label, f"invalid resolution {page.dpi} dpi")
+    return _normalise_mode(im, label)
+
+
+def _normalise_mode(im: Image.Image, label: str) -> Image.Image:
+    """Bring an image to 1, L or RGB without losing information, picking the smallest exact mode."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise InputError(label, f"{im.mode} (16-bit or float) images are not supported; scan at 8 bits")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        # PDF/A forbids transparency (soft masks): flatten onto white paper.
+        rgba = im.convert("RGBA")
+        flat = Image.new("RGB", im.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        im = flat
+    if im.mode not in ("1", "L", "RGB"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB: DeviceCMYK would need a CMYK output intent
+    if im.mode == "RGB":
+        px = np.asarray(im)
+        if np.array_equal(px[..., 0], px[..., 1]) and np.array_equal(px[..., 1], px[..., 2]):
+            im = im.convert("L")  # exact: grey stored as RGB
+    if im.mode == "L":
+        px = np.asarray(im)
+        if np.all((px == 0) | (px == 255)):
+            im = im.convert("1", dither=Image.Dither.NONE)  # exact: bilevel stored as grey
+    return im
+
+
+def _ccitt_g4(im: Image.Image) -> tuple[bytes, bool] | None:
+    """CCITT Group 4 data of a 1-bit image (via Pillow's libtiff, in memory), or None if unavailable."""
+    if not features.check("libtiff"):
+        return None
+    buf = io.BytesIO()
+    # One strip for the whole page: G4 strips cannot be concatenated into a single PDF stream.
+    im.save(buf, format="TIFF", compression="group4", tiffinfo={278: im.height})
+    buf.seek(0)
+    with Image.open(buf) as tif:
+        if not isinstance(tif, TiffImagePlugin.TiffImageFile):
+            return None
+        offsets = tif.tag_v2.get(273)
+        counts = tif.tag_v2.get(279)
+        photometric = tif.tag_v2.get(262, 0)
+    if offsets is None or counts is None or len(offsets) != 1 or len(counts) != 1:
+        return None
+    data = buf.getvalue()[offsets[0] : offsets[0] + counts[0]]
+    # Pillow writes mode "1" as min-is-black (1 = white); PDF's BlackIs1 must say which way round it is.
+    return data, photometric == 1
+
+
+def _png_idat(im: Image.Image) -> tuple[bytes, int, int]:
+    """Encode with Pillow's PNG encoder and return (IDAT zlib stream, bit depth, colour count).
+
+    PNG's per-row filters are exactly PDF's Flate predictor 15, so the IDAT data can go into the PDF
+    as is: lossless and several times smaller than unpredicted Flate for scanned grey pages.
+    """
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6)
+    png = buf.getvalue()
+    pos, idat = 8, []
+    bit_depth = colour_type = -1
+    while pos + 8 <= len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            _w, _h, bit_depth, colour_type, _c, _f, interlace = struct.unpack(">IIBBBBB", body)
+            if interlace:
+                raise ValueError("interlaced PNG cannot be embedded directly")
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    colours = {0: 1, 2: 3}.get(colour_type)
+    if colours is None:
+        raise ValueError(f"unexpected PNG colour type {colour_type} for mode {im.mode}")
+    return b"".join(idat), bit_depth, colours
+
+
+def _image_xobject(pdf: pikepdf.Pdf, im: Image.Image, photo: bool) -> pikepdf.Stream:
+    width, height = im.size
+    common = {"Type": Name.XObject, "Subtype": Name.Image, "Width": width, "Height": height}
+    colour_space = Name.DeviceRGB if im.mode == "RGB" else Name.DeviceGray
+    if im.mode == "1":
+        g4 = _ccitt_g4(im)
+        if g4 is not None:
+            data, black_is_1 = g4
+            return pikepdf.Stream(
+                pdf,
+                data,
+                **common,
+                ColorSpace=Name.DeviceGray,
+                BitsPerComponent=1,
+                Filter=Name.CCITTFaxDecode,
+                DecodeParms=Dictionary(K=-1, Columns=width, Rows=height, BlackIs1=black_is_1),
+            )
+    elif photo:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        return pikepdf.Stream(
+            pdf, buf.getvalue(), **common, ColorSpace=colour_space, BitsPerComponent=8, Filter=Name.DCTDecode
+        )
+    data, bits, colours = _png_idat(im)
+    return pikepdf.Stream(
+        pdf,
+        data,
+        **common,
+        ColorSpace=colour_space,
+        BitsPerComponent=bits,
+        Filter=Name.FlateDecode,
+        DecodeParms=Dictionary(Predictor=15, Colors=colours, BitsPerComponent=bits, Columns=width),
+    )
+
+
+# ---------------------------------------------------------------- assembly
+
+
+def _text_layer(
+    pdf: pikepdf.Pdf, text_pdf: bytes, label: str, page_size: tuple[float, float], keep_open: list[pikepdf.Pdf]
+) -> tuple[pikepdf.Object, float, float]:
+    """Import tesseract's text-only page as a Form XObject; returns it with its x/y scale factors."""
+    try:
+        src = pikepdf.open(io.BytesIO(text_pdf))
+    except pikepdf.PdfError as e:
+        raise InputError(label, f"OCR text layer is not a readable PDF: {e}") from e
+    # qpdf copies foreign stream data lazily: the source must stay open until the result is saved.
+    keep_open.append(src)
+    if len(src.pages) != 1:
+        raise InputError(label, f"OCR text layer has {len(src.pages)} pages, expected 1")
+    box = [float(v) for v in src.pages[0].mediabox]
+    tw, th = box[2] - box[0], box[3] - box[1]
+    width, height = page_size
+    if tw <= 0 or th <= 0 or abs((tw / th) / (width / height) - 1) > _ASPECT_TOLERANCE:
+        raise InputError(
+            label, "OCR text layer does not match the page image (was the image rotated or cropped after OCR?)"
+        )
+    form = pdf.copy_foreign(src.pages[0].as_form_xobject())
+    return form, width / tw, height / th
+
+
+def _num(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def _add_page(pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikepdf.Pdf]) -> None:
+    label = f"page {index + 1}"
+    im = _load_image(page, label)
+    width, height = im.width * 72 / page.dpi, im.height * 72 / page.dpi
+    try:
+        new_page = pdf.add_blank_page(page_size=(width, height))
+    except ValueError as e:  # PDF limits pages to 3..14400 units
+        raise InputError(label, f"page size {width:.0f}x{height:.0f} pt out of range: {e}") from e
+    # Fixed resource names (not add_resource's random ones) keep the output byte-for-byte reproducible.
+    image_name = new_page.add_resource(_image_xobject(pdf, im, page.photo), Name.XObject, Name("/Im0"))
+    ops = []
+    if page.text_pdf is not None:
+        form, sx, sy = _text_layer(pdf, page.text_pdf, label, (width, height), keep_open)
+        text_name = new_page.add_resource(form, Name.XObject, Name("/OCR0"))
+        # Text first, image over it: the text is invisible (render mode 3) either way, but this way
+        # nothing, not even a viewer that ignores render modes, can show it over the scan.
+        ops.append(f"q {_num(sx)} 0 0 {_num(sy)} 0 0 cm {text_name} Do Q")
+    ops.append(f"q {_num(width)} 0 0 {_num(height)} 0 0 cm {image_name} Do Q")
+    new_page.obj.Contents = pdf.make_stream("\n".join(ops).encode("ascii"))
+
+
+def _set_metadata(pdf: pikepdf.Pdf, metadata: PdfMetadata) -> None:
+    created = metadata.created or datetime.now(UTC).astimezone()
+    if created.tzinfo is None:
+        created = created.astimezone()  # PDF/A dates need an explicit offset; naive means local time
+    stamp = created.isoformat(timespec="seconds")
+    # pikepdf mirrors these XMP entries into the Info dictionary (Title, Subject, Keywords, Creator,
+    # Producer, CreationDate, ModDate), which is what PDF/A requires: both must agree.
+    with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=True) as meta:
+        meta["dc:title"] = unicodedata.normalize("NFC", metadata.title)
+        meta["dc:description"] = unicodedata.normalize("NFC", metadata.subject)
+        meta["pdf:Keywords"] = unicodedata.normalize("NFC", metadata.keywords)
+        meta["pdf:Producer"] = metadata.producer
+        meta["xmp:CreatorTool"] = metadata.producer
+        meta["xmp:CreateDate"] = stamp
+        meta["xmp:ModifyDate"] = stamp
+        meta["xmp:MetadataDate"] = stamp
+        meta["pdfaid:part"] = "2"
+        meta["pdfaid:conformance"] = "B"
+
+
+def _set_output_intent(pdf: pikepdf.Pdf) -> None:
+    profile = pdf.make_stream(srgb_icc_profile())
+    profile.N = 3
+    intent = Dictionary(
+        Type=Name.OutputIntent,
+        S=Name.GTS_PDFA1,  # the subtype name PDF/A uses for all its parts
+        OutputConditionIdentifier=pikepdf.String(SRGB_NAME),
+        Info=pikepdf.String(SRGB_NAME),
+        RegistryName=pikepdf.String("http://www.color.org"),
+        DestOutputProfile=profile,
+    )
+    pdf.Root.OutputIntents = Array([intent])
+
+
+def build_searchable_pdf(pages: list[PdfPage], metadata: PdfMetadata, work_dir: Path) -> bytes:
+    """Assemble one searchable PDF (aiming at PDF/A-2b) entirely in memory and return its bytes.
+
+    Each page is its image at full quality (1-bit: CCITT G4; grey/colour: PNG-predicted Flate, or JPEG
+    q90 if ``photo``), sized from its dpi, with tesseract's invisible text layer under it when present.
+    ``work_dir`` is the private RAM directory for temp files; the current implementation needs none
+    (images are encoded and the PDF written in memory) but keeps the parameter so that a future
+    encoder that must use files has a sanctioned place for them.
+
+    Raises InputError for unreadable images or text layers, ExternalToolError if no sRGB profile exists.
+    """
+    del work_dir  # see docstring: nothing is written, not even to RAM
+    if not pages:
+        raise InputError("document", "a PDF needs at least one page")
+    keep_open: list[pikepdf.Pdf] = []
+    try:
+        with pikepdf.new() as pdf:
+            for index, page in enumerate(pages):
+                _add_page(pdf, page, index, keep_open)
+            _set_output_intent(pdf)
+            _set_metadata(pdf, metadata)
+            out = io.BytesIO()
+            pdf.save(
+                out,
+                # Same input → same bytes (the /ID is derived from content): reproducible, hashable.
+                deterministic_id=True,
+                object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                compress_streams=True,
+                linearize=False,
+            )
+            return out.getvalue()
+    finally:
+        for src in keep_open:
+            src.close()
+
+
+def pdf_text(pdf_bytes: bytes, *, timeout: float = _PDFTOTEXT_TIMEOUT) -> str:
+    """Text a reader would copy out of the PDF, NFC-normalised (poppler's pdftotext, via pipes only).
+
+    Used by tests and checks; the PDF goes in on stdin and the text comes back on stdout, so nothing
+    is written anywhere.  Needs the Debian package poppler-utils.
+    """
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        raise ExternalToolError("pdftotext was not found; install the Debian package poppler-utils")
+    try:
+        proc = subprocess.run(
+            [exe, "-q", "-enc", "UTF-8", "fd://0", "-"],
+            input=pdf_bytes,
+            capture_output=True,
+            timeout=timeout,
+            check=True,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ExternalToolError(f"pdftotext timed out after {timeout:g} s") from e
+    except subprocess.CalledProcessError as e:
+        detail = e.stderr.decode("utf-8", "replace").strip()[-300:] if e.stderr else ""
+        raise ExternalToolError(f"pdftotext failed (exit {e.returncode}): {detail or 'no error output'}") from e
+    return unicodedata.normalize("NFC", proc.stdout.decode("utf-8", "replace"))

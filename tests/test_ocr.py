@@ -1,0 +1,265 @@
+"""Tests of the tesseract wrapper, page OCR and the OCR worker pool, against the real tesseract."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import signal
+import time
+import unicodedata
+from pathlib import Path
+
+import psutil
+import pytest
+from PIL import Image
+
+from scanstation import ocr, tesseract
+from scanstation.errors import ExternalToolError, InputError, OcrError
+
+CORPUS = Path("/work/shared/corpus")
+REAL_TESSERACT = shutil.which("tesseract")
+
+pytestmark = pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed")
+
+
+def png_bytes(path: Path, crop: tuple[int, int, int, int] | None = None) -> bytes:
+    with Image.open(path) as im:
+        page = im.crop(crop) if crop else im.copy()
+    buf = io.BytesIO()
+    page.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def devanagari_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha() or unicodedata.category(c).startswith("M")]
+    deva = [c for c in letters if "\u0900" <= c <= "\u097f"]
+    return len(deva) / max(1, len(letters))
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir(mode=0o700)
+    return d
+
+
+@pytest.fixture(scope="module")
+def phototest_png() -> bytes:
+    return png_bytes(CORPUS / "tess_phototest.tif")
+
+
+@pytest.fixture(scope="module")
+def devatest_png() -> bytes:
+    return png_bytes(CORPUS / "tess_devatest.png")
+
+
+def fake_tesseract(tmp_path: Path, body: str, name: str = "fake-tesseract") -> Path:
+    """A stand-in binary: answers --version/--list-langs like the real one, runs ``body`` otherwise."""
+    script = tmp_path / name
+    script.write_text(f'#!/bin/sh\ncase "$1" in --version|--list-langs) exec {REAL_TESSERACT} "$@";; esac\n{body}\n')
+    script.chmod(0o755)
+    return script
+
+
+# ---------------------------------------------------------------- tesseract wrapper
+
+
+def test_version_and_languages() -> None:
+    assert tesseract.version().split(".")[0].isdigit()
+    assert {"eng", "hin"} <= tesseract.languages()
+
+
+def test_english_page(phototest_png: bytes, work_dir: Path) -> None:
+    result = ocr.ocr_page(phototest_png, 200, work_dir, lang="eng")
+    text = " ".join(result.text.split()).lower()
+    # The page reads "The quick brown dog jumped over the lazy fox."
+    assert "quick brown dog" in text
+    assert "lazy fox" in text
+    assert result.text_pdf.startswith(b"%PDF")
+    assert result.confidence is not None and result.confidence > 80
+    assert result.lang_used == "eng"
+    assert result.seconds > 0
+    assert list(work_dir.iterdir()) == []
+
+
+def test_devanagari_page_is_nfc(devatest_png: bytes, work_dir: Path) -> None:
+    result = ocr.ocr_page(devatest_png, 300, work_dir, lang="hin")
+    assert devanagari_share(result.text) > 0.8
+    assert "मनुष्यों" in result.text
+    assert unicodedata.is_normalized("NFC", result.text)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_recognise_hocr_only_on_request(work_dir: Path) -> None:
+    image = work_dir / "crop.png"
+    image.write_bytes(png_bytes(CORPUS / "tess_phototest.tif", (0, 0, 640, 120)))
+    result = tesseract.recognise(image, work_dir, lang="eng", dpi=200, outputs=("txt", "hocr"))
+    assert result.hocr is not None and "ocrx_word" in result.hocr
+    assert result.pdf is None
+    assert "12 point text" in result.text
+    image.unlink()
+    assert list(work_dir.iterdir()) == []
+
+
+def test_timeout_leaves_nothing(devatest_png: bytes, work_dir: Path) -> None:
+    with pytest.raises(OcrError, match=r"tesseract timed out after 0\.01 s on page 7"):
+        ocr.ocr_page(devatest_png, 300, work_dir, lang="hin", timeout=0.01, label="page 7")
+    assert list(work_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('touch "$2.txt" "$2.pdf"\nkill -SEGV $$', r"crashed \(SIGSEGV\)"),
+        ('touch "$2.txt"\necho "Segmentation fault" >&2\nexit 139', r"crashed \(exit 139\).*Segmentation"),
+        ('echo "Error in pixReadStream" >&2\nexit 1', r"failed \(exit 1\).*pixReadStream"),
+    ],
+)
+def test_crash_leaves_nothing(body: str, expected: str, phototest_png: bytes, work_dir: Path, tmp_path: Path) -> None:
+    fake = fake_tesseract(tmp_path, body)
+    with pytest.raises(OcrError, match=expected):
+        ocr.ocr_page(phototest_png, 200, work_dir, lang="eng", tesseract_cmd=fake)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_crash_via_environment_variable(
+    phototest_png: bytes, work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_tesseract(tmp_path, "kill -SEGV $$")
+    monkeypatch.setenv(tesseract.TESSERACT_ENV, str(fake))
+    with pytest.raises(OcrError, match="SIGSEGV"):
+        ocr.ocr_page(phototest_png, 200, work_dir, lang="eng")
+    assert list(work_dir.iterdir()) == []
+
+
+def test_missing_output_is_an_error(phototest_png: bytes, work_dir: Path, tmp_path: Path) -> None:
+    fake = fake_tesseract(tmp_path, 'touch "$2.txt" "$2.tsv"\nexit 0')
+    with pytest.raises(OcrError, match="produced no pdf output"):
+        ocr.ocr_page(phototest_png, 200, work_dir, lang="eng", tesseract_cmd=fake)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_missing_binary(phototest_png: bytes, work_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExternalToolError, match="tesseract-ocr"):
+        ocr.ocr_page(phototest_png, 200, work_dir, lang="eng", tesseract_cmd=tmp_path / "no-such-tesseract")
+    with pytest.raises(ExternalToolError, match="tesseract-ocr"):
+        tesseract.version(tmp_path / "no-such-tesseract")
+    assert list(work_dir.iterdir()) == []
+
+
+def test_missing_language_names_the_package(phototest_png: bytes, work_dir: Path) -> None:
+    with pytest.raises(ExternalToolError, match="apt-get install tesseract-ocr-xyz"):
+        ocr.ocr_page(phototest_png, 200, work_dir, lang="eng+xyz")
+    assert list(work_dir.iterdir()) == []
+
+
+def test_debian_package_names() -> None:
+    assert tesseract.debian_package("hin") == "tesseract-ocr-hin"
+    assert tesseract.debian_package("chi_sim") == "tesseract-ocr-chi-sim"
+    assert tesseract.debian_package("Devanagari") == "tesseract-ocr-script-deva"
+
+
+def test_not_a_png(work_dir: Path) -> None:
+    with pytest.raises(InputError, match="not a PNG"):
+        ocr.ocr_page(b"GIF89a....", 300, work_dir)
+
+
+def test_errors_survive_pickling() -> None:
+    # Worker errors cross the process boundary by pickle; a failure here would break the pool.
+    for err in (OcrError("x on page 1"), ExternalToolError("install y")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+
+
+# ---------------------------------------------------------------- worker pool
+
+
+def test_pool_completes_all_pages(work_dir: Path) -> None:
+    crops = [(0, y, 640, y + 120) for y in (0, 120, 240, 360)]
+    pages = [png_bytes(CORPUS / "tess_phototest.tif", c) for c in crops]
+    with ocr.OcrWorkerPool(work_dir, max_workers=2, lang="eng", timeout=60) as pool:
+        futures = [pool.submit(i, png, 200) for i, png in enumerate(pages)]
+        results = [f.result(timeout=120) for f in futures]
+    assert all(isinstance(r, ocr.PageOcr) for r in results)
+    assert "12 point" in results[0].text
+    assert "quick brown" in " ".join(r.text for r in results)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_pool_timeout_is_ocr_error(devatest_png: bytes, work_dir: Path) -> None:
+    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="hin", timeout=0.01) as pool:
+        future = pool.submit("p1", devatest_png, 300)
+        with pytest.raises(OcrError, match=r"timed out after 0\.01 s on page p1"):
+            future.result(timeout=60)
+    assert list(work_dir.iterdir()) == []
+
+
+def _wait_for(path: Path, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear within {seconds} s")
+
+
+def test_pool_survives_killed_worker(phototest_png: bytes, devatest_png: bytes, work_dir: Path, tmp_path: Path) -> None:
+    hang_flag = tmp_path / "hang-once"
+    hang_flag.touch()
+    pids = tmp_path / "pids"
+    # The first page hangs (recording the worker's pid and its own); every later call is the real thing.
+    fake = fake_tesseract(
+        tmp_path,
+        f'if mv "{hang_flag}" "{hang_flag}.taken" 2>/dev/null; then\n'
+        f'  echo "$PPID $$" > "{pids}"\n'
+        "  exec sleep 60\n"
+        "fi\n"
+        f'exec {REAL_TESSERACT} "$@"',
+    )
+    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60, tesseract_cmd=fake) as pool:
+        doomed = pool.submit(1, phototest_png, 200)
+        queued = pool.submit(2, phototest_png, 200)
+        worker_pid, child_pid = (int(p) for p in _wait_for(pids, 60).split())
+        assert any(work_dir.iterdir())  # page 1's image is in its job directory
+        # Workers run niced so that scanning is never starved.
+        assert psutil.Process(worker_pid).nice() == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+        os.kill(worker_pid, signal.SIGKILL)
+
+        with pytest.raises(OcrError, match="worker process died while reading page 1"):
+            doomed.result(timeout=60)
+        # The page that was only queued is not punished for its neighbour's death.
+        assert "quick brown" in queued.result(timeout=60).text
+        assert "quick brown" in pool.submit(3, phototest_png, 200).result(timeout=60).text
+        assert pool.restarts == 1
+    # The orphaned "tesseract" died with its worker (parent-death signal) instead of running on.
+    assert _dead_or_zombie(child_pid, 10)
+    assert list(work_dir.iterdir()) == []
+
+
+def _dead_or_zombie(pid: int, seconds: float) -> bool:
+    # Without a reaping init (containers) a killed orphan may linger as a zombie: dead all the same.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_pool_rejects_after_shutdown(phototest_png: bytes, work_dir: Path) -> None:
+    pool = ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng")
+    pool.shutdown()
+    with pytest.raises(OcrError, match="shut down"):
+        pool.submit(1, phototest_png, 200)
+    with ocr.OcrWorkerPool(work_dir, max_workers=1) as pool, pytest.raises(InputError, match="not a PNG"):
+        pool.submit(1, b"not png", 300)
+
+
+def test_missing_work_dir_is_ocr_error(phototest_png: bytes, tmp_path: Path) -> None:
+    with pytest.raises(OcrError, match="cannot stage page"):
+        ocr.ocr_page(phototest_png, 200, tmp_path / "gone", lang="eng")

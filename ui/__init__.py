@@ -1,0 +1,1 @@
+"""PySide6 kiosk UI; the only package that imports Qt (through ui.qt)."""

@@ -1,0 +1,108 @@
+"""The station window: batches and their processing state (the full operator/supervisor UI comes later)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from scanstation.config import Config
+from scanstation.errors import ScanStationError
+
+from .background import run_in_background
+from .qt import (
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+)
+
+COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष्ठ", "Processed", "OCR done", "OCR pending", "Flagged"]
+
+
+def batch_rows(config: Config) -> list[list[str]]:
+    """One row per batch, read from the store (no key needed, nothing decrypted)."""
+    from scanstation.station import open_store
+
+    try:
+        store = open_store(config)
+    except ScanStationError:
+        return []
+    try:
+        rows = []
+        for b in store.batches():
+            c = store.counts(b.id)
+            flagged = sum(1 for p in store.pages(b.id) if p.flags)
+            rows.append([b.name, b.state.value, str(c["pages"]), str(c.get("state_processed", 0)),
+                         str(c.get("ocr_done", 0)), str(c.get("ocr_pending", 0)), str(flagged)])
+        return rows
+    finally:
+        store.close()
+
+
+class StationWindow(QMainWindow):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.setWindowTitle(f"ScanStation — {config.station.unit} ({config.station.id})")
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        self.header = QLabel(f"<h2>ScanStation · {config.station.unit}</h2>")
+        layout.addWidget(self.header)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout.addWidget(self.table)
+        buttons = QHBoxLayout()
+        self.demo_button = QPushButton("Scan demo batch / डेमो बैच स्कैन करें")
+        self.demo_button.clicked.connect(self.run_demo)
+        buttons.addWidget(self.demo_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        self.message = QLabel("")
+        layout.addWidget(self.message)
+        self.setCentralWidget(central)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(2000)
+        self.refresh()
+
+    def refresh(self) -> None:
+        rows = batch_rows(self.config)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+
+    def run_demo(self) -> None:
+        from scanstation.demo import run_demo
+
+        self.demo_button.setEnabled(False)
+        self.message.setText("Scanning the demo batch… / डेमो बैच स्कैन हो रहा है…")
+        args = argparse.Namespace(files=2, pages=2, seed=2026, batch=None)
+        run_in_background(lambda: run_demo(args, self.config, lambda *a: None), self._demo_done, self._failed)
+
+    def _demo_done(self, _result: Any) -> None:
+        self.demo_button.setEnabled(True)
+        self.message.setText("Demo batch stored and verified. / डेमो बैच सुरक्षित और सत्यापित।")
+        self.refresh()
+
+    def _failed(self, err: BaseException) -> None:
+        # the one place the UI shows errors
+        self.demo_button.setEnabled(True)
+        self.message.setText(f"Error / त्रुटि: {err}")
+
+
+def run_ui(config: Config) -> int:
+    app = QApplication.instance() or QApplication(sys.argv)
+    window = StationWindow(config)
+    window.showMaximized()
+    return int(app.exec())
