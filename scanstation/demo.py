@@ -72,13 +72,27 @@ def _use_demo_passphrase(config: Config) -> None:
         os.environ["SCANSTATION_PASSPHRASE_FILE"] = str(f)
 
 
+def _demo_pages(seed: int, n_pages: int) -> list[Any]:
+    """An ACR file as an operator's stack really arrives: slightly skewed, one page upside down, a
+    scanner border, a blank back at the end."""
+    from .synth import PageSpec, render_acr_page
+
+    pages = []
+    for n in range(1, n_pages + 1):
+        pages.append(render_acr_page(PageSpec(
+            seed=seed, page_no=n, skew_deg=[1.7, -2.4, 0.6, -0.9][n % 4], rotation=180 if n == 2 else 0,
+            noise=0.05, dark_border=(n % 2 == 1),
+        )))
+    pages.append(render_acr_page(PageSpec(seed=seed, page_no=n_pages, blank=True, bleed_through=True)))
+    return pages
+
+
 def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> int:
     from drivers.base import CancelToken, ScanSettings
     from drivers.import_driver import ImportDriver
 
     from .keys import read_passphrase, unlock_identity
     from .station import Station, integrity_error
-    from .synth import render_acr_file
 
     config = ensure_demo_station(config, out)
     key = unlock_identity(config.sealed_identity_path, read_passphrase(prompt="Station passphrase: "))
@@ -92,7 +106,7 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
     batch = args.batch or f"demo-{args.seed}"
     with Station(config, key, events=events) as station:
         for i in range(args.files):
-            pages = render_acr_file(args.seed + i, args.pages)
+            pages = _demo_pages(args.seed + i, args.pages)
             fields = pages[0].fields
             doc = station.open_document(batch, fields["employee_code"], fields["name"], fields["rank"],
                                         fields["acr_period"])
