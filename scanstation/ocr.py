@@ -104,8 +104,19 @@ def ocr_page(
 # ---------------------------------------------------------------- worker side (runs in child processes)
 
 
-def _init_worker(niceness: int) -> None:
+def _exit_when_orphaned(parent: int) -> None:
+    # A pool worker holds both ends of its call queue, so it never sees EOF when the station is
+    # killed (kill -9, power button): without this it would linger, holding page data in memory.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _init_worker(niceness: int, station_pid: int) -> None:
     os.nice(niceness)
+    # the station's pid comes from the station itself: if it died while we were starting, getppid()
+    # would already name init and we would wait for ever
+    threading.Thread(target=_exit_when_orphaned, args=(station_pid,), daemon=True, name="orphan-watch").start()
     # Ctrl-C in the station's terminal reaches the whole process group; the parent decides how to stop,
     # a worker must not die half-way through a page because of it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -210,7 +221,7 @@ class OcrWorkerPool:
             max_workers=self._max_workers,
             mp_context=self._ctx,
             initializer=_init_worker,
-            initargs=(self._niceness,),
+            initargs=(self._niceness, os.getpid()),
         )
 
     def submit(self, page_id: int | str, image_png: bytes, dpi: int, *, lang: str | None = None) -> Future[PageOcr]:
