@@ -165,6 +165,17 @@ def _settings(args: argparse.Namespace, config: Config) -> Any:
     )
 
 
+def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
+    """The configured source when the device has it; else the device's own (a flatbed-only scanner)."""
+    import dataclasses
+
+    sources = driver.capabilities(device).sources
+    if sources and settings.source not in sources:
+        _print(f"{device} has no {settings.source.value} source; using {sources[0].value}")
+        return dataclasses.replace(settings, source=sources[0])
+    return settings
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from drivers.registry import get_driver
 
@@ -177,6 +188,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
     try:
         driver = get_driver(args.device, tmp_dir=station.ramdir.path)
+        if args.source is None:
+            settings = _default_source_for(driver, args.device, settings)
         report = station.capture(
             args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args)
         )
@@ -260,6 +273,8 @@ def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
                             "image_sha256": p.image_sha256,
                             "source_key": p.source_key,
                             "document_id": p.document_id,
+                            "analysis": p.analysis,
+                            "objects": _page_objects(store, p),
                         }
                         for p in pages
                     ],
@@ -269,6 +284,13 @@ def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
         return out
     finally:
         store.close()
+
+
+def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
+    """The vault objects of a page (ids and recorded plaintext hashes; nothing secret)."""
+    refs = [("raw", page.raw_object), ("image", page.image_object), ("ocr_text", page.ocr_object),
+            ("ocr_pdf", store.ocr_pdf_object(page.id))]
+    return [{"kind": kind, "id": oid, "sha256": store.object(oid).sha256} for kind, oid in refs if oid]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
