@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import imaging
+from scanstation import imaging
 
 # Below this confidence the orientation is applied but the page is flagged for the supervisor:
 # a silent wrong guess (a page turned 180°) is the classic failure of auto-rotation.

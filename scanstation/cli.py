@@ -177,9 +177,8 @@ def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from drivers.registry import get_driver
-
     from drivers.base import CancelToken
+    from drivers.registry import get_driver
 
     config = _config(args)
     settings = _settings(args, config)
@@ -200,9 +199,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from drivers.registry import get_driver
-
     from drivers.base import CancelToken, ColorMode, ScanSettings, Source
+    from drivers.registry import get_driver
 
     config = _config(args)
     station = _open_station(config)

@@ -268,7 +268,8 @@ class Store:
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM documents WHERE batch_id=?", (batch_id,)
             ).fetchone()[0]
             cur = db.execute(
-                "INSERT INTO documents (batch_id, seq, employee_code, employee_name, rank, acr_period) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO documents (batch_id, seq, employee_code, employee_name, rank, acr_period)"
+                " VALUES (?,?,?,?,?,?)",
                 (batch_id, seq, employee_code, employee_name, rank, acr_period),
             )
             doc_id = cur.lastrowid

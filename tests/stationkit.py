@@ -26,7 +26,8 @@ class StationEnv:
         proc = subprocess.run([sys.executable, "-m", "scanstation.cli", *args], env=self.env, text=True,
                               capture_output=True, timeout=timeout, cwd=REPO)
         if check and proc.returncode != 0:
-            raise AssertionError(f"scanstation {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+            cmd = " ".join(args)
+            raise AssertionError(f"scanstation {cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
