@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash installer/setup.sh --dev
 export QT_QPA_PLATFORM=offscreen
-.venv/bin/python -m ruff check scanstation drivers ui tests bench
+.venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q -n 2 "$@"
