@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from scanstation.config import load_config  # noqa: E402
+from scanstation.config import load_config
 
-from .stationkit import make_station  # noqa: E402
+from .stationkit import make_station
 
 
 def test_station_window_lists_batches(tmp_path: Path) -> None:
