@@ -1,4 +1,4 @@
-"""Page analysis and correction: orientation, skew, borders, blank detection -> cleaned image and flags."""
+"""Page analysis and correction: blank?, borders, orientation, skew, quality -> cleaned image and flags."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import numpy as np
 from PIL import Image
 
 from scanstation import imaging
+from scanstation.blank import blank_score
+from scanstation.borders import clean_borders, find_borders
+from scanstation.quality import SKEW_MAX_CORRECTABLE, assess_page
 
 # Below this confidence the orientation is applied but the page is flagged for the supervisor:
 # a silent wrong guess (a page turned 180°) is the classic failure of auto-rotation.
 ORIENTATION_MIN_CONFIDENCE = 0.6
 # Skew smaller than this is left alone: resampling costs sharpness for no visible gain.
 SKEW_MIN_DEGREES = 0.1
-SKEW_MAX_CORRECTABLE = 15.0
 
 
 @dataclass(slots=True)
@@ -27,7 +29,7 @@ class CleanResult:
 
     @property
     def blank(self) -> bool:
-        return bool(self.analysis.get("blank"))
+        return bool(self.analysis.get("blank", {}).get("blank"))
 
 
 def encode_png(image: Image.Image, compress_level: int = 1) -> bytes:
@@ -43,32 +45,45 @@ def decode_png(data: bytes) -> Image.Image:
     return img
 
 
-def _apply(arr: np.ndarray, quarter: int, angle: float | None, box: tuple[int, int, int, int] | None) -> np.ndarray:
-    if quarter:
-        # content turned CCW by q: turning the array CW by q (k = -q/90) puts it upright; exact, no resampling
-        arr = np.rot90(arr, k=-(quarter // 90))
-    if angle is not None:
-        arr = imaging.deskew(arr, angle)
-    if box is not None:
-        x0, y0, x1, y1 = box
-        arr = arr[y0:y1, x0:x1]
-    return np.ascontiguousarray(arr)
+def _as_array(image: Image.Image) -> np.ndarray:
+    if image.mode == "RGB":
+        return np.asarray(image)
+    return imaging.to_gray(image)
+
+
+def _to_image(arr: np.ndarray, mode: str, dpi: int) -> Image.Image:
+    out = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.ndim == 3 else "L")
+    if mode == "1":
+        # keep bitonal scans bitonal: threshold after the (single) resampling
+        out = out.point(lambda v: 255 if v >= 128 else 0).convert("1")
+    out.info["dpi"] = (dpi, dpi)
+    return out
 
 
 def clean_page(image: Image.Image, dpi: int) -> CleanResult:
-    """Analyse a captured page and return it upright, straight and cropped, with measurements and flags.
+    """Analyse a captured page and return it upright and straight, borders cleaned, with evidence and flags.
 
-    Corrections are applied once each to the capture (a quarter turn is exact; a small rotation is a
-    single resampling).  Blank pages are flagged, never dropped.
+    Order matters: borders and blankness are judged on the capture as received; quality on the
+    upright page before any resampling (a resample would hide the traces of an enlarged low-resolution
+    scan); then each correction is applied once (border painting, an exact quarter turn, one rotation).
+    Blank pages are flagged and kept as captured, never dropped.  Nothing is cropped: the lid is painted
+    white, so no content at the edge can be cut away.
     """
     mode = image.mode
-    gray = imaging.to_gray(image)
+    arr = _as_array(image)
+    gray = arr if arr.ndim == 2 else imaging.to_gray(image)
     analysis: dict[str, Any] = {"dpi": dpi, "input_size": [image.width, image.height]}
     flags: list[str] = []
 
-    blank = imaging.is_blank(gray, dpi)
-    analysis["blank"] = blank
-    if blank:
+    borders = find_borders(gray, dpi)
+    analysis["borders"] = {
+        "dark_bands": list(borders.dark_bands), "punch_holes": len(borders.punch_holes),
+        "content_box": list(borders.content_box),
+    }
+    blank = blank_score(arr, dpi, borders=borders)
+    analysis["blank"] = {"blank": blank.blank, "ink_mm2": round(blank.ink_mm2, 2), "components": blank.components,
+                         "reason": blank.reason}
+    if blank.blank:
         flags.append("blank")
         out = image.copy()
         out.info["dpi"] = (dpi, dpi)
@@ -78,32 +93,25 @@ def clean_page(image: Image.Image, dpi: int) -> CleanResult:
     analysis["orientation"] = {"rotation": quarter, "confidence": round(float(confidence), 3)}
     if confidence < ORIENTATION_MIN_CONFIDENCE:
         flags.append("orientation_uncertain")
-    upright = np.rot90(gray, k=-(quarter // 90)) if quarter else gray
+    k = -(quarter // 90)  # content turned CCW by q: turning the array CW by q puts it upright (exact)
+    upright_gray = np.rot90(gray, k) if quarter else gray
 
-    skew = imaging.estimate_skew(upright)
+    skew = imaging.estimate_skew(upright_gray)
     analysis["skew"] = None if skew is None else round(float(skew), 3)
     angle: float | None = None
-    if skew is not None and abs(skew) >= SKEW_MIN_DEGREES:
-        if abs(skew) > SKEW_MAX_CORRECTABLE:
-            flags.append("skew_uncorrectable")
-        else:
-            angle = float(skew)
-    straight = imaging.deskew(upright, angle) if angle is not None else upright
-    box = imaging.find_content_box(straight)
-    analysis["content_box"] = list(box) if box is not None else None
+    if skew is not None and SKEW_MIN_DEGREES <= abs(skew) <= SKEW_MAX_CORRECTABLE:
+        angle = float(skew)
 
-    if mode == "RGB":
-        arr = _apply(np.asarray(image), quarter, angle, box)
-        out = Image.fromarray(arr, "RGB")
-    else:
-        arr = _apply(gray, quarter, angle, None)
-        if box is not None:
-            x0, y0, x1, y1 = box
-            arr = arr[y0:y1, x0:x1]
-        out = Image.fromarray(np.ascontiguousarray(arr), "L")
-        if mode == "1":
-            # keep bitonal scans bitonal: threshold after the (single) resampling
-            out = out.point(lambda v: 255 if v >= 128 else 0).convert("1")
-    out.info["dpi"] = (dpi, dpi)
+    quality = assess_page(np.ascontiguousarray(upright_gray), dpi, skew=skew, content_box=None,
+                          borders=borders.turned(k) if quarter else borders, blank=blank)
+    analysis["quality"] = [q.to_dict() for q in quality]
+    flags.extend(q.code for q in quality if q.code not in flags)
+
+    cleaned = clean_borders(arr, borders) if borders.has_borders else arr
+    if quarter:
+        cleaned = np.rot90(cleaned, k)
+    if angle is not None:
+        cleaned = imaging.deskew(np.ascontiguousarray(cleaned), angle)
+    out = _to_image(cleaned, mode, dpi)
     analysis["output_size"] = [out.width, out.height]
     return CleanResult(out, analysis, flags)

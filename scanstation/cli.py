@@ -383,6 +383,26 @@ def _config_or_none(args: argparse.Namespace) -> Config | None:
     return None
 
 
+def cmd_cover_sheets(args: argparse.Namespace) -> int:
+    """Printable separator sheets (QR + text): they carry only the index, never ACR content."""
+    from .atomic import atomic_write
+    from .separator import CoverInfo, cover_sheet_pdf
+
+    config = _config(args)
+    infos = []
+    for spec in args.sheet:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise ConfigError(f"--sheet {spec!r}: expected EMPLOYEE_CODE:PERIOD[:NAME]")
+        try:
+            infos.append(CoverInfo(parts[0], parts[1], config.station.unit, parts[2] if len(parts) == 3 else ""))
+        except ValueError as e:
+            raise ConfigError(f"--sheet {spec!r}: {e}") from e
+    atomic_write(Path(args.output), cover_sheet_pdf(infos))
+    _print(f"{len(infos)} separator sheet(s) written to {args.output}")
+    return 0
+
+
 def cmd_exit_codes(args: argparse.Namespace) -> int:
     for code, meaning in EXIT_CODES.items():
         _print(f"{code:>4}  {meaning}")
@@ -470,6 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")
     s.add_argument("--headless", action="store_true", help="no UI: set up, run the demo batch and print status")
     s.set_defaults(func=cmd_start)
+
+    s = sub.add_parser("cover-sheets", parents=[common], help="print QR separator sheets, one per ACR file")
+    s.add_argument("--sheet", action="append", required=True, metavar="CODE:PERIOD[:NAME]")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.pdf")
+    s.set_defaults(func=cmd_cover_sheets)
 
     s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")
     s.set_defaults(func=cmd_exit_codes)

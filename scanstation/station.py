@@ -19,13 +19,16 @@ from PIL import Image
 
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 
-from . import __version__
+from . import __version__, imaging
+from .blank import blank_score
 from .cleanup import clean_page, decode_png, encode_png
 from .config import Config
 from .domain import Batch, Document, OcrState, Page, Side
 from .errors import DeviceError, InputError, OcrError, ScanStationError, StateError, VaultIntegrityError
 from .keys import StationKey, parse_recipient
+from .quality import assess_batch_lengths, page_length_mm
 from .ramdir import RamDir, set_process_tempdir, sweep_stale
+from .separator import inspect_cover_sheet
 from .store import Store, StoredObject
 from .vault import ObjectRef, Vault
 
@@ -43,6 +46,7 @@ class CaptureReport:
     batch: str
     acknowledged: list[int] = field(default_factory=list)  # page seq numbers, in order
     duplicates: int = 0  # pages already stored before (resume after a crash)
+    cover_sheets: int = 0  # separator sheets recognised (they start a new ACR file)
     problems: list[ScanStationError] = field(default_factory=list)  # bad input files, device faults
 
     @property
@@ -201,8 +205,37 @@ class Station:
             },
         )
 
+        current: list[Document | None] = [document]
+
+        cover_sheet_front: list[int | None] = [None]  # sheet number of a separator scanned duplex
+
         def on_page(cp: CapturedPage) -> None:
-            page = self.add_page(batch, cp, document=document, operator=operator)
+            gray = imaging.to_gray(cp.image)
+            if cp.side == "back" and cp.sheet == cover_sheet_front[0] and blank_score(gray, cp.dpi).blank:
+                # the empty back of a separator sheet: part of the separator, not of the ACR file
+                self.store.audit(operator, "separator.back", batch_name, {"source_key": cp.source_key})
+                return
+            cover_sheet_front[0] = None
+            cover = inspect_cover_sheet(gray, cp.dpi)
+            if cover.info is not None:
+                # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
+                info = cover.info
+                doc = self.open_document(batch_name, info.employee_code, info.employee_name, "",
+                                         info.acr_period, operator=operator)
+                current[0] = doc
+                report.cover_sheets += 1
+                cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
+                self.store.audit(operator, "separator.detected", batch_name, {
+                    "employee_code": info.employee_code, "acr_period": info.acr_period, "unit": info.unit,
+                    "source_key": cp.source_key, "document_id": doc.id,
+                })
+                self._events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
+                                             "label": cp.label})
+                return
+            page = self.add_page(batch, cp, document=current[0], operator=operator)
+            if page is not None and cover.problem:
+                self.store.add_flag(page.id, "separator_unreadable", {"code": "separator_unreadable",
+                                                                      "message_en": cover.problem})
             if page is None:
                 report.duplicates += 1
                 self._events("page_duplicate", {"source_key": cp.source_key, "label": cp.label})
@@ -316,8 +349,17 @@ class Station:
         ref = self.vault.put(png, kind="image")
         ocr_state = OcrState.SKIPPED if result.blank else OcrState.PENDING
         self.store.set_processed(page_id, _stored(ref, "image"), result.analysis, result.flags, ocr_state)
+        self._check_double_feeds(page.batch_id)
         self._events("page_processed", {"page_id": page_id, "flags": result.flags})
         self._ocr_wake.set()
+
+    def _check_double_feeds(self, batch_id: int) -> None:
+        """Flag pages whose length is out of line with the rest of their batch (two sheets fed at once)."""
+        rows = self.store.page_lengths(batch_id)
+        outliers = assess_batch_lengths([page_length_mm(h, dpi) for _pid, h, dpi in rows])
+        for index, flag in outliers.items():
+            if self.store.add_flag(rows[index][0], "double_feed", flag.to_dict()):
+                self._events("page_flagged", {"page_id": rows[index][0], "flag": "double_feed"})
 
     # ------------------------------------------------------------------ OCR
     def _pool(self) -> Any:

@@ -467,6 +467,9 @@ class Store:
     ) -> None:
         with self._write() as db:
             self._insert_object(db, image)
+            # flags set at capture (e.g. a damaged separator sheet) survive the analysis
+            before = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
+            flags = before + [f for f in flags if f not in before]
             db.execute(
                 "UPDATE pages SET state=?, image_object=?, analysis=?, flags=?, ocr_state=? WHERE id=?",
                 (
@@ -481,6 +484,27 @@ class Store:
             self._audit(
                 db, "station", "page.process", f"page:{page_id}", {"image_sha256": image.sha256, "flags": flags}
             )
+
+    def add_flag(self, page_id: int, flag: str, evidence: dict[str, Any] | None = None, actor: str = "station") -> bool:
+        """Add a flag (and its evidence under analysis.quality) unless present; True if added."""
+        with self._write() as db:
+            row = db.execute("SELECT flags, analysis FROM pages WHERE id=?", (page_id,)).fetchone()
+            flags = json.loads(row[0])
+            if flag in flags:
+                return False
+            flags.append(flag)
+            analysis = json.loads(row[1])
+            if evidence is not None:
+                analysis.setdefault("quality", []).append(evidence)
+            db.execute("UPDATE pages SET flags=?, analysis=? WHERE id=?",
+                       (json.dumps(flags), json.dumps(analysis, sort_keys=True), page_id))
+            self._audit(db, actor, "page.flag", f"page:{page_id}", {"flag": flag})
+        return True
+
+    def page_lengths(self, batch_id: int) -> list[tuple[int, int, int]]:
+        """(page id, captured height in pixels, dpi) for every page of a batch, in capture order."""
+        return [(r[0], r[1], r[2]) for r in self._read(
+            "SELECT id, height, dpi FROM pages WHERE batch_id=? ORDER BY seq", (batch_id,))]
 
     def set_ocr_done(self, page_id: int, text: StoredObject, text_pdf: StoredObject, detail: dict[str, Any]) -> None:
         with self._write() as db:

@@ -1,0 +1,249 @@
+"""Quality flags: each condition is triggered by a page that has it, and clean pages raise none."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pikepdf
+import pytest
+
+from scanstation.imaging import to_gray
+from scanstation.quality import (
+    QualityFlag,
+    assess_batch_lengths,
+    assess_page,
+    double_feed_outliers,
+    measure_page,
+    page_length_mm,
+)
+from scanstation.synth import PageSpec, render_acr_page
+
+CODES = {
+    "low_resolution",
+    "too_dark",
+    "too_light",
+    "low_contrast",
+    "blurred",
+    "content_cut_off",
+    "skew_uncorrectable",
+    "double_feed",
+}
+DEVANAGARI = re.compile("[\u0900-\u097f]")
+
+
+def _corpus_dir() -> Path | None:
+    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+CORPUS = _corpus_dir()
+needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
+
+
+@lru_cache(maxsize=32)
+def page(**kw: object) -> np.ndarray:
+    arr = to_gray(render_acr_page(PageSpec(**kw)).image)  # type: ignore[arg-type]
+    arr.setflags(write=False)
+    return arr
+
+
+def codes(gray: np.ndarray, dpi: int, skew: float | None = 0.0) -> dict[str, QualityFlag]:
+    flags = assess_page(gray, dpi, skew=skew, content_box=None)
+    for f in flags:
+        assert f.code in CODES
+        assert f.message_en and DEVANAGARI.search(f.message_hi), f
+        assert isinstance(f.value, float) and isinstance(f.threshold, float)
+    return {f.code: f for f in flags}
+
+
+def enlarge(gray: np.ndarray, k: float, how: int) -> np.ndarray:
+    h, w = gray.shape
+    return cv2.resize(gray, (round(w * k), round(h * k)), interpolation=how)
+
+
+# --------------------------------------------------------------------------------------------------
+# Clean pages raise no flag
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"noise": 0.5, "page_no": 2},
+        {"mode": "1", "page_no": 3},
+        {"mode": "RGB", "content": "hindi"},
+        {"bleed_through": True, "noise": 0.3, "dpi": 200},
+        {"dark_border": True, "skew_deg": 3.0, "dpi": 200},
+        {"content": "signature"},
+        {"content": "stamp", "dpi": 200},
+        {"content": "english", "dpi": 400},
+    ],
+)
+def test_clean_pages_raise_no_flag(kw: dict[str, object]) -> None:
+    dpi = int(kw.get("dpi", 300))  # type: ignore[call-overload]
+    assert codes(page(seed=100, **kw), dpi, skew=float(kw.get("skew_deg", 0.0))) == {}  # type: ignore[arg-type]
+
+
+def test_a_blank_back_raises_no_flag() -> None:
+    m = measure_page(page(seed=101, blank=True, bleed_through=True, noise=0.3), 300)
+    assert m.ink_level is None and m.edge_width_mm is None
+    assert codes(page(seed=101, blank=True, bleed_through=True, noise=0.3), 300) == {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Each flag
+# --------------------------------------------------------------------------------------------------
+
+
+def test_low_resolution_from_the_scan_setting() -> None:
+    found = codes(page(seed=102, dpi=150), 150)
+    assert set(found) == {"low_resolution"}
+    assert found["low_resolution"].value == 150.0 and found["low_resolution"].threshold == 200.0
+    assert "300 dpi" in found["low_resolution"].message_en
+
+
+@pytest.mark.parametrize("how", [cv2.INTER_CUBIC, cv2.INTER_LINEAR, cv2.INTER_NEAREST])
+def test_a_100_dpi_scan_enlarged_to_300_dpi_is_low_resolution(how: int) -> None:
+    gray = enlarge(page(seed=103, dpi=100), 3.0, how)
+    found = codes(gray, 300)
+    assert "low_resolution" in found and "blurred" not in found
+    assert found["low_resolution"].value < 200.0
+    if how == cv2.INTER_NEAREST:
+        assert found["low_resolution"].value == pytest.approx(100.0)
+
+
+def test_a_true_200_dpi_scan_is_not_low_resolution() -> None:
+    assert "low_resolution" not in codes(page(seed=104, dpi=200), 200)
+
+
+def test_too_dark() -> None:
+    gray = (page(seed=105).astype(np.float32) * 0.55).astype(np.uint8)
+    found = codes(gray, 300)
+    assert set(found) == {"too_dark"}
+    assert found["too_dark"].value < found["too_dark"].threshold
+
+
+def test_too_light() -> None:
+    gray = (255.0 - (255.0 - page(seed=105).astype(np.float32)) * 0.45).astype(np.uint8)
+    found = codes(gray, 300)
+    assert set(found) == {"too_light"}
+    assert found["too_light"].value > found["too_light"].threshold
+
+
+def test_low_contrast() -> None:
+    # Grey paper (~175) with grey writing (~115): neither too dark nor too light, but hard to read.
+    gray = (175.0 - (255.0 - page(seed=105).astype(np.float32)) * 60.0 / 255.0).astype(np.uint8)
+    found = codes(gray, 300)
+    assert set(found) == {"low_contrast"}
+    assert found["low_contrast"].value < found["low_contrast"].threshold
+
+
+def test_blurred() -> None:
+    gray = cv2.GaussianBlur(page(seed=106), (0, 0), 2.0)
+    found = codes(gray, 300)
+    assert set(found) == {"blurred"}
+    assert found["blurred"].value > found["blurred"].threshold
+
+
+def test_content_cut_off() -> None:
+    gray = np.ascontiguousarray(page(seed=107, dpi=200)[:, round(20 * 200 / 25.4) :])  # text runs off the left
+    found = codes(gray, 200)
+    assert set(found) == {"content_cut_off"}
+    assert "left" in found["content_cut_off"].message_en and "बाएँ" in found["content_cut_off"].message_hi
+
+
+def test_content_near_a_dark_border_is_not_cut_off() -> None:
+    for seed, skew in ((108, 2.0), (109, -5.0)):
+        assert "content_cut_off" not in codes(page(seed=seed, dark_border=True, skew_deg=skew, dpi=200), 200)
+
+
+def test_skew_beyond_correction() -> None:
+    gray = page(seed=110, dpi=200)
+    found = codes(gray, 200, skew=-20.0)
+    assert set(found) == {"skew_uncorrectable"}
+    assert found["skew_uncorrectable"].value == 20.0 and found["skew_uncorrectable"].threshold == 15.0
+    assert codes(gray, 200, skew=14.0) == {} and codes(gray, 200, skew=None) == {}
+
+
+def test_a_page_longer_than_any_sheet_is_a_double_feed() -> None:
+    top = page(seed=111, dpi=150)
+    # Two sheets overlapping by half: the capture runs on into the second sheet's blank half.
+    gray = np.vstack([top, np.full((top.shape[0] // 2, top.shape[1]), 245, np.uint8)])
+    found = codes(gray, 150)
+    assert "double_feed" in found
+    assert found["double_feed"].value == pytest.approx(297 * 1.5, abs=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Double feed across a batch
+# --------------------------------------------------------------------------------------------------
+
+
+def test_double_feed_outliers_in_a_batch() -> None:
+    a4 = [297.0, 296.6, 297.4, 297.1, 296.9, 297.0, 297.2, 296.8]
+    assert double_feed_outliers(a4) == []
+    assert double_feed_outliers([*a4, 372.0, 297.0]) == [8]
+    assert double_feed_outliers([*a4, 305.0]) == []  # within what feeders measure differently
+    assert double_feed_outliers([*a4, 150.0]) == []  # a smaller sheet is not a feeding fault
+    assert double_feed_outliers([297.0, 420.0, 297.0]) == []  # too few pages to judge
+    # A batch of legal-size sheets: the median moves with it.
+    legal = [355.6, 356.0, 355.2, 355.8, 356.1]
+    assert double_feed_outliers(legal) == []
+    assert double_feed_outliers([*legal, 430.0]) == [5]
+
+
+def test_assess_batch_lengths_gives_flags_with_evidence() -> None:
+    lengths = [page_length_mm(3508, 300)] * 9 + [page_length_mm(4600, 300)]
+    flags = assess_batch_lengths(lengths)
+    assert list(flags) == [9]
+    f = flags[9]
+    assert f.code == "double_feed" and f.value == pytest.approx(389.5, abs=0.1)
+    assert 297.0 < f.threshold < f.value
+    assert "297" in f.message_en and DEVANAGARI.search(f.message_hi)
+    assert f.to_dict()["code"] == "double_feed"
+    with pytest.raises(ValueError):
+        double_feed_outliers([297.0, float("nan")])
+
+
+# --------------------------------------------------------------------------------------------------
+# Corpus
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_corpus
+def test_a_150_dpi_corpus_scan_is_low_resolution() -> None:
+    assert CORPUS is not None
+    with pikepdf.open(CORPUS / "ocrmypdf_c02-22.pdf") as pdf:
+        image = next(iter(pdf.pages[0].get_images().values()))
+        gray = to_gray(pikepdf.PdfImage(image).as_pil_image())  # type: ignore[arg-type]
+    found = codes(gray, 150)
+    assert "low_resolution" in found and found["low_resolution"].value == 150.0
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", ["tess_eurotext.tif", "oldbooks_a065.tiff", "ocrmypdf_typewriter.png"])
+def test_sharp_corpus_scans_are_not_blurred_or_low_resolution(name: str) -> None:
+    assert CORPUS is not None
+    from PIL import Image
+
+    with Image.open(CORPUS / name) as im:
+        gray = to_gray(im)
+    found = codes(gray, 300)
+    assert "blurred" not in found and "low_resolution" not in found
+
+
+@needs_corpus
+def test_faint_corpus_scan_is_flagged() -> None:
+    assert CORPUS is not None
+    from PIL import Image
+
+    with Image.open(CORPUS / "lept_lighttext.jpg") as im:
+        gray = to_gray(im)
+    assert {"too_light", "low_contrast"} <= set(codes(gray, 300))
