@@ -496,6 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="FILE.pdf")
     s.set_defaults(func=cmd_cover_sheets)
 
+    from .ocr_command import add_ocr_parser
+
+    add_ocr_parser(sub, common)
+
     s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")
     s.set_defaults(func=cmd_exit_codes)
     return p
