@@ -194,23 +194,14 @@ def _ink_components(gray: np.ndarray, dpi: int) -> tuple[np.ndarray, float]:
 def is_blank(gray: np.ndarray, dpi: int) -> bool:
     """True for a page with no significant ink: a duplex back with noise or faint bleed-through.
 
-    A single printed line, a stamp or a lone signature is not blank.  Ignored: specks under ~0.35 mm,
-    marks less than 40 grey levels darker than the local paper (bleed-through), the outer 4 % of the
-    page and dark scanner borders.  Solid areas wider than ~5 mm count only by their edges.  Errs
-    towards "not blank": dropping a page silently is worse than keeping a blank back.
+    A single printed line, a stamp, a lone (even faint pencil) signature is not blank.  The decision
+    and its evidence live in ``scanstation.blank.blank_score``; this is the boolean view of it.
     """
     if dpi <= 0:
         raise ValueError("dpi must be positive")
-    stats, px_mm = _ink_components(gray, dpi)
-    if stats.size == 0:
-        return True
-    extent = np.maximum(stats[:, 2], stats[:, 3]) / px_mm
-    area = stats[:, 4] / (px_mm * px_mm)
-    significant = (extent >= 0.35) & (area >= 0.1)
-    total_mm2 = float(area[significant].sum())
-    count = int(significant.sum())
-    # A short printed word is already ~3-5 mm2 of ink; a signature 30+ mm2.
-    return not (total_mm2 >= 2.0 or (count >= 4 and total_mm2 >= 1.0))
+    from scanstation.blank import blank_score  # blank imports borders, which imports this module
+
+    return blank_score(gray, dpi).blank
 
 
 def find_content_box(gray: np.ndarray) -> tuple[int, int, int, int]:
