@@ -60,7 +60,10 @@ def test_kill9_trials_during_import(tmp_path: Path) -> None:
     pages = status["batches"][0]["page_list"]
     keys = [p["source_key"] for p in pages]
     assert len(keys) == len(set(keys)) == PAGES  # every input page exactly once
-    assert set(acknowledged) == set(keys)  # every acknowledged page is there
+    # every acknowledged page is there (a page committed but killed before its line was printed is
+    # stored without an acknowledgement: allowed, and the final run reports it as already stored)
+    missing = set(acknowledged) - set(keys)
+    assert not missing, f"acknowledged but lost: {sorted(missing)}"
     assert all(p["state"] == "processed" for p in pages)  # half-processed pages were resumed
     assert all(p["ocr"] in ("done", "skipped") for p in pages)
     verify = st.run("verify-vault")
