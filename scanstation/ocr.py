@@ -1,11 +1,13 @@
-"""Page OCR as the station uses it: one tesseract run per page, and a low-priority worker process pool."""
+"""Page OCR: one tesseract run per page with per-page choices, and the station's low-priority worker pool."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -13,14 +15,24 @@ import threading
 import time
 import unicodedata
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import tesseract
 from .errors import ExternalToolError, InputError, OcrError, ScanStationError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .ocr_strategy import PreparedPage
+
+# Pillow, numpy and OpenCV (scanstation.ocr_strategy) are imported where a page is read, not here: the
+# CLI imports this module for its defaults on every command, and the station's parent never reads pages.
 
 DEFAULT_LANG = "hin+eng"
 DEFAULT_TIMEOUT = 120.0
@@ -28,6 +40,10 @@ DEFAULT_TIMEOUT = 120.0
 # never stall because OCR is busy.
 WORKER_NICENESS = 10
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A page with this many letter-sized marks and lines of text should give some text.
+_EMPTY_SUSPECT_MARKS = 200
+Strategy = Literal["auto", "fixed"]
+STRATEGIES: tuple[str, ...] = ("auto", "fixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +55,7 @@ class PageOcr:
     confidence: float | None  # mean word confidence 0-100, None if no words
     lang_used: str
     seconds: float
+    plan: dict[str, Any] = field(default_factory=dict)  # what was chosen for the page and why
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -46,6 +63,102 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def _write_pnm(path: Path, image: Image.Image) -> None:
+    # Uncompressed PBM/PGM: nothing to encode here or to decode in tesseract, and it stays in RAM.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        image.save(f, format="PPM")
+
+
+_LINE_END_HYPHEN = re.compile(r"(?<=[a-z])-[ \t]*\n[ \t]*(?=[a-z])")
+
+
+def clean_text(text: str) -> str:
+    """Recognised text as stored and searched: NFC, no trailing page break, hyphenated line ends joined.
+
+    A lower-case word broken by a hyphen at the end of a line ("inhab-" / "ited") is joined, so that
+    a search for the word finds it.  NFC only: NFKC would fold Devanagari and typographic characters.
+    """
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").rstrip("\f\n ")
+    text = _LINE_END_HYPHEN.sub("", text)
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def _plan_record(prepared: PreparedPage) -> dict[str, Any]:
+    plan, geo, ev = prepared.plan, prepared.geometry, prepared.evidence
+    return {
+        "lang": plan.lang,
+        "script": plan.script,
+        "scale": plan.scale,
+        "flatten": plan.flatten,
+        "binarise": plan.binarise,
+        "psm": plan.psm,
+        "reasons": list(plan.reasons),
+        "turn": geo.turn,
+        "turn_checked": geo.turn_checked,
+        "skew": round(geo.skew, 3),
+        "borders": geo.borders_painted,
+        "deva_share": ev.deva_share,
+        "timings": {k: round(v, 4) for k, v in prepared.timings.items()},
+    }
+
+
+def ocr_prepared(
+    prepared: PreparedPage,
+    work_dir: Path,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    label: str = "page",
+    tesseract_cmd: str | os.PathLike[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    confidence: bool = True,
+) -> PageOcr:
+    """Run tesseract once on a page prepared by :func:`scanstation.ocr_strategy.prepare_page`.
+
+    The OCR image is written to ``work_dir`` only for the duration of the run and deleted in all cases.
+    ``confidence`` False saves tesseract the word-confidence output (PageOcr.confidence is then None).
+    Raises OcrError on timeout, crash, missing or empty output; ExternalToolError if tesseract or a
+    language is missing.
+    """
+    start = clock()
+    image_path = work_dir / f"ocr-{secrets.token_hex(8)}.pnm"
+    try:
+        try:
+            _write_pnm(image_path, prepared.ocr_image)
+        except OSError as e:
+            # A full or missing RAM directory fails this page, not the station; it can be retried.
+            raise OcrError(f"cannot stage {label} for OCR in {work_dir}: {e.strerror or e}") from e
+        result = tesseract.recognise(
+            image_path,
+            work_dir,
+            lang=prepared.plan.lang,
+            psm=prepared.plan.psm,
+            dpi=prepared.ocr_dpi,
+            timeout=timeout,
+            outputs=("txt", "pdf"),
+            label=label,
+            tesseract_cmd=tesseract_cmd,
+            confidence=confidence,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            image_path.unlink(missing_ok=True)
+    assert result.pdf is not None  # recognise() raises if the requested PDF is missing
+    text = clean_text(result.text)
+    ev = prepared.evidence
+    if not text.strip() and ev.components >= _EMPTY_SUSPECT_MARKS and ev.latin_lines + ev.deva_words >= 10:
+        # Tesseract said nothing about a page full of letters: a broken model or a silent failure.
+        raise OcrError(f"tesseract returned no text for {label}, a page with {ev.components} letter-like marks")
+    return PageOcr(
+        text=text,
+        text_pdf=result.pdf,
+        confidence=result.confidence,
+        lang_used=prepared.plan.lang,
+        seconds=round(clock() - start + sum(prepared.timings.values()), 3),
+        plan=_plan_record(prepared),
+    )
 
 
 def ocr_page(
@@ -58,47 +171,38 @@ def ocr_page(
     label: str = "page",
     psm: int = 3,
     tesseract_cmd: str | os.PathLike[str] | None = None,
+    strategy: Strategy = "auto",
 ) -> PageOcr:
-    """OCR one page given as PNG bytes; returns NFC text and the text-only PDF layer.
+    """OCR one (already cleaned: upright, straight) page given as PNG bytes; NFC text and text-only PDF.
 
-    The PNG is written to ``work_dir`` only for the duration of the tesseract run and deleted in all
-    cases.  Raises InputError for bytes that are not a PNG, OcrError/ExternalToolError as
+    ``lang`` lists the languages the page may contain; with ``strategy="auto"`` the model is chosen
+    for the page from them (see :mod:`scanstation.ocr_strategy`), with ``"fixed"`` it is used as given.
+    Raises InputError for bytes that are not a PNG, OcrError/ExternalToolError as
     :func:`scanstation.tesseract.recognise`.
     """
     if not image_png.startswith(_PNG_SIGNATURE):
         raise InputError(label, "page image for OCR is not a PNG")
     if dpi <= 0:
         raise InputError(label, f"invalid resolution {dpi} dpi")
-    start = time.monotonic()
-    image_path = work_dir / f"ocr-{secrets.token_hex(8)}.png"
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}")
+    from PIL import Image
+
+    from .ocr_strategy import prepare_page
+
+    image: Image.Image
     try:
-        try:
-            _write_private(image_path, image_png)
-        except OSError as e:
-            # A full or missing RAM directory fails this page, not the station; it can be retried.
-            raise OcrError(f"cannot stage {label} for OCR in {work_dir}: {e.strerror or e}") from e
-        result = tesseract.recognise(
-            image_path,
-            work_dir,
-            lang=lang,
-            psm=psm,
-            dpi=dpi,
-            timeout=timeout,
-            outputs=("txt", "pdf"),
-            label=label,
-            tesseract_cmd=tesseract_cmd,
-        )
-    finally:
-        with contextlib.suppress(OSError):
-            image_path.unlink(missing_ok=True)
-    assert result.pdf is not None  # recognise() raises if the requested PDF is missing
-    return PageOcr(
-        text=unicodedata.normalize("NFC", result.text),
-        text_pdf=result.pdf,
-        confidence=result.confidence,
-        lang_used=lang,
-        seconds=round(time.monotonic() - start, 3),
+        image = Image.open(io.BytesIO(image_png))
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(label, f"page image cannot be read: {e}") from e
+    if image.mode not in ("1", "L", "RGB"):
+        image = image.convert("RGB" if image.mode in ("P", "RGBA", "CMYK") else "L")
+    installed = tesseract.installed_languages(tesseract_cmd)
+    prepared = prepare_page(
+        image, dpi, lang, installed, correct_geometry=False, fixed_lang=strategy == "fixed", psm=psm
     )
+    return ocr_prepared(prepared, work_dir, timeout, label=label, tesseract_cmd=tesseract_cmd)
 
 
 # ---------------------------------------------------------------- worker side (runs in child processes)
@@ -130,12 +234,15 @@ def _worker_ocr(
     timeout: float,
     label: str,
     tesseract_cmd: str | None,
+    strategy: Strategy = "auto",
 ) -> PageOcr:
     # Each job gets its own directory so the parent can sweep it if this process is killed mid-page.
     directory = Path(job_dir)
     directory.mkdir(mode=0o700)
     try:
-        return ocr_page(image_png, dpi, directory, lang, timeout, label=label, tesseract_cmd=tesseract_cmd)
+        return ocr_page(
+            image_png, dpi, directory, lang, timeout, label=label, tesseract_cmd=tesseract_cmd, strategy=strategy
+        )
     except (OcrError, ExternalToolError):
         raise
     except ScanStationError as e:
@@ -184,6 +291,7 @@ class OcrWorkerPool:
         tesseract_cmd: str | os.PathLike[str] | None = None,
         mp_context: str = "spawn",
         niceness: int = WORKER_NICENESS,
+        strategy: Strategy = "auto",
     ) -> None:
         # spawn (or forkserver) rather than fork: a forked worker would inherit the GUI's threads and,
         # worse, copies of unlocked key material in the parent's memory.
@@ -193,7 +301,10 @@ class OcrWorkerPool:
             raise InputError(str(work_dir), "OCR work directory does not exist")
         self._work_dir = work_dir
         self._max_workers = max(1, max_workers or os.cpu_count() or 1)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}")
         self._lang = lang
+        self._strategy: Strategy = strategy
         self._timeout = timeout
         self._tesseract_cmd = os.fspath(tesseract_cmd) if tesseract_cmd is not None else None
         self._ctx = multiprocessing.get_context(mp_context)
@@ -252,6 +363,7 @@ class OcrWorkerPool:
                 self._timeout,
                 f"page {job.page_id}",
                 self._tesseract_cmd,
+                self._strategy,
             )
             executor = self._executor
             try:

@@ -1,23 +1,482 @@
-"""`scanstation ocr`: stand-alone OCR of ordinary files into a searchable PDF and a text sidecar."""
+"""`scanstation ocr`: stand-alone OCR of ordinary files into a searchable PDF/A and a text sidecar."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import StateError
+from . import ocr, tesseract
+from .atomic import atomic_write
+from .errors import InputError, OcrError
+from .ramdir import RamDir, set_process_tempdir
+
+if TYPE_CHECKING:
+    from .ocr_strategy import PreparedPage
+    from .pdf import EncodedImage
+
+# The CLI builds its parser, and so imports this module, for every command: numpy, OpenCV, Pillow and
+# pikepdf are imported only when pages are read (scanstation.ocr_strategy, scanstation.pdf).
+
+log = logging.getLogger("scanstation.ocr")
+
+DEFAULT_DPI = 300
+_LANG_PART = re.compile(r"^(script/)?[A-Za-z][A-Za-z0-9_]*$")
+# Pages are handed to the workers at most this many ahead of the one being finished: memory stays
+# bounded however long the input is.
+_AHEAD = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OcrSettings:
+    """One validated set of options for :func:`run_ocr` (the CLI's arguments, checked once)."""
+
+    input: Path
+    output: Path
+    sidecar: Path | None = None
+    lang: str = ocr.DEFAULT_LANG
+    dpi: int | None = None  # overrides the image's resolution; PDF rendering resolution
+    jobs: int = 1
+    timeout: float = ocr.DEFAULT_TIMEOUT
+    strategy: ocr.Strategy = "auto"
+    photo: bool = False  # grey/colour pages that must be re-encoded: JPEG instead of lossless
+    metadata: dict[str, str] = field(default_factory=dict)  # title, employee_code, employee_name, ...
+    report: Path | None = None
+
+    def __post_init__(self) -> None:
+        parts = self.lang.split("+")
+        if not self.lang or not all(_LANG_PART.match(p) for p in parts):
+            raise InputError("--lang", f"{self.lang!r} is not a tesseract language list such as hin+eng")
+        if self.dpi is not None and not 30 <= self.dpi <= 2400:
+            raise InputError("--dpi", f"{self.dpi} is outside 30..2400")
+        if self.jobs < 1 or self.jobs > 64:
+            raise InputError("--jobs", f"{self.jobs} is outside 1..64")
+        if not self.timeout > 0:
+            raise InputError("--timeout", "must be a positive number of seconds")
+        for flag, path in (("-o", self.output), ("--sidecar", self.sidecar), ("--report", self.report)):
+            if path is None:
+                continue
+            if not path.parent.is_dir():
+                raise InputError(str(path), f"{flag}: the folder {path.parent} does not exist")
+            if path.is_dir():
+                raise InputError(str(path), f"{flag}: is a folder, give a file name")
+            if path.exists() and self.input.exists() and os.path.samefile(path, self.input):
+                raise InputError(str(path), f"{flag}: would overwrite the input")
+        outs = [p.resolve() for p in (self.output, self.sidecar, self.report) if p is not None]
+        if len(set(outs)) != len(outs):
+            raise InputError(str(self.output), "the PDF, sidecar and report must be different files")
+
+
+@dataclass(slots=True)
+class PageResult:
+    """One page's outcome: its encoded image, its text layer and text, or why OCR failed."""
+
+    number: int
+    label: str
+    dpi: int
+    image: EncodedImage
+    text_pdf: bytes | None
+    text: str
+    error: str | None
+    plan: dict[str, Any]
+    seconds: float
+
+
+@dataclass(slots=True)
+class OcrRun:
+    """What :func:`run_ocr` did."""
+
+    pages: list[PageResult]
+    seconds: float
+    pdf_bytes: int
+
+    @property
+    def failed(self) -> list[PageResult]:
+        return [p for p in self.pages if p.error is not None]
+
+
+def _read_source(path: Path) -> bytes | None:
+    """The file's bytes when it is a single PNG or JPEG picture whose encoding the PDF can reuse."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if not (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")):
+                return None
+            f.seek(0)
+            return f.read()
+    except OSError:
+        return None
+
+
+def _failure_is_timeout(error: OcrError) -> bool:
+    return isinstance(error.__cause__, subprocess.TimeoutExpired)
+
+
+class _Pipeline:
+    """Pages flow through prepare → (tesseract ‖ image encoding) in ``jobs`` threads.
+
+    Threads suffice: tesseract is a child process, and numpy, OpenCV, zlib and the G4 encoder release
+    the GIL.  The image of a page is encoded while tesseract reads it, on the core tesseract leaves.
+    """
+
+    def __init__(self, settings: OcrSettings, work_dir: Path, installed: frozenset[str], tesseract_cmd: str | None):
+        self.settings = settings
+        self.work_dir = work_dir
+        self.installed = installed
+        self.tesseract_cmd = tesseract_cmd
+        self.pages = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-page")
+        self.encoders = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-encode")
+
+    def close(self) -> None:
+        self.pages.shutdown(wait=True, cancel_futures=True)
+        self.encoders.shutdown(wait=True, cancel_futures=True)
+
+    def _recognise(self, prepared: PreparedPage, label: str) -> tuple[ocr.PageOcr | None, str | None]:
+        error: str | None = None
+        for attempt in (1, 2):
+            try:
+                return (
+                    ocr.ocr_prepared(
+                        prepared,
+                        self.work_dir,
+                        self.settings.timeout,
+                        label=label,
+                        tesseract_cmd=self.tesseract_cmd,
+                        confidence=False,  # nothing here uses word confidences
+                    ),
+                    None,
+                )
+            except OcrError as e:
+                error = e.message
+                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
+                if attempt == 2 or _failure_is_timeout(e):
+                    break
+                log.warning("%s: %s; trying once more", label, e.message)
+        return None, error
+
+    def page_job(self, page: _LoadedPage) -> PageResult:
+        from .ocr_strategy import prepare_page
+
+        start = time.perf_counter()
+        label, dpi, original = page.label, page.dpi, page.image
+        prepared = prepare_page(
+            original,
+            dpi,
+            self.settings.lang,
+            self.installed,
+            correct_geometry=True,
+            fixed_lang=self.settings.strategy == "fixed",
+        )
+        page.image = None  # the prepared page holds what is still needed
+        # A page nothing was done to keeps the file's own encoding (copied, not decoded and re-encoded).
+        source = page.source if prepared.page_image is original and not self.settings.photo else None
+        del original
+        encoded: Future[EncodedImage]
+        if isinstance(source, tuple):
+            done: Future[EncodedImage] = Future()
+            done.set_result(source[0])
+            encoded, dpi = done, round(source[1])
+        else:
+            encoded = self.encoders.submit(_encode, source, prepared.page_image, self.settings.photo, label)
+        result, error = self._recognise(prepared, label)
+        plan = result.plan if result is not None else ocr._plan_record(prepared)
+        del prepared
+        return PageResult(
+            number=page.number,
+            label=label,
+            dpi=dpi,
+            image=encoded.result(),
+            text_pdf=result.text_pdf if result is not None else None,
+            text=result.text if result is not None else "",
+            error=error,
+            plan=plan,
+            seconds=round(time.perf_counter() - start, 3),
+        )
+
+
+def _encode(source: bytes | None, image: Any, photo: bool, label: str) -> EncodedImage:
+    from .pdf import encode_image, passthrough_image
+
+    if source is not None:
+        encoded = passthrough_image(source)
+        if encoded is not None:
+            return encoded
+    return encode_image(image, photo=photo, label=label, compress_level=None)
+
+
+@dataclass(slots=True)
+class _LoadedPage:
+    number: int
+    label: str
+    image: Any  # PIL image, mode 1/L/RGB
+    dpi: int
+    # The page exactly as the input file stores it, when the PDF can carry that encoding: the bytes of
+    # a PNG/JPEG file, or the one image of a scanned PDF page with its resolution.
+    source: bytes | tuple[EncodedImage, float] | None = None
+
+
+def _pdf_page_images(path: Path) -> Iterator[tuple[EncodedImage, float] | None]:
+    import pikepdf
+
+    from .pdf import embedded_page_image
+
+    try:
+        doc = pikepdf.open(path, attempt_recovery=False)
+    except Exception:  # the loader reports a bad PDF properly; here it just means "nothing to reuse"
+        while True:
+            yield None
+    with doc:
+        for page in doc.pages:
+            yield embedded_page_image(page)
+    while True:
+        yield None
+
+
+def _loaded_pages(settings: OcrSettings, render_dir: Path) -> Iterator[_LoadedPage]:
+    from drivers.image_loading import load_pages
+
+    resolution = settings.dpi or DEFAULT_DPI
+    with settings.input.open("rb") as f:
+        head = f.read(8)
+    embedded = _pdf_page_images(settings.input) if head.startswith(b"%PDF") else None
+    for page in load_pages(settings.input, resolution, render_dir):
+        loaded = _LoadedPage(page.page_number, page.label, page.image, settings.dpi or page.dpi)
+        if embedded is not None:
+            loaded.source = next(embedded)
+        elif page.page_number == 1:
+            # A one-picture PNG/JPEG file is its own page encoding (None for TIFF: re-encoded).
+            loaded.source = _read_source(settings.input)
+        yield loaded
+
+
+def run_ocr(
+    settings: OcrSettings,
+    work_dir: Path,
+    *,
+    tesseract_cmd: str | None = None,
+    on_page: Callable[[PageResult], None] | None = None,
+) -> tuple[OcrRun, bytes, str]:
+    """OCR every page of ``settings.input``; returns the run, the PDF bytes and the sidecar text.
+
+    Nothing is written outside ``work_dir`` (a private RAM directory); the caller writes the outputs.
+    Raises InputError for unreadable input (naming it), ExternalToolError when tesseract or a language
+    is missing.  Pages whose OCR fails are kept as images without text and listed in ``run.failed``.
+    """
+    from .pdf import PdfMetadata, PdfPage, build_searchable_pdf
+
+    start = time.perf_counter()
+    tesseract.check_languages(settings.lang, tesseract_cmd)
+    installed = tesseract.installed_languages(tesseract_cmd)
+    render_dir = work_dir / "render"
+    pipeline = _Pipeline(settings, work_dir, installed, tesseract_cmd)
+    results: list[PageResult] = []
+    pending: deque[Future[PageResult]] = deque()
+    try:
+        for loaded in _loaded_pages(settings, render_dir):
+            pending.append(pipeline.pages.submit(pipeline.page_job, loaded))
+            while len(pending) > settings.jobs + _AHEAD - 1:
+                results.append(pending.popleft().result())
+                if on_page is not None:
+                    on_page(results[-1])
+        while pending:
+            results.append(pending.popleft().result())
+            if on_page is not None:
+                on_page(results[-1])
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pipeline.close()
+    if not results:
+        raise InputError(str(settings.input), "has no pages")
+    meta = settings.metadata
+    metadata = PdfMetadata(
+        title=meta.get("title") or settings.input.stem,
+        employee_code=meta.get("employee_code", ""),
+        employee_name=meta.get("employee_name", ""),
+        acr_period=meta.get("acr_period", ""),
+        unit=meta.get("unit", ""),
+    )
+    pdf_bytes = build_searchable_pdf(
+        [PdfPage(image_png=r.image, dpi=r.dpi, text_pdf=r.text_pdf) for r in results], metadata, work_dir
+    )
+    sidecar = "\f".join(r.text for r in results) + "\n"
+    run = OcrRun(results, round(time.perf_counter() - start, 3), len(pdf_bytes))
+    return run, pdf_bytes, sidecar
+
+
+def _write_outputs(settings: OcrSettings, pdf_bytes: bytes, sidecar: str, report: dict[str, Any] | None) -> None:
+    """PDF, then sidecar, then report, each atomically; if a later one fails the earlier go too."""
+    written: list[Path] = []
+    try:
+        atomic_write(settings.output, pdf_bytes)
+        written.append(settings.output)
+        if settings.sidecar is not None:
+            atomic_write(settings.sidecar, sidecar.encode("utf-8"))
+            written.append(settings.sidecar)
+        if settings.report is not None and report is not None:
+            atomic_write(settings.report, json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8"))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _report(run: OcrRun, settings: OcrSettings, suggestions: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "input": str(settings.input),
+        "output": str(settings.output),
+        "lang": settings.lang,
+        "strategy": settings.strategy,
+        "seconds": run.seconds,
+        "pdf_bytes": run.pdf_bytes,
+        "pages": [
+            {
+                "page": p.number,
+                "label": p.label,
+                "dpi": p.dpi,
+                "image": p.image.source,
+                "image_bytes": len(p.image.data),
+                "ocr_failed": p.error is not None,
+                "error": p.error,
+                "seconds": p.seconds,
+                "plan": p.plan,
+            }
+            for p in run.pages
+        ],
+        "index_suggestions": suggestions,
+    }
 
 
 def add_ocr_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("ocr", parents=[common], help="OCR an image/TIFF/PDF into a searchable PDF (training, bench)")
+    s = sub.add_parser(
+        "ocr",
+        parents=[common],
+        help="OCR an image/TIFF/PDF into a searchable PDF/A and a text file (training, bench)",
+        description="OCR an image, multi-page TIFF or PDF into a searchable PDF/A-2b and a UTF-8 (NFC) text "
+        "file. The languages, orientation, deskew, binarisation and text size are chosen per page.",
+    )
     s.add_argument("input", metavar="INPUT")
     s.add_argument("-o", "--output", required=True, metavar="OUT.pdf")
-    s.add_argument("--sidecar", metavar="OUT.txt")
-    s.add_argument("--lang", default="hin+eng")
-    s.add_argument("--dpi", type=int)
-    s.add_argument("--jobs", type=int)
+    s.add_argument("--sidecar", metavar="OUT.txt", help="also write the recognised text (pages separated by \\f)")
+    s.add_argument(
+        "--lang",
+        default=ocr.DEFAULT_LANG,
+        help="languages the pages may contain (default hin+eng); the model is chosen per page from them",
+    )
+    s.add_argument("--dpi", type=int, help="resolution of image files (overrides their own); PDF rendering dpi")
+    s.add_argument("--jobs", type=int, help="pages read in parallel (default: the usable CPU cores)")
+    s.add_argument("--timeout", type=float, default=ocr.DEFAULT_TIMEOUT, metavar="SECONDS", help="per page")
+    s.add_argument(
+        "--strategy",
+        choices=ocr.STRATEGIES,
+        default="auto",
+        help="auto: choose model, size and binarisation per page; fixed: run --lang as given",
+    )
+    s.add_argument("--photo", action="store_true", help="store re-encoded grey/colour pages as JPEG q90")
+    g = s.add_argument_group("document metadata (written to the PDF)")
+    g.add_argument("--title")
+    g.add_argument("--employee", metavar="CODE")
+    g.add_argument("--name")
+    g.add_argument("--period", metavar="PERIOD")
+    g.add_argument("--unit")
+    s.add_argument(
+        "--suggest-index",
+        action="store_true",
+        help="print suggested employee code, name, rank and ACR period (JSON) for the operator to confirm",
+    )
+    s.add_argument("--report", metavar="FILE.json", help="write per-page choices, timings and failures")
     s.set_defaults(func=cmd_ocr)
 
 
+def _default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def settings_from_args(args: argparse.Namespace) -> OcrSettings:
+    metadata = {
+        k: v
+        for k, v in {
+            "title": args.title,
+            "employee_code": args.employee,
+            "employee_name": args.name,
+            "acr_period": args.period,
+            "unit": args.unit,
+        }.items()
+        if v
+    }
+    return OcrSettings(
+        input=Path(args.input),
+        output=Path(args.output),
+        sidecar=Path(args.sidecar) if args.sidecar else None,
+        lang=args.lang,
+        dpi=args.dpi,
+        jobs=args.jobs if args.jobs is not None else _default_jobs(),
+        timeout=args.timeout,
+        strategy=args.strategy,
+        photo=args.photo,
+        metadata=metadata,
+        report=Path(args.report) if args.report else None,
+    )
+
+
 def cmd_ocr(args: argparse.Namespace) -> int:
-    raise StateError("the ocr command is not implemented yet")
+    settings = settings_from_args(args)
+    if not settings.input.exists():
+        raise InputError(str(settings.input), "no such file")
+    if settings.jobs > 1:
+        import cv2
+
+        # Pages run in parallel already; OpenCV's own threads would only fight them for the cores.
+        cv2.setNumThreads(1)
+    with RamDir(prefix="scanstation-ocr") as ram:
+        restore = set_process_tempdir(ram)
+        try:
+
+            def progress(page: PageResult) -> None:
+                if page.error is not None:
+                    print(f"scanstation: {page.label}: OCR failed: {page.error}", file=sys.stderr, flush=True)
+                else:
+                    log.info("%s: %s in %.2f s", page.label, page.plan.get("lang"), page.seconds)
+
+            run, pdf_bytes, sidecar = run_ocr(settings, ram.path, on_page=progress)
+            suggestions = None
+            if args.suggest_index:
+                from .index_suggest import suggest_index
+
+                suggestions = suggest_index([p.text for p in run.pages]).to_dict()
+            _write_outputs(settings, pdf_bytes, sidecar, _report(run, settings, suggestions))
+        finally:
+            restore()
+    if suggestions is not None:
+        print(json.dumps(suggestions, ensure_ascii=False, indent=1), flush=True)
+    failed = run.failed
+    print(
+        f"{settings.output}: {len(run.pages)} page(s), {len(run.pages) - len(failed)} with text, "
+        f"{run.pdf_bytes / 1024:.0f} KiB, {run.seconds:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    if failed:
+        labels = ", ".join(p.label for p in failed)
+        raise OcrError(
+            f"OCR failed on {labels}: kept as image{'s' if len(failed) > 1 else ''} without text in "
+            f"{settings.output}; run the command again to retry"
+        )
+    return 0
+
+
+__all__ = ["OcrRun", "OcrSettings", "PageResult", "add_ocr_parser", "cmd_ocr", "run_ocr", "settings_from_args"]

@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,9 @@ JPEG_QUALITY = 90
 # different image (rotated, cropped) and the text would sit in the wrong place.
 _ASPECT_TOLERANCE = 0.02
 _PDFTOTEXT_TIMEOUT = 60.0
+# A page whose middle strip zlib cannot shrink below this share of its raw size is noisy (clean scans
+# shrink to 5-10 %, noisy ones to 40 % and more).
+_NOISY_RATIO = 0.25
 SRGB_NAME = "sRGB IEC61966-2.1"
 
 # sRGB profiles on a Debian station, most dependable first.  pikepdf (a hard dependency) ships one;
@@ -39,10 +43,26 @@ _SYSTEM_ICC_CANDIDATES = (
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedImage:
+    """A page image already in a PDF image stream's encoding (see :func:`encode_image`)."""
+
+    data: bytes
+    width: int
+    height: int
+    colour_space: str  # "DeviceGray", "DeviceRGB" or "Indexed" (over DeviceRGB, ``palette``)
+    bits: int
+    filter: str  # "FlateDecode", "DCTDecode" or "CCITTFaxDecode"
+    decode_parms: tuple[tuple[str, int | bool], ...] = ()
+    palette: bytes | None = None  # RGB triplets for "Indexed"
+    source: str = "encoded"  # how it was made: "g4", "flate", "jpeg", "png passthrough", "jpeg passthrough"
+
+
+@dataclass(frozen=True, slots=True)
 class PdfPage:
     """One page to assemble: the full-quality image, its resolution and the OCR text layer if any."""
 
-    image_png: bytes | Image.Image  # PNG (or any format Pillow reads) bytes, or a PIL image
+    image_png: bytes | Image.Image | EncodedImage  # PNG (or any format Pillow reads) bytes, a PIL image,
+    # or an image already encoded by encode_image (lets callers encode pages in parallel)
     dpi: int
     text_pdf: bytes | None = None  # tesseract's text-only page; None → image-only page (OCR failed)
     photo: bool = False  # True → JPEG q90 for grey/colour (photographs); lossless Flate otherwise
@@ -106,6 +126,8 @@ def srgb_icc_profile() -> bytes:
 
 
 def _load_image(page: PdfPage, label: str) -> Image.Image:
+    if isinstance(page.image_png, EncodedImage):
+        raise TypeError("already encoded")
     if isinstance(page.image_png, Image.Image):
         im = page.image_png
     else:
@@ -165,14 +187,14 @@ def _ccitt_g4(im: Image.Image) -> tuple[bytes, bool] | None:
     return data, photometric == 1
 
 
-def _png_idat(im: Image.Image) -> tuple[bytes, int, int]:
+def _png_idat(im: Image.Image, compress_level: int = 6) -> tuple[bytes, int, int]:
     """Encode with Pillow's PNG encoder and return (IDAT zlib stream, bit depth, colour count).
 
     PNG's per-row filters are exactly PDF's Flate predictor 15, so the IDAT data can go into the PDF
     as is: lossless and several times smaller than unpredicted Flate for scanned grey pages.
     """
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6)
+    im.save(buf, format="PNG", compress_level=compress_level)
     png = buf.getvalue()
     pos, idat = 8, []
     bit_depth = colour_type = -1
@@ -195,38 +217,267 @@ def _png_idat(im: Image.Image) -> tuple[bytes, int, int]:
     return b"".join(idat), bit_depth, colours
 
 
-def _image_xobject(pdf: pikepdf.Pdf, im: Image.Image, photo: bool) -> pikepdf.Stream:
+def noisy_compress_level(im: Image.Image) -> int:
+    """zlib level for a lossless page: 6, or 1 for a noisy scan, where 6 costs five times the time for
+    a sixth less size (scanner noise does not compress); judged on a strip from the middle of the page."""
+    if im.mode == "1" or im.height < 64:
+        return 6
+    strip = im.crop((0, im.height * 9 // 20, im.width, im.height * 11 // 20)).tobytes()
+    return 1 if len(zlib.compress(strip, 1)) > _NOISY_RATIO * len(strip) else 6
+
+
+def _encode_pil(im: Image.Image, photo: bool, compress_level: int = 6) -> EncodedImage:
     width, height = im.size
-    common = {"Type": Name.XObject, "Subtype": Name.Image, "Width": width, "Height": height}
-    colour_space = Name.DeviceRGB if im.mode == "RGB" else Name.DeviceGray
+    colour_space = "DeviceRGB" if im.mode == "RGB" else "DeviceGray"
     if im.mode == "1":
         g4 = _ccitt_g4(im)
         if g4 is not None:
             data, black_is_1 = g4
-            return pikepdf.Stream(
-                pdf,
-                data,
-                **common,
-                ColorSpace=Name.DeviceGray,
-                BitsPerComponent=1,
-                Filter=Name.CCITTFaxDecode,
-                DecodeParms=Dictionary(K=-1, Columns=width, Rows=height, BlackIs1=black_is_1),
+            return EncodedImage(
+                data, width, height, "DeviceGray", 1, "CCITTFaxDecode",
+                (("K", -1), ("Columns", width), ("Rows", height), ("BlackIs1", black_is_1)), source="g4",
             )
     elif photo:
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=JPEG_QUALITY)
-        return pikepdf.Stream(
-            pdf, buf.getvalue(), **common, ColorSpace=colour_space, BitsPerComponent=8, Filter=Name.DCTDecode
+        return EncodedImage(buf.getvalue(), width, height, colour_space, 8, "DCTDecode", source="jpeg")
+    data, bits, colours = _png_idat(im, compress_level)
+    return EncodedImage(
+        data, width, height, colour_space, bits, "FlateDecode",
+        (("Predictor", 15), ("Colors", colours), ("BitsPerComponent", bits), ("Columns", width)), source="flate",
+    )
+
+
+def _png_passthrough(data: bytes) -> EncodedImage | None:
+    """The IDAT stream of a PNG whose pixels PDF can take as they are (no transparency, no 16 bits,
+    not interlaced), or None."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    pos, idat = 8, []
+    header: tuple[int, ...] | None = None
+    palette: bytes | None = None
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if len(body) != length:
+            return None
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"PLTE":
+            palette = body
+        elif kind == b"tRNS":
+            return None  # transparency: PDF/A would need a soft mask
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if header is None or not idat:
+        return None
+    width, height, bits, colour_type, compression, _filter, interlace = header
+    if interlace or compression or width <= 0 or height <= 0:
+        return None
+    if colour_type == 0 and bits in (1, 2, 4, 8):
+        space, colours, pal = "DeviceGray", 1, None
+    elif colour_type == 2 and bits == 8:
+        space, colours, pal = "DeviceRGB", 3, None
+    elif colour_type == 3 and bits in (1, 2, 4, 8) and palette and len(palette) % 3 == 0:
+        space, colours, pal = "Indexed", 1, palette
+    else:
+        return None
+    return EncodedImage(
+        b"".join(idat), width, height, space, bits, "FlateDecode",
+        (("Predictor", 15), ("Colors", colours), ("BitsPerComponent", bits), ("Columns", width)),
+        palette=pal, source="png passthrough",
+    )
+
+
+def _jpeg_passthrough(data: bytes) -> EncodedImage | None:
+    """A baseline/progressive JPEG in grey or RGB, as it is (DCTDecode), or None."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+            mode, (width, height) = im.mode, im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if mode not in ("L", "RGB") or orientation not in (None, 1):
+        return None  # CMYK needs a CMYK output intent; EXIF-rotated pixels are not the page as loaded
+    space = "DeviceRGB" if mode == "RGB" else "DeviceGray"
+    return EncodedImage(data, width, height, space, 8, "DCTDecode", source="jpeg passthrough")
+
+
+def passthrough_image(data: bytes) -> EncodedImage | None:
+    """PNG or JPEG file bytes as a PDF image stream without re-encoding, or None if PDF cannot carry them."""
+    return _png_passthrough(data) or _jpeg_passthrough(data)
+
+
+_PAGE_FIT = 0.005  # relative tolerance for "the image covers the page"
+_TEXT_OPERATORS = frozenset(
+    {"BT", "ET", "Tf", "Tr", "Tm", "Td", "TD", "T*", "TJ", "Tj", "Tz", "TL", "Tc", "Tw", "Ts", "'", '"'}
+)
+# Graphics state and colour settings paint nothing (clipping, W, does: it is not in this list).
+_STATE_OPERATORS = frozenset(
+    {"ri", "gs", "i", "w", "J", "j", "M", "d", "cs", "CS", "sc", "scn", "SC", "SCN", "g", "G", "rg", "RG", "k", "K"}
+)
+_KEEP_FILTERS = frozenset({"/DCTDecode", "/FlateDecode", "/CCITTFaxDecode"})
+
+
+def _image_space(obj: pikepdf.Object | None) -> tuple[str, bytes | None] | None:
+    """(colour space name for EncodedImage, palette) for the spaces kept as they are, else None."""
+    if obj == Name.DeviceGray:
+        return "DeviceGray", None
+    if obj == Name.DeviceRGB:
+        return "DeviceRGB", None
+    if isinstance(obj, Array) and len(obj) == 2 and obj[0] == Name.ICCBased:
+        n = int(obj[1].get("/N", 0))
+        return {1: ("DeviceGray", None), 3: ("DeviceRGB", None)}.get(n)
+    if isinstance(obj, Array) and len(obj) == 4 and obj[0] == Name.Indexed and obj[1] == Name.DeviceRGB:
+        lookup = obj[3]
+        table = bytes(lookup.read_bytes()) if isinstance(lookup, pikepdf.Stream) else bytes(lookup)
+        if len(table) != 3 * (int(obj[2]) + 1):
+            return None
+        return "Indexed", table
+    return None
+
+
+def embedded_page_image(page: pikepdf.Page) -> tuple[EncodedImage, float] | None:
+    """The one image a scanned PDF page consists of, as stored in the file, and its resolution (dpi).
+
+    Only a page that paints exactly one image over its whole media box (and at most invisible text,
+    as an earlier OCR left it) qualifies, with an encoding PDF/A takes as it is (JPEG, Flate, CCITT;
+    grey, RGB or indexed; no masks).  None for anything else: such pages are rendered and re-encoded.
+    """
+    try:
+        if int(page.obj.get("/Rotate", 0)) % 360:
+            return None
+        x0, y0, x1, y1 = (float(v) for v in page.mediabox)
+        resources = page.obj.get("/Resources")
+        xobjects = resources.get("/XObject") if isinstance(resources, Dictionary) else None
+        if not isinstance(xobjects, Dictionary) or len(xobjects) != 1 or x0 or y0:
+            return None
+        ((name, xobj),) = xobjects.items()
+        if not isinstance(xobj, pikepdf.Stream) or xobj.get("/Subtype") != Name.Image:
+            return None
+        ctm = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+        stack: list[list[float]] = []
+        painted = 0
+        invisible = False
+        for instruction in pikepdf.parse_content_stream(page):
+            if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+                return None
+            operands, op = instruction.operands, str(instruction.operator)
+            if op == "q":
+                stack.append(ctm[:])
+            elif op == "Q":
+                ctm = stack.pop() if stack else ctm
+            elif op == "cm":
+                a, b, c, d, e, f = (float(v) for v in operands)
+                m0 = ctm
+                ctm = [
+                    a * m0[0] + b * m0[2], a * m0[1] + b * m0[3],
+                    c * m0[0] + d * m0[2], c * m0[1] + d * m0[3],
+                    e * m0[0] + f * m0[2] + m0[4], e * m0[1] + f * m0[3] + m0[5],
+                ]
+            elif op == "Do":
+                if str(operands[0]) != name or painted:
+                    return None
+                painted += 1
+                pw, ph = x1 - x0, y1 - y0
+                want = (pw, 0.0, 0.0, ph, 0.0, 0.0)
+                scale = (pw, pw, ph, ph, pw, ph)
+                if any(abs(g - w) > _PAGE_FIT * s_ for g, w, s_ in zip(ctm, want, scale, strict=True)):
+                    return None
+            elif op == "Tr":
+                invisible = int(operands[0]) == 3
+            elif op in _TEXT_OPERATORS:
+                if op in ("TJ", "Tj", "'", '"') and not invisible:
+                    return None
+            elif op not in _STATE_OPERATORS:
+                return None  # paths, shadings, inline images, colours: more than one picture
+        if painted != 1:
+            return None
+        stream = xobj
+        if stream.get("/ImageMask", False) or any(k in stream for k in ("/SMask", "/Mask", "/Decode")):
+            return None
+        filters = stream.get("/Filter")
+        if isinstance(filters, Array):
+            if len(filters) != 1:
+                return None
+            filters = filters[0]
+        if str(filters) not in _KEEP_FILTERS:
+            return None
+        space = _image_space(stream.get("/ColorSpace"))
+        bits = int(stream.get("/BitsPerComponent", 0))
+        if space is None or bits not in (1, 2, 4, 8):
+            return None
+        parms = stream.get("/DecodeParms")
+        if isinstance(parms, Array):
+            parms = parms[0] if len(parms) == 1 else None
+        items: list[tuple[str, int | bool]] = []
+        if isinstance(parms, Dictionary):
+            for key, value in parms.items():
+                if isinstance(value, bool | int):
+                    items.append((key.lstrip("/"), value))
+                else:
+                    return None
+        width, height = int(stream.Width), int(stream.Height)
+        encoded = EncodedImage(
+            bytes(stream.read_raw_bytes()), width, height, space[0], bits, str(filters).lstrip("/"),
+            tuple(items), palette=space[1], source="pdf passthrough",
         )
-    data, bits, colours = _png_idat(im)
+        return encoded, width * 72.0 / (x1 - x0)
+    except (pikepdf.PdfError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+
+
+def encode_image(
+    image: bytes | Image.Image,
+    *,
+    photo: bool = False,
+    passthrough: bool = False,
+    label: str = "page",
+    compress_level: int | None = 6,
+) -> EncodedImage:
+    """Encode a page image for the PDF; thread-safe, so pages can be encoded while OCR runs.
+
+    1-bit: CCITT G4 (lossless); grey and colour: PNG-predicted Flate (lossless) at ``compress_level``
+    (None: :func:`noisy_compress_level` decides), or JPEG q90 if ``photo``.  With ``passthrough``, PNG
+    or JPEG file bytes that PDF can carry unchanged are used as they are (no decoding, no re-encoding:
+    the page is bit for bit the input); the caller must know that the bytes are the page it wants (no
+    rotation or cleaning since).
+    """
+    if passthrough and isinstance(image, bytes):
+        encoded = passthrough_image(image)
+        if encoded is not None:
+            return encoded
+    im = _load_image(PdfPage(image_png=image, dpi=1), label)
+    return _encode_pil(im, photo, noisy_compress_level(im) if compress_level is None else compress_level)
+
+
+def _image_xobject(pdf: pikepdf.Pdf, encoded: EncodedImage) -> pikepdf.Stream:
+    if encoded.colour_space == "Indexed":
+        assert encoded.palette is not None
+        hival = len(encoded.palette) // 3 - 1
+        colour_space: pikepdf.Object = Array([Name.Indexed, Name.DeviceRGB, hival, pikepdf.String(encoded.palette)])
+    else:
+        colour_space = Name("/" + encoded.colour_space)
+    extra: dict[str, pikepdf.Object] = {}
+    if encoded.decode_parms:
+        extra["DecodeParms"] = Dictionary({f"/{k}": v for k, v in encoded.decode_parms})
     return pikepdf.Stream(
         pdf,
-        data,
-        **common,
+        encoded.data,
+        Type=Name.XObject,
+        Subtype=Name.Image,
+        Width=encoded.width,
+        Height=encoded.height,
         ColorSpace=colour_space,
-        BitsPerComponent=bits,
-        Filter=Name.FlateDecode,
-        DecodeParms=Dictionary(Predictor=15, Colors=colours, BitsPerComponent=bits, Columns=width),
+        BitsPerComponent=encoded.bits,
+        Filter=Name("/" + encoded.filter),
+        **extra,
     )
 
 
@@ -262,14 +513,19 @@ def _num(value: float) -> str:
 
 def _add_page(pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikepdf.Pdf]) -> None:
     label = f"page {index + 1}"
-    im = _load_image(page, label)
-    width, height = im.width * 72 / page.dpi, im.height * 72 / page.dpi
+    if page.dpi <= 0:
+        raise InputError(label, f"invalid resolution {page.dpi} dpi")
+    if isinstance(page.image_png, EncodedImage):
+        encoded = page.image_png
+    else:
+        encoded = _encode_pil(_load_image(page, label), page.photo)
+    width, height = encoded.width * 72 / page.dpi, encoded.height * 72 / page.dpi
     try:
         new_page = pdf.add_blank_page(page_size=(width, height))
     except ValueError as e:  # PDF limits pages to 3..14400 units
         raise InputError(label, f"page size {width:.0f}x{height:.0f} pt out of range: {e}") from e
     # Fixed resource names (not add_resource's random ones) keep the output byte-for-byte reproducible.
-    image_name = new_page.add_resource(_image_xobject(pdf, im, page.photo), Name.XObject, Name("/Im0"))
+    image_name = new_page.add_resource(_image_xobject(pdf, encoded), Name.XObject, Name("/Im0"))
     ops = []
     if page.text_pdf is not None:
         form, sx, sy = _text_layer(pdf, page.text_pdf, label, (width, height), keep_open)

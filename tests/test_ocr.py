@@ -263,3 +263,104 @@ def test_pool_rejects_after_shutdown(phototest_png: bytes, work_dir: Path) -> No
 def test_missing_work_dir_is_ocr_error(phototest_png: bytes, tmp_path: Path) -> None:
     with pytest.raises(OcrError, match="cannot stage page"):
         ocr.ocr_page(phototest_png, 200, tmp_path / "gone", lang="eng")
+
+
+# ---------------------------------------------------------------- per-page choices (scanstation.ocr_strategy)
+
+
+@pytest.fixture(scope="module")
+def synthetic_pages() -> dict[str, Image.Image]:
+    from scanstation.synth import PageSpec, render_acr_page
+
+    return {
+        content: render_acr_page(PageSpec(seed=61, content=content, page_no=1, dpi=200)).image
+        for content in ("english", "hindi", "form")
+    }
+
+
+def test_script_of_each_page(synthetic_pages: dict[str, Image.Image]) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    installed = {"eng", "hin", "Devanagari"}
+    plans = {k: prepare_page(im, 200, "hin+eng", installed).plan for k, im in synthetic_pages.items()}
+    assert {k: p.script for k, p in plans.items()} == {"english": "latin", "hindi": "devanagari", "form": "mixed"}
+    assert plans["english"].lang == "eng"
+    assert plans["hindi"].lang == "Devanagari"
+    assert plans["form"].lang == "Devanagari+eng"
+    # Without the script model the Devanagari language itself is used, alone.
+    assert prepare_page(synthetic_pages["hindi"], 200, "hin+eng", {"eng", "hin"}).plan.lang == "hin"
+
+
+def test_language_choice_stays_within_what_is_allowed() -> None:
+    from scanstation.ocr_strategy import choose_language
+
+    installed = {"eng", "hin", "Devanagari", "osd"}
+    assert choose_language("devanagari", "eng", installed)[0] == "eng"
+    assert choose_language("latin", "hin", installed)[0] == "Devanagari"
+    assert choose_language("latin", "hin", {"hin"})[0] == "hin"
+    assert choose_language("mixed", "hin+eng", installed)[0] == "Devanagari+eng"
+    assert choose_language("unknown", "hin+eng", installed)[0] == "hin+eng"
+    assert choose_language("devanagari", "script/Devanagari+eng", {"script/Devanagari", "eng"})[0] == (
+        "script/Devanagari"
+    )
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_turned_pages_are_turned_back(turn: int, synthetic_pages: dict[str, Image.Image]) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    for key in ("english", "hindi"):
+        upright = synthetic_pages[key]
+        prepared = prepare_page(upright.rotate(turn, expand=True), 200, "hin+eng", {"eng", "hin", "Devanagari"})
+        assert prepared.geometry.turn == turn, key
+        assert prepared.geometry.turn_checked
+        assert prepared.page_image.size == upright.size
+
+
+def test_upright_page_skips_the_orientation_estimator(synthetic_pages: dict[str, Image.Image]) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    for image in synthetic_pages.values():
+        prepared = prepare_page(image, 200, "hin+eng", {"eng", "hin", "Devanagari"})
+        assert prepared.geometry.turn == 0 and not prepared.geometry.turn_checked
+        assert prepared.page_image is image  # nothing to correct: the page is stored as it came
+
+
+def test_uneven_paper_is_flattened(synthetic_pages: dict[str, Image.Image]) -> None:
+    import numpy as np
+
+    from scanstation.ocr_strategy import prepare_page
+
+    page = np.asarray(synthetic_pages["english"]).astype(np.float32)
+    h, w = page.shape
+    shade = np.linspace(1.0, 0.45, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
+    shaded = Image.fromarray((page * shade).astype(np.uint8))
+    assert prepare_page(shaded, 200, "eng", {"eng"}).plan.flatten
+    assert not prepare_page(synthetic_pages["english"], 200, "eng", {"eng"}).plan.flatten
+
+
+def test_large_devanagari_text_is_read_smaller(work_dir: Path) -> None:
+    from scanstation.synth import PageSpec, render_acr_page
+
+    page = render_acr_page(PageSpec(seed=62, content="hindi", dpi=400))
+    buf = io.BytesIO()
+    page.image.save(buf, format="PNG")
+    result = ocr.ocr_page(buf.getvalue(), 400, work_dir, lang="hin")
+    assert result.plan["scale"] < 0.8
+    assert result.lang_used == "Devanagari"
+    assert "निर्देश" in result.text
+    assert list(work_dir.iterdir()) == []
+
+
+def test_fixed_strategy_runs_the_language_as_given(devatest_png: bytes, work_dir: Path) -> None:
+    result = ocr.ocr_page(devatest_png, 300, work_dir, lang="hin+eng", strategy="fixed")
+    assert result.lang_used == "hin+eng"
+    with pytest.raises(ValueError, match="strategy"):
+        ocr.ocr_page(devatest_png, 300, work_dir, lang="hin", strategy="guess")  # type: ignore[arg-type]
+
+
+def test_clean_text() -> None:
+    assert ocr.clean_text("inhab-\nited land\f") == "inhabited land"
+    assert ocr.clean_text("Anglo-\nSaxon") == "Anglo-\nSaxon"  # a capital after the break: a real hyphen
+    assert ocr.clean_text("क\u093f  \n") == "कि"
+    assert ocr.clean_text("ﬁ") == "ﬁ"  # NFC, never NFKC

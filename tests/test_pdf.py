@@ -308,3 +308,45 @@ def test_structural_check_catches_non_pdfa(ocr_results: tuple[ocr.PageOcr, ocr.P
     problems = pdfa_structural_problems(ocr_results[0].text_pdf)
     assert "no XMP metadata" in problems
     assert "no OutputIntent" in problems
+
+
+# ---------------------------------------------------------------- pre-encoded pages (scanstation ocr)
+
+
+def _encoded_file(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB"])
+def test_png_passthrough_is_exact_and_pdfa(mode: str, work_dir: Path) -> None:
+    with Image.open(CORPUS / "tess_devatest.png") as im:
+        source = im.convert("RGB").convert(mode) if mode != "P" else im.copy()
+    data = _encoded_file(source, "PNG")
+    encoded = pdf.encode_image(data, passthrough=True)
+    assert encoded.source == "png passthrough"
+    built = pdf.build_searchable_pdf([pdf.PdfPage(encoded, 300)], META, work_dir)
+    assert pdfa_structural_problems(built) == []
+    with pikepdf.open(io.BytesIO(built)) as doc:
+        _xobj, pixels = decoded_image(doc.pages[0])
+    expected = np.asarray(source.convert("RGB") if mode == "P" else source)
+    got = pixels if mode != "P" else np.asarray(Image.fromarray(pixels).convert("RGB"))
+    assert np.array_equal(got.astype(np.uint8), expected.astype(np.uint8))
+
+
+def test_passthrough_only_when_pdf_can_carry_it(work_dir: Path) -> None:
+    with Image.open(CORPUS / "tess_devatest.png") as im:
+        grey = im.convert("L")
+    transparent = grey.convert("LA")
+    assert pdf.encode_image(_encoded_file(transparent, "PNG"), passthrough=True).source == "flate"
+    deep = _encoded_file(Image.fromarray(np.asarray(grey).astype(np.uint16) * 257), "PNG")
+    assert pdf.passthrough_image(deep) is None  # 16 bits: decoded and reduced to 8 by the loader instead
+    jpeg = _encoded_file(grey, "JPEG", quality=85)
+    encoded = pdf.encode_image(jpeg, passthrough=True)
+    assert encoded.source == "jpeg passthrough" and encoded.data == jpeg
+    cmyk = _encoded_file(grey.convert("CMYK"), "JPEG")
+    assert pdf.encode_image(cmyk, passthrough=True).source == "flate"
+    # Without passthrough the station's rule holds: lossless re-encoding.
+    assert pdf.encode_image(_encoded_file(grey, "PNG")).source == "flate"
+    assert pdf.encode_image(grey.convert("1")).source == "g4"

@@ -1,0 +1,317 @@
+"""`scanstation ocr` end to end: synthetic English, Devanagari and mixed ACR pages, PDF/A, failures, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pikepdf
+import pytest
+from PIL import Image
+from rapidfuzz.distance import Levenshtein
+
+from scanstation import cli, pdf, tesseract
+from scanstation.pdf import pdf_text
+from scanstation.synth import PageSpec, SyntheticPage, render_acr_page
+from tests.test_pdf import pdfa_structural_problems
+
+CORPUS = Path("/work/shared/corpus")
+REAL_TESSERACT = shutil.which("tesseract")
+pytestmark = pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed")
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """The peer bench's measure: Levenshtein / reference length after NFC and whitespace collapse."""
+
+    def norm(t: str) -> str:
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", t)).strip()
+
+    ref = norm(reference)
+    return Levenshtein.distance(ref, norm(hypothesis)) / max(1, len(ref))
+
+
+def run(*args: str | Path) -> int:
+    return cli.main(["ocr", *(str(a) for a in args)])
+
+
+def fake_tesseract(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake-tesseract"
+    script.write_text(f'#!/bin/sh\ncase "$1" in --version|--list-langs) exec {REAL_TESSERACT} "$@";; esac\n{body}\n')
+    script.chmod(0o755)
+    return script
+
+
+def ram_dirs() -> list[Path]:
+    return sorted(Path("/dev/shm").glob(f"scanstation-ocr-{os.getpid()}-*"))
+
+
+# ---------------------------------------------------------------- three ACR pages in one TIFF
+
+
+@pytest.fixture(scope="module")
+def acr_pages() -> list[SyntheticPage]:
+    return [
+        render_acr_page(PageSpec(seed=41, content="english", noise=0.1)),
+        render_acr_page(PageSpec(seed=42, content="hindi", noise=0.1)),
+        render_acr_page(PageSpec(seed=43, page_no=1, content="form", noise=0.1, skew_deg=0.6)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def acr_run(acr_pages: list[SyntheticPage], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("acr")
+    tiff = d / "acr.tif"
+    first, *rest = (p.image for p in acr_pages)
+    first.save(tiff, save_all=True, append_images=rest, compression="tiff_deflate", dpi=(300, 300))
+    out = {"input": tiff, "pdf": d / "acr.pdf", "txt": d / "acr.txt", "report": d / "acr.json"}
+    rc = run(tiff, "-o", out["pdf"], "--sidecar", out["txt"], "--lang", "hin+eng", "--report", out["report"],
+             "--jobs", "2", "--suggest-index", "--employee", "MC-00-000043", "--period", "2019-20")
+    assert rc == 0
+    return out
+
+
+def test_text_of_english_devanagari_and_mixed_pages(acr_run: dict[str, Path], acr_pages: list[SyntheticPage]) -> None:
+    texts = acr_run["txt"].read_text(encoding="utf-8").split("\f")
+    assert len(texts) == 3
+    english, hindi, form = texts
+    assert cer(acr_pages[0].text, english) < 0.03
+    assert cer(acr_pages[1].text, hindi) < 0.05
+    # The form's handwriting is not in its ground truth but is read too: a looser bound, plus its fields.
+    assert cer(acr_pages[2].text, form) < 0.35
+    fields = acr_pages[2].fields
+    for value in (fields["employee_code"], fields["name"], fields["acr_period"], "ANNUAL CONFIDENTIAL REPORT"):
+        assert value in form
+    assert "वार्षिक गोपनीय प्रविष्टि" in form
+
+
+def test_sidecar_is_nfc_utf8(acr_run: dict[str, Path]) -> None:
+    text = acr_run["txt"].read_bytes().decode("utf-8")
+    assert unicodedata.is_normalized("NFC", text)
+
+
+def test_model_chosen_per_page(acr_run: dict[str, Path]) -> None:
+    report = json.loads(acr_run["report"].read_text(encoding="utf-8"))
+    langs = [p["plan"]["lang"] for p in report["pages"]]
+    scripts = [p["plan"]["script"] for p in report["pages"]]
+    assert scripts == ["latin", "devanagari", "mixed"]
+    deva_model = "Devanagari" if "Devanagari" in tesseract.installed_languages() else "hin"
+    assert langs[0] == "eng"
+    assert langs[1] == deva_model  # never hin+eng on a Devanagari page
+    assert set(langs[2].split("+")) == {deva_model, "eng"}
+    assert not any(p["ocr_failed"] for p in report["pages"])
+    # Suggestions are offered, never accepted.
+    suggestions = report["index_suggestions"]
+    assert suggestions["needs_confirmation"] is True
+    assert all(v is None or v["confirmed"] is False for k, v in suggestions.items() if isinstance(v, dict))
+
+
+def test_devanagari_copy_paste_round_trip(acr_run: dict[str, Path]) -> None:
+    copied = pdf_text(acr_run["pdf"].read_bytes()).split("\f")
+    sidecar = acr_run["txt"].read_text(encoding="utf-8").split("\f")
+    assert unicodedata.is_normalized("NFC", copied[1])
+    words = [w for w in sidecar[1].split() if any("\u0900" <= c <= "\u097f" for c in w)]
+    assert len(words) > 50
+    pasted = set(copied[1].split())
+    assert sum(w in pasted for w in words) / len(words) > 0.95
+    assert "निर्देश" in copied[1]
+
+
+def test_pdf_is_pdfa_with_metadata_and_lossless_pages(acr_run: dict[str, Path], acr_pages: list[SyntheticPage]) -> None:
+    data = acr_run["pdf"].read_bytes()
+    assert pdfa_structural_problems(data) == []
+    with pikepdf.open(io.BytesIO(data)) as doc:
+        assert len(doc.pages) == 3
+        meta = doc.open_metadata()
+        assert "MC-00-000043" in str(meta.get("pdf:Keywords")) and "2019-20" in str(meta.get("pdf:Keywords"))
+        # An unchanged page is stored pixel for pixel (the form was straightened, so it differs).
+        (xobj,) = doc.pages[0].images.values()
+        assert isinstance(xobj, pikepdf.Stream)
+        pixels = np.asarray(pikepdf.PdfImage(xobj).as_pil_image().convert("L"))
+        assert np.array_equal(pixels, np.asarray(acr_pages[0].image))
+        # Page size follows the scan's resolution: A4 at 300 dpi.
+        box = [float(v) for v in doc.pages[1].mediabox]
+        assert abs(box[2] - 595.2) < 1 and abs(box[3] - 841.9) < 1
+    try:
+        from pikepdf import pdfa
+    except ImportError:
+        return
+    report = pdfa.validate_written(io.BytesIO(data), "2b")
+    assert report.passed, [str(f) for f in report.findings]
+
+
+def test_ram_directory_removed(acr_run: dict[str, Path]) -> None:
+    assert ram_dirs() == []
+    assert sorted(p.name for p in acr_run["pdf"].parent.iterdir()) == ["acr.json", "acr.pdf", "acr.tif", "acr.txt"]
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def test_devanagari_page_turned_five_degrees_is_straightened(tmp_path: Path) -> None:
+    page = render_acr_page(PageSpec(seed=44, content="hindi", skew_deg=4.9, noise=0.1))
+    src = tmp_path / "turned.png"
+    page.image.save(src, dpi=(300, 300))
+    assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "hin",
+               "--report", tmp_path / "r.json") == 0
+    plan = json.loads((tmp_path / "r.json").read_text())["pages"][0]["plan"]
+    assert abs(plan["skew"] - 4.9) < 0.3
+    assert cer(page.text, (tmp_path / "o.txt").read_text(encoding="utf-8")) < 0.05
+
+
+def test_upside_down_page_is_turned(tmp_path: Path) -> None:
+    page = render_acr_page(PageSpec(seed=45, content="english", rotation=180, dpi=200))
+    src = tmp_path / "upside-down.png"
+    page.image.save(src, dpi=(200, 200))
+    assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng",
+               "--report", tmp_path / "r.json") == 0
+    assert json.loads((tmp_path / "r.json").read_text())["pages"][0]["plan"]["turn"] == 180
+    assert cer(page.text, (tmp_path / "o.txt").read_text(encoding="utf-8")) < 0.03
+
+
+# ---------------------------------------------------------------- image stored as it came
+
+
+def test_png_stored_bit_for_bit(tmp_path: Path) -> None:
+    src = tmp_path / "photo.png"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        im.save(src, dpi=(200, 200))
+    assert run(src, "-o", tmp_path / "o.pdf", "--lang", "eng") == 0
+    with pikepdf.open(tmp_path / "o.pdf") as doc:
+        (xobj,) = doc.pages[0].images.values()
+        png = src.read_bytes()
+        idat = b"".join(
+            png[i + 8 : i + 8 + int.from_bytes(png[i : i + 4], "big")]
+            for i in _chunk_offsets(png)
+            if png[i + 4 : i + 8] == b"IDAT"
+        )
+        assert xobj.read_raw_bytes() == idat
+    assert "quick brown dog" in pdf_text((tmp_path / "o.pdf").read_bytes())
+
+
+def _chunk_offsets(png: bytes) -> list[int]:
+    offsets, pos = [], 8
+    while pos + 8 <= len(png):
+        offsets.append(pos)
+        pos += 12 + int.from_bytes(png[pos : pos + 4], "big")
+    return offsets
+
+
+# ---------------------------------------------------------------- failures
+
+
+@pytest.fixture
+def small_page(tmp_path: Path) -> Path:
+    src = tmp_path / "small.png"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        im.save(src, dpi=(200, 200))
+    return src
+
+
+@pytest.mark.parametrize(
+    ("body", "extra", "expected"),
+    [
+        ("kill -SEGV $$", (), "crashed"),
+        ('touch "$2.txt" "$2.tsv"\nexit 0', (), "produced no pdf output"),
+        ("exec sleep 30", ("--timeout", "0.5"), "timed out after 0.5 s"),
+    ],
+)
+def test_failed_ocr_keeps_the_page_image(
+    body: str,
+    extra: tuple[str, ...],
+    expected: str,
+    small_page: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(tesseract.TESSERACT_ENV, str(fake_tesseract(tmp_path, body)))
+    out = tmp_path / "o.pdf"
+    rc = run(small_page, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng", *extra)
+    assert rc == 8  # OcrError: the PDF is complete, the page is flagged
+    err = capsys.readouterr().err
+    assert "OCR failed" in err and expected in err and "small.png page 1" in err and "retry" in err
+    with pikepdf.open(out) as doc:
+        assert len(doc.pages) == 1 and len(doc.pages[0].images) == 1
+        assert "/XObject" in doc.pages[0].Resources and "/OCR0" not in doc.pages[0].Resources.XObject
+    assert (tmp_path / "o.txt").read_text(encoding="utf-8").strip() == ""
+    assert ram_dirs() == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_no_partial_pdf_when_assembly_fails(small_page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "o.pdf"
+    out.write_bytes(b"old result")
+
+    def broken(*_a: object, **_k: object) -> bytes:
+        raise pikepdf.PdfError("disk on fire")
+
+    monkeypatch.setattr(pdf, "build_searchable_pdf", broken)
+    with pytest.raises(pikepdf.PdfError):
+        run(small_page, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng")
+    assert out.read_bytes() == b"old result"
+    assert not (tmp_path / "o.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert ram_dirs() == []
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scanstation.cli", "ocr", *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_bad_input_exits_4_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image at all\n")
+    proc = _cli(bad, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt")
+    assert proc.returncode == 4
+    assert str(bad) in proc.stderr
+    missing = _cli(tmp_path / "missing.tif", "-o", tmp_path / "o.pdf")
+    assert missing.returncode == 4 and "missing.tif" in missing.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.png"]
+
+
+def test_refuses_to_overwrite_input_and_bad_options(small_page: Path, tmp_path: Path) -> None:
+    assert run(small_page, "-o", small_page) == 4
+    assert run(small_page, "-o", tmp_path / "nowhere" / "o.pdf") == 4
+    assert run(small_page, "-o", tmp_path / "o.pdf", "--lang", "eng;rm") == 4
+    assert run(small_page, "-o", tmp_path / "o.pdf", "--jobs", "0") == 4
+    assert run(small_page, "-o", tmp_path / "o.pdf", "--lang", "xyz") == 9  # not installed: names the package
+    assert not (tmp_path / "o.pdf").exists()
+
+
+def test_sixteen_bit_png_is_read_and_reencoded(tmp_path: Path) -> None:
+    src = tmp_path / "deep.png"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        deep = np.asarray(im.convert("L")).astype(np.uint16) * 257
+    Image.fromarray(deep).save(src, dpi=(200, 200))
+    assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng") == 0
+    assert "quick brown" in (tmp_path / "o.txt").read_text(encoding="utf-8")
+
+
+def test_scanned_pdf_keeps_its_page_image(tmp_path: Path) -> None:
+    src = CORPUS / "ocrmypdf_c02-22.pdf"  # one JPEG page at 150 dpi
+    out = tmp_path / "o.pdf"
+    assert run(src, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--report", tmp_path / "r.json") == 0
+    page = json.loads((tmp_path / "r.json").read_text())["pages"][0]
+    assert page["image"] == "pdf passthrough"
+    with pikepdf.open(src) as original, pikepdf.open(out) as result:
+        assert [float(v) for v in result.pages[0].mediabox] == [float(v) for v in original.pages[0].mediabox]
+        (theirs,) = original.pages[0].images.values()
+        (ours,) = result.pages[0].images.values()
+        assert ours.read_raw_bytes() == theirs.read_raw_bytes()
+        assert "/OCR0" in result.pages[0].Resources.XObject
+    assert pdfa_structural_problems(out.read_bytes()) == []
+    assert "tip-toeing" in pdf_text(out.read_bytes())
