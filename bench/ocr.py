@@ -17,11 +17,13 @@ page list, its CER and its tesseract call):
    process and everything it waited for) per page.
 2. **Rotated group**: every ground-truth page turned by +4.9 and -4.9 degrees (bicubic, white corners,
    as the issue describes), read by the three with the page's first language.
-3. **Document runs, same cores**: the ground-truth pages (and the rotated ones) as one multi-page TIFF,
-   ``--lang hin+eng`` for both: ``scanstation ocr --jobs J`` against ``ocrmypdf --deskew --jobs J``, and
-   plain tesseract on the same TIFF (one process reads all pages) as the floor.  Pages per minute,
-   peak RSS of each tool's whole process tree (sampled every 50 ms), PDF size per page against the
-   input's size.
+3. **Document runs, same cores**: the English pages (with ``--lang eng``), the Devanagari pages
+   (``hin``) and all of them (``hin+eng``), upright and turned, each set as one multi-page TIFF:
+   ``scanstation ocr --jobs 1`` and ``--jobs J`` against ``ocrmypdf --deskew --jobs J`` writing PDF/A
+   (its default; the same work as ours) and plain PDF (the peer script's ``--output-type pdf``), and
+   plain tesseract as the floor, both ways: one process reading the whole TIFF, and one run per page.
+   Pages per minute, peak RSS of each tool's whole process tree (sampled every 50 ms), PDF size per
+   page against the input's size.
 4. **Synthetic ACR files** (``--synthetic N``): N files of three pages (particulars form, an English
    and a Hindi instruction page) with ground truth from ``scanstation.synth``; CER against tesseract
    ``hin+eng``, and the precision of the index suggestions against the files' known fields.
@@ -433,6 +435,14 @@ def document_runs(
     }
     proc, wall, cpu, peak = timed(["tesseract", str(tiff), str(td / "tess_doc"), "-l", lang], rss=True)
     result["tesseract"] = _tool_result(proc, wall, cpu, peak, None)
+    # The peer protocol's floor: one tesseract run per page (its models loaded for every page).
+    walls, cpus, peaks = [], [], []
+    for p in pages:
+        proc, wall, cpu, peak = timed(["tesseract", str(p.path), str(td / "tess_page"), "-l", lang], rss=True)
+        walls.append(wall)
+        cpus.append(cpu)
+        peaks.append(peak)
+    result["tesseract_per_page"] = {"wall": sum(walls), "cpu": sum(cpus), "rss": max(peaks), "rc": 0}
     for j in sorted({1, jobs}):
         out, rep_path = td / "ss_doc.pdf", td / "ss_doc.json"
         out.unlink(missing_ok=True)
@@ -457,11 +467,13 @@ def document_runs(
                 for pg in rep["pages"]
             ]
     if have_ocrmypdf:
-        out = td / "om_doc.pdf"
-        out.unlink(missing_ok=True)
-        cmd = ["ocrmypdf", "--deskew", "-l", lang, "--jobs", str(jobs), "--output-type", "pdf", "--quiet"]
-        proc, wall, cpu, peak = timed([*cmd, str(tiff), str(out)], rss=True)
-        result[f"ocrmypdf_j{jobs}"] = _tool_result(proc, wall, cpu, peak, out)
+        # Its default output, PDF/A (the same work as ours), and plain PDF (the peer script's protocol).
+        for key, output_type in ((f"ocrmypdf_j{jobs}", "pdfa"), (f"ocrmypdf-pdf_j{jobs}", "pdf")):
+            out = td / "om_doc.pdf"
+            out.unlink(missing_ok=True)
+            cmd = ["ocrmypdf", "--deskew", "-l", lang, "--jobs", str(jobs), "--output-type", output_type, "--quiet"]
+            proc, wall, cpu, peak = timed([*cmd, str(tiff), str(out)], rss=True)
+            result[key] = _tool_result(proc, wall, cpu, peak, out)
     return result
 
 
@@ -635,10 +647,13 @@ def report(
         )
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         t = doc["tesseract"]
-        doc_tools: list[tuple[str, int, dict[str, Any]]] = [("tesseract (floor)", 1, t)] + [
+        doc_tools: list[tuple[str, int, dict[str, Any]]] = [("tesseract, one run for the TIFF", 1, t)]
+        if "tesseract_per_page" in doc:
+            doc_tools.append(("tesseract, one run per page", 1, doc["tesseract_per_page"]))
+        doc_tools += [
             (key.split("_j")[0], int(key.split("_j")[1]), doc[key])
             for key in doc
-            if key.startswith(("scanstation_j", "ocrmypdf_j"))
+            if key.startswith(("scanstation_j", "ocrmypdf_j", "ocrmypdf-pdf_j"))
         ]
         for tool, jobs_used, d in doc_tools:
             pdfb = d.get("pdf_bytes")
@@ -650,25 +665,35 @@ def report(
                 + (f" rc={d['rc']} {d.get('stderr', '')}" if d["rc"] else "")
             )
         jobs = doc["jobs"]
-        ss, om = doc.get(f"scanstation_j{jobs}"), doc.get(f"ocrmypdf_j{jobs}")
+        ss, om, omp = doc.get(f"scanstation_j{jobs}"), doc.get(f"ocrmypdf_j{jobs}"), doc.get(f"ocrmypdf-pdf_j{jobs}")
         ss1 = doc.get("scanstation_j1")
-        if ss and om:
-            thr = om["wall"] / ss["wall"]
+        if ss and om and omp:
+            thr, thr_pdf = om["wall"] / ss["wall"], omp["wall"] / ss["wall"]
             L.append(
-                f"\nThroughput, {jobs} jobs each: scanstation {60 * n / ss['wall']:.1f} pages/min, ocrmypdf "
-                f"{60 * n / om['wall']:.1f} pages/min: **{thr:.2f}×** (target ≥ {TARGET_THROUGHPUT_VS_OCRMYPDF}×: "
-                f"{verdict(thr >= TARGET_THROUGHPUT_VS_OCRMYPDF)})."
+                f"\nThroughput, {jobs} jobs each: scanstation {60 * n / ss['wall']:.1f} pages/min; ocrmypdf --deskew "
+                f"{60 * n / om['wall']:.1f} pages/min writing PDF/A (its default, the same work as ours): "
+                f"**{thr:.2f}×**; {60 * n / omp['wall']:.1f} pages/min writing plain PDF: **{thr_pdf:.2f}×** "
+                f"(target ≥ {TARGET_THROUGHPUT_VS_OCRMYPDF}×: {verdict(thr >= TARGET_THROUGHPUT_VS_OCRMYPDF)} / "
+                f"{verdict(thr_pdf >= TARGET_THROUGHPUT_VS_OCRMYPDF)})."
             )
-            summary.setdefault("throughput_vs_ocrmypdf", {})[doc["title"]] = thr
+            summary.setdefault("throughput_vs_ocrmypdf", {})[doc["title"]] = (thr, thr_pdf)
         if ss1:
             tr = ss1["wall"] / t["wall"]
             cr = ss1["cpu"] / t["cpu"]
             L.append(
                 f"Time per page, 1 job, whole pipeline (load, preprocessing, recognition, PDF/A) against plain "
-                f"tesseract reading the same TIFF: **{tr:.2f}×** wall, {cr:.2f}× CPU (target ≤ "
+                f"tesseract reading the same TIFF in one run: **{tr:.2f}×** wall, {cr:.2f}× CPU (target ≤ "
                 f"{TARGET_TIME_VS_TESSERACT}×: {verdict(tr <= TARGET_TIME_VS_TESSERACT)})."
             )
             summary.setdefault("time_vs_tesseract", {})[doc["title"]] = (tr, cr)
+            per = doc.get("tesseract_per_page")
+            if per:
+                tr2, cr2 = ss1["wall"] / per["wall"], ss1["cpu"] / per["cpu"]
+                L.append(
+                    f"Against plain tesseract run once per page (the peer protocol): **{tr2:.2f}×** wall, "
+                    f"{cr2:.2f}× CPU ({verdict(tr2 <= TARGET_TIME_VS_TESSERACT)})."
+                )
+                summary.setdefault("time_vs_tesseract_per_page", {})[doc["title"]] = (tr2, cr2)
         if "scanstation_pages" in doc:
             L.append(
                 "\nPer-page choices in the document run: "
@@ -704,14 +729,21 @@ def report(
                 f"- {key}: mean CER {f(s['ss'])} vs ocrmypdf --deskew {f(s['om'])}: "
                 f"{verdict(s['ss'] is not None and s['ss'] < s['om'])}."
             )
-    for title, thr in summary.get("throughput_vs_ocrmypdf", {}).items():
+    for title, (thr, thr_pdf) in summary.get("throughput_vs_ocrmypdf", {}).items():
         L.append(
-            f"- Throughput vs ocrmypdf --deskew, same cores, {title}: {thr:.2f}× "
-            f"({verdict(thr >= TARGET_THROUGHPUT_VS_OCRMYPDF)})."
+            f"- Throughput vs ocrmypdf --deskew, same cores, {title}: {thr:.2f}× against its PDF/A output "
+            f"({verdict(thr >= TARGET_THROUGHPUT_VS_OCRMYPDF)}), {thr_pdf:.2f}× against its plain-PDF output "
+            f"({verdict(thr_pdf >= TARGET_THROUGHPUT_VS_OCRMYPDF)})."
         )
     for title, (tr, cr) in summary.get("time_vs_tesseract", {}).items():
         L.append(
-            f"- Time per page vs plain tesseract (document run, 1 job), {title}: {tr:.2f}× wall, {cr:.2f}× CPU "
+            f"- Time per page vs plain tesseract reading the whole TIFF in one run (1 job), {title}: {tr:.2f}× wall, "
+            f"{cr:.2f}× CPU "
+            f"({verdict(tr <= TARGET_TIME_VS_TESSERACT)})."
+        )
+    for title, (tr, cr) in summary.get("time_vs_tesseract_per_page", {}).items():
+        L.append(
+            f"- Time per page vs plain tesseract run once per page, {title}: {tr:.2f}× wall, {cr:.2f}× CPU "
             f"({verdict(tr <= TARGET_TIME_VS_TESSERACT)})."
         )
     single = [(r.wall, r.cpu) for r in runs if r.tool == "scanstation" and r.group in ("English", "Devanagari")]

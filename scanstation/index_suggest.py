@@ -38,7 +38,7 @@ _RANK_MIN_SCORE = 85
 _SAME_VALUE = 85
 
 # Labels (lower-cased, after OCR clean-up).  Fuzzy-matched against the text before a value.
-_CODE_LABELS = ("employee code", "emp code", "employee no", "employee number", "kármik code", "p.no", "pno",
+_CODE_LABELS = ("employee code", "emp code", "employee no", "employee number", "p.no", "pno",
                 "belt no", "कर्मचारी संख्या", "कर्मचारी कोड", "कर्मचारी क्रमांक")
 _NAME_LABELS = ("name", "नाम", "name of the officer", "name of employee", "अधिकारी का नाम", "कर्मचारी का नाम")
 _NOT_NAME = ("father", "पिता", "hindi", "हिन्दी", "हिंदी", "place", "स्थान", "unit", "इकाई")

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -33,9 +34,9 @@ log = logging.getLogger("scanstation.ocr")
 
 DEFAULT_DPI = 300
 _LANG_PART = re.compile(r"^(script/)?[A-Za-z][A-Za-z0-9_]*$")
-# Pages are handed to the workers at most this many ahead of the one being finished: memory stays
-# bounded however long the input is.
-_AHEAD = 1
+# At most this many pages go to one tesseract run (its models loaded once for them); at most ``jobs``
+# times as many wait prepared, so memory stays bounded however long the input is.
+_BATCH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class PageResult:
     error: str | None
     plan: dict[str, Any]
     seconds: float
+    batch: int = 1  # pages read by the same tesseract run
 
 
 @dataclass(slots=True)
@@ -123,11 +125,26 @@ def _failure_is_timeout(error: OcrError) -> bool:
     return isinstance(error.__cause__, subprocess.TimeoutExpired)
 
 
-class _Pipeline:
-    """Pages flow through prepare → (tesseract ‖ image encoding) in ``jobs`` threads.
+@dataclass(slots=True)
+class _Ready:
+    """A prepared page on its way to tesseract; its image is being encoded meanwhile."""
 
-    Threads suffice: tesseract is a child process, and numpy, OpenCV, zlib and the G4 encoder release
-    the GIL.  The image of a page is encoded while tesseract reads it, on the core tesseract leaves.
+    page: _LoadedPage
+    prepared: PreparedPage
+    encoded: Future[EncodedImage]
+    pdf_dpi: int
+    start: float
+
+
+class _Pipeline:
+    """Pages are prepared here, in page order, and read by ``jobs`` recogniser threads in batches.
+
+    A recogniser that becomes free takes its share of the pages that are ready (up to ``_BATCH``, all
+    with the same model) and runs tesseract once over them: the models are loaded once per batch, not
+    once per page.
+    Batches form by themselves where recognition is the bottleneck, and a short document still keeps
+    every core busy.  Threads suffice: tesseract is a child process, and numpy, OpenCV, zlib and the G4
+    encoder release the GIL.  A page's image is encoded (for the PDF) while tesseract reads it.
     """
 
     def __init__(self, settings: OcrSettings, work_dir: Path, installed: frozenset[str], tesseract_cmd: str | None):
@@ -135,44 +152,33 @@ class _Pipeline:
         self.work_dir = work_dir
         self.installed = installed
         self.tesseract_cmd = tesseract_cmd
-        self.pages = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-page")
         self.encoders = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-encode")
+        self._cond = threading.Condition()
+        self._ready: deque[_Ready] = deque()
+        self._loading = True
+        self._failure: BaseException | None = None
+        self.results: dict[int, PageResult] = {}
+        self._threads = [
+            threading.Thread(target=self._recogniser, name=f"ocr-recognise-{i}", daemon=True)
+            for i in range(settings.jobs)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def close(self) -> None:
-        self.pages.shutdown(wait=True, cancel_futures=True)
-        self.encoders.shutdown(wait=True, cancel_futures=True)
+    # ------------------------------------------------------------ producer (caller's thread)
 
-    def _recognise(self, prepared: PreparedPage, label: str) -> tuple[ocr.PageOcr | None, str | None]:
-        error: str | None = None
-        for attempt in (1, 2):
-            try:
-                return (
-                    ocr.ocr_prepared(
-                        prepared,
-                        self.work_dir,
-                        self.settings.timeout,
-                        label=label,
-                        tesseract_cmd=self.tesseract_cmd,
-                        confidence=False,  # nothing here uses word confidences
-                    ),
-                    None,
-                )
-            except OcrError as e:
-                error = e.message
-                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
-                if attempt == 2 or _failure_is_timeout(e):
-                    break
-                log.warning("%s: %s; trying once more", label, e.message)
-        return None, error
-
-    def page_job(self, page: _LoadedPage) -> PageResult:
+    def add(self, page: _LoadedPage) -> None:
+        """Prepare one page and queue it; waits while enough pages are queued (memory stays bounded)."""
         from .ocr_strategy import prepare_page
 
         start = time.perf_counter()
-        label, dpi, original = page.label, page.dpi, page.image
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._ready) < self.settings.jobs * _BATCH or self._failure is not None)
+            self._raise_failure()
+        original = page.image
         prepared = prepare_page(
             original,
-            dpi,
+            page.dpi,
             self.settings.lang,
             self.installed,
             correct_geometry=True,
@@ -182,26 +188,123 @@ class _Pipeline:
         # A page nothing was done to keeps the file's own encoding (copied, not decoded and re-encoded).
         source = page.source if prepared.page_image is original and not self.settings.photo else None
         del original
+        pdf_dpi = page.dpi
         encoded: Future[EncodedImage]
         if isinstance(source, tuple):
-            done: Future[EncodedImage] = Future()
-            done.set_result(source[0])
-            encoded, dpi = done, round(source[1])
+            encoded = Future()
+            encoded.set_result(source[0])
+            pdf_dpi = round(source[1])
         else:
-            encoded = self.encoders.submit(_encode, source, prepared.page_image, self.settings.photo, label)
-        result, error = self._recognise(prepared, label)
-        plan = result.plan if result is not None else ocr._plan_record(prepared)
-        del prepared
+            encoded = self.encoders.submit(_encode, source, prepared.page_image, self.settings.photo, page.label)
+        with self._cond:
+            self._ready.append(_Ready(page, prepared, encoded, pdf_dpi, start))
+            self._cond.notify_all()
+
+    def finish(self) -> list[PageResult]:
+        """Wait for every queued page; results in page order."""
+        with self._cond:
+            self._loading = False
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self.encoders.shutdown(wait=True)
+        self._raise_failure()
+        return [self.results[k] for k in sorted(self.results)]
+
+    def abort(self) -> None:
+        with self._cond:
+            self._loading = False
+            self._ready.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self.encoders.shutdown(wait=True, cancel_futures=True)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    # ------------------------------------------------------------ recognisers
+
+    def _recogniser(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: bool(self._ready) or not self._loading)
+                    if not self._ready:
+                        return
+                    # A fair share of what is ready, so that the other recognisers get work too.
+                    size = min(_BATCH, -(-len(self._ready) // self.settings.jobs))
+                    batch = [self._ready.popleft()]
+                    model = (batch[0].prepared.plan.lang, batch[0].prepared.plan.psm)
+                    while (
+                        self._ready
+                        and len(batch) < size
+                        and (self._ready[0].prepared.plan.lang, self._ready[0].prepared.plan.psm) == model
+                    ):
+                        batch.append(self._ready.popleft())
+                    self._cond.notify_all()  # room for the producer
+                done = self._recognise_batch(batch)
+                with self._cond:
+                    for result in done:
+                        self.results[result.number] = result
+        except BaseException as e:  # handed to the caller's thread, which re-raises it
+            with self._cond:
+                self._failure = self._failure or e
+                self._ready.clear()
+                self._cond.notify_all()
+
+    def _recognise_batch(self, batch: list[_Ready]) -> list[PageResult]:
+        if len(batch) > 1:
+            try:
+                ocrs = ocr.ocr_prepared_batch(
+                    [r.prepared for r in batch],
+                    self.work_dir,
+                    self.settings.timeout,
+                    labels=[r.page.label for r in batch],
+                    tesseract_cmd=self.tesseract_cmd,
+                )
+                return [self._result(r, o, None, len(batch)) for r, o in zip(batch, ocrs, strict=True)]
+            except OcrError as e:
+                # One bad page must not cost its neighbours: read them one at a time.
+                log.warning("%s; reading these pages one at a time", e.message)
+        return [self._result(r, *self._recognise_one(r)) for r in batch]
+
+    def _recognise_one(self, ready: _Ready) -> tuple[ocr.PageOcr | None, str | None]:
+        error: str | None = None
+        label = ready.page.label
+        for attempt in (1, 2):
+            try:
+                result = ocr.ocr_prepared(
+                    ready.prepared,
+                    self.work_dir,
+                    self.settings.timeout,
+                    label=label,
+                    tesseract_cmd=self.tesseract_cmd,
+                    confidence=False,  # nothing here uses word confidences
+                )
+                return result, None
+            except OcrError as e:
+                error = e.message
+                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
+                if attempt == 2 or _failure_is_timeout(e):
+                    break
+                log.warning("%s: %s; trying once more", label, e.message)
+        return None, error
+
+    def _result(self, ready: _Ready, result: ocr.PageOcr | None, error: str | None, batch: int = 1) -> PageResult:
+        plan = result.plan if result is not None else ocr._plan_record(ready.prepared)
         return PageResult(
-            number=page.number,
-            label=label,
-            dpi=dpi,
-            image=encoded.result(),
+            number=ready.page.number,
+            label=ready.page.label,
+            dpi=ready.pdf_dpi,
+            image=ready.encoded.result(),
             text_pdf=result.text_pdf if result is not None else None,
             text=result.text if result is not None else "",
             error=error,
             plan=plan,
-            seconds=round(time.perf_counter() - start, 3),
+            seconds=round(time.perf_counter() - ready.start, 3),
+            batch=batch,
         )
 
 
@@ -280,23 +383,16 @@ def run_ocr(
     installed = tesseract.installed_languages(tesseract_cmd)
     render_dir = work_dir / "render"
     pipeline = _Pipeline(settings, work_dir, installed, tesseract_cmd)
-    results: list[PageResult] = []
-    pending: deque[Future[PageResult]] = deque()
     try:
         for loaded in _loaded_pages(settings, render_dir):
-            pending.append(pipeline.pages.submit(pipeline.page_job, loaded))
-            while len(pending) > settings.jobs + _AHEAD - 1:
-                results.append(pending.popleft().result())
-                if on_page is not None:
-                    on_page(results[-1])
-        while pending:
-            results.append(pending.popleft().result())
-            if on_page is not None:
-                on_page(results[-1])
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pipeline.close()
+            pipeline.add(loaded)
+        results = pipeline.finish()
+    except BaseException:
+        pipeline.abort()
+        raise
+    if on_page is not None:
+        for result in results:
+            on_page(result)
     if not results:
         raise InputError(str(settings.input), "has no pages")
     meta = settings.metadata
@@ -350,6 +446,7 @@ def _report(run: OcrRun, settings: OcrSettings, suggestions: dict[str, Any] | No
                 "ocr_failed": p.error is not None,
                 "error": p.error,
                 "seconds": p.seconds,
+                "batch": p.batch,
                 "plan": p.plan,
             }
             for p in run.pages

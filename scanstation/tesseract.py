@@ -206,7 +206,7 @@ def recognise(
     work_dir: Path,
     lang: str = "hin+eng",
     psm: int = 3,
-    dpi: int = 300,
+    dpi: int | None = 300,
     timeout: float = 120,
     outputs: Collection[Output] = _TEXT_ONLY,
     *,
@@ -222,6 +222,9 @@ def recognise(
     request.  The PDF is a text-only page (``textonly_pdf=1``) meant to be laid under the full-quality
     image by scanstation.pdf.
 
+    ``image_path`` may also be a text file listing one image per line: tesseract then reads them all with
+    its models loaded once, and writes one text (pages separated by form feeds) and one PDF page per
+    image; pass ``dpi=None`` so that each image's own resolution tag is used.
     ``variables`` are tesseract parameters (``-c name=value``), e.g. ``{"thresholding_method": "2"}``.
     ``confidence`` False skips the TSV renderer (about 4 % of the run) when no word confidences are wanted.
 
@@ -242,7 +245,9 @@ def recognise(
     base = work_dir / f"tess-{secrets.token_hex(8)}"
     files = {ext: base.with_name(f"{base.name}.{ext}") for ext in exts}
 
-    cmd = [exe, os.fspath(image_path), os.fspath(base), "-l", lang, "--psm", str(psm), "--dpi", str(dpi)]
+    cmd = [exe, os.fspath(image_path), os.fspath(base), "-l", lang, "--psm", str(psm)]
+    if dpi is not None:
+        cmd += ["--dpi", str(dpi)]
     for name, value in (variables or {}).items():
         if not name.replace("_", "").isalnum() or "=" in str(value):
             raise ValueError(f"bad tesseract parameter {name!r}={value!r}")

@@ -11,6 +11,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import pikepdf
 import psutil
 import pytest
 from PIL import Image
@@ -364,3 +365,37 @@ def test_clean_text() -> None:
     assert ocr.clean_text("Anglo-\nSaxon") == "Anglo-\nSaxon"  # a capital after the break: a real hyphen
     assert ocr.clean_text("क\u093f  \n") == "कि"
     assert ocr.clean_text("ﬁ") == "ﬁ"  # NFC, never NFKC
+
+
+def test_batch_reads_pages_like_single_runs(synthetic_pages: dict[str, Image.Image], work_dir: Path) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    english = synthetic_pages["english"]
+    pages = [
+        prepare_page(english, 200, "eng", {"eng"}),
+        prepare_page(english.crop((0, 0, english.width, english.height // 2)), 200, "eng", {"eng"}),
+        prepare_page(english.resize((english.width // 2, english.height // 2)), 100, "eng", {"eng"}),
+    ]
+    batch = ocr.ocr_prepared_batch(pages, work_dir, labels=["p1", "p2", "p3"])
+    single = [ocr.ocr_prepared(p, work_dir, confidence=False) for p in pages]
+    assert [b.text for b in batch] == [s.text for s in single]
+    for b, p in zip(batch, pages, strict=True):
+        with pikepdf.open(io.BytesIO(b.text_pdf)) as layer:
+            assert len(layer.pages) == 1
+            width = float(layer.pages[0].mediabox[2])
+        assert abs(width - p.ocr_image.width * 72 / p.ocr_dpi) < 1  # each page keeps its own resolution
+    with pytest.raises(ValueError, match="one model"):
+        ocr.ocr_prepared_batch([pages[0], prepare_page(english, 200, "hin", {"hin"})], work_dir, labels=["a", "b"])
+    assert list(work_dir.iterdir()) == []
+
+
+def test_batch_failure_is_all_or_nothing(
+    synthetic_pages: dict[str, Image.Image], work_dir: Path, tmp_path: Path
+) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    pages = [prepare_page(synthetic_pages["english"], 200, "eng", {"eng"})] * 2
+    fake = fake_tesseract(tmp_path, "kill -SEGV $$")
+    with pytest.raises(OcrError, match="crashed"):
+        ocr.ocr_prepared_batch(pages, work_dir, labels=["p1", "p2"], tesseract_cmd=fake)
+    assert list(work_dir.iterdir()) == []

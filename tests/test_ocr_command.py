@@ -315,3 +315,17 @@ def test_scanned_pdf_keeps_its_page_image(tmp_path: Path) -> None:
         assert "/OCR0" in result.pages[0].Resources.XObject
     assert pdfa_structural_problems(out.read_bytes()) == []
     assert "tip-toeing" in pdf_text(out.read_bytes())
+
+
+def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tesseract that dies on a list of pages (a batch) but reads single pages: every page still gets text.
+    fake = fake_tesseract(tmp_path, f'case "$1" in *.txt) kill -SEGV $$;; esac\nexec {REAL_TESSERACT} "$@"')
+    monkeypatch.setenv(tesseract.TESSERACT_ENV, str(fake))
+    tiff = tmp_path / "three.tif"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        page = im.convert("L")
+    page.save(tiff, save_all=True, append_images=[page, page], dpi=(200, 200))
+    out = tmp_path / "o.pdf"
+    assert run(tiff, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "1") == 0
+    texts = (tmp_path / "o.txt").read_text(encoding="utf-8").split("\f")
+    assert len(texts) == 3 and all("quick brown dog" in t for t in texts)
