@@ -44,7 +44,7 @@ class StationKey:
 
     @classmethod
     def from_secret(cls, secret: str) -> StationKey:
-        """Build from an ``AGE-SECRET-KEY-1…`` string; raises UnlockError (without the value) if invalid."""
+        """Build from an age secret-key string; raises UnlockError (without the value) if invalid."""
         try:
             return cls(x25519.Identity.from_str(secret.strip()))
         except pyrage.IdentityError as e:
@@ -77,7 +77,7 @@ class StationKey:
 
 
 def generate_identity() -> tuple[str, str]:
-    """Return a new ``(secret "AGE-SECRET-KEY-1…", recipient "age1…")`` pair.
+    """Return a new ``(age secret key, recipient "age1…")`` pair.
 
     Python strings cannot be wiped: seal the secret at once and drop every reference to it.
     """
