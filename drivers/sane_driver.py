@@ -120,6 +120,11 @@ class _WorkerProcess:
         # SANE_CONFIG_DIR, SANE_DEBUG_*, LD_LIBRARY_PATH ... reach libsane as given; the station's own
         # settings (e.g. SCANSTATION_PASSPHRASE_FILE) are none of the vendor back end's business.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
+        # Resolve every symbol at load time.  Back ends that use sanei_thread (the test back end among
+        # them) end their reader thread with an *asynchronous* pthread_cancel; landing in the middle of
+        # lazy symbol binding leaves the loader's state held, and the next dlopen or sane_read in this
+        # process hangs for ever (seen: ~2% of injected-fault scans).  Eager binding closes that window.
+        env["LD_BIND_NOW"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         try:
             self.proc = subprocess.Popen(
@@ -176,6 +181,16 @@ class _WorkerProcess:
             text = f"the scanner worker exited with code {code}"
         last = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
         return f"{text}: {last}" if last else text
+
+    def dump_stacks(self) -> None:
+        """Ask a silent worker for its Python stacks (faulthandler on SIGUSR1) and log them: a hung
+        back end is otherwise undiagnosable once killed."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        time.sleep(0.5)
+        log.warning("SANE worker %d silent; its stacks:\n%s", self.proc.pid, "\n".join(self.stderr_tail))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -309,6 +324,7 @@ class SaneDriver:
                 worker.kill()
                 raise ScanCancelled(f"Scan cancelled after {pages} page(s).")
             if now > deadline:
+                worker.dump_stacks()
                 worker.kill()
                 raise DeviceOffline(f"no data from the scanner for {self.page_timeout:g} s",
                                     device=device, pages_received=pages)

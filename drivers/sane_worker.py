@@ -22,10 +22,12 @@ import contextlib
 import ctypes
 import ctypes.util
 import enum
+import faulthandler
 import json
 import os
 import queue
 import re
+import signal
 import struct
 import sys
 import threading
@@ -816,12 +818,17 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     commands_in = sys.stdin.buffer
+    # A hung back end is reported by the parent with our stacks (it sends SIGUSR1 before killing us).
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     worker = _Worker(out, commands_in)
     try:
         request = json.loads(commands_in.readline().decode("utf-8"))
         import sane
 
         sane.init()
+        # Build the status table now, before any back-end thread exists: it dlopen()s libsane, and a
+        # dlopen after a back end has cancelled its reader thread can block (see LD_BIND_NOW in the parent).
+        status_table()
         command = request.get("command")
         if command == "list":
             worker.list_devices()

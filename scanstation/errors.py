@@ -146,6 +146,37 @@ class ScanCancelled(ScanStationError):
     exit_code = 130
 
 
+class PackageError(ScanStationError):
+    """A sealed batch package is malformed, fails its signature or hash checks, or cannot be built."""
+
+    exit_code = 18
+
+
+class UploadError(ScanStationError):
+    """The portal could not be reached or kept failing (network, 5xx, timeouts); retrying may help."""
+
+    exit_code = 19
+
+
+class PortalRejected(UploadError):
+    """The portal (or a reply claiming to be it) refused the upload for good, or replied nonsense.
+
+    Covers hostile replies too: bad offsets, oversized headers, redirects to another host.
+    Retrying the same bytes will not help; a person must look at the reason.
+    """
+
+    exit_code = 20
+
+
+class ReceiptInvalid(ScanStationError):
+    """The portal's receipt is missing, malformed, or not signed by the configured portal key.
+
+    The batch stays on the station (nothing is purged without a valid receipt).
+    """
+
+    exit_code = 21
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected error",
@@ -165,5 +196,9 @@ EXIT_CODES: dict[int, str] = {
     15: "scanner offline / I/O error (DeviceOffline)",
     16: "scanner not found (DeviceNotFound)",
     17: "scanner driver crashed (DeviceCrashed)",
+    18: "batch package malformed or failed verification (PackageError)",
+    19: "upload failed, portal unreachable or erroring (UploadError)",
+    20: "portal refused the upload or replied nonsense (PortalRejected)",
+    21: "portal receipt missing or not validly signed (ReceiptInvalid)",
     130: "cancelled",
 }

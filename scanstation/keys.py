@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 import pyrage
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
@@ -29,6 +32,9 @@ AGE_HEADER = b"age-encryption.org/v1\n"
 SCRYPT_STANZA = b"-> scrypt "
 
 
+SIGNING_KEY_LABEL = b"scanstation/1 station manifest signing key (Ed25519)"
+
+
 class StationKey:
     """The unlocked station identity, held only in memory.
 
@@ -36,11 +42,12 @@ class StationKey:
     leak into logs, tracebacks with locals, crash dumps written by pickle, or worker-process queues.
     """
 
-    __slots__ = ("_identity", "_recipient")
+    __slots__ = ("_identity", "_recipient", "_signing")
 
     def __init__(self, identity: x25519.Identity) -> None:
         self._identity = identity
         self._recipient = identity.to_public()
+        self._signing: Ed25519PrivateKey | None = None
 
     @classmethod
     def from_secret(cls, secret: str) -> StationKey:
@@ -66,6 +73,25 @@ class StationKey:
     def decrypt(self, ciphertext: bytes) -> bytes:
         """Decrypt an age file encrypted to this station (raises pyrage.DecryptError)."""
         return pyrage.decrypt(ciphertext, [self._identity])
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The station's Ed25519 signing key (batch manifests), derived from the age identity.
+
+        Derived with HKDF-SHA256 under a fixed label rather than stored, so the one sealed file
+        stays the only secret at rest and nothing about the sealed format changes.  The label
+        separates the uses: the signing key reveals nothing about the decryption key.
+        """
+        if self._signing is None:
+            seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SIGNING_KEY_LABEL).derive(
+                str(self._identity).encode()
+            )
+            self._signing = Ed25519PrivateKey.from_private_bytes(seed)
+        return self._signing
+
+    @property
+    def signing_public_key(self) -> Ed25519PublicKey:
+        return self.signing_key.public_key()
 
     def __repr__(self) -> str:
         return f"StationKey(recipient={self.recipient!r})"
