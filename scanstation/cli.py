@@ -106,6 +106,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         "station": {"id": args.station_id, "unit": args.unit, "data_dir": str(data_dir), "operator": args.operator},
         "keys": {"portal_recipient": args.portal_recipient, "sealed_identity": "station-identity.age"},
     }
+    portal: dict[str, Any] = {}
+    if args.portal_url:
+        portal["url"] = args.portal_url
+    if args.portal_receipt_key:
+        key_path = Path(args.portal_receipt_key)
+        try:
+            portal["receipt_key"] = key_path.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{key_path}: cannot read the portal receipt key: {e}") from e
+        from .package import load_public_key_pem
+
+        load_public_key_pem(portal["receipt_key"].encode("ascii"), str(key_path))
+    if portal:
+        values["portal"] = portal
     text = render_config(values)
     config = validate_text(cfg_path, text)
     sealed = config.sealed_identity_path
@@ -126,6 +140,82 @@ def cmd_init(args: argparse.Namespace) -> int:
     _print(f"configuration written to {cfg_path}")
     _print(f"sealed station identity written to {sealed}")
     _print(f"station recipient: {recipient}")
+    return 0
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    from .seal import seal_batch
+
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        info = seal_batch(station, args.batch, config.station.operator)
+    finally:
+        station.close()
+    _print(f"sealed batch {args.batch}: {info.path} ({info.size} bytes, sha256 {info.sha256})")
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from .uploads import Outcome, UploadQueue
+
+    config = _config(args)
+    station = _open_station(config)
+
+    def progress(kind: str, data: dict[str, Any]) -> None:
+        if kind == "upload_progress" and args.verbose:
+            _print(f"upload {data['batch']}: {data['offset']} of {data['size']} bytes")
+
+    def report(o: Outcome) -> None:
+        if o.state == "received":
+            _print(f"batch {o.batch}: received by the portal, receipt {o.receipt_id}")
+        elif o.state == "purged":
+            _print(f"batch {o.batch}: already received and purged")
+        else:
+            _err(f"batch {o.batch}: upload {o.state}: {o.detail}")
+
+    try:
+        queue = UploadQueue(station, events=progress)
+        outcomes = queue.run(args.batch, actor=config.station.operator, on_outcome=report)
+    finally:
+        station.close()
+    if not outcomes:
+        _print("nothing to upload")
+    failed = [o for o in outcomes if o.state not in ("received", "purged")]
+    if failed:
+        from .errors import UploadError
+
+        detail = "; ".join(f"{o.batch}: {o.detail}" for o in failed)
+        raise UploadError(f"{len(failed)} batch(es) not received: {detail}")
+    return 0
+
+
+def cmd_uploads(args: argparse.Namespace) -> int:
+    from .store import Store
+    from .uploads import uploads_report_from_store
+
+    config = _config(args)
+    # Read-only view: no unlock needed (nothing here is secret; receipts are public statements).
+    db = config.data_dir / "station.db"
+    if not db.exists():
+        raise StateError(f"{db}: no station database (run 'scanstation init' and scan first)")
+    store = Store(db)
+    try:
+        rows = uploads_report_from_store(store)
+    finally:
+        store.close()
+    if args.json:
+        _print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        if not rows:
+            _print("upload queue is empty")
+        for r in rows:
+            line = f"{r['batch']}\t{r['state']}\t{r['confirmed_offset']}/{r['size']} bytes\tattempts {r['attempts']}"
+            if r["receipt_id"]:
+                line += f"\treceipt {r['receipt_id']}"
+            if r["last_error"]:
+                line += f"\t{r['last_error']}"
+            _print(line)
     return 0
 
 
@@ -431,8 +521,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unit", default="Unit 1")
     s.add_argument("--station-id", default="station-1")
     s.add_argument("--operator", default="operator")
+    s.add_argument("--portal-url", metavar="URL", default="", help="base URL of the portal (tus endpoint URL/files/)")
+    s.add_argument("--portal-receipt-key", metavar="FILE", help="the portal's receipt-signing public key (PEM)")
     s.add_argument("--force", action="store_true", help="replace an existing configuration and identity")
     s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("seal", parents=[common], help="seal a batch into a signed, encrypted package for the portal")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.set_defaults(func=cmd_seal)
+
+    s = sub.add_parser("upload", parents=[common],
+                       help="upload sealed batches; returns when each is received (receipt verified) "
+                       "or failed for good")
+    s.add_argument("--batch", metavar="NAME", help="this batch (queued if needed); default: every queued batch")
+    s.set_defaults(func=cmd_upload)
+
+    s = sub.add_parser("uploads", parents=[common], help="the upload queue: states, progress, receipt ids")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_uploads)
 
     s = sub.add_parser("devices", parents=[common], help="list scanners")
     s.add_argument("--json", action="store_true")

@@ -60,6 +60,64 @@ class OcrSection(_Section):
     max_attempts: int = Field(ge=1, le=10)
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class PortalSection(_Section):
+    # Base URL of the portal; its tus creation endpoint is url + "files/".  Empty = no uploads set up.
+    url: str
+    # PEM (SubjectPublicKeyInfo) of the portal's Ed25519 receipt-signing key; receipts are checked against it.
+    receipt_key: str
+    # CA bundle for TLS verification ("" = the system's CAs).  There is no switch to turn verification off.
+    ca_bundle: str
+    connect_timeout: float = Field(gt=0, le=300)
+    read_timeout: float = Field(gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v:
+            return v
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL of the portal")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            # ACR packages are encrypted anyway, but receipts, offsets and metadata are not: no plain HTTP
+            # across a network.  Loopback is allowed for the demo and the tests.
+            raise ValueError("plain http:// is allowed only for a portal on this machine (127.0.0.1); use https://")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must not contain credentials, a query or a fragment")
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("receipt_key")
+    @classmethod
+    def _receipt_key(cls, v: str) -> str:
+        if not v:
+            return v
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            key = load_pem_public_key(v.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as e:
+            raise ValueError("not a PEM public key (expected the receiver's receipt-key.pub)") from e
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the receipt key must be an Ed25519 public key")
+        return v
+
+
+class UploadSection(_Section):
+    chunk_bytes: int = Field(ge=64 * 1024, le=256 * 1024 * 1024)
+    max_bytes_per_second: int = Field(ge=0)  # 0 = no cap
+    max_attempts: int = Field(ge=1, le=1000)  # transfer attempts before a batch is "failed" for a person to see
+    # Keep the local encrypted copies this long after a verified receipt, then destroy them and the batch key.
+    retention_hours: float = Field(ge=0, le=24 * 365)
+    # Until sign-off by a unit head exists (later issue), a scanned batch may be sealed directly.
+    require_signoff: bool
+
+
 class LimitsSection(_Section):
     max_image_pixels: int = Field(ge=1_000_000)
     max_file_bytes: int = Field(ge=1024)
@@ -71,6 +129,8 @@ class Config(_Section):
     scan: ScanSection
     pipeline: PipelineSection
     ocr: OcrSection
+    portal: PortalSection
+    upload: UploadSection
     limits: LimitsSection
     # where it came from, for messages; not part of the file
     source: str = "<embedded defaults>"
@@ -78,6 +138,11 @@ class Config(_Section):
     @property
     def data_dir(self) -> Path:
         return Path(os.path.expanduser(self.station.data_dir))
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Sealed packages waiting for upload (ciphertext and signatures only)."""
+        return self.data_dir / "outbox"
 
     @property
     def sealed_identity_path(self) -> Path:
@@ -144,7 +209,7 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{s}"'
 
 

@@ -13,18 +13,22 @@ class BatchState(enum.StrEnum):
     SCANNING = "scanning"
     VERIFIED = "verified"
     SIGNED = "signed"
+    SEALED = "sealed"  # packaged and signed by the station key; nothing in it may change any more
     UPLOADING = "uploading"
-    UPLOADED = "uploaded"
-    PURGED = "purged"
+    UPLOADED = "uploaded"  # the portal's signed receipt is verified and stored
+    PURGED = "purged"  # local copies destroyed (after the receipt and the retention period)
 
 
-# Allowed transitions.  Later issues (verification, sign-off, upload) drive them; "returns for rescan"
-# are the edges back to SCANNING.  Kept as data so the UI can ask "what may happen next?".
+# Allowed transitions.  Verification and sign-off (a later issue) drive the first edges; "returns for
+# rescan" are the edges back to SCANNING.  SCANNING -> SEALED is the path while no sign-off is required
+# (config upload.require_signoff); seal.py enforces that rule.  UPLOADING -> SEALED is a failed-for-good
+# upload, kept for a person to look at.  Kept as data so the UI can ask "what may happen next?".
 BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
-    BatchState.SCANNING: frozenset({BatchState.VERIFIED}),
-    BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SCANNING}),
-    BatchState.SIGNED: frozenset({BatchState.UPLOADING, BatchState.SCANNING}),
-    BatchState.UPLOADING: frozenset({BatchState.UPLOADED, BatchState.SIGNED}),
+    BatchState.SCANNING: frozenset({BatchState.VERIFIED, BatchState.SEALED}),
+    BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SEALED, BatchState.SCANNING}),
+    BatchState.SIGNED: frozenset({BatchState.SEALED, BatchState.SCANNING}),
+    BatchState.SEALED: frozenset({BatchState.UPLOADING, BatchState.SCANNING}),
+    BatchState.UPLOADING: frozenset({BatchState.UPLOADED, BatchState.SEALED}),
     BatchState.UPLOADED: frozenset({BatchState.PURGED}),
     BatchState.PURGED: frozenset(),
 }
@@ -66,6 +70,7 @@ class Batch:
     state: BatchState
     created_at: str
     updated_at: str
+    uid: str | None = None  # globally unique batch id, fixed when first sealed (the portal dedups on it)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from PIL import Image
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 
 from . import __version__, imaging
+from .batchkeys import BatchKeys
 from .blank import blank_score
 from .cleanup import clean_page, decode_png, encode_png
 from .config import Config
@@ -110,7 +111,8 @@ class Station:
             # pytesseract, Pillow plugins and anything else using tempfile now write only to tmpfs
             self._restore_tempdir = set_process_tempdir(self.ramdir)
             self.store = Store(data_dir / "station.db")
-            self.vault = Vault(data_dir / "vault", recipients, key)
+            self.batch_keys = BatchKeys(self.store, key)
+            self.vault = Vault(data_dir / "vault", recipients, key, self.batch_keys.identities)
         except BaseException:
             self._lock.release()
             raise
@@ -287,7 +289,7 @@ class Station:
             image = image.convert("RGB" if "A" in image.mode or image.mode in ("P", "CMYK") else "L")
         image.info["dpi"] = (cp.dpi, cp.dpi)
         raw = encode_png(image, self.config.pipeline.png_compress_level)
-        ref = self.vault.put(raw, kind="raw")
+        ref = self.vault.put(raw, kind="raw", batch_recipient=self.batch_keys.recipient(batch.id))
         page = self.store.add_page(
             batch_id=batch.id,
             source_key=cp.source_key,
@@ -346,7 +348,7 @@ class Station:
             image = decode_png(self.vault.get(page.raw_object, page.raw_sha256))
         result = clean_page(image, page.dpi)
         png = encode_png(result.image, self.config.pipeline.png_compress_level)
-        ref = self.vault.put(png, kind="image")
+        ref = self.vault.put(png, kind="image", batch_recipient=self.batch_keys.recipient(page.batch_id))
         ocr_state = OcrState.SKIPPED if result.blank else OcrState.PENDING
         self.store.set_processed(page_id, _stored(ref, "image"), result.analysis, result.flags, ocr_state)
         self._check_double_feeds(page.batch_id)
@@ -412,8 +414,9 @@ class Station:
                 self._ocr_failed(page_id, f"OCR worker failed: {e!r}")
                 return
             text = res.text.encode("utf-8")
-            tref = self.vault.put(text, kind="ocr_text")
-            pref = self.vault.put(res.text_pdf, kind="ocr_pdf")
+            batch_recipient = self.batch_keys.recipient(self.store.page(page_id).batch_id)
+            tref = self.vault.put(text, kind="ocr_text", batch_recipient=batch_recipient)
+            pref = self.vault.put(res.text_pdf, kind="ocr_pdf", batch_recipient=batch_recipient)
             self.store.set_ocr_done(
                 page_id,
                 _stored(tref, "ocr_text"),
@@ -515,7 +518,7 @@ class Station:
             producer=f"ScanStation {__version__}",
         )
         data = build_searchable_pdf(pdf_pages, meta, self.ramdir.path)
-        ref = self.vault.put(data, kind="pdf")
+        ref = self.vault.put(data, kind="pdf", batch_recipient=self.batch_keys.recipient(doc.batch_id))
         obj = _stored(ref, "pdf")
         old = self.store.set_document_pdf(doc_id, obj, actor)
         if old:
@@ -542,9 +545,12 @@ class Station:
         """Every recorded object present, decryptable and matching its hashes; no orphans; audit intact."""
         problems: list[str] = []
         known = self.store.objects()
+        purged = self.store.purged_object_ids()  # destroyed on purpose after the portal's receipt
         ids = set()
         for obj in known:
             ids.add(obj.id)
+            if obj.id in purged:
+                continue
             problem = self.vault.verify(obj.id, obj.sha256, obj.ct_sha256)
             if problem:
                 problems.append(f"{obj.kind} object {obj.id}: {problem}")
@@ -553,7 +559,7 @@ class Station:
                 problems.append(f"object {obj_id} is in the vault but not recorded in the database")
         for p in self.store.pages():
             for ref in (p.raw_object, p.image_object, p.ocr_object):
-                if ref is not None and ref not in ids:
+                if ref is not None and ref not in purged and ref not in ids:
                     problems.append(f"page {p.batch_id}/{p.seq} refers to missing object {ref}")
         seen: dict[tuple[int, str], int] = {}
         for p in self.store.pages():

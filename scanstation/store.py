@@ -95,6 +95,40 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL
     );
     """,
+    # 2: issue 6 - per-batch keys (crypto-shredding), sealed packages, the upload queue.
+    """
+    ALTER TABLE batches ADD COLUMN uid TEXT;
+    CREATE TABLE batch_keys (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        recipient TEXT NOT NULL,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE packages (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        package_id TEXT NOT NULL,
+        file TEXT NOT NULL,
+        manifest_object TEXT REFERENCES objects(id),
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE uploads (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        state TEXT NOT NULL,
+        url TEXT,
+        confirmed_offset INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        receipt BLOB,
+        receipt_id TEXT,
+        received_at TEXT,
+        purge_after TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 GENESIS_HASH = "0" * 64
@@ -126,6 +160,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (destroyed batch keys above all) are overwritten, not just unlinked from the b-tree.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     def close(self) -> None:
@@ -208,7 +244,8 @@ class Store:
     @staticmethod
     def _batch(r: sqlite3.Row) -> Batch:
         return Batch(
-            r["id"], r["name"], r["unit"], r["operator"], BatchState(r["state"]), r["created_at"], r["updated_at"]
+            r["id"], r["name"], r["unit"], r["operator"], BatchState(r["state"]), r["created_at"], r["updated_at"],
+            r["uid"],
         )
 
     def batch(self, name: str) -> Batch | None:
@@ -246,6 +283,130 @@ class Store:
             db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?", (target.value, self._now(), batch_id))
             self._audit(db, actor, "batch.state", row["name"], {"from": current.value, "to": target.value})
         return self.batch_by_id(batch_id)
+
+    def ensure_batch_uid(self, batch_id: int, make_uid: Callable[[], str]) -> str:
+        """The batch's global id, assigned once (kept across re-seals so the portal can dedup)."""
+        with self._write() as db:
+            row = db.execute("SELECT uid FROM batches WHERE id=?", (batch_id,)).fetchone()
+            if row["uid"]:
+                return str(row["uid"])
+            uid = make_uid()
+            db.execute("UPDATE batches SET uid=? WHERE id=?", (uid, batch_id))
+            return uid
+
+    # ------------------------------------------------------------------ batch keys
+    def batch_key(self, batch_id: int) -> tuple[str, bytes] | None:
+        """(recipient, wrapped identity) of a batch, or None if it has none (yet, or any more)."""
+        rows = self._read("SELECT recipient, wrapped FROM batch_keys WHERE batch_id=?", (batch_id,))
+        return (rows[0]["recipient"], bytes(rows[0]["wrapped"])) if rows else None
+
+    def batch_keys(self) -> list[tuple[int, str, bytes]]:
+        return [(r[0], r[1], bytes(r[2])) for r in self._read("SELECT batch_id, recipient, wrapped FROM batch_keys")]
+
+    def add_batch_key(self, batch_id: int, recipient: str, wrapped: bytes) -> tuple[str, bytes]:
+        """Record a new batch key unless one exists; returns the one that is recorded (first wins)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO batch_keys (batch_id, recipient, wrapped, created_at) VALUES (?,?,?,?)",
+                (batch_id, recipient, wrapped, self._now()),
+            )
+            row = db.execute("SELECT recipient, wrapped FROM batch_keys WHERE batch_id=?", (batch_id,)).fetchone()
+        return row["recipient"], bytes(row["wrapped"])
+
+    def destroy_batch_key(self, batch_id: int, actor: str) -> bool:
+        """Delete a batch key for good: secure_delete zeroes the row, a TRUNCATE checkpoint empties the WAL."""
+        with self._write() as db:
+            gone = db.execute("DELETE FROM batch_keys WHERE batch_id=?", (batch_id,)).rowcount > 0
+            if gone:
+                name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
+                self._audit(db, actor, "batch.key_destroyed", name, {})
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    # ------------------------------------------------------------------ packages and uploads
+    def set_package(self, batch_id: int, package_id: str, file: str, sha256: str, size: int,
+                    manifest: StoredObject, actor: str) -> None:
+        """Record a sealed package and its manifest (a vault object) in one commit."""
+        with self._write() as db:
+            self._insert_object(db, manifest)
+            db.execute(
+                "INSERT OR REPLACE INTO packages (batch_id, package_id, file, manifest_object, sha256, size, "
+                "created_at) VALUES (?,?,?,?,?,?,?)",
+                (batch_id, package_id, file, manifest.id, sha256, size, self._now()),
+            )
+            name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
+            self._audit(db, actor, "batch.sealed", name, {"package_id": package_id, "sha256": sha256, "size": size})
+
+    def package(self, batch_id: int) -> sqlite3.Row | None:
+        rows = self._read("SELECT * FROM packages WHERE batch_id=?", (batch_id,))
+        return rows[0] if rows else None
+
+    def drop_package(self, batch_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM packages WHERE batch_id=?", (batch_id,))
+            db.execute("DELETE FROM uploads WHERE batch_id=?", (batch_id,))
+
+    def upload(self, batch_id: int) -> sqlite3.Row | None:
+        rows = self._read("SELECT * FROM uploads WHERE batch_id=?", (batch_id,))
+        return rows[0] if rows else None
+
+    def uploads(self) -> list[sqlite3.Row]:
+        return self._read(
+            "SELECT u.*, b.name AS batch_name FROM uploads u JOIN batches b ON b.id=u.batch_id ORDER BY u.batch_id"
+        )
+
+    def enqueue_upload(self, batch_id: int, size: int, actor: str) -> None:
+        with self._write() as db:
+            now = self._now()
+            db.execute(
+                "INSERT OR IGNORE INTO uploads (batch_id, state, size, created_at, updated_at) VALUES (?,?,?,?,?)",
+                (batch_id, "queued", size, now, now),
+            )
+
+    _UPLOAD_FIELDS = frozenset(
+        {"state", "url", "confirmed_offset", "attempts", "last_error", "receipt", "receipt_id", "received_at",
+         "purge_after"}
+    )
+
+    def update_upload(self, batch_id: int, *, audit: tuple[str, str, dict[str, Any]] | None = None,
+                      **fields: Any) -> None:
+        """Change upload fields (names checked against a fixed list) and optionally audit, in one commit."""
+        bad = set(fields) - self._UPLOAD_FIELDS
+        if bad:
+            raise ValueError(f"unknown upload fields {sorted(bad)}")
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE uploads SET {sets}, updated_at=? WHERE batch_id=?",
+                (*fields.values(), self._now(), batch_id),
+            )
+            if audit is not None:
+                name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
+                self._audit(db, audit[0], audit[1], name, audit[2])
+
+    def purged_object_ids(self) -> set[str]:
+        """Objects of purged batches: deleted from the vault on purpose, still named by page rows."""
+        ids: set[str] = set()
+        for (batch_id,) in self._read("SELECT id FROM batches WHERE state=?", (BatchState.PURGED.value,)):
+            ids.update(self.batch_object_ids(batch_id))
+        return ids
+
+    def batch_object_ids(self, batch_id: int) -> list[str]:
+        """Every vault object that belongs to a batch (pages' images and OCR, documents' PDFs)."""
+        ids: list[str] = []
+        for r in self._read(
+            "SELECT raw_object, image_object, ocr_object, ocr_pdf_object FROM pages WHERE batch_id=? ORDER BY seq",
+            (batch_id,),
+        ):
+            ids.extend(x for x in r if x)
+        for r in self._read("SELECT pdf_object FROM documents WHERE batch_id=? ORDER BY seq", (batch_id,)):
+            if r[0]:
+                ids.append(r[0])
+        for r in self._read("SELECT manifest_object FROM packages WHERE batch_id=?", (batch_id,)):
+            if r[0]:
+                ids.append(r[0])
+        return ids
 
     # ------------------------------------------------------------------ documents
     @staticmethod

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,19 +66,27 @@ class Vault:
         root: Path,
         recipients: Sequence[x25519.Recipient | str],
         identity: StationKey | None,
+        extra_identities: Callable[[], Sequence[x25519.Identity]] | None = None,
     ) -> None:
         self._root = Path(root)
         self._objects = self._root / OBJECTS_DIR
         self._identity = identity
+        # Batch keys (scanstation.batchkeys): objects of a batch are encrypted to the portal and the
+        # batch's own key instead of the station key, so destroying the batch key after upload makes
+        # every leftover copy unreadable here (crypto-shredding).
+        self._extra_identities = extra_identities or (lambda: ())
+        self._base: list[x25519.Recipient] = []
         parsed: dict[str, x25519.Recipient] = {}
         for i, recipient in enumerate(recipients):
             if isinstance(recipient, str):
                 recipient = parse_recipient(recipient, source=f"vault recipient #{i + 1}")
             parsed.setdefault(str(recipient), recipient)
-        if identity is not None:
-            parsed.setdefault(identity.recipient, identity.as_recipient())
         if not parsed:
             raise ConfigError("the vault needs at least one recipient (the portal key)")
+        station = str(identity.recipient) if identity is not None else None
+        self._base = [r for key, r in parsed.items() if key != station]
+        if identity is not None:
+            parsed.setdefault(identity.recipient, identity.as_recipient())
         self._recipients = list(parsed.values())
         atomic.ensure_dir(self._objects)
 
@@ -95,8 +103,11 @@ class Vault:
         _check_id(object_id)
         return self._objects / object_id[:2] / f"{object_id}{SUFFIX}"
 
-    def put(self, data: bytes, kind: str) -> ObjectRef:
+    def put(self, data: bytes, kind: str, *, batch_recipient: x25519.Recipient | None = None) -> ObjectRef:
         """Encrypt ``data`` to all recipients and store it durably; return what to record.
+
+        With ``batch_recipient`` the object is encrypted to the configured recipients (the portal)
+        and that batch key, not to the station key.
 
         When this returns, the object is complete on disk (fsynced, renamed, directory fsynced); a
         crash before the caller commits the ref leaves an orphan, which remove_orphans clears.
@@ -104,7 +115,10 @@ class Vault:
         if not _KIND_RE.match(kind):
             raise ValueError(f"object kind must be a short lowercase name, got {kind!r}")
         plain_hash = hashlib.sha256(data).hexdigest()
-        ciphertext = pyrage.encrypt(bytes(data), self._recipients)
+        recipients = self._recipients if batch_recipient is None else [*self._base, batch_recipient]
+        if not recipients:
+            raise ConfigError("the vault needs at least one recipient (the portal key)")
+        ciphertext = pyrage.encrypt(bytes(data), recipients)
         ct_hash = hashlib.sha256(ciphertext).hexdigest()
         while True:
             object_id = secrets.token_hex(16)
@@ -143,7 +157,7 @@ class Vault:
             raise StateError("the vault is locked: unlock the station identity before reading objects")
         ciphertext = self.read_ciphertext(object_id)
         try:
-            plaintext = self._identity.decrypt(ciphertext)
+            plaintext = self._decrypt(ciphertext)
         except pyrage.DecryptError as e:
             raise VaultIntegrityError(
                 f"vault object {object_id} cannot be decrypted with the station key "
@@ -156,6 +170,11 @@ class Vault:
                 f"(recorded {expected}, found {actual}): it was replaced or altered"
             )
         return plaintext
+
+    def _decrypt(self, ciphertext: bytes) -> bytes:
+        assert self._identity is not None
+        identities = [self._identity.identity, *self._extra_identities()]
+        return pyrage.decrypt(ciphertext, identities)
 
     def exists(self, object_id: str) -> bool:
         return self.path_of(object_id).is_file()
@@ -208,7 +227,7 @@ class Vault:
                 return f"vault object {object_id} is not an age file"
             return None
         try:
-            plaintext = self._identity.decrypt(ciphertext)
+            plaintext = self._decrypt(ciphertext)
         except pyrage.DecryptError as e:
             return f"vault object {object_id} cannot be decrypted with the station key: {e}"
         actual = hashlib.sha256(plaintext).hexdigest()

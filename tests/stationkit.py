@@ -36,7 +36,7 @@ class StationEnv:
 
 
 def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str, str] | None = None,
-                 extra_config: str = "") -> StationEnv:
+                 extra_config: str = "", init_args: tuple[str, ...] = ()) -> StationEnv:
     root.mkdir(parents=True, exist_ok=True)
     portal = pyrage.x25519.Identity.generate()
     portal_file = root / "portal-identity.txt"
@@ -53,7 +53,7 @@ def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str,
     env.update(extra_env or {})
     st = StationEnv(root, config, data_dir, portal_file, env)
     st.run("init", "--config", str(config), "--data-dir", str(data_dir),
-           "--portal-recipient", str(portal.to_public()), "--unit", "Test Unit", check=True)
+           "--portal-recipient", str(portal.to_public()), "--unit", "Test Unit", *init_args, check=True)
     with config.open("a") as f:
         f.write(f"\n[ocr]\nlanguages = \"{ocr_languages}\"\n{extra_config}")
     return st

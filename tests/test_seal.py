@@ -1,0 +1,92 @@
+"""Sealing a batch: a package the portal can verify, frozen batch state, idempotence, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from scanstation.package import document_digest, read_envelope, verify_package
+from scanstation.synth import PageSpec, render_acr_page
+from tests.stationkit import StationEnv, make_station
+
+
+def _import_file(st: StationEnv, tmp_path: Path, batch: str, employee: str, seeds: list[int]) -> None:
+    files = []
+    for i, seed in enumerate(seeds):
+        f = tmp_path / f"{batch}-{employee}-{i}.png"
+        render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100)).image.save(f)
+        files.append(str(f))
+    st.run("import", "--batch", batch, "--employee", employee, "--name", "राम कुमार", "--period", "2019-20",
+           *files, check=True)
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationEnv, Path, dict]:
+    tmp = tmp_path_factory.mktemp("seal")
+    st = make_station(tmp / "st")
+    _import_file(st, tmp, "B1", "E100", [11, 11])
+    _import_file(st, tmp, "B1", "E200", [12])
+    proc = st.run("seal", "--batch", "B1", check=True)
+    pkg = Path(proc.stdout.split("sealed batch B1: ")[1].split(" (")[0])
+    return st, pkg, json.loads(st.run("status", "--json", check=True).stdout)
+
+
+def test_sealed_package_verifies_with_the_portal_identity(sealed: tuple[StationEnv, Path, dict]) -> None:
+    st, pkg, status = sealed
+    assert pkg.is_file() and pkg.parent == st.data_dir / "outbox"
+    portal = pyrage.x25519.Identity.from_str(st.portal_identity_file.read_text().strip())
+    verified = verify_package(pkg, [portal])
+    manifest = verified.manifest
+    assert manifest["batch"]["name"] == "B1" and manifest["batch"]["page_count"] == 3
+    assert [d["employee_code"] for d in manifest["documents"]] == ["E100", "E200"]
+    assert manifest["documents"][0]["employee_name"] == "राम कुमार"
+    assert [d["page_count"] for d in manifest["documents"]] == [2, 1]
+    assert all(d["pdf"] for d in manifest["documents"])  # each ACR file's searchable PDF is in the package
+    assert len({document_digest(manifest, d) for d in manifest["documents"]}) == 2
+    # Every page image in the package decrypts (portal key) to the hash the station recorded at capture.
+    page_hashes = {p["raw_sha256"] for b in status["batches"] for p in b.get("page_objects", [])} or None
+    objects = {o["id"]: o for o in manifest["objects"]}
+    for doc in manifest["documents"]:
+        for page in doc["pages"]:
+            plain = pyrage.decrypt(verified.object_member(page["raw"]), [portal])
+            import hashlib
+
+            assert hashlib.sha256(plain).hexdigest() == objects[page["raw"]]["sha256"]
+            if page_hashes is not None:
+                assert objects[page["raw"]]["sha256"] in page_hashes
+    envelope = read_envelope(pkg)
+    assert envelope["batch_uid"] == manifest["batch"]["uid"] and "E100" not in json.dumps(envelope)
+
+
+def test_sealed_batch_is_frozen_and_sealing_is_idempotent(sealed: tuple[StationEnv, Path, dict]) -> None:
+    st, pkg, status = sealed
+    batch = next(b for b in status["batches"] if b["name"] == "B1")
+    assert batch["state"] == "sealed"
+    again = st.run("seal", "--batch", "B1", check=True)
+    assert str(pkg) in again.stdout  # the same package, not a new one
+    more = st.run("import", "--batch", "B1", str(pkg.parent.parent / "none.png"))
+    assert more.returncode == 7 and "sealed" in more.stderr
+    assert st.run("verify-vault").returncode == 0
+
+
+def test_seal_refuses_unknown_and_empty(tmp_path: Path) -> None:
+    st = make_station(tmp_path / "st")
+    proc = st.run("seal", "--batch", "NOPE")
+    assert proc.returncode == 7 and "no batch 'NOPE'" in proc.stderr
+
+
+def test_package_objects_are_not_readable_with_station_key_alone(sealed: tuple[StationEnv, Path, dict]) -> None:
+    # Batch objects are encrypted to the portal and the batch key, not to the station identity: once the
+    # batch key is destroyed (purge), the station cannot read leftovers.
+    st, pkg, _ = sealed
+    from scanstation.keys import unlock_identity
+
+    key = unlock_identity(st.data_dir / "station-identity.age", "correct horse battery staple")
+    portal = pyrage.x25519.Identity.from_str(st.portal_identity_file.read_text().strip())
+    verified = verify_package(pkg, [portal])
+    ct = verified.object_member(verified.manifest["objects"][0]["id"])
+    with pytest.raises(pyrage.DecryptError):
+        key.decrypt(ct)
