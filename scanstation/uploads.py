@@ -102,16 +102,18 @@ class UploadQueue:
         batch = self.store.batch(name)
         if batch is None:
             raise StateError(f"there is no batch '{name}'")
+        row = self.store.upload(batch.id)
+        if row is not None and row["state"] != "failed":
+            return  # queued already, under way, or received (send() answers from the record)
         pkg = existing_package(self.station, batch)
         if pkg is None:
             raise StateError(
                 f"batch '{name}' is {batch.state.value}, not sealed (run 'scanstation seal --batch {name}')"
             )
-        row = self.store.upload(batch.id)
         if row is None:
             self.store.enqueue_upload(batch.id, pkg.size, actor)
             self.store.audit(actor, "upload.queued", name, {"package_sha256": pkg.sha256, "size": pkg.size})
-        elif row["state"] == "failed":
+        else:
             self.store.update_upload(batch.id, state="queued", attempts=0, last_error="",
                                      audit=(actor, "upload.requeued", {"previous_error": row["last_error"]}))
 

@@ -47,7 +47,8 @@ def test_sealed_package_verifies_with_the_portal_identity(sealed: tuple[StationE
     assert all(d["pdf"] for d in manifest["documents"])  # each ACR file's searchable PDF is in the package
     assert len({document_digest(manifest, d) for d in manifest["documents"]}) == 2
     # Every page image in the package decrypts (portal key) to the hash the station recorded at capture.
-    page_hashes = {p["raw_sha256"] for b in status["batches"] for p in b.get("page_objects", [])} or None
+    page_hashes = {p["raw_sha256"] for b in status["batches"] for p in b["page_list"]}
+    assert len(page_hashes) == 3
     objects = {o["id"]: o for o in manifest["objects"]}
     for doc in manifest["documents"]:
         for page in doc["pages"]:
@@ -55,8 +56,7 @@ def test_sealed_package_verifies_with_the_portal_identity(sealed: tuple[StationE
             import hashlib
 
             assert hashlib.sha256(plain).hexdigest() == objects[page["raw"]]["sha256"]
-            if page_hashes is not None:
-                assert objects[page["raw"]]["sha256"] in page_hashes
+            assert objects[page["raw"]]["sha256"] in page_hashes
     envelope = read_envelope(pkg)
     assert envelope["batch_uid"] == manifest["batch"]["uid"] and "E100" not in json.dumps(envelope)
 

@@ -1,0 +1,103 @@
+"""End to end: scanned pages -> sealed batch -> upload through a faulty link -> verified receipt -> purge.
+
+The reference receiver runs as its own process on 127.0.0.1 behind the fault proxy; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from scanstation.synth import PageSpec, render_acr_page
+from tests.faultproxy import Fault, FaultProxy
+from tests.receiverkit import start_receiver, write_identity
+from tests.stationkit import StationEnv, make_station
+
+
+def _pages(tmp: Path, seed: int, n: int) -> list[str]:
+    files = []
+    for i in range(n):
+        f = tmp / f"p-{seed}-{i}.png"
+        render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100, noise=0.05)).image.save(f)
+        files.append(str(f))
+    return files
+
+
+def _station(tmp: Path, portal_url: str, receipt_key: Path, retention_hours: float) -> StationEnv:
+    return make_station(
+        tmp / "st",
+        init_args=("--portal-url", portal_url, "--portal-receipt-key", str(receipt_key)),
+        extra_config=f"\n[upload]\nchunk_bytes = 65536\nretention_hours = {retention_hours}\n",
+    )
+
+
+def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx, FaultProxy(rx.port) as proxy:
+        st = _station(tmp_path, proxy.url + "/", rx.receipt_key_path, retention_hours=0)
+        # the station must encrypt to this receiver's identity
+        text = st.config.read_text()
+        import re
+
+        text = re.sub(r'portal_recipient = "age1[0-9a-z]+"', f'portal_recipient = "{portal.to_public()}"', text)
+        st.config.write_text(text)
+        for seed, emp in ((21, "E21"), (22, "E22")):
+            st.run("import", "--batch", "B1", "--employee", emp, "--period", "2020-21", *_pages(tmp_path, seed, 2),
+                   check=True)
+        status = json.loads(st.run("status", "--json", check=True).stdout)
+        st.run("seal", "--batch", "B1", check=True)
+        # A reset mid-chunk, a 503, and a flipped byte (the receiver's checksum must catch it).
+        proxy.set_faults(Fault.reset(30_000, nth=1), Fault.respond(503, nth=2), Fault.flip(1000, nth=3))
+        up = st.run("upload", "--batch", "B1", timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr + rx.log_text()
+        assert "received by the portal, receipt" in up.stdout
+        assert proxy.counters["resets"] >= 1 and proxy.counters["flips"] >= 1, proxy.counters
+        queue = json.loads(st.run("uploads", "--json", check=True).stdout)
+        assert queue[0]["state"] == "purged" and queue[0]["receipt_id"]
+        # Local copies are gone: vault objects, package; verify-vault is still clean.
+        assert not list((st.data_dir / "outbox").glob("*.pkg"))
+        assert not list((st.data_dir / "vault" / "objects").rglob("*.age"))
+        assert st.run("verify-vault").returncode == 0
+        after = json.loads(st.run("status", "--json", check=True).stdout)
+        assert after["batches"][0]["state"] == "purged"
+        # Sending again creates no duplicate and is answered from the receipt on record.
+        again = st.run("upload", "--batch", "B1")
+        assert again.returncode == 0 and "already received" in again.stdout, again.stdout + again.stderr
+
+    # The receiver's store: per employee, objects re-encrypted to the portal only; they decrypt to the hashes
+    # the station recorded when it captured the pages.
+    store = rx.data_dir / "store"
+    pages = status["batches"][0]["page_list"]
+    recorded = {p["raw_sha256"] for p in pages} | {p["image_sha256"] for p in pages}
+    assert len(pages) == 4 and None not in recorded
+    found = {}
+    for emp in ("E21", "E22"):
+        objs = list((store / emp).rglob("objects/*.age"))
+        assert objs, f"nothing stored for {emp}"
+        for f in objs:
+            found[f.name] = hashlib.sha256(pyrage.decrypt(f.read_bytes(), [portal])).hexdigest()
+    assert recorded <= set(found.values())
+
+
+@pytest.mark.parametrize("retention", [72.0])
+def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: float) -> None:
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=retention)
+        import re
+
+        st.config.write_text(re.sub(r'portal_recipient = "age1[0-9a-z]+"',
+                                    f'portal_recipient = "{portal.to_public()}"', st.config.read_text()))
+        st.run("import", "--batch", "B2", *_pages(tmp_path, 31, 1), check=True)
+        st.run("seal", "--batch", "B2", check=True)
+        st.run("upload", "--batch", "B2", check=True, timeout=600)
+        queue = json.loads(st.run("uploads", "--json", check=True).stdout)
+        assert queue[0]["state"] == "received" and queue[0]["purge_after"]
+        assert list((st.data_dir / "outbox").glob("*.pkg"))  # kept for the retention period
+        assert st.run("verify-vault").returncode == 0
