@@ -185,8 +185,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if failed:
         from .errors import UploadError
 
+        # The first failure's kind sets the exit code (19 retry later, 20 refused, 21 bad receipt).
+        cls = failed[0].error or UploadError
         detail = "; ".join(f"{o.batch}: {o.detail}" for o in failed)
-        raise UploadError(f"{len(failed)} batch(es) not received: {detail}")
+        raise cls(f"{len(failed)} batch(es) not received: {detail}")
     return 0
 
 
@@ -591,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pages", type=int, default=3, metavar="N", help="pages per ACR file")
     s.add_argument("--seed", type=int, default=2026)
     s.add_argument("--batch", default=None, metavar="NAME")
+    s.add_argument("--no-upload", action="store_true",
+                   help="stop after scanning (default: seal and upload to a local demo receiver)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")

@@ -103,7 +103,7 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
             acked.append(data["seq"])
             out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
 
-    batch = args.batch or f"demo-{args.seed}"
+    batch = args.batch or _demo_batch_name(config, args.seed)
     with Station(config, key, events=events) as station:
         for i in range(args.files):
             pages = _demo_pages(args.seed + i, args.pages)
@@ -139,7 +139,116 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
         if problems:
             raise integrity_error(problems)
         out(f"demo batch '{batch}': {len(acked)} new page(s); vault verified")
+        if getattr(args, "no_upload", False):
+            pass
+        elif not (config.data_dir / "demo-portal-identity.age").exists():
+            # A real station's demo never talks to its real portal; seal and upload are explicit commands.
+            out("not a demo station: the batch stays here (use 'scanstation seal' and 'scanstation upload')")
+        else:
+            _seal_and_upload(station, config, batch, out)
     return 0
+
+
+def _demo_batch_name(config: Config, seed: int) -> str:
+    """demo-SEED, or demo-SEED-N when that batch is already sealed or uploaded (a demo can run again)."""
+    from .store import Store
+
+    db = config.data_dir / "station.db"
+    if not db.exists():
+        return f"demo-{seed}"
+    store = Store(db)
+    try:
+        n = 1
+        name = f"demo-{seed}"
+        while (b := store.batch(name)) is not None and b.state.value != "scanning":
+            n += 1
+            name = f"demo-{seed}-{n}"
+        return name
+    finally:
+        store.close()
+
+
+def _seal_and_upload(station: Any, config: Config, batch: str, out: Printer) -> None:
+    """The rest of the flow on one machine: seal, start a local reference receiver, upload, verify the receipt."""
+    from .seal import seal_batch
+    from .uploads import UploadQueue
+
+    info = seal_batch(station, batch, "demo")
+    out(f"sealed batch '{batch}': {info.size} bytes, sha256 {info.sha256[:16]}…")
+    portal_dir = config.data_dir / "demo-portal"
+    with DemoReceiver(config, portal_dir) as url:
+        receipt_key = (portal_dir / "receipt-key.pub").read_text("ascii")
+        demo_cfg = config.model_copy(update={
+            "portal": config.portal.model_copy(update={"url": url, "receipt_key": receipt_key}),
+        })
+        outcomes = UploadQueue(station, config=demo_cfg).run(batch, actor="demo")
+    for o in outcomes:
+        if o.state != "received":
+            raise (o.error or StateError)(f"demo upload of '{o.batch}' {o.state}: {o.detail}")
+        out(f"uploaded '{o.batch}' to the local demo portal ({url}); signed receipt {o.receipt_id} verified")
+
+
+class DemoReceiver:
+    """The reference receiver (scanstation-receiver) on 127.0.0.1, for the demo only."""
+
+    def __init__(self, config: Config, root: Path) -> None:
+        self.config = config
+        self.root = root
+        self.proc: Any = None
+
+    def __enter__(self) -> str:
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        from .atomic import atomic_write, ensure_dir
+        from .keys import read_passphrase, unlock_identity
+
+        ensure_dir(self.root)
+        identity_file = self.root / "DEMO-ONLY-portal-identity.txt"
+        if not identity_file.exists():
+            # The demo portal's key lives on this machine only because the demo plays both sides.
+            portal = unlock_identity(self.config.data_dir / "demo-portal-identity.age",
+                                     read_passphrase(prompt="Station passphrase: "))
+            atomic_write(identity_file, f"{portal.identity}\n".encode(), mode=0o600)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
+        log = (self.root / "receiver.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "receiver", "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(self.root), "--identity", str(identity_file), "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        log.close()
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StateError(f"the demo receiver exited at start; see {self.root / 'receiver.log'}")
+            try:
+                if requests.get(url + "health", timeout=(1, 2)).status_code == 200:
+                    return url
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.__exit__()
+        raise StateError(f"the demo receiver did not start; see {self.root / 'receiver.log'}")
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def start_station(args: argparse.Namespace, config: Config | None, out: Printer) -> int:

@@ -39,6 +39,7 @@ from .seal import existing_package, package_manifest
 from .tus_client import Progress, RetryPolicy, TusClient
 
 if TYPE_CHECKING:
+    from .config import Config
     from .station import Station
     from .store import Store
 
@@ -55,6 +56,7 @@ class Outcome:
     state: str  # received | retrying | failed | purged
     detail: str = ""
     receipt_id: str = ""
+    error: type[ScanStationError] | None = None  # what kind of failure, for the CLI's exit code
 
 
 def _utc_now() -> datetime:
@@ -73,10 +75,12 @@ class UploadQueue:
         clock: Callable[[], datetime] = _utc_now,
         retry: RetryPolicy | None = None,
         events: Callable[[str, dict[str, Any]], None] | None = None,
+        config: Config | None = None,
     ) -> None:
         self.station = station
         self.store = station.store
-        self.config = station.config
+        # ``config`` overrides the station's portal/upload settings (the demo's local receiver).
+        self.config = config or station.config
         self._session_factory = session_factory
         self._sleep = sleep
         self._clock = clock
@@ -164,7 +168,7 @@ class UploadQueue:
         if row["state"] in ("received", "purged"):
             return Outcome(name, row["state"], "already received", row["receipt_id"] or "")
         if row["state"] == "failed":
-            return Outcome(name, "failed", row["last_error"])
+            return Outcome(name, "failed", row["last_error"], error=UploadError)
         pkg = existing_package(self.station, batch)
         assert pkg is not None
         manifest = package_manifest(self.station, batch.id)
@@ -211,7 +215,7 @@ class UploadQueue:
                 return self._failed(batch.id, name, actor, e)
             self.store.update_upload(batch.id, state="retrying", last_error=e.message,
                                      audit=(actor, "upload.retry", {"error": e.message}))
-            return Outcome(name, "retrying", e.message)
+            return Outcome(name, "retrying", e.message, error=type(e))
         finally:
             session.close()
         now = self._clock()
@@ -232,7 +236,7 @@ class UploadQueue:
         if self.store.batch_by_id(batch_id).state is BatchState.UPLOADING:
             self.store.set_batch_state(batch_id, BatchState.SEALED, actor)
         self._events("upload_failed", {"batch": name, "error": e.message})
-        return Outcome(name, "failed", e.message)
+        return Outcome(name, "failed", e.message, error=type(e))
 
     # ------------------------------------------------------------------ receipts
     def _fetch_receipt(self, session: requests.Session, url: str, *, wait: bool) -> bytes | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .stationkit import make_station
+from .stationkit import REPO, make_station
 
 SIGNATURES = {
     "PNG": b"\x89PNG\r\n\x1a\n",
@@ -97,3 +98,44 @@ def test_no_plaintext_after_demo(tmp_path: Path, tmp_path_factory: pytest.TempPa
     assert not leaks, "\n".join(leaks[:20])
     # the private RAM directory is gone once the station stopped
     assert not [p for p in Path("/dev/shm").glob("scanstation*") if str(os.getpid()) in p.name]
+
+
+@pytest.mark.slow
+def test_demo_full_flow_leaves_no_plaintext_at_station_or_receiver(tmp_path: Path) -> None:
+    """`scanstation demo` on a fresh demo station: scan, seal, upload to the local reference receiver,
+    verify the receipt.  Afterwards neither the station's nor the receiver's data holds a readable page."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
+    env.update({"HOME": str(home), "PYTHONPATH": str(REPO), "TMPDIR": "/tmp"})
+    proc = subprocess.run([sys.executable, "-m", "scanstation.cli", "demo", "--files", "1", "--pages", "2"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "signed receipt" in proc.stdout and "verified" in proc.stdout, proc.stdout
+    data_dir = home / ".local" / "share" / "scanstation"
+    portal_dir = data_dir / "demo-portal"
+    identity = portal_dir / "DEMO-ONLY-portal-identity.txt"
+    stored = sorted((portal_dir / "store").rglob("*.age"))
+    assert stored, "the receiver stored nothing"
+    sentences: list[bytes] = []
+    for obj in stored:
+        plain = _age_decrypt(identity, obj)
+        if not plain.startswith((SIGNATURES["PNG"], SIGNATURES["PDF"])) and not plain.startswith(b"{"):
+            sentences += [ln.strip().encode() for ln in plain.decode("utf-8", "replace").splitlines()
+                          if len(ln.strip()) >= 16]
+    assert sentences, "no OCR text reached the receiver"
+    leaks = []
+    for f in _files(home, None):
+        data = f.read_bytes()
+        for name, sig in SIGNATURES.items():
+            if data.startswith(sig) or (name in ("PNG", "PDF") and sig in data):
+                leaks.append(f"{f}: {name} signature")
+        for s in sentences[:200]:
+            if s in data:
+                leaks.append(f"{f}: OCR text {s[:40]!r}")
+                break
+    assert not leaks, "\n".join(leaks[:20])
+    # a second demo run uses a new batch (the first is sealed and uploaded) and succeeds again
+    again = subprocess.run([sys.executable, "-m", "scanstation.cli", "demo", "--files", "1", "--pages", "1"],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "demo-2026-2" in again.stdout, again.stdout + again.stderr

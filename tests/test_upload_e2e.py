@@ -101,3 +101,77 @@ def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: f
         assert queue[0]["state"] == "received" and queue[0]["purge_after"]
         assert list((st.data_dir / "outbox").glob("*.pkg"))  # kept for the retention period
         assert st.run("verify-vault").returncode == 0
+
+
+def _use_portal(st: StationEnv, portal: pyrage.x25519.Identity) -> None:
+    import re
+
+    st.config.write_text(re.sub(r'portal_recipient = "age1[0-9a-z]+"', f'portal_recipient = "{portal.to_public()}"',
+                                st.config.read_text()))
+
+
+def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: Path) -> None:
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path / "other", write_identity_dir(tmp_path / "other")) as impostor_keys:
+        wrong_key = tmp_path / "wrong-receipt-key.pub"
+        wrong_key.write_bytes(impostor_keys.receipt_key_path.read_bytes())
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = _station(tmp_path, rx.url, wrong_key, retention_hours=0)
+        _use_portal(st, portal)
+        st.run("import", "--batch", "B3", *_pages(tmp_path, 41, 1), check=True)
+        st.run("seal", "--batch", "B3", check=True)
+        up = st.run("upload", "--batch", "B3", timeout=600)
+        assert up.returncode == 21, up.stdout + up.stderr  # ReceiptInvalid
+        assert "does not verify with the configured portal key" in up.stderr
+        queue = json.loads(st.run("uploads", "--json", check=True).stdout)
+        assert queue[0]["state"] == "failed" and not queue[0]["receipt_id"]
+        status = json.loads(st.run("status", "--json", check=True).stdout)
+        assert status["batches"][0]["state"] == "sealed"  # back for a person to look at; nothing purged
+        assert list((st.data_dir / "outbox").glob("*.pkg"))
+        assert st.run("verify-vault").returncode == 0
+
+
+def write_identity_dir(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "identity.txt"
+    write_identity(path)
+    return path
+
+
+def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0)
+        _use_portal(st, portal)
+        text = st.config.read_text().replace("chunk_bytes = 65536", "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
+        st.config.write_text(text)
+        st.run("import", "--batch", "B4", *_pages(tmp_path, 51, 3), check=True)
+        st.run("seal", "--batch", "B4", check=True)
+        proc = st.popen("upload", "--batch", "B4")
+        deadline = time.monotonic() + 120
+        offset = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = json.loads(st.run("uploads", "--json", check=True).stdout)
+            offset = rows[0]["confirmed_offset"] if rows else 0
+            if offset > 0:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and offset > 0, "upload finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        size = json.loads(st.run("uploads", "--json", check=True).stdout)[0]["size"]
+        assert offset < size
+        # Also restart the receiver (kill -9) while the station is down: both must recover.
+        rx.restart(kill=True)
+        up = st.run("upload", "--batch", "B4", timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr + rx.log_text()
+        queue = json.loads(st.run("uploads", "--json", check=True).stdout)
+        assert queue[0]["state"] == "purged"
+    # exactly one batch stored at the portal, under one batch uid
+    batches = [p for p in (rx.data_dir / "store" / "_batches").iterdir()]
+    assert len(batches) == 1
