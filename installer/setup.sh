@@ -24,8 +24,13 @@ PKGS=(python3 python3-venv python3-dev gcc pkg-config
       libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
       ca-certificates)
 if [ "$DEV" = 1 ]; then
-  # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests
-  PKGS+=(xvfb xauth softhsm2)
+  # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests, Node for the independent tus
+  # server (@tus/server) of the upload interoperability test (Debian 12 ships Node 18; the pinned
+  # packages run on 18 and 20).  A Node already installed from elsewhere (e.g. NodeSource) is kept.
+  # PostgreSQL server: the receiver's PostgreSQL test runs its own throw-away cluster (~5 s)
+  PKGS+=(xvfb xauth softhsm2 postgresql)
+  command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+  command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
 
 missing=()
@@ -54,5 +59,14 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".${extras}"
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+if [ "$DEV" = 1 ]; then
+  # the pinned @tus/server + @tus/file-store (package-lock.json); reinstalled only when the lock changes
+  NODE_DIR=tests/interop/tus-node
+  node_stamp="$NODE_DIR/node_modules/.installed-$(sha256sum "$NODE_DIR/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$node_stamp" ]; then
+    npm ci --prefix "$NODE_DIR" --omit=optional --no-audit --no-fund
+    touch "$node_stamp"
+  fi
 fi
 echo "ScanStation is set up: .venv/bin/scanstation --help"

@@ -346,3 +346,52 @@ def uploads_report_from_store(store: Store) -> list[dict[str, Any]]:
             "received_at": r["received_at"], "purge_after": r["purge_after"], "url": r["url"],
         })
     return out
+
+
+class BackgroundUploader:
+    """A daemon thread that keeps the queue moving while the station runs (the UI's uploader).
+
+    It works through queued and retrying batches, sleeping ``interval`` seconds between rounds (or
+    until ``kick()``), and purges what is due.  State is all in SQLite, so stopping it (or the station
+    dying) loses nothing: the next station start picks the queue up where it was.  Progress and results
+    arrive through the queue's ``events`` callback (on this thread; the UI marshals them to its own).
+    """
+
+    def __init__(self, queue: UploadQueue, *, interval: float = 30.0, actor: str = "station") -> None:
+        self.queue = queue
+        self.interval = interval
+        self.actor = actor
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="uploader", daemon=True)
+
+    def start(self) -> BackgroundUploader:
+        self._thread.start()
+        return self
+
+    def kick(self) -> None:
+        """Look at the queue now (e.g. right after a batch was sealed)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current chunk (the tus client checks the cancel event between chunks)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for name in self.queue.pending_batches():
+                    if self._stop.is_set():
+                        break
+                    outcome = self.queue.send(name, self.actor, cancel=self._stop)
+                    if outcome.state == "retrying":
+                        log.warning("upload of %s: %s (will retry)", name, outcome.detail)
+                self.queue.purge_due(self.actor)
+            except ScanStationError as e:
+                log.warning("uploader: %s", e.message)
+            except Exception:  # keep the thread alive: the next round may succeed
+                log.exception("uploader: unexpected error")
+            self._wake.wait(self.interval)
+            self._wake.clear()

@@ -148,7 +148,8 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
     with start_receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0)
         _use_portal(st, portal)
-        text = st.config.read_text().replace("chunk_bytes = 65536", "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
+        text = st.config.read_text().replace("chunk_bytes = 65536",
+                                             "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
         st.config.write_text(text)
         st.run("import", "--batch", "B4", *_pages(tmp_path, 51, 3), check=True)
         st.run("seal", "--batch", "B4", check=True)

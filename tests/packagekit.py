@@ -1,0 +1,129 @@
+"""Test helper: real sealed packages built from synthetic objects (no station needed).
+
+Objects are random bytes age-encrypted (pyrage) to the portal recipient and a fresh batch identity,
+exactly as the vault stores them; the manifest follows docs/portal-api.md; the station key is a fresh
+Ed25519 key unless one is given.  Reused by the receiver, tus-client and upload tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyrage
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from scanstation import package
+from scanstation.package import ObjectSource, PackageInfo
+
+
+@dataclass
+class Expected:
+    """What a test package contains, for checking what the other end got."""
+
+    manifest: dict[str, Any]
+    plaintexts: dict[str, bytes]  # object id -> plaintext
+    signing_key: Ed25519PrivateKey
+    batch_identity: pyrage.x25519.Identity
+    station_id: str
+    batch_uid: str
+    objects_dir: Path
+    sources: list[ObjectSource] = field(default_factory=list)
+
+    @property
+    def station_public_raw(self) -> bytes:
+        return package.raw_public_key(self.signing_key.public_key())
+
+
+def _store_object(objects_dir: Path, kind: str, plaintext: bytes, recipients: list[Any]) -> ObjectSource:
+    oid = secrets.token_hex(16)
+    ct = pyrage.encrypt(plaintext, recipients)
+    path = objects_dir / f"{oid}.age"
+    path.write_bytes(ct)
+    return ObjectSource(id=oid, kind=kind, sha256=hashlib.sha256(plaintext).hexdigest(), size=len(plaintext),
+                        ct_sha256=hashlib.sha256(ct).hexdigest(), path=path)
+
+
+def _page(seq: int, raw: str, image: str | None, text: str | None) -> dict[str, Any]:
+    return {"seq": seq, "position": seq, "side": "front" if seq % 2 else "back", "flags": [],
+            "ocr_state": "done" if text else "skipped", "raw": raw, "image": image, "ocr_text": text}
+
+
+def make_test_package(
+    tmp_path: Path,
+    *,
+    portal_recipient: str,
+    n_docs: int = 2,
+    pages_per_doc: int = 2,
+    object_size: int = 4096,
+    signing_key: Ed25519PrivateKey | None = None,
+    station_id: str = "ST-TEST-01",
+    batch_uid: str | None = None,
+    unfiled_pages: int = 0,
+    out_name: str | None = None,
+    employee_codes: list[str] | None = None,
+) -> tuple[PackageInfo, Expected]:
+    """Build a package under ``tmp_path``; return (PackageInfo, Expected).
+
+    Each document gets a PDF object and, per page, a raw image, a cleaned image and an OCR text
+    object (``object_size`` random bytes each; texts are short).  Total size is roughly
+    ``n_docs * (1 + 3 * pages_per_doc) * object_size``.
+    """
+    signing_key = signing_key or Ed25519PrivateKey.generate()
+    batch_identity = pyrage.x25519.Identity.generate()
+    batch_uid = batch_uid or f"B-{secrets.token_hex(6)}"
+    recipients = [pyrage.x25519.Recipient.from_str(portal_recipient), batch_identity.to_public()]
+    work = tmp_path / f"pkg-{batch_uid}"
+    objects_dir = work / "objects"
+    objects_dir.mkdir(parents=True, exist_ok=True)
+
+    sources: list[ObjectSource] = []
+    plaintexts: dict[str, bytes] = {}
+
+    def add(kind: str, data: bytes) -> str:
+        src = _store_object(objects_dir, kind, data, recipients)
+        sources.append(src)
+        plaintexts[src.id] = data
+        return src.id
+
+    documents: list[dict[str, Any]] = []
+    seq = 0
+    codes = employee_codes or [f"UP-12-{4512 + i:06d}" for i in range(n_docs)]
+    for d in range(n_docs):
+        pdf = add("pdf", b"%PDF-1.7\n" + os.urandom(object_size))
+        pages = []
+        for _ in range(pages_per_doc):
+            seq += 1
+            raw = add("raw", os.urandom(object_size))
+            image = add("image", os.urandom(object_size))
+            text = add("ocr_text", f"पृष्ठ {seq} page {seq} text".encode())
+            pages.append(_page(seq, raw, image, text))
+        documents.append({"id": f"doc-{d + 1}", "seq": d + 1, "employee_code": codes[d],
+                          "employee_name": f"राम कुमार {d + 1}", "rank": "Constable", "acr_period": "2019-20",
+                          "page_count": pages_per_doc, "pdf": pdf, "pages": pages})
+    unfiled = []
+    for _ in range(unfiled_pages):
+        seq += 1
+        unfiled.append(_page(seq, add("raw", os.urandom(object_size)), None, None))
+
+    manifest: dict[str, Any] = {
+        "format": package.MANIFEST_FORMAT,
+        "software_version": "scanstation-test",
+        "station": {"id": station_id, "unit": "Test Unit", "recipient": str(batch_identity.to_public())},
+        "batch": {"uid": batch_uid, "name": f"Batch {batch_uid}", "unit": "Test Unit", "operator": "op1",
+                  "created_at": "2026-01-02T03:04:05Z", "sealed_at": "2026-01-02T04:05:06Z", "page_count": seq},
+        "audit_head": hashlib.sha256(batch_uid.encode()).hexdigest(),
+        "documents": documents,
+        "unfiled_pages": unfiled,
+    }
+    out = work / (out_name or f"{batch_uid}.scanpkg")
+    info = package.write_package(out, manifest, sources, signing_key=signing_key,
+                                 recipients=[portal_recipient, str(batch_identity.to_public())])
+    expected = Expected(manifest=info.manifest, plaintexts=plaintexts, signing_key=signing_key,
+                        batch_identity=batch_identity, station_id=station_id, batch_uid=batch_uid,
+                        objects_dir=objects_dir, sources=sources)
+    return info, expected

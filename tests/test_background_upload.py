@@ -1,0 +1,75 @@
+"""The background uploader (what the running station uses): uploads queued batches, survives a restart."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from scanstation.config import load_config
+from scanstation.keys import unlock_identity
+from scanstation.station import Station
+from scanstation.synth import PageSpec, render_acr_page
+from scanstation.uploads import BackgroundUploader, UploadQueue
+from tests.receiverkit import start_receiver, write_identity
+from tests.stationkit import make_station
+
+
+def _wait(pred, timeout: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> None:
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
+                                                     str(rx.receipt_key_path)),
+                          extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n")
+        st.config.write_text(re.sub(r'portal_recipient = "age1[0-9a-z]+"',
+                                    f'portal_recipient = "{portal.to_public()}"', st.config.read_text()))
+        files = []
+        for i in range(3):
+            f = tmp_path / f"p{i}.png"
+            render_acr_page(PageSpec(seed=61, page_no=i + 1, dpi=100, noise=0.05)).image.save(f)
+            files.append(str(f))
+        st.run("import", "--batch", "BG", "--employee", "E61", *files, check=True)
+        st.run("seal", "--batch", "BG", check=True)
+        config = load_config(st.config)
+        key = unlock_identity(config.sealed_identity_path, "correct horse battery staple")
+
+        events: list[tuple[str, dict]] = []
+        lock = threading.Lock()
+
+        def sink(kind: str, data: dict) -> None:
+            with lock:
+                events.append((kind, data))
+
+        # First station run: the uploader starts, sends some chunks, and the station stops mid-upload.
+        with Station(config, key) as station:
+            queue = UploadQueue(station, events=sink)
+            queue.enqueue("BG", "op")
+            up = BackgroundUploader(queue, interval=0.5).start()
+            assert _wait(lambda: any(k == "upload_progress" and d["offset"] > 0 for k, d in events))
+            up.stop()
+            row = station.store.upload(station.store.batch("BG").id)  # type: ignore[union-attr]
+            assert row["state"] == "uploading" and 0 < row["confirmed_offset"] < row["size"]
+        # Second run: the queue is still there and the upload completes from the confirmed offset.
+        with Station(config, key) as station:
+            queue = UploadQueue(station, events=sink)
+            assert queue.pending_batches() == ["BG"]
+            up = BackgroundUploader(queue, interval=0.5).start()
+            try:
+                assert _wait(lambda: any(k == "upload_received" for k, _ in events)), rx.log_text()
+            finally:
+                up.stop()
+            first_resumed = next(d["offset"] for k, d in events if k == "upload_progress"
+                                 and d["offset"] > row["confirmed_offset"])
+            assert first_resumed - row["confirmed_offset"] <= 65536  # resumed, not restarted from zero
+            assert station.store.batch("BG").state.value == "uploaded"  # type: ignore[union-attr]
