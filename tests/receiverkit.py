@@ -52,12 +52,14 @@ class ReceiverProcess:
                  database_url: str | None = None, trusted_stations: Path | None = None,
                  max_size: int | None = None, expiration_hours: float | None = None,
                  verify_wait: float | None = None, extra_args: Sequence[str] = (),
-                 port: int | None = None, startup_timeout: float = 30.0) -> None:
+                 port: int | None = None, startup_timeout: float = 30.0,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
         self.identity_path = identity_path
         self.data_dir = data_dir or root / "receiver-data"
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.tls = tls  # (certificate chain, key): serve https; health checks trust that certificate
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/"
         self.log_path = root / f"receiver-{self.port}.log"
         self.startup_timeout = startup_timeout
         args = ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
@@ -72,6 +74,8 @@ class ReceiverProcess:
             args += ["--expiration-hours", str(expiration_hours)]
         if verify_wait is not None:
             args += ["--verify-wait", str(verify_wait)]
+        if tls:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.args = [*args, *extra_args]
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -119,7 +123,8 @@ class ReceiverProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"receiver exited with {self.proc.returncode} at start:\n{self.log_text()}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(self.url + "health", timeout=(1, 2)).status_code == 200:
+                verify: str | bool = str(self.tls[0]) if self.tls else True
+                if requests.get(self.url + "health", timeout=(1, 2), verify=verify).status_code == 200:
                     return
             time.sleep(0.1)
         self.kill()

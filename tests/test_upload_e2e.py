@@ -176,3 +176,54 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
     # exactly one batch stored at the portal, under one batch uid
     batches = [p for p in (rx.data_dir / "store" / "_batches").iterdir()]
     assert len(batches) == 1
+
+
+def _tls_pair(root: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test portal")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = root / "portal-cert.pem", root / "portal-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_path: Path) -> None:
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    cert, key = _tls_pair(tmp_path / "tls")
+    with start_receiver(tmp_path, identity_file, tls=(cert, key)) as rx:
+        assert rx.url.startswith("https://")
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72)
+        _use_portal(st, portal)
+        st.run("import", "--batch", "T1", *_pages(tmp_path, 71, 1), check=True)
+        st.run("seal", "--batch", "T1", check=True)
+        # Without the portal's CA the station refuses the connection for good (no silent verify=False).
+        refused = st.run("upload", "--batch", "T1", timeout=600)
+        assert refused.returncode == 20, refused.stdout + refused.stderr
+        assert "TLS" in refused.stderr or "certificate" in refused.stderr.lower()
+        assert "[portal]\n" in st.config.read_text()  # written by init --portal-url
+        text = st.config.read_text().replace("[portal]\n", f'[portal]\nca_bundle = "{cert}"\n', 1)
+        st.config.write_text(text)
+        ok = st.run("upload", "--batch", "T1", timeout=600)
+        assert ok.returncode == 0, ok.stdout + ok.stderr + rx.log_text()
+        assert "receipt" in ok.stdout
