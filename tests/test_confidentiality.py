@@ -39,6 +39,24 @@ def _files(root: Path, since: float | None):  # type: ignore[no-untyped-def]
             yield p
 
 
+def _leaks_in(f: Path, sentences: list[bytes]) -> list[str]:
+    """What in file ``f`` looks like plaintext: an image/PDF signature or a sentence that was OCR'd."""
+    try:
+        data = f.read_bytes()
+    except OSError:
+        return []
+    found = []
+    for name, sig in SIGNATURES.items():
+        # short signatures only at the start (random ciphertext contains 3-byte runs by chance)
+        if data.startswith(sig) or (name in ("PNG", "PDF") and sig in data):
+            found.append(f"{f}: {name} signature")
+    for s in sentences[:200]:
+        if s in data:
+            found.append(f"{f}: OCR text {s[:40]!r}")
+            break
+    return found
+
+
 def _age_decrypt(identity: Path, obj: Path) -> bytes:
     return subprocess.run(["age", "-d", "-i", str(identity), str(obj)], check=True, capture_output=True).stdout
 
@@ -83,18 +101,7 @@ def test_no_plaintext_after_demo(tmp_path: Path, tmp_path_factory: pytest.TempPa
                 # other tests' inputs (running in parallel); the demo's TMPDIR is /tmp itself, so a
                 # leak from the station would land outside this tree
                 continue
-            try:
-                data = f.read_bytes()
-            except OSError:
-                continue
-            for name, sig in SIGNATURES.items():
-                # short signatures only at the start (random ciphertext contains 3-byte runs by chance)
-                if data.startswith(sig) or (name in ("PNG", "PDF") and sig in data):
-                    leaks.append(f"{f}: {name} signature")
-            for s in sentences[:200]:
-                if s in data:
-                    leaks.append(f"{f}: OCR text {s[:40]!r}")
-                    break
+            leaks.extend(_leaks_in(f, sentences))
     assert not leaks, "\n".join(leaks[:20])
     # the private RAM directory is gone once the station stopped
     assert not [p for p in Path("/dev/shm").glob("scanstation*") if str(os.getpid()) in p.name]
@@ -126,14 +133,7 @@ def test_demo_full_flow_leaves_no_plaintext_at_station_or_receiver(tmp_path: Pat
     assert sentences, "no OCR text reached the receiver"
     leaks = []
     for f in _files(home, None):
-        data = f.read_bytes()
-        for name, sig in SIGNATURES.items():
-            if data.startswith(sig) or (name in ("PNG", "PDF") and sig in data):
-                leaks.append(f"{f}: {name} signature")
-        for s in sentences[:200]:
-            if s in data:
-                leaks.append(f"{f}: OCR text {s[:40]!r}")
-                break
+        leaks.extend(_leaks_in(f, sentences))
     assert not leaks, "\n".join(leaks[:20])
     # a second demo run uses a new batch (the first is sealed and uploaded) and succeeds again
     again = subprocess.run([sys.executable, "-m", "scanstation.cli", "demo", "--files", "1", "--pages", "1"],
