@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import hashlib
 import io
-import ipaddress
 import os
 import random
 import ssl
@@ -20,15 +19,12 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from scanstation.errors import PortalRejected, UploadError
 from scanstation.tus_client import Progress, RetryPolicy, TusClient, UploadCancelled, encode_metadata
 from tests.faultproxy import Fault, FaultProxy
 from tests.minitus import MiniTus
+from tests.tlskit import self_signed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -367,28 +363,8 @@ def test_bandwidth_cap_paces_the_body(server: MiniTus) -> None:
 # ---------------------------------------------------------------------------------------------- TLS
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "scanstation test portal")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "portal.pem", tmp_path / "portal.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def test_tls_verifies_against_the_configured_ca_bundle_only(tmp_path: Path) -> None:
-    cert_path, key_path = _self_signed(tmp_path)
+    cert_path, key_path = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     with MiniTus(tls=context) as srv:

@@ -16,6 +16,7 @@ from scanstation.synth import PageSpec, render_acr_page
 from tests.faultproxy import Fault, FaultProxy
 from tests.receiverkit import start_receiver, write_identity
 from tests.stationkit import StationEnv, make_station
+from tests.tlskit import self_signed
 
 
 def _pages(tmp: Path, seed: int, n: int) -> list[str]:
@@ -178,39 +179,10 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
     assert len(batches) == 1
 
 
-def _tls_pair(root: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key, as PEM files."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test portal")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    root.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = root / "portal-cert.pem", root / "portal-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    cert, key = _tls_pair(tmp_path / "tls")
+    cert, key = self_signed(tmp_path / "tls")
     with start_receiver(tmp_path, identity_file, tls=(cert, key)) as rx:
         assert rx.url.startswith("https://")
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72)
