@@ -5,6 +5,7 @@ The reference receiver runs as its own process on 127.0.0.1 behind the fault pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -64,6 +65,10 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
         assert not list((st.data_dir / "outbox").glob("*.pkg"))
         assert not list((st.data_dir / "vault" / "objects").rglob("*.age"))
         assert st.run("verify-vault").returncode == 0
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(st.data_dir / "station.db")) as db:
+            assert db.execute("SELECT COUNT(*) FROM batch_keys").fetchone()[0] == 0  # crypto-shredded
         after = json.loads(st.run("status", "--json", check=True).stdout)
         assert after["batches"][0]["state"] == "purged"
         # Sending again creates no duplicate and is answered from the receipt on record.

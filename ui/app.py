@@ -24,7 +24,8 @@ from .qt import (
     QWidget,
 )
 
-COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष्ठ", "Processed", "OCR done", "OCR pending", "Flagged"]
+COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष्ठ", "Processed", "OCR done", "OCR pending", "Flagged",
+           "Upload / अपलोड"]
 
 
 def batch_rows(config: Config) -> list[list[str]]:
@@ -41,10 +42,26 @@ def batch_rows(config: Config) -> list[list[str]]:
             c = store.counts(b.id)
             flagged = sum(1 for p in store.pages(b.id) if p.flags)
             rows.append([b.name, b.state.value, str(c["pages"]), str(c.get("state_processed", 0)),
-                         str(c.get("ocr_done", 0)), str(c.get("ocr_pending", 0)), str(flagged)])
+                         str(c.get("ocr_done", 0)), str(c.get("ocr_pending", 0)), str(flagged),
+                         upload_cell(store.upload(b.id))])
         return rows
     finally:
         store.close()
+
+
+def upload_cell(row: Any) -> str:
+    """Upload state for the status table: progress while sending, the receipt id once received."""
+    if row is None:
+        return ""
+    state = row["state"]
+    if state in ("uploading", "retrying") and row["size"]:
+        pct = 100 * row["confirmed_offset"] // row["size"]
+        return f"{state} {pct}%" + (f" — {row['last_error'][:60]}" if state == "retrying" else "")
+    if state in ("received", "purged"):
+        return f"{state}, receipt {row['receipt_id'][:12]}…"
+    if state == "failed":
+        return f"FAILED: {row['last_error'][:80]}"
+    return str(state)
 
 
 class StationWindow(QMainWindow):
