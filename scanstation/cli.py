@@ -156,6 +156,19 @@ def cmd_seal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unseal(args: argparse.Namespace) -> int:
+    from .seal import unseal_batch
+
+    config = _config(args)
+    station = _open_station(config)
+    try:
+        unseal_batch(station, args.batch, config.station.operator)
+    finally:
+        station.close()
+    _print(f"batch {args.batch} is open for scanning again; its package was deleted")
+    return 0
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     from .uploads import Outcome, UploadQueue
 
@@ -531,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("seal", parents=[common], help="seal a batch into a signed, encrypted package for the portal")
     s.add_argument("--batch", required=True, metavar="NAME")
     s.set_defaults(func=cmd_seal)
+
+    s = sub.add_parser("unseal", parents=[common], help="return a sealed (not yet uploading) batch to scanning")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.set_defaults(func=cmd_unseal)
 
     s = sub.add_parser("upload", parents=[common],
                        help="upload sealed batches; returns when each is received (receipt verified) "

@@ -90,3 +90,16 @@ def test_package_objects_are_not_readable_with_station_key_alone(sealed: tuple[S
     ct = verified.object_member(verified.manifest["objects"][0]["id"])
     with pytest.raises(pyrage.DecryptError):
         key.decrypt(ct)
+
+
+def test_unseal_returns_batch_to_scanning_and_reseal_keeps_uid(tmp_path: Path) -> None:
+    st = make_station(tmp_path / "st")
+    _import_file(st, tmp_path, "B9", "E900", [91])
+    first = st.run("seal", "--batch", "B9", check=True).stdout
+    st.run("unseal", "--batch", "B9", check=True)
+    assert not list((st.data_dir / "outbox").glob("*.pkg"))
+    _import_file(st, tmp_path, "B9", "E901", [92])  # scanning again: pages may be added
+    second = st.run("seal", "--batch", "B9", check=True).stdout
+    uid = lambda out: out.split("outbox/")[1].split(".pkg")[0]  # noqa: E731
+    assert uid(first) == uid(second)  # one batch, one uid: the portal refuses a second, different package
+    assert st.run("unseal", "--batch", "NOPE").returncode == 7
