@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,27 +9,8 @@ from PIL import Image
 
 from scanstation.blank import BlankResult, blank_score, is_blank
 from scanstation.imaging import to_gray
-from scanstation.synth import PageSpec, render_acr_page
-
-
-def _corpus_dir() -> Path | None:
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
-
-
-@lru_cache(maxsize=64)
-def page(**kw: object) -> np.ndarray:
-    """The rendered page as an array: grey for modes L and 1, RGB for mode RGB (read-only, shared)."""
-    im = render_acr_page(PageSpec(**kw)).image  # type: ignore[arg-type]
-    arr = np.array(im, dtype=np.uint8) if im.mode == "RGB" else to_gray(im)
-    arr.setflags(write=False)
-    return arr
+from tests.pagekit import CORPUS, needs_corpus
+from tests.pagekit import synthetic_array as page
 
 
 def _dpi(kw: dict[str, object]) -> int:

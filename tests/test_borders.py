@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,29 +9,14 @@ from PIL import Image
 
 from scanstation.borders import BorderResult, clean_borders, find_borders
 from scanstation.imaging import to_gray
-from scanstation.synth import PageSpec, render_acr_page
+from tests.pagekit import CORPUS, needs_corpus, synthetic_array
 
 DPI = 200
 PX = DPI / 25.4
 
 
-def _corpus_dir() -> Path | None:
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
-
-
-@lru_cache(maxsize=32)
 def page(**kw: object) -> np.ndarray:
-    im = render_acr_page(PageSpec(**{"dpi": DPI, **kw})).image  # type: ignore[arg-type]
-    arr = np.array(im, dtype=np.uint8) if im.mode == "RGB" else to_gray(im)
-    arr.setflags(write=False)
-    return arr
+    return synthetic_array(**{"dpi": DPI, **kw})
 
 
 def holes_at(gray: np.ndarray, centres: list[tuple[float, float]], level: int = 28, d_mm: float = 6.0) -> np.ndarray:

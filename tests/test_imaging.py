@@ -22,27 +22,8 @@ from scanstation.imaging import (
     rotate_quarter,
     to_gray,
 )
-from scanstation.synth import PageSpec, render_acr_page
-
-
-def _corpus_dir() -> Path | None:
-    # shared/ sits beside the repository clone (locally /work/shared, in CI beside the fresh clone).
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
-
-
-@lru_cache(maxsize=64)
-def gray_page(**kw: object) -> np.ndarray:
-    spec = PageSpec(**kw)  # type: ignore[arg-type]
-    arr = to_gray(render_acr_page(spec).image)
-    arr.setflags(write=False)  # shared between tests
-    return arr
+from tests.pagekit import CORPUS, needs_corpus
+from tests.pagekit import synthetic_gray as gray_page
 
 
 @lru_cache(maxsize=4)

@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 import pytest
-from PIL import Image
 
-from scanstation.imaging import estimate_orientation, rotate_quarter, to_gray
+from scanstation.imaging import estimate_orientation, rotate_quarter
 from scanstation.orientation import orientation_evidence
-from scanstation.synth import PageSpec, render_acr_page
+from tests.pagekit import corpus_gray as corpus
+from tests.pagekit import needs_corpus
+from tests.pagekit import synthetic_gray as synthetic
 
 TURNS = (0, 90, 180, 270)
 # cleanup.ORIENTATION_MIN_CONFIDENCE: below it a page is flagged for the supervisor.
 FLAG_BELOW = 0.6
-
-
-def _corpus_dir() -> Path | None:
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
-
-
-@lru_cache(maxsize=16)
-def synthetic(**kw: object) -> np.ndarray:
-    arr = to_gray(render_acr_page(PageSpec(**kw)).image)  # type: ignore[arg-type]
-    arr.setflags(write=False)
-    return arr
-
-
-@lru_cache(maxsize=8)
-def corpus(name: str) -> np.ndarray:
-    assert CORPUS is not None
-    with Image.open(CORPUS / name) as im:
-        arr = to_gray(im)
-    arr.setflags(write=False)
-    return arr
 
 
 @needs_corpus

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,7 +18,8 @@ from scanstation.quality import (
     measure_page,
     page_length_mm,
 )
-from scanstation.synth import PageSpec, render_acr_page
+from tests.pagekit import CORPUS, needs_corpus
+from tests.pagekit import synthetic_gray as page
 
 CODES = {
     "low_resolution",
@@ -33,24 +32,6 @@ CODES = {
     "double_feed",
 }
 DEVANAGARI = re.compile("[\u0900-\u097f]")
-
-
-def _corpus_dir() -> Path | None:
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
-
-
-@lru_cache(maxsize=32)
-def page(**kw: object) -> np.ndarray:
-    arr = to_gray(render_acr_page(PageSpec(**kw)).image)  # type: ignore[arg-type]
-    arr.setflags(write=False)
-    return arr
 
 
 def codes(gray: np.ndarray, dpi: int, skew: float | None = 0.0) -> dict[str, QualityFlag]:
