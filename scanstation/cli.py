@@ -147,11 +147,8 @@ def cmd_seal(args: argparse.Namespace) -> int:
     from .seal import seal_batch
 
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         info = seal_batch(station, args.batch, config.station.operator)
-    finally:
-        station.close()
     _print(f"sealed batch {args.batch}: {info.path} ({info.size} bytes, sha256 {info.sha256})")
     return 0
 
@@ -160,11 +157,8 @@ def cmd_unseal(args: argparse.Namespace) -> int:
     from .seal import unseal_batch
 
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         unseal_batch(station, args.batch, config.station.operator)
-    finally:
-        station.close()
     _print(f"batch {args.batch} is open for scanning again; its package was deleted")
     return 0
 
@@ -308,8 +302,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from drivers.registry import get_driver
 
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         files = [Path(f) for f in args.files]
         driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
         settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=args.resolution or 300)
@@ -318,8 +311,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         _finish(station, wait_ocr=not args.no_wait)
         return _report_outcome(report)
-    finally:
-        station.close()
 
 
 def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
@@ -425,12 +416,9 @@ def cmd_verify_vault(args: argparse.Namespace) -> int:
     from .station import integrity_error
 
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         problems = station.verify_vault()
         n = len(station.store.objects())
-    finally:
-        station.close()
     if problems:
         for p in problems:
             _err(p)
@@ -441,8 +429,7 @@ def cmd_verify_vault(args: argparse.Namespace) -> int:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         batch = station.store.batch(args.batch)
         if batch is None:
             raise StateError(f"no batch called '{args.batch}'")
@@ -453,20 +440,15 @@ def cmd_assemble(args: argparse.Namespace) -> int:
                 f"ACR file {doc.employee_code} {doc.acr_period}: searchable PDF stored in the vault "
                 f"({obj.size} bytes, sha256 {obj.sha256[:16]}…)"
             )
-    finally:
-        station.close()
     return 0
 
 
 def cmd_process(args: argparse.Namespace) -> int:
     config = _config(args)
-    station = _open_station(config)
-    try:
+    with _open_station(config) as station:
         if args.retry_failed:
             _print(f"{station.retry_failed_ocr(args.batch)} page(s) queued for another OCR attempt")
         _finish(station, wait_ocr=True)
-    finally:
-        station.close()
     return 0
 
 
