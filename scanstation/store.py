@@ -388,9 +388,48 @@ class Store:
     def purged_object_ids(self) -> set[str]:
         """Objects of purged batches: deleted from the vault on purpose, still named by page rows."""
         ids: set[str] = set()
-        for (batch_id,) in self._read("SELECT id FROM batches WHERE state=?", (BatchState.PURGED.value,)):
+        rows = self._read(
+            "SELECT id FROM batches WHERE state=? "
+            "UNION SELECT batch_id FROM uploads WHERE state IN ('purging', 'purged')",
+            (BatchState.PURGED.value,),
+        )
+        for (batch_id,) in rows:  # a purge cut short counts too: it is finished at the next run
             ids.update(self.batch_object_ids(batch_id))
         return ids
+
+    def record_receipt(self, batch_id: int, *, receipt: bytes, receipt_id: str, received_at: str,
+                       purge_after: str, package_sha256: str, actor: str) -> None:
+        """Store a verified receipt and move the batch to UPLOADED in one commit (no half-received state)."""
+        with self._write() as db:
+            row = db.execute("SELECT name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
+            current = BatchState(row["state"])
+            db.execute(
+                "UPDATE uploads SET state='received', receipt=?, receipt_id=?, received_at=?, purge_after=?, "
+                "last_error='', updated_at=? WHERE batch_id=?",
+                (receipt, receipt_id, received_at, purge_after, self._now(), batch_id),
+            )
+            self._audit(db, actor, "upload.receipt", row["name"],
+                        {"receipt_id": receipt_id, "package_sha256": package_sha256})
+            if current is not BatchState.UPLOADED:
+                check_transition(current, BatchState.UPLOADED)
+                db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?",
+                           (BatchState.UPLOADED.value, self._now(), batch_id))
+                self._audit(db, actor, "batch.state", row["name"],
+                            {"from": current.value, "to": BatchState.UPLOADED.value})
+
+    def record_purged(self, batch_id: int, *, objects_removed: int, actor: str) -> None:
+        """The last step of a purge: upload and batch state in one commit."""
+        with self._write() as db:
+            row = db.execute("SELECT name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
+            current = BatchState(row["state"])
+            db.execute("UPDATE uploads SET state='purged', updated_at=? WHERE batch_id=?", (self._now(), batch_id))
+            self._audit(db, actor, "batch.purged", row["name"], {"objects_removed": objects_removed})
+            if current is not BatchState.PURGED:
+                check_transition(current, BatchState.PURGED)
+                db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?",
+                           (BatchState.PURGED.value, self._now(), batch_id))
+                self._audit(db, actor, "batch.state", row["name"],
+                            {"from": current.value, "to": BatchState.PURGED.value})
 
     def batch_object_ids(self, batch_id: int) -> list[str]:
         """Every vault object that belongs to a batch (pages' images and OCR, documents' PDFs)."""

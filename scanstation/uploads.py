@@ -220,13 +220,11 @@ class UploadQueue:
             session.close()
         now = self._clock()
         purge_after = now + timedelta(hours=self.config.upload.retention_hours)
-        self.store.update_upload(
-            batch.id, state="received", receipt=receipt_data, receipt_id=receipt["receipt_id"],
+        self.store.record_receipt(
+            batch.id, receipt=receipt_data, receipt_id=receipt["receipt_id"],
             received_at=now.isoformat(timespec="seconds"), purge_after=purge_after.isoformat(timespec="seconds"),
-            last_error="", audit=(actor, "upload.receipt", {"receipt_id": receipt["receipt_id"],
-                                                            "package_sha256": pkg.sha256}),
+            package_sha256=pkg.sha256, actor=actor,
         )
-        self.store.set_batch_state(batch.id, BatchState.UPLOADED, actor)
         self._events("upload_received", {"batch": name, "receipt_id": receipt["receipt_id"]})
         return Outcome(name, "received", receipt_id=receipt["receipt_id"])
 
@@ -319,11 +317,7 @@ class UploadQueue:
             with contextlib.suppress(FileNotFoundError):
                 (self.config.outbox_dir / pkg_row["file"]).unlink()
         self.station.batch_keys.destroy(batch_id, actor)
-        self.store.update_upload(batch_id, state="purged",
-                                 audit=(actor, "batch.purged", {"objects_removed": removed,
-                                                                "receipt_id": row["receipt_id"]}))
-        if batch.state is BatchState.UPLOADED:
-            self.store.set_batch_state(batch_id, BatchState.PURGED, actor)
+        self.store.record_purged(batch_id, objects_removed=removed, actor=actor)
         log.info("purged batch %s (%d objects)", batch.name, removed)
 
 

@@ -204,3 +204,44 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
         ok = st.run("upload", "--batch", "T1", timeout=600)
         assert ok.returncode == 0, ok.stdout + ok.stderr + rx.log_text()
         assert "receipt" in ok.stdout
+
+
+def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from scanstation.config import load_config
+    from scanstation.keys import unlock_identity
+    from scanstation.station import Station
+    from scanstation.uploads import UploadQueue
+
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72)
+        _use_portal(st, portal)
+        st.run("import", "--batch", "B5", *_pages(tmp_path, 81, 2), check=True)
+        st.run("seal", "--batch", "B5", check=True)
+        st.run("upload", "--batch", "B5", check=True, timeout=600)
+    config = load_config(st.config)
+    key = unlock_identity(config.sealed_identity_path, "correct horse battery staple")
+    later = datetime.now(UTC) + timedelta(hours=73)
+    with Station(config, key) as station:
+        queue = UploadQueue(station, clock=lambda: later)
+        assert queue.purge_due(now=datetime.now(UTC)) == []  # retention not over: nothing goes
+        real_delete, calls = station.vault.delete, []
+
+        def dying_delete(oid: str) -> bool:  # the power goes after two objects
+            calls.append(oid)
+            if len(calls) > 2:
+                raise OSError("simulated power cut")
+            return real_delete(oid)
+
+        station.vault.delete = dying_delete  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            queue.purge_due()
+        station.vault.delete = real_delete  # type: ignore[method-assign]
+        assert station.verify_vault() == []  # half-purged objects are expected gone, not "missing"
+        assert queue.purge_due() == ["B5"]
+        assert station.store.batch("B5").state.value == "purged"  # type: ignore[union-attr]
+        assert not station.batch_keys.has_key(station.store.batch("B5").id)  # type: ignore[union-attr]
+        assert station.verify_vault() == []
