@@ -200,13 +200,16 @@ def ocr_prepared_batch(
     labels: Sequence[str],
     tesseract_cmd: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    warm: tesseract.WarmRun | None = None,
 ) -> list[PageOcr]:
     """Run tesseract once over several prepared pages that share a model, loading it once.
 
     Loading the models costs tesseract a tenth of a second or more per run, a tenth to a fifth of an
     A4 page; a document's pages are therefore read in batches.  All or nothing: any failure raises
     OcrError for the batch (the caller retries its pages one by one, so a bad page only fails itself).
-    Each page's timeout is ``timeout``; the batch gets ``timeout`` times its length.
+    Each page's timeout is ``timeout``; the batch gets ``timeout`` times its length.  ``warm`` is a
+    tesseract already started for the batch's model (see :class:`scanstation.tesseract.WarmRun`); it is
+    used up either way.
     """
     if not prepared:
         return []
@@ -215,11 +218,30 @@ def ocr_prepared_batch(
     langs = {(p.plan.lang, p.plan.psm) for p in prepared}
     if len(langs) != 1:
         raise ValueError(f"a batch needs one model and page segmentation mode, got {sorted(langs)}")
+    if warm is not None:
+        try:
+            if (warm.lang, warm.psm) not in langs:
+                raise ValueError(f"the started tesseract reads {warm.lang}, the pages need {sorted(langs)}")
+            return _read_batch(prepared, work_dir, timeout, labels, tesseract_cmd, clock, warm)
+        finally:
+            warm.abandon()  # a no-op once the run has finished
     if len(prepared) == 1:
         return [ocr_prepared(prepared[0], work_dir, timeout, label=labels[0], tesseract_cmd=tesseract_cmd,
                              clock=clock, confidence=False)]
+    return _read_batch(prepared, work_dir, timeout, labels, tesseract_cmd, clock, None)
+
+
+def _read_batch(
+    prepared: Sequence[PreparedPage],
+    work_dir: Path,
+    timeout: float,
+    labels: Sequence[str],
+    tesseract_cmd: str | os.PathLike[str] | None,
+    clock: Callable[[], float],
+    warm: tesseract.WarmRun | None,
+) -> list[PageOcr]:
     start = clock()
-    name = f"{labels[0]} to {labels[-1]}"
+    name = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
     token = secrets.token_hex(8)
     paths = [work_dir / f"ocr-{token}-{i}.tif" for i in range(len(prepared))]
     listing = work_dir / f"ocr-{token}.txt"
@@ -227,21 +249,25 @@ def ocr_prepared_batch(
         try:
             for path, page in zip(paths, prepared, strict=True):
                 _write_tiff(path, page.ocr_image, page.ocr_dpi)
-            _write_private(listing, "".join(f"{p.name}\n" for p in paths).encode())
+            if warm is None:
+                _write_private(listing, "".join(f"{p.name}\n" for p in paths).encode())
         except OSError as e:
             raise OcrError(f"cannot stage {name} for OCR in {work_dir}: {e.strerror or e}") from e
-        result = tesseract.recognise(
-            listing,
-            work_dir,
-            lang=prepared[0].plan.lang,
-            psm=prepared[0].plan.psm,
-            dpi=None,
-            timeout=timeout * len(prepared),
-            outputs=("txt", "pdf"),
-            label=name,
-            tesseract_cmd=tesseract_cmd,
-            confidence=False,
-        )
+        if warm is not None:
+            result = warm.finish(paths, timeout * len(prepared), name)
+        else:
+            result = tesseract.recognise(
+                listing,
+                work_dir,
+                lang=prepared[0].plan.lang,
+                psm=prepared[0].plan.psm,
+                dpi=None,
+                timeout=timeout * len(prepared),
+                outputs=("txt", "pdf"),
+                label=name,
+                tesseract_cmd=tesseract_cmd,
+                confidence=False,
+            )
     finally:
         for path in (*paths, listing):
             with contextlib.suppress(OSError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ocr, tesseract
 from .atomic import atomic_write
-from .errors import InputError, OcrError
+from .errors import ExternalToolError, InputError, OcrError
 from .ramdir import RamDir, set_process_tempdir
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ _LANG_PART = re.compile(r"^(script/)?[A-Za-z][A-Za-z0-9_]*$")
 # At most this many pages go to one tesseract run (its models loaded once for them); at most ``jobs``
 # times as many wait prepared, so memory stays bounded however long the input is.
 _BATCH = 8
+# Tesseract spends 0.07-0.2 s loading its models for every run, about what it needs to read this many
+# pixels of a text page: smaller runs are put off while more pages are on their way.
+_MIN_RUN_PIXELS = 1_500_000
+_PSM = 3  # prepare_page's page segmentation mode (fully automatic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,8 @@ class PageResult:
     plan: dict[str, Any]
     seconds: float
     batch: int = 1  # pages read by the same tesseract run
+    turn: int = 0  # the image is stored as scanned; the PDF shows it turned back (see PdfPage)
+    skew: float = 0.0
 
 
 @dataclass(slots=True)
@@ -183,9 +189,13 @@ class _Pipeline:
             self.installed,
             correct_geometry=True,
             fixed_lang=self.settings.strategy == "fixed",
+            # The PDF shows the scan's own pixels turned straight: nothing resampled, nothing lost, and a
+            # PNG/JPEG/PDF page keeps its file's encoding even when it was skewed.
+            keep_pixels=True,
         )
         page.image = None  # the prepared page holds what is still needed
-        # A page nothing was done to keeps the file's own encoding (copied, not decoded and re-encoded).
+        # A page whose pixels were kept (turned straight by the PDF, not resampled) keeps the file's own
+        # encoding: copied, not decoded and re-encoded.
         source = page.source if prepared.page_image is original and not self.settings.photo else None
         del original
         pdf_dpi = page.dpi
@@ -227,24 +237,31 @@ class _Pipeline:
     # ------------------------------------------------------------ recognisers
 
     def _recogniser(self) -> None:
+        # Each run's tesseract is started one run ahead, so that it loads its models while the pages are
+        # still being prepared or the run before is reading (see tesseract.WarmRun); the first one as
+        # soon as the model is certain, before any page is ready.
+        certain = self._certain_model()
+        warm = self._warm(certain) if certain is not None else None
         try:
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: bool(self._ready) or not self._loading)
+                    self._cond.wait_for(self._worth_a_run)
                     if not self._ready:
                         return
-                    # A fair share of what is ready, so that the other recognisers get work too.
-                    size = min(_BATCH, -(-len(self._ready) // self.settings.jobs))
-                    batch = [self._ready.popleft()]
-                    model = (batch[0].prepared.plan.lang, batch[0].prepared.plan.psm)
-                    while (
-                        self._ready
-                        and len(batch) < size
-                        and (self._ready[0].prepared.plan.lang, self._ready[0].prepared.plan.psm) == model
-                    ):
-                        batch.append(self._ready.popleft())
+                    batch = self._take_batch()
+                    # Another run is likely to come this recogniser's way while pages are still coming
+                    # in; after that, the others take what is left as often as not, and a tesseract
+                    # started for nothing costs a model load of CPU.
+                    more = self._loading or (bool(self._ready) and self.settings.jobs == 1)
                     self._cond.notify_all()  # room for the producer
-                done = self._recognise_batch(batch)
+                model = (batch[0].prepared.plan.lang, batch[0].prepared.plan.psm)
+                if warm is not None and (warm.lang, warm.psm) != model:
+                    warm.abandon()
+                    warm = None
+                # Most documents keep to one model: guess the next run's from this one.
+                following = self._warm(model) if more else None
+                done = self._recognise_batch(batch, warm)
+                warm = following
                 with self._cond:
                     for result in done:
                         self.results[result.number] = result
@@ -253,9 +270,65 @@ class _Pipeline:
                 self._failure = self._failure or e
                 self._ready.clear()
                 self._cond.notify_all()
+        finally:
+            if warm is not None:
+                warm.abandon()
 
-    def _recognise_batch(self, batch: list[_Ready]) -> list[PageResult]:
-        if len(batch) > 1:
+    def _certain_model(self) -> tuple[str, int] | None:
+        """The model every page will be read with, when the languages allowed leave no choice."""
+        from .ocr_strategy import Script, choose_language
+
+        if self.settings.strategy == "fixed":
+            return self.settings.lang, _PSM
+        scripts: tuple[Script, ...] = ("devanagari", "latin", "mixed")
+        models = {choose_language(script, self.settings.lang, self.installed)[0] for script in scripts}
+        return (models.pop(), _PSM) if len(models) == 1 else None
+
+    def _warm(self, model: tuple[str, int]) -> tesseract.WarmRun | None:
+        try:
+            return tesseract.WarmRun(self.work_dir, model[0], model[1], ("txt", "pdf"),
+                                     tesseract_cmd=self.tesseract_cmd)
+        except (ExternalToolError, OcrError, OSError) as e:
+            log.warning("cannot start tesseract ahead of its pages (%s); starting it when they are ready", e)
+            return None
+
+    def _worth_a_run(self) -> bool:
+        """Time for a recogniser to start tesseract (caller holds the lock): every page is in, or enough
+        is ready that loading the model is not most of the run (the next page is a fraction of a second
+        away: preparing one costs a tenth of reading it)."""
+        ready = self._ready
+        if not self._loading or len(ready) >= _BATCH:
+            return True
+        return sum(_weight(r) for r in ready) >= _MIN_RUN_PIXELS
+
+    def _take_batch(self) -> list[_Ready]:
+        """This recogniser's share of the ready pages, all for one model (caller holds the lock).
+
+        While pages are still being loaded, a fair share by count (but no run of less than
+        ``_MIN_RUN_PIXELS`` while more is ready), so that the other recognisers get work too.  Once
+        every page is in, the rest is split by its weight instead (the pixels tesseract will read: a
+        small page costs a tenth of a dense A4 one), so the recognisers finish together rather than one
+        reading the last big pages while the other core idles.
+        """
+        jobs = self.settings.jobs
+        ready = self._ready
+        model = (ready[0].prepared.plan.lang, ready[0].prepared.plan.psm)
+        size = min(_BATCH, -(-len(ready) // jobs))
+        share = sum(_weight(r) for r in ready) / jobs if not self._loading and jobs > 1 else None
+        batch = [ready.popleft()]
+        taken = _weight(batch[0])
+        while ready and (ready[0].prepared.plan.lang, ready[0].prepared.plan.psm) == model and len(batch) < _BATCH:
+            if share is None and len(batch) >= size and taken >= _MIN_RUN_PIXELS:
+                break
+            # Stop short of the share rather than overshoot it by more than half a page.
+            if share is not None and taken + _weight(ready[0]) / 2 > share:
+                break
+            batch.append(ready.popleft())
+            taken += _weight(batch[-1])
+        return batch
+
+    def _recognise_batch(self, batch: list[_Ready], warm: tesseract.WarmRun | None = None) -> list[PageResult]:
+        if len(batch) > 1 or warm is not None:
             try:
                 ocrs = ocr.ocr_prepared_batch(
                     [r.prepared for r in batch],
@@ -263,17 +336,24 @@ class _Pipeline:
                     self.settings.timeout,
                     labels=[r.page.label for r in batch],
                     tesseract_cmd=self.tesseract_cmd,
+                    warm=warm,
                 )
                 return [self._result(r, o, None, len(batch)) for r, o in zip(batch, ocrs, strict=True)]
             except OcrError as e:
+                if len(batch) == 1:
+                    # That was the page's first attempt: a timeout is final, a crash gets one more.
+                    if _failure_is_timeout(e):
+                        return [self._result(batch[0], None, e.message)]
+                    log.warning("%s: %s; trying once more", batch[0].page.label, e.message)
+                    return [self._result(batch[0], *self._recognise_one(batch[0], attempts=1))]
                 # One bad page must not cost its neighbours: read them one at a time.
                 log.warning("%s; reading these pages one at a time", e.message)
         return [self._result(r, *self._recognise_one(r)) for r in batch]
 
-    def _recognise_one(self, ready: _Ready) -> tuple[ocr.PageOcr | None, str | None]:
+    def _recognise_one(self, ready: _Ready, attempts: int = 2) -> tuple[ocr.PageOcr | None, str | None]:
         error: str | None = None
         label = ready.page.label
-        for attempt in (1, 2):
+        for attempt in range(1, attempts + 1):
             try:
                 result = ocr.ocr_prepared(
                     ready.prepared,
@@ -287,7 +367,7 @@ class _Pipeline:
             except OcrError as e:
                 error = e.message
                 # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
-                if attempt == 2 or _failure_is_timeout(e):
+                if attempt == attempts or _failure_is_timeout(e):
                     break
                 log.warning("%s: %s; trying once more", label, e.message)
         return None, error
@@ -305,7 +385,15 @@ class _Pipeline:
             plan=plan,
             seconds=round(time.perf_counter() - ready.start, 3),
             batch=batch,
+            turn=ready.prepared.page_turn,
+            skew=ready.prepared.page_skew,
         )
+
+
+def _weight(ready: _Ready) -> int:
+    """How much tesseract work a page is, roughly: the pixels of the image it reads."""
+    width, height = ready.prepared.ocr_image.size
+    return int(width) * int(height)
 
 
 def _encode(source: bytes | None, image: Any, photo: bool, label: str) -> EncodedImage:
@@ -376,8 +464,6 @@ def run_ocr(
     Raises InputError for unreadable input (naming it), ExternalToolError when tesseract or a language
     is missing.  Pages whose OCR fails are kept as images without text and listed in ``run.failed``.
     """
-    from .pdf import PdfMetadata, PdfPage, build_searchable_pdf
-
     start = time.perf_counter()
     tesseract.check_languages(settings.lang, tesseract_cmd)
     installed = tesseract.installed_languages(tesseract_cmd)
@@ -395,6 +481,10 @@ def run_ocr(
             on_page(result)
     if not results:
         raise InputError(str(settings.input), "has no pages")
+    # Imported here, not before the first page: pikepdf's import would delay the first tesseract run,
+    # and the encoder threads import it meanwhile anyway.
+    from .pdf import PdfMetadata, PdfPage, build_searchable_pdf
+
     meta = settings.metadata
     metadata = PdfMetadata(
         title=meta.get("title") or settings.input.stem,
@@ -404,7 +494,9 @@ def run_ocr(
         unit=meta.get("unit", ""),
     )
     pdf_bytes = build_searchable_pdf(
-        [PdfPage(image_png=r.image, dpi=r.dpi, text_pdf=r.text_pdf) for r in results], metadata, work_dir
+        [PdfPage(image_png=r.image, dpi=r.dpi, text_pdf=r.text_pdf, turn=r.turn, skew=r.skew) for r in results],
+        metadata,
+        work_dir,
     )
     sidecar = "\f".join(r.text for r in results) + "\n"
     run = OcrRun(results, round(time.perf_counter() - start, 3), len(pdf_bytes))

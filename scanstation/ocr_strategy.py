@@ -183,6 +183,10 @@ class PreparedPage:
     geometry: Geometry
     evidence: ScriptEvidence
     timings: dict[str, float] = field(default_factory=dict)
+    # With ``keep_pixels`` the page image is left as scanned (borders painted only): its content is still
+    # turned counter-clockwise by page_turn + page_skew degrees, for the PDF to draw it turned back.
+    page_turn: int = 0
+    page_skew: float = 0.0
 
 
 # ---------------------------------------------------------------- small helpers
@@ -465,11 +469,14 @@ def prepare_page(
     fixed_lang: bool = False,
     psm: int = 3,
     clock: Callable[[], float] | None = None,
+    keep_pixels: bool = False,
 ) -> PreparedPage:
     """Analyse one page and return it corrected, with the image and plan for one tesseract run.
 
     ``correct_geometry`` False leaves orientation, skew and borders alone (the station's cleanup has
     done them).  ``fixed_lang`` True runs ``allowed_langs`` as given (no per-page model choice).
+    ``keep_pixels`` True corrects only the image tesseract reads: the page image keeps the scan's pixels
+    (and so its file's encoding), and ``page_turn``/``page_skew`` tell the PDF how to show it straight.
     """
     tick = clock or time.perf_counter
     timings: dict[str, float] = {}
@@ -482,6 +489,7 @@ def prepare_page(
 
     geometry = Geometry()
     page_arr = arr
+    late_skew = 0.0  # skew still to be taken out of ``gray`` (keep_pixels)
     if correct_geometry:
         t = tick()
         borders_painted = False
@@ -515,13 +523,24 @@ def prepare_page(
                 evidence = script_evidence(straight, factor)
         timings["orientation"] = tick() - t
         t = tick()
-        if turn:
-            page_arr = np.ascontiguousarray(np.rot90(page_arr, -(turn // 90)))
-        if skew:
-            page_arr = imaging.deskew(np.ascontiguousarray(page_arr), skew)
+        if keep_pixels:
+            # Only the grey copy is turned: for a colour page that is a third of the work, and the page
+            # image is not resampled at all.  Its skew is taken out below, once the text size is known:
+            # on a page that is reduced for tesseract, after the reduction (a third of the pixels to turn).
+            if turn:
+                gray = np.ascontiguousarray(np.rot90(gray, -(turn // 90)))
+            late_skew = skew
+        else:
+            if turn:
+                page_arr = np.ascontiguousarray(np.rot90(page_arr, -(turn // 90)))
+            if skew:
+                page_arr = imaging.deskew(np.ascontiguousarray(page_arr), skew)
+            if turn or skew:
+                gray = page_arr if page_arr.ndim == 2 else cv2.cvtColor(page_arr, cv2.COLOR_RGB2GRAY)
         if turn or skew:
-            gray = page_arr if page_arr.ndim == 2 else cv2.cvtColor(page_arr, cv2.COLOR_RGB2GRAY)
             small, factor = _halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
+            if late_skew:
+                small = imaging.deskew(small, late_skew)
         geometry = Geometry(turn, round(float(confidence), 3), checked, skew, measured, borders_painted)
         timings["correct"] = tick() - t
     else:
@@ -556,14 +575,22 @@ def prepare_page(
     page_image = image if (page_arr is arr and image.mode == mode) else _to_mode(page_arr, mode, dpi)
     page_image.info["dpi"] = (dpi, dpi)
     ocr_gray = gray
-    if flatten:
-        ocr_gray = _flatten_full(gray, small, factor)
-    if scale != 1.0:
-        h, w = ocr_gray.shape
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        ocr_gray = cv2.resize(ocr_gray, size, interpolation=interp)
-    if mode == "1" and not flatten and scale == 1.0 and page_image.mode == "1":
+    h, w = gray.shape
+    ocr_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if late_skew and scale < 1.0:
+        ocr_gray = imaging.deskew(cv2.resize(ocr_gray, ocr_size, interpolation=cv2.INTER_AREA), late_skew)
+        if flatten:
+            ocr_gray = _flatten_full(ocr_gray, small, factor)
+    else:
+        if late_skew:
+            ocr_gray = imaging.deskew(ocr_gray, late_skew)
+        if flatten:
+            ocr_gray = _flatten_full(ocr_gray, small, factor)
+        if scale != 1.0:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            ocr_gray = cv2.resize(ocr_gray, ocr_size, interpolation=interp)
+    page_turn, page_skew = (geometry.turn, geometry.skew) if keep_pixels else (0, 0.0)
+    if mode == "1" and not flatten and scale == 1.0 and page_image.mode == "1" and not (page_turn or page_skew):
         ocr_img = page_image
     elif binarise:
         _t, bits = cv2.threshold(ocr_gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -572,7 +599,7 @@ def prepare_page(
         ocr_img = Image.fromarray(np.ascontiguousarray(ocr_gray), "L")
     ocr_dpi = max(1, round(dpi * scale))
     timings["prepare"] = tick() - t
-    return PreparedPage(page_image, ocr_img, dpi, ocr_dpi, plan, geometry, evidence, timings)
+    return PreparedPage(page_image, ocr_img, dpi, ocr_dpi, plan, geometry, evidence, timings, page_turn, page_skew)
 
 
 __all__: Sequence[str] = (

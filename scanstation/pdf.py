@@ -6,6 +6,7 @@ import contextlib
 import functools
 import importlib.resources
 import io
+import math
 import shutil
 import struct
 import subprocess
@@ -28,8 +29,8 @@ JPEG_QUALITY = 90
 # different image (rotated, cropped) and the text would sit in the wrong place.
 _ASPECT_TOLERANCE = 0.02
 _PDFTOTEXT_TIMEOUT = 60.0
-# A page whose middle strip zlib cannot shrink below this share of its raw size is noisy (clean scans
-# shrink to 5-10 %, noisy ones to 40 % and more).
+# A page whose middle strip run-length matching cannot shrink below this share of its raw size is noisy
+# (clean scans shrink to 5-15 %, noisy ones to 40 % and more).
 _NOISY_RATIO = 0.25
 SRGB_NAME = "sRGB IEC61966-2.1"
 
@@ -66,6 +67,13 @@ class PdfPage:
     dpi: int
     text_pdf: bytes | None = None  # tesseract's text-only page; None → image-only page (OCR failed)
     photo: bool = False  # True → JPEG q90 for grey/colour (photographs); lossless Flate otherwise
+    # The image's content is turned counter-clockwise by ``turn`` (0, 90, 180, 270) plus ``skew`` degrees
+    # (as scanstation.ocr_strategy.Geometry records it); the page shows it turned back, upright and
+    # straight, while the stored pixels stay exactly as scanned: no resampling loss, no re-encoding, and
+    # the viewer does the turning.  The page has the image's size (width and height swapped for a
+    # quarter turn), like the straightened image the OCR text layer was read from.
+    turn: int = 0
+    skew: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +195,15 @@ def _ccitt_g4(im: Image.Image) -> tuple[bytes, bool] | None:
     return data, photometric == 1
 
 
-def _png_idat(im: Image.Image, compress_level: int = 6) -> tuple[bytes, int, int]:
+def _png_idat(im: Image.Image, compress_level: int = 6, strategy: int = -1) -> tuple[bytes, int, int]:
     """Encode with Pillow's PNG encoder and return (IDAT zlib stream, bit depth, colour count).
 
     PNG's per-row filters are exactly PDF's Flate predictor 15, so the IDAT data can go into the PDF
-    as is: lossless and several times smaller than unpredicted Flate for scanned grey pages.
+    as is: lossless, and smaller than unpredicted Flate for photographs and noisy grey scans.
+    ``strategy`` is a zlib strategy (-1: zlib's default).
     """
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=compress_level)
+    im.save(buf, format="PNG", compress_level=compress_level, compress_type=strategy)
     png = buf.getvalue()
     pos, idat = 8, []
     bit_depth = colour_type = -1
@@ -217,16 +226,54 @@ def _png_idat(im: Image.Image, compress_level: int = 6) -> tuple[bytes, int, int
     return b"".join(idat), bit_depth, colours
 
 
-def noisy_compress_level(im: Image.Image) -> int:
-    """zlib level for a lossless page: 6, or 1 for a noisy scan, where 6 costs five times the time for
-    a sixth less size (scanner noise does not compress); judged on a strip from the middle of the page."""
-    if im.mode == "1" or im.height < 64:
-        return 6
-    strip = im.crop((0, im.height * 9 // 20, im.width, im.height * 11 // 20)).tobytes()
-    return 1 if len(zlib.compress(strip, 1)) > _NOISY_RATIO * len(strip) else 6
+def _deflate(data: bytes, level: int, strategy: int) -> bytes:
+    # zlib releases the GIL: pages are encoded in parallel threads while tesseract runs.
+    z = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+    return z.compress(data) + z.flush()
 
 
-def _encode_pil(im: Image.Image, photo: bool, compress_level: int = 6) -> EncodedImage:
+# Lossless ways to store a grey or colour page as Flate: (PNG row filters?, zlib level, zlib strategy).
+# Measured on the shared corpus, its turned pages and noisy synthetic scans, each wins somewhere:
+# run-length matching of unfiltered rows (white paper is long runs of one byte) is the smallest on most
+# scanned text pages and 4-10x faster than zlib's default; ordinary deflate wins on clean rendered
+# pages with few grey levels; PNG filters on photographs and smooth shading (PNG filters with ordinary
+# deflate won nowhere by more than 2 %, and trying it costs as much as the rest).
+_FLATE_WAYS: tuple[tuple[bool, int, int], ...] = (
+    (False, 6, zlib.Z_RLE),
+    (True, 6, zlib.Z_RLE),
+    (False, 6, zlib.Z_DEFAULT_STRATEGY),
+)
+
+
+def _middle_strip(im: Image.Image) -> Image.Image:
+    return im.crop((0, im.height * 9 // 20, im.width, im.height * 11 // 20))
+
+
+def _flate_way(im: Image.Image) -> tuple[bool, int, int]:
+    """The smallest of :data:`_FLATE_WAYS` for this page, judged on a strip from its middle.
+
+    Ordinary deflate is not tried on a noisy strip (one that run-length matching cannot shrink below a
+    quarter): there it costs ten times the time of run-length matching for a few per cent.
+    """
+    if im.height < 64:
+        return _FLATE_WAYS[1]
+    strip = _middle_strip(im)
+    raw = strip.tobytes()
+    best: tuple[int, tuple[bool, int, int]] | None = None
+    for way in _FLATE_WAYS:
+        predict, level, strategy = way
+        if strategy == zlib.Z_DEFAULT_STRATEGY and best is not None and best[0] > _NOISY_RATIO * len(raw):
+            continue
+        size = len(_png_idat(strip, level, strategy)[0]) if predict else len(_deflate(raw, level, strategy))
+        if best is None or size < best[0]:
+            best = (size, way)
+    assert best is not None
+    return best[1]
+
+
+def _encode_pil(im: Image.Image, photo: bool, compress_level: int | None = None) -> EncodedImage:
+    """Encode a 1/L/RGB image.  ``compress_level`` None picks the smallest lossless Flate for the page
+    (see :func:`_flate_way`); a number forces PNG filters at that zlib level."""
     width, height = im.size
     colour_space = "DeviceRGB" if im.mode == "RGB" else "DeviceGray"
     if im.mode == "1":
@@ -241,7 +288,14 @@ def _encode_pil(im: Image.Image, photo: bool, compress_level: int = 6) -> Encode
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=JPEG_QUALITY)
         return EncodedImage(buf.getvalue(), width, height, colour_space, 8, "DCTDecode", source="jpeg")
-    data, bits, colours = _png_idat(im, compress_level)
+    if compress_level is not None or im.mode == "1":
+        predict, level, strategy = True, 6 if compress_level is None else compress_level, -1
+    else:
+        predict, level, strategy = _flate_way(im)
+    if not predict:
+        return EncodedImage(_deflate(im.tobytes(), level, strategy), width, height, colour_space, 8, "FlateDecode",
+                            source="flate")
+    data, bits, colours = _png_idat(im, level, strategy)
     return EncodedImage(
         data, width, height, colour_space, bits, "FlateDecode",
         (("Predictor", 15), ("Colors", colours), ("BitsPerComponent", bits), ("Columns", width)), source="flate",
@@ -439,22 +493,22 @@ def encode_image(
     photo: bool = False,
     passthrough: bool = False,
     label: str = "page",
-    compress_level: int | None = 6,
+    compress_level: int | None = None,
 ) -> EncodedImage:
     """Encode a page image for the PDF; thread-safe, so pages can be encoded while OCR runs.
 
-    1-bit: CCITT G4 (lossless); grey and colour: PNG-predicted Flate (lossless) at ``compress_level``
-    (None: :func:`noisy_compress_level` decides), or JPEG q90 if ``photo``.  With ``passthrough``, PNG
-    or JPEG file bytes that PDF can carry unchanged are used as they are (no decoding, no re-encoding:
-    the page is bit for bit the input); the caller must know that the bytes are the page it wants (no
-    rotation or cleaning since).
+    1-bit: CCITT G4 (lossless); grey and colour: lossless Flate, the smallest of a few ways for the
+    page (``compress_level`` given: PNG-predicted Flate at that zlib level), or JPEG q90 if ``photo``.
+    With ``passthrough``, PNG or JPEG file bytes that PDF can carry unchanged are used as they are (no
+    decoding, no re-encoding: the page is bit for bit the input); the caller must know that the bytes
+    are the page it wants (no cleaning since; a turn or skew is for :class:`PdfPage` to draw).
     """
     if passthrough and isinstance(image, bytes):
         encoded = passthrough_image(image)
         if encoded is not None:
             return encoded
     im = _load_image(PdfPage(image_png=image, dpi=1), label)
-    return _encode_pil(im, photo, noisy_compress_level(im) if compress_level is None else compress_level)
+    return _encode_pil(im, photo, compress_level)
 
 
 def _image_xobject(pdf: pikepdf.Pdf, encoded: EncodedImage) -> pikepdf.Stream:
@@ -511,7 +565,77 @@ def _num(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _add_page(pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikepdf.Pdf]) -> None:
+def _matmul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    """PDF matrix product a × b ([a b c d e f] is the affine map p ↦ p·[[a b 0] [c d 0] [e f 1]])."""
+    return (
+        a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3],
+        a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3],
+        a[4] * b[0] + a[5] * b[2] + b[4], a[4] * b[1] + a[5] * b[3] + b[5],
+    )
+
+
+def _image_matrix(iw: float, ih: float, pw: float, ph: float, degrees: float) -> tuple[float, ...]:
+    """The image (iw x ih points) centred on the page (pw x ph), turned clockwise by ``degrees``."""
+    # Exact values for quarter turns keep their pixels on the page grid (no 1e-17 shear from cos/sin).
+    exact = {0.0: (1.0, 0.0), 90.0: (0.0, -1.0), 180.0: (-1.0, 0.0), 270.0: (0.0, 1.0)}
+    turned = exact.get(degrees % 360)
+    if turned is None:
+        rad = -math.radians(degrees)  # clockwise on the page: a negative angle in PDF's y-up space
+        turned = (math.cos(rad), math.sin(rad))
+    c, s = turned
+    if (c, s) == (1.0, 0.0):
+        return (iw, 0.0, 0.0, ih, 0.0, 0.0)
+    m = _matmul((iw, 0.0, 0.0, ih, -iw / 2, -ih / 2), (c, s, -s, c, 0.0, 0.0))
+    return _matmul(m, (1.0, 0.0, 0.0, 1.0, pw / 2, ph / 2))
+
+
+def _fingerprint(obj: object, depth: int = 0) -> bytes:
+    """Bytes that are equal exactly when two object graphs are (dictionaries, arrays, streams' raw data).
+
+    Every part is length-prefixed, so no two different graphs can run together into the same bytes.
+    """
+    if depth > 12:
+        raise ValueError("object graph too deep")
+
+    def part(tag: bytes, *pieces: bytes) -> bytes:
+        return tag + b"".join(len(p).to_bytes(8, "big") + p for p in pieces)
+
+    if isinstance(obj, pikepdf.Stream):
+        return part(b"S", _fingerprint(obj.stream_dict, depth + 1), bytes(obj.read_raw_bytes()))
+    if isinstance(obj, Dictionary):
+        return part(b"D", *(part(b"K", k.encode(), _fingerprint(v, depth + 1)) for k, v in sorted(obj.items())))
+    if isinstance(obj, Array):
+        return part(b"A", *(_fingerprint(v, depth + 1) for v in obj))
+    if isinstance(obj, pikepdf.Object):
+        return part(b"V", obj.unparse())
+    return part(b"P", type(obj).__name__.encode(), repr(obj).encode())  # pikepdf gives numbers as Python's
+
+
+def _share_fonts(form: pikepdf.Object, fonts: dict[bytes, pikepdf.Object]) -> None:
+    """Point the text layer's fonts at an identical font of an earlier page, if there is one.
+
+    Tesseract embeds the same small glyph-less font in every page's text layer; one copy per document
+    instead of one per page saves about a kilobyte a page.  Only fonts that are identical object for
+    object are shared, so nothing a page shows or copies can change.
+    """
+    resources = form.get("/Resources")
+    font_dict = resources.get("/Font") if isinstance(resources, Dictionary) else None
+    if not isinstance(font_dict, Dictionary):
+        return
+    for name, font in list(font_dict.items()):
+        try:
+            key = _fingerprint(font)
+        except ValueError:
+            continue
+        known = fonts.setdefault(key, font)
+        if known is not font:
+            font_dict[name] = known
+
+
+def _add_page(
+    pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikepdf.Pdf],
+    fonts: dict[bytes, pikepdf.Object] | None = None,
+) -> None:
     label = f"page {index + 1}"
     if page.dpi <= 0:
         raise InputError(label, f"invalid resolution {page.dpi} dpi")
@@ -519,7 +643,10 @@ def _add_page(pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikep
         encoded = page.image_png
     else:
         encoded = _encode_pil(_load_image(page, label), page.photo)
-    width, height = encoded.width * 72 / page.dpi, encoded.height * 72 / page.dpi
+    if page.turn % 90 or not -45 < page.skew < 45:
+        raise InputError(label, f"cannot draw a page turned by {page.turn} and skewed by {page.skew} degrees")
+    iw, ih = encoded.width * 72 / page.dpi, encoded.height * 72 / page.dpi
+    width, height = (ih, iw) if page.turn % 180 else (iw, ih)
     try:
         new_page = pdf.add_blank_page(page_size=(width, height))
     except ValueError as e:  # PDF limits pages to 3..14400 units
@@ -529,11 +656,14 @@ def _add_page(pdf: pikepdf.Pdf, page: PdfPage, index: int, keep_open: list[pikep
     ops = []
     if page.text_pdf is not None:
         form, sx, sy = _text_layer(pdf, page.text_pdf, label, (width, height), keep_open)
+        if fonts is not None:
+            _share_fonts(form, fonts)
         text_name = new_page.add_resource(form, Name.XObject, Name("/OCR0"))
         # Text first, image over it: the text is invisible (render mode 3) either way, but this way
         # nothing, not even a viewer that ignores render modes, can show it over the scan.
         ops.append(f"q {_num(sx)} 0 0 {_num(sy)} 0 0 cm {text_name} Do Q")
-    ops.append(f"q {_num(width)} 0 0 {_num(height)} 0 0 cm {image_name} Do Q")
+    ops.append(f"q {' '.join(_num(v) for v in _image_matrix(iw, ih, width, height, page.turn + page.skew))} cm "
+               f"{image_name} Do Q")
     new_page.obj.Contents = pdf.make_stream("\n".join(ops).encode("ascii"))
 
 
@@ -588,8 +718,9 @@ def build_searchable_pdf(pages: list[PdfPage], metadata: PdfMetadata, work_dir: 
     keep_open: list[pikepdf.Pdf] = []
     try:
         with pikepdf.new() as pdf:
+            fonts: dict[bytes, pikepdf.Object] = {}
             for index, page in enumerate(pages):
-                _add_page(pdf, page, index, keep_open)
+                _add_page(pdf, page, index, keep_open, fonts)
             _set_output_intent(pdf)
             _set_metadata(pdf, metadata)
             out = io.BytesIO()

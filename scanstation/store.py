@@ -338,6 +338,9 @@ class Store:
             name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
             self._audit(db, actor, "batch.sealed", name, {"package_id": package_id, "sha256": sha256, "size": size})
 
+    def package_files(self) -> set[str]:
+        return {r[0] for r in self._read("SELECT file FROM packages")}
+
     def package(self, batch_id: int) -> sqlite3.Row | None:
         rows = self._read("SELECT * FROM packages WHERE batch_id=?", (batch_id,))
         return rows[0] if rows else None

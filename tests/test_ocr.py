@@ -11,6 +11,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pikepdf
 import psutil
 import pytest
@@ -318,6 +319,23 @@ def test_turned_pages_are_turned_back(turn: int, synthetic_pages: dict[str, Imag
         assert prepared.page_image.size == upright.size
 
 
+def test_keep_pixels_turns_only_the_image_tesseract_reads(synthetic_pages: dict[str, Image.Image]) -> None:
+    from scanstation.ocr_strategy import prepare_page
+
+    upright = synthetic_pages["english"]
+    scanned = upright.rotate(90, expand=True).rotate(3.0, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    kept = prepare_page(scanned, 200, "eng", {"eng"}, keep_pixels=True)
+    straightened = prepare_page(scanned, 200, "eng", {"eng"})
+    assert kept.page_image is scanned  # the scan itself, for the PDF to draw turned back
+    assert (kept.page_turn, round(kept.page_skew)) == (90, 3) == (kept.geometry.turn, round(kept.geometry.skew))
+    assert (straightened.page_turn, straightened.page_skew) == (0, 0.0)
+    assert straightened.page_image.size == upright.size
+    # tesseract reads the same straightened page either way
+    assert kept.ocr_image.size == straightened.ocr_image.size
+    a, b = (np.asarray(p.ocr_image.convert("L"), dtype=np.int16) for p in (kept, straightened))
+    assert np.mean(a != b) < 0.01
+
+
 def test_upright_page_skips_the_orientation_estimator(synthetic_pages: dict[str, Image.Image]) -> None:
     from scanstation.ocr_strategy import prepare_page
 
@@ -398,4 +416,31 @@ def test_batch_failure_is_all_or_nothing(
     fake = fake_tesseract(tmp_path, "kill -SEGV $$")
     with pytest.raises(OcrError, match="crashed"):
         ocr.ocr_prepared_batch(pages, work_dir, labels=["p1", "p2"], tesseract_cmd=fake)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_warm_run_loads_first_and_reads_the_pages_it_is_given_later(work_dir: Path) -> None:
+    page = work_dir / "page.tif"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        im.save(page, dpi=(200, 200))
+    warm = tesseract.WarmRun(work_dir, "eng", 3, ("txt", "pdf"))
+    time.sleep(0.3)  # the model loads meanwhile; the run waits for its page list
+    result = warm.finish([page, page], 60, "two pages")
+    texts = result.text.split("\f")
+    assert len([t for t in texts if t.strip()]) == 2 and all("quick brown dog" in t for t in texts if t.strip())
+    assert result.pdf is not None
+    with pikepdf.open(io.BytesIO(result.pdf)) as doc:
+        assert len(doc.pages) == 2
+    assert sorted(p.name for p in work_dir.iterdir()) == ["page.tif"]  # outputs read and deleted
+    with pytest.raises(OcrError, match="already used"):
+        warm.finish([page], 60, "again")
+
+
+def test_abandoned_warm_run_is_killed_and_leaves_nothing(work_dir: Path) -> None:
+    warm = tesseract.WarmRun(work_dir, "eng", 3, ("txt", "pdf"))
+    proc = warm._proc
+    assert proc is not None and proc.poll() is None
+    warm.abandon()
+    warm.abandon()  # twice is harmless
+    assert proc.returncode is not None
     assert list(work_dir.iterdir()) == []

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import unicodedata
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -161,9 +162,34 @@ def test_devanagari_page_turned_five_degrees_is_straightened(tmp_path: Path) -> 
     page.image.save(src, dpi=(300, 300))
     assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "hin",
                "--report", tmp_path / "r.json") == 0
-    plan = json.loads((tmp_path / "r.json").read_text())["pages"][0]["plan"]
-    assert abs(plan["skew"] - 4.9) < 0.3
+    report = json.loads((tmp_path / "r.json").read_text())["pages"][0]
+    assert abs(report["plan"]["skew"] - 4.9) < 0.3
     assert cer(page.text, (tmp_path / "o.txt").read_text(encoding="utf-8")) < 0.05
+    # The PDF shows the page straight but stores the scan itself: the PNG's own data, not resampled.
+    assert report["image"] == "png passthrough"
+    with pikepdf.open(tmp_path / "o.pdf") as doc:
+        (xobj,) = doc.pages[0].images.values()
+        assert xobj.read_raw_bytes() == _idat(src.read_bytes())
+        drawn = [op for op in pikepdf.parse_content_stream(doc.pages[0]) if str(op.operator) == "cm"]
+        b = float(drawn[-1].operands[1])  # the image's matrix: turned, not just scaled
+        assert b != 0
+
+
+def test_skewed_bitonal_page_stays_bitonal_and_lossless(tmp_path: Path) -> None:
+    with Image.open(CORPUS / "oldbooks_h033.tiff") as im:
+        turned = im.convert("L").rotate(3.0, resample=Image.Resampling.NEAREST, expand=True, fillcolor=255)
+    scan = turned.convert("1", dither=Image.Dither.NONE)
+    src = tmp_path / "bitonal.tif"
+    scan.save(src, compression="group4", dpi=(300, 300))
+    assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng",
+               "--report", tmp_path / "r.json") == 0
+    assert abs(json.loads((tmp_path / "r.json").read_text())["pages"][0]["plan"]["skew"] - 3.0) < 0.3
+    with pikepdf.open(tmp_path / "o.pdf") as doc:
+        (xobj,) = doc.pages[0].images.values()
+        assert isinstance(xobj, pikepdf.Stream) and xobj.Filter == pikepdf.Name.CCITTFaxDecode
+        pixels = np.asarray(pikepdf.PdfImage(xobj).as_pil_image().convert("1"))
+    assert np.array_equal(pixels, np.asarray(scan))
+    assert "Horton" in (tmp_path / "o.txt").read_text(encoding="utf-8")
 
 
 def test_upside_down_page_is_turned(tmp_path: Path) -> None:
@@ -186,14 +212,16 @@ def test_png_stored_bit_for_bit(tmp_path: Path) -> None:
     assert run(src, "-o", tmp_path / "o.pdf", "--lang", "eng") == 0
     with pikepdf.open(tmp_path / "o.pdf") as doc:
         (xobj,) = doc.pages[0].images.values()
-        png = src.read_bytes()
-        idat = b"".join(
-            png[i + 8 : i + 8 + int.from_bytes(png[i : i + 4], "big")]
-            for i in _chunk_offsets(png)
-            if png[i + 4 : i + 8] == b"IDAT"
-        )
-        assert xobj.read_raw_bytes() == idat
+        assert xobj.read_raw_bytes() == _idat(src.read_bytes())
     assert "quick brown dog" in pdf_text((tmp_path / "o.pdf").read_bytes())
+
+
+def _idat(png: bytes) -> bytes:
+    return b"".join(
+        png[i + 8 : i + 8 + int.from_bytes(png[i : i + 4], "big")]
+        for i in _chunk_offsets(png)
+        if png[i + 4 : i + 8] == b"IDAT"
+    )
 
 
 def _chunk_offsets(png: bytes) -> list[int]:
@@ -318,8 +346,9 @@ def test_scanned_pdf_keeps_its_page_image(tmp_path: Path) -> None:
 
 
 def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A tesseract that dies on a list of pages (a batch) but reads single pages: every page still gets text.
-    fake = fake_tesseract(tmp_path, f'case "$1" in *.txt) kill -SEGV $$;; esac\nexec {REAL_TESSERACT} "$@"')
+    # A tesseract that dies on a list of pages (a batch, from a file or on stdin) but reads single pages:
+    # every page still gets text.
+    fake = fake_tesseract(tmp_path, f'case "$1" in *.txt|-) kill -SEGV $$;; esac\nexec {REAL_TESSERACT} "$@"')
     monkeypatch.setenv(tesseract.TESSERACT_ENV, str(fake))
     tiff = tmp_path / "three.tif"
     with Image.open(CORPUS / "tess_phototest.tif") as im:
@@ -329,3 +358,41 @@ def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.M
     assert run(tiff, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "1") == 0
     texts = (tmp_path / "o.txt").read_text(encoding="utf-8").split("\f")
     assert len(texts) == 3 and all("quick brown dog" in t for t in texts)
+
+
+def test_recognisers_share_a_document_by_weight_and_avoid_tiny_runs() -> None:
+    from types import SimpleNamespace
+
+    from scanstation import ocr_command
+
+    def ready(side: int) -> ocr_command._Ready:
+        plan = SimpleNamespace(lang="eng", psm=3)
+        prepared = SimpleNamespace(plan=plan, ocr_image=Image.new("1", (side, side)))
+        return ocr_command._Ready(None, prepared, None, 300, 0.0)  # type: ignore[arg-type]
+
+    def sides(batch: list[ocr_command._Ready]) -> list[int]:
+        return [r.prepared.ocr_image.size[0] for r in batch]
+
+    pipeline = object.__new__(ocr_command._Pipeline)
+    pipeline.settings = SimpleNamespace(jobs=2)  # type: ignore[assignment]
+    small, big = 600, 1800  # a big page is nine small ones' work; a small one is less than a model load
+    pipeline._loading = True
+    # While pages are still coming in, one small page is not worth a tesseract run of its own ...
+    pipeline._ready = deque([ready(small)])
+    assert not pipeline._worth_a_run()
+    pipeline._ready.append(ready(small))
+    pipeline._ready.append(ready(small))
+    assert not pipeline._worth_a_run()
+    pipeline._ready.append(ready(small))
+    pipeline._ready.append(ready(big))
+    assert pipeline._worth_a_run()
+    # ... and a recogniser takes its share by count, or more until its run is worth the model load.
+    assert sides(pipeline._take_batch()) == [small, small, small, small, big]
+    pipeline._ready = deque(ready(s) for s in (big, big, small, small, small, small))
+    assert sides(pipeline._take_batch()) == [big, big, small]
+    # Every page in: split by weight, so that the other recogniser does not get both big pages.
+    pipeline._loading = False
+    pipeline._ready = deque(ready(s) for s in (small, small, small, small, big, big))
+    assert pipeline._worth_a_run()
+    assert sides(pipeline._take_batch()) == [small, small, small, small, big]
+    assert sides(pipeline._take_batch()) == [big]

@@ -111,6 +111,16 @@ def test_devanagari_copy_paste_round_trip(two_pages: bytes, ocr_results: tuple[o
     assert found == words, sorted(words - found)[:10]
 
 
+def test_text_layers_share_one_copy_of_tesseracts_font(two_pages: bytes) -> None:
+    with pikepdf.open(io.BytesIO(two_pages)) as doc:
+        fonts = [o for o in doc.objects if isinstance(o, pikepdf.Dictionary) and o.get("/Subtype") == "/Type0"]
+        used = set()
+        for page in doc.pages:
+            form = page.Resources.XObject["/OCR0"]
+            used |= {font.objgen for font in form.Resources.Font.values()}
+    assert len(fonts) == 1 and used == {fonts[0].objgen}
+
+
 def test_page_size_follows_dpi(two_pages: bytes) -> None:
     with pikepdf.open(io.BytesIO(two_pages)) as doc:
         boxes = [[float(v) for v in page.mediabox] for page in doc.pages]
@@ -350,3 +360,133 @@ def test_passthrough_only_when_pdf_can_carry_it(work_dir: Path) -> None:
     # Without passthrough the station's rule holds: lossless re-encoding.
     assert pdf.encode_image(_encoded_file(grey, "PNG")).source == "flate"
     assert pdf.encode_image(grey.convert("1")).source == "g4"
+
+
+# ---------------------------------------------------------------- turned pages, Flate choice, the station
+
+
+def _render(data: bytes, dpi: int) -> np.ndarray:
+    png = subprocess.run(
+        ["pdftoppm", "-r", str(dpi), "-gray", "-png", "-"], input=data, capture_output=True, check=True, timeout=60
+    ).stdout
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L")).astype(np.int16)
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
+@pytest.mark.parametrize(("turn", "skew"), [(0, 3.0), (90, 0.0), (270, -2.0)])
+def test_turned_page_shows_straight_and_keeps_its_pixels(turn: int, skew: float, work_dir: Path) -> None:
+    from scanstation import imaging
+
+    with Image.open(CORPUS / "tess_eurotext.tif") as im:
+        upright = im.convert("L")
+    content = upright.rotate(turn, expand=True, fillcolor=255) if turn else upright
+    scanned = content.rotate(skew, resample=Image.Resampling.BICUBIC, fillcolor=255) if skew else content
+    built = pdf.build_searchable_pdf([pdf.PdfPage(scanned, 300, turn=turn, skew=skew)], META, work_dir)
+    assert pdfa_structural_problems(built) == []
+    with pikepdf.open(io.BytesIO(built)) as doc:
+        _xobj, pixels = decoded_image(doc.pages[0])
+        box = [float(v) for v in doc.pages[0].mediabox]
+    # Stored as scanned, nothing resampled (a page of pure black and white is stored as such, exactly).
+    assert np.array_equal(np.asarray(Image.fromarray(pixels).convert("L")), np.asarray(scanned))
+    assert box == pytest.approx([0, 0, 1024 * 72 / 300, 800 * 72 / 300])  # the upright page's shape
+    # What a reader sees is the page turned back, as our own deskew would have made it ...
+    straight = np.ascontiguousarray(np.rot90(np.asarray(scanned), -(turn // 90)))
+    straight = imaging.deskew(straight, skew) if skew else straight
+    shown = _render(built, 300)
+    assert shown.shape == straight.shape
+    near = np.abs(shown - straight.astype(np.int16)).mean()
+    # ... and not the scan as it lies (a wrong direction of turn would match neither).
+    as_scanned = np.asarray(scanned.resize(shown.shape[::-1])).astype(np.int16)
+    assert near < 8 < 4 * near < np.abs(shown - as_scanned).mean()
+
+
+def test_text_layer_of_a_quarter_turned_page_must_fit_the_turned_shape(
+    ocr_results: tuple[ocr.PageOcr, ocr.PageOcr], english: tuple[Image.Image, bytes], work_dir: Path
+) -> None:
+    sideways = english[0].rotate(90, expand=True)  # the English page's text layer is 640 x 480 at 200 dpi
+    page = pdf.PdfPage(sideways, 200, ocr_results[0].text_pdf, turn=90)
+    assert "quick brown dog" in " ".join(pdf.pdf_text(pdf.build_searchable_pdf([page], META, work_dir)).split())
+    with pytest.raises(InputError, match="does not match"):
+        pdf.build_searchable_pdf([pdf.PdfPage(sideways, 200, ocr_results[0].text_pdf)], META, work_dir)
+    with pytest.raises(InputError, match="cannot draw"):
+        pdf.build_searchable_pdf([pdf.PdfPage(english[0], 200, None, turn=45)], META, work_dir)
+
+
+def _turned_grey_page() -> Image.Image:
+    with Image.open(CORPUS / "oldbooks_h033.tiff") as im:
+        return im.convert("L").rotate(4.9, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+
+
+def test_flate_choice_is_lossless_and_no_bigger_than_before(work_dir: Path) -> None:
+    with Image.open(CORPUS / "lept_lighttext.jpg") as faint, Image.open(CORPUS / "galfar_5.png") as form:
+        real = [faint.convert("L"), form.convert("RGB")]  # a faint grey scan, a colour scan of a form
+    for im in (_turned_grey_page(), *real):
+        encoded = pdf.encode_image(im)
+        # Before: PNG filters at zlib level 6, or level 1 on noisy pages.
+        before = min(len(pdf.encode_image(im, compress_level=level).data) for level in (1, 6))
+        assert len(encoded.data) <= before * 1.02
+        built = pdf.build_searchable_pdf([pdf.PdfPage(encoded, 300)], META, work_dir)
+        with pikepdf.open(io.BytesIO(built)) as doc:
+            _xobj, pixels = decoded_image(doc.pages[0])
+        # (grey stored as RGB, as the form is, is kept as grey: exactly)
+        assert np.array_equal(pixels, np.asarray(im if pixels.ndim == 3 else im.convert("L")))
+    # A scanned text page: run-length matching of unfiltered rows, clearly smaller than PNG filters.
+    turned = _turned_grey_page()
+    assert not pdf.encode_image(turned).decode_parms
+    assert len(pdf.encode_image(turned).data) < 0.9 * len(pdf.encode_image(turned, compress_level=6).data)
+
+
+def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path: Path) -> None:
+    from drivers.base import CancelToken, CapturedPage, ScanSettings
+    from scanstation.config import load_config
+    from scanstation.keys import read_passphrase, unlock_identity
+    from scanstation.separator import CoverInfo, render_cover_sheet
+    from scanstation.station import Station
+    from scanstation.synth import PageSpec, render_acr_page
+
+    from .stationkit import make_station
+
+    class Stack:
+        name = "stack"
+
+        def __init__(self, images: list[Image.Image]) -> None:
+            self.images = images
+
+        def scan(self, device, settings, cancel, on_page):  # type: ignore[no-untyped-def]
+            for i, im in enumerate(self.images, 1):
+                on_page(CapturedPage(im, 300, "stack:0", "front", i, f"stack:{i}", f"sheet {i}"))
+            return len(self.images)
+
+    st = make_station(tmp_path / "st")
+    config = load_config(st.config)
+    key = unlock_identity(
+        config.sealed_identity_path,
+        read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": st.env["SCANSTATION_PASSPHRASE_FILE"]}),
+    )
+    cover = render_cover_sheet(CoverInfo("MC-44-000444", "2022-23", "Test Unit"))
+    synthetic = [render_acr_page(PageSpec(seed=21, page_no=n, content="english", dpi=300)) for n in (1, 2)]
+    pages = [p.image for p in synthetic]
+    with Station(config, key) as station:
+        station.capture(
+            "PT", Stack([cover, *pages]), "stack:0", ScanSettings(), cancel=CancelToken()  # type: ignore[arg-type]
+        )
+        assert station.wait_idle(include_ocr=True, timeout=300)
+        batch = station.store.batch("PT")
+        assert batch is not None
+        [doc] = station.store.documents(batch.id)
+        stored = [station.read_object(p.image_object) for p in station.store.document_pages(doc.id) if p.image_object]
+        pdf_bytes = station.read_object(station.assemble_pdf(doc.id).id)
+    assert len(stored) == 2 and pdfa_structural_problems(pdf_bytes) == []
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as built:
+        for page, png in zip(built.pages, stored, strict=True):
+            (xobj,) = page.images.values()
+            assert isinstance(xobj, pikepdf.Stream)
+            encoded = pdf.passthrough_image(png)
+            assert encoded is not None
+            # re-encoded (the stored PNG is zlib level 1), never bigger than copying its IDAT would be
+            assert len(xobj.read_raw_bytes()) <= len(encoded.data)
+            with Image.open(io.BytesIO(png)) as im:
+                assert np.array_equal(np.asarray(pikepdf.PdfImage(xobj).as_pil_image()), np.asarray(im))
+    words = [w for w in synthetic[1].text.split() if len(w) >= 8 and w.isalpha()]
+    text = pdf.pdf_text(pdf_bytes)
+    assert len(words) > 10 and sum(w in text for w in words) > 0.8 * len(words)  # the text layers are there

@@ -103,3 +103,11 @@ def test_unseal_returns_batch_to_scanning_and_reseal_keeps_uid(tmp_path: Path) -
     uid = lambda out: out.split("outbox/")[1].split(".pkg")[0]  # noqa: E731
     assert uid(first) == uid(second)  # one batch, one uid: the portal refuses a second, different package
     assert st.run("unseal", "--batch", "NOPE").returncode == 7
+
+
+def test_unrecorded_package_left_by_a_crash_is_swept_at_start(sealed: tuple[StationEnv, Path, dict]) -> None:
+    st, pkg, _ = sealed
+    orphan = pkg.parent / "station-1-99-deadbeef0000.pkg"  # written, but the seal was never committed
+    orphan.write_bytes(b"partial")
+    assert st.run("verify-vault").returncode == 0
+    assert not orphan.exists() and pkg.is_file()
