@@ -545,10 +545,15 @@ class _Device:
             raise _SaneFailure(str(exc), "start") from exc
         return result
 
-    def snap(self, keep_session: bool) -> tuple[bytes, int, int, int, int]:
-        # allow16bitsamples=1: we do the 16 -> 8 bit conversion ourselves (python-sane's own shifts a signed int)
+    def snap(self) -> tuple[bytes, int, int, int, int]:
+        # allow16bitsamples=1: we do the 16 -> 8 bit conversion ourselves (python-sane's own shifts a signed int).
+        # noCancel=1, always: python-sane would otherwise call sane_cancel inside snap() before raising a
+        # read error, and back ends built on sanei_thread can hang for ever there (joining a reader thread
+        # that never ends: seen with the test back end under load, ~1 in 500 injected faults).  We cancel
+        # ourselves in scan()'s finally block, *after* the page or the error has been sent to the parent,
+        # so a hang in cleanup costs only the parent's grace period, never the scan result.
         try:
-            data, width, lines, samples, sample_size = self._dev.dev.snap(1 if keep_session else 0, 1, None)
+            data, width, lines, samples, sample_size = self._dev.dev.snap(1, 1, None)
         except self._sane_error as exc:
             raise _SaneFailure(str(exc), "read") from exc
         return bytes(data), width, lines, samples, sample_size
@@ -659,7 +664,7 @@ class _Worker:
                 try:
                     device.start()
                     fmt, _last, (_ppl, expected_lines), depth, _bpl = device.parameters()
-                    data, width, lines, samples, sample_size = device.snap(keep_session=multi)
+                    data, width, lines, samples, sample_size = device.snap()
                 except _SaneFailure as failure:
                     if commands.cancelled.is_set() or failure.status == Status.CANCELLED:
                         self.send({"type": "cancelled", "pages": pages})
@@ -694,10 +699,10 @@ class _Worker:
             self.error("status", failure.message, stage=failure.stage, status=failure.status, pages=pages)
         finally:
             commands.device = None
-            if source_is_multi(settings):
-                # SANE requires sane_cancel to end an ADF session that was kept open between pages.
-                with contextlib.suppress(Exception):  # the device may be gone; closing is what matters
-                    device.cancel()
+            # SANE requires sane_cancel to end a scan (snap() never cancels, see _Device.snap); every
+            # result frame has been sent by now, so if a back end hangs here the parent still has it.
+            with contextlib.suppress(Exception):  # the device may be gone; closing is what matters
+                device.cancel()
             device.close()
 
 
