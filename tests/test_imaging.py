@@ -22,7 +22,7 @@ from scanstation.imaging import (
     rotate_quarter,
     to_gray,
 )
-from tests.pagekit import CORPUS, needs_corpus
+from tests.pagekit import CORPUS, corpus_gray, needs_corpus
 from tests.pagekit import synthetic_gray as gray_page
 
 
@@ -39,15 +39,6 @@ def corpus_pdf_gray(name: str) -> np.ndarray:
         (png,) = Path(td).glob("*.png")
         with Image.open(png) as im:
             arr = to_gray(im)
-    arr.setflags(write=False)
-    return arr
-
-
-@lru_cache(maxsize=16)
-def corpus_gray(name: str) -> np.ndarray:
-    assert CORPUS is not None
-    with Image.open(CORPUS / name) as im:
-        arr = to_gray(im)
     arr.setflags(write=False)
     return arr
 

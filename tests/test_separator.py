@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,19 +25,9 @@ from scanstation.separator import (
     render_cover_sheet,
 )
 from scanstation.synth import PageSpec, render_acr_page
+from tests.pagekit import CORPUS, needs_corpus
 
 INFO = CoverInfo("MC-17-277153", "2019-20", "District Police Shivnagar", "Santosh Pratap Mishra")
-
-
-def _corpus_dir() -> Path | None:
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
 
 
 @lru_cache(maxsize=1)
