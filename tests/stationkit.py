@@ -36,9 +36,11 @@ class StationEnv:
 
 
 def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str, str] | None = None,
-                 extra_config: str = "", init_args: tuple[str, ...] = ()) -> StationEnv:
+                 extra_config: str = "", init_args: tuple[str, ...] = (),
+                 portal: pyrage.x25519.Identity | None = None) -> StationEnv:
+    """``portal``: the portal identity to encrypt to (e.g. a running receiver's); a fresh one by default."""
     root.mkdir(parents=True, exist_ok=True)
-    portal = pyrage.x25519.Identity.generate()
+    portal = portal or pyrage.x25519.Identity.generate()
     portal_file = root / "portal-identity.txt"
     portal_file.write_text(f"{portal}\n")
     os.chmod(portal_file, 0o600)

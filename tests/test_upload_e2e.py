@@ -29,11 +29,14 @@ def _pages(tmp: Path, seed: int, n: int) -> list[str]:
     return files
 
 
-def _station(tmp: Path, portal_url: str, receipt_key: Path, retention_hours: float) -> StationEnv:
+def _station(tmp: Path, portal_url: str, receipt_key: Path, retention_hours: float,
+             portal: pyrage.x25519.Identity) -> StationEnv:
+    """A station set up for this portal (its URL, receipt key and age identity)."""
     return make_station(
         tmp / "st",
         init_args=("--portal-url", portal_url, "--portal-receipt-key", str(receipt_key)),
         extra_config=f"\n[upload]\nchunk_bytes = 65536\nretention_hours = {retention_hours}\n",
+        portal=portal,
     )
 
 
@@ -41,13 +44,7 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx, FaultProxy(rx.port) as proxy:
-        st = _station(tmp_path, proxy.url + "/", rx.receipt_key_path, retention_hours=0)
-        # the station must encrypt to this receiver's identity
-        text = st.config.read_text()
-        import re
-
-        text = re.sub(r'portal_recipient = "age1[0-9a-z]+"', f'portal_recipient = "{portal.to_public()}"', text)
-        st.config.write_text(text)
+        st = _station(tmp_path, proxy.url + "/", rx.receipt_key_path, retention_hours=0, portal=portal)
         for seed, emp in ((21, "E21"), (22, "E22")):
             st.run("import", "--batch", "B1", "--employee", emp, "--period", "2020-21", *_pages(tmp_path, seed, 2),
                    check=True)
@@ -95,11 +92,7 @@ def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: f
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx:
-        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=retention)
-        import re
-
-        st.config.write_text(re.sub(r'portal_recipient = "age1[0-9a-z]+"',
-                                    f'portal_recipient = "{portal.to_public()}"', st.config.read_text()))
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=retention, portal=portal)
         st.run("import", "--batch", "B2", *_pages(tmp_path, 31, 1), check=True)
         st.run("seal", "--batch", "B2", check=True)
         st.run("upload", "--batch", "B2", check=True, timeout=600)
@@ -109,13 +102,6 @@ def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: f
         assert st.run("verify-vault").returncode == 0
 
 
-def _use_portal(st: StationEnv, portal: pyrage.x25519.Identity) -> None:
-    import re
-
-    st.config.write_text(re.sub(r'portal_recipient = "age1[0-9a-z]+"', f'portal_recipient = "{portal.to_public()}"',
-                                st.config.read_text()))
-
-
 def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
@@ -123,8 +109,7 @@ def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: P
         wrong_key = tmp_path / "wrong-receipt-key.pub"
         wrong_key.write_bytes(impostor_keys.receipt_key_path.read_bytes())
     with start_receiver(tmp_path, identity_file) as rx:
-        st = _station(tmp_path, rx.url, wrong_key, retention_hours=0)
-        _use_portal(st, portal)
+        st = _station(tmp_path, rx.url, wrong_key, retention_hours=0, portal=portal)
         st.run("import", "--batch", "B3", *_pages(tmp_path, 41, 1), check=True)
         st.run("seal", "--batch", "B3", check=True)
         up = st.run("upload", "--batch", "B3", timeout=600)
@@ -152,8 +137,7 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx:
-        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0)
-        _use_portal(st, portal)
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0, portal=portal)
         text = st.config.read_text().replace("chunk_bytes = 65536",
                                              "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
         st.config.write_text(text)
@@ -190,8 +174,7 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
     cert, key = self_signed(tmp_path / "tls")
     with start_receiver(tmp_path, identity_file, tls=(cert, key)) as rx:
         assert rx.url.startswith("https://")
-        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72)
-        _use_portal(st, portal)
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
         st.run("import", "--batch", "T1", *_pages(tmp_path, 71, 1), check=True)
         st.run("seal", "--batch", "T1", check=True)
         # Without the portal's CA the station refuses the connection for good (no silent verify=False).
@@ -217,8 +200,7 @@ def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx:
-        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72)
-        _use_portal(st, portal)
+        st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
         st.run("import", "--batch", "B5", *_pages(tmp_path, 81, 2), check=True)
         st.run("seal", "--batch", "B5", check=True)
         st.run("upload", "--batch", "B5", check=True, timeout=600)
