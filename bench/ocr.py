@@ -197,23 +197,18 @@ def run_scanstation(img: Path, lang: str, ref: str, page: str, group: str, td: P
         "--jobs",
         str(jobs),
     ]
+    return _timed_run("scanstation", cmd, img, out, side, ref, page, lang, group)
+
+
+def _timed_run(tool: str, cmd: list[str], img: Path, out: Path, side: Path, ref: str, page: str, lang: str,
+               group: str) -> Run:
+    """Run one tool's command on one page; CER from its sidecar, sizes of input and output."""
     proc, wall, cpu, _ = timed(cmd)
     ok = proc.returncode == 0 and side.exists()
     c = peer.cer(ref, side.read_text(encoding="utf-8"))[0] if ok else None
     note = "" if ok else f"FAILED rc={proc.returncode}: {proc.stderr.strip()[-300:]}"
-    return Run(
-        "scanstation",
-        page,
-        lang,
-        group,
-        c,
-        wall,
-        cpu,
-        proc.returncode,
-        out.stat().st_size if out.exists() else None,
-        img.stat().st_size,
-        note,
-    )
+    return Run(tool, page, lang, group, c, wall, cpu, proc.returncode,
+               out.stat().st_size if out.exists() else None, img.stat().st_size, note)
 
 
 def run_ocrmypdf(img: Path, lang: str, ref: str, page: str, group: str, td: Path, dpi: int) -> Run:
@@ -237,22 +232,7 @@ def run_ocrmypdf(img: Path, lang: str, ref: str, page: str, group: str, td: Path
         str(img),
         str(out),
     ]
-    proc, wall, cpu, _ = timed(cmd)
-    ok = proc.returncode == 0 and side.exists()
-    c = peer.cer(ref, side.read_text(encoding="utf-8"))[0] if ok else None
-    return Run(
-        "ocrmypdf",
-        page,
-        lang,
-        group,
-        c,
-        wall,
-        cpu,
-        proc.returncode,
-        out.stat().st_size if out.exists() else None,
-        img.stat().st_size,
-        "" if ok else f"FAILED rc={proc.returncode}: {proc.stderr.strip()[-300:]}",
-    )
+    return _timed_run("ocrmypdf", cmd, img, out, side, ref, page, lang, group)
 
 
 # ------------------------------------------------------------------------------------------ the page sets

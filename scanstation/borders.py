@@ -436,25 +436,16 @@ def find_borders(gray: np.ndarray, dpi: float) -> BorderResult:
         v = math.ceil(x / scale) if up else math.floor(x / scale)
         return max(0, min(limit, v))
 
-    if paper.any():
-        ys, xs = np.nonzero(paper)
-        paper_box = (
-            full(xs.min(), w, False),
-            full(ys.min(), h, False),
-            full(xs.max() + 1, w, True),
-            full(ys.max() + 1, h, True),
-        )
-    else:
-        paper_box = (0, 0, w, h)
+    def box(mask: np.ndarray) -> tuple[int, int, int, int]:
+        # bounding box of a reduced-image mask, in full-resolution pixels (outward rounding)
+        ys, xs = np.nonzero(mask)
+        return (full(xs.min(), w, False), full(ys.min(), h, False),
+                full(xs.max() + 1, w, True), full(ys.max() + 1, h, True))
+
+    paper_box = box(paper) if paper.any() else (0, 0, w, h)
     ink_box: tuple[int, int, int, int] | None = None
     if ink.any():
-        ys, xs = np.nonzero(ink)
-        ink_box = (
-            full(xs.min(), w, False),
-            full(ys.min(), h, False),
-            full(xs.max() + 1, w, True),
-            full(ys.max() + 1, h, True),
-        )
+        ink_box = box(ink)
         m = CONTENT_MARGIN_MM * dpi / 25.4
         px0, py0, px1, py1 = paper_box
         content_box = (

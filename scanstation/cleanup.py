@@ -51,15 +51,6 @@ def _as_array(image: Image.Image) -> np.ndarray:
     return imaging.to_gray(image)
 
 
-def _to_image(arr: np.ndarray, mode: str, dpi: int) -> Image.Image:
-    out = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.ndim == 3 else "L")
-    if mode == "1":
-        # keep bitonal scans bitonal: threshold after the (single) resampling
-        out = out.point(lambda v: 255 if v >= 128 else 0).convert("1")
-    out.info["dpi"] = (dpi, dpi)
-    return out
-
-
 def clean_page(image: Image.Image, dpi: int) -> CleanResult:
     """Analyse a captured page and return it upright and straight, borders cleaned, with evidence and flags.
 
@@ -112,6 +103,6 @@ def clean_page(image: Image.Image, dpi: int) -> CleanResult:
         cleaned = np.rot90(cleaned, k)
     if angle is not None:
         cleaned = imaging.deskew(np.ascontiguousarray(cleaned), angle)
-    out = _to_image(cleaned, mode, dpi)
+    out = imaging.from_array(cleaned, mode, dpi)
     analysis["output_size"] = [out.width, out.height]
     return CleanResult(out, analysis, flags)

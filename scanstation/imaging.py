@@ -21,6 +21,7 @@ __all__ = [
     "estimate_orientation",
     "estimate_skew",
     "find_content_box",
+    "from_array",
     "is_blank",
     "rotate_quarter",
     "to_gray",
@@ -40,6 +41,16 @@ _LID_MAX = 80
 # --------------------------------------------------------------------------------------------------
 # Conversions and geometry
 # --------------------------------------------------------------------------------------------------
+
+
+def from_array(arr: np.ndarray, mode: str, dpi: int) -> Image.Image:
+    """An analysed/corrected array back as a page image: RGB or grey, thresholded to 1-bit if ``mode`` is "1"
+    (bitonal scans stay bitonal after the one resampling), with its resolution recorded."""
+    out = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.ndim == 3 else "L")
+    if mode == "1":
+        out = out.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=Image.Dither.NONE)
+    out.info["dpi"] = (dpi, dpi)
+    return out
 
 
 def to_gray(img: Image.Image) -> np.ndarray:

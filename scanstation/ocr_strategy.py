@@ -36,6 +36,8 @@ from PIL import Image
 
 from . import imaging
 from .borders import clean_borders, find_borders
+from .orientation import longest_run
+from .skew import grey_percentile, halve_to
 
 Script = Literal["devanagari", "latin", "mixed", "unknown"]
 
@@ -192,29 +194,6 @@ class PreparedPage:
 # ---------------------------------------------------------------- small helpers
 
 
-def _halve_to(gray: np.ndarray, min_long: int) -> tuple[np.ndarray, int]:
-    """Exact 2:1 area reductions while the long side stays >= ``min_long``; returns (image, factor)."""
-    factor = 1
-    while max(gray.shape) >= 2 * min_long:
-        h, w = gray.shape
-        gray = cv2.resize(gray[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        factor *= 2
-    return gray, factor
-
-
-def _percentile(img: np.ndarray, q: float) -> int:
-    cum = np.cumsum(cv2.calcHist([img], [0], None, [256], [0, 256]).ravel())
-    return int(np.searchsorted(cum, q / 100.0 * cum[-1]))
-
-
-def _longest_run(row: np.ndarray) -> int:
-    if not row.any():
-        return 0
-    padded = np.concatenate(([False], row, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return int((edges[1::2] - edges[::2]).max())
-
-
 def _headline(seg: np.ndarray, fill: np.ndarray, r0: int, r1: int, width: int) -> bool:
     """One row within rows r0..r1 of a word inked across almost its whole width (a straight stroke:
     Latin letters such as m, whose arches dip where they meet, have no such row)."""
@@ -222,7 +201,7 @@ def _headline(seg: np.ndarray, fill: np.ndarray, r0: int, r1: int, width: int) -
     need = _HEADLINE_RUN * width
     if fill[r] < need:
         return False
-    return any(_longest_run(seg[k]) >= need for k in range(max(0, r - 1), min(seg.shape[0], r + 2)))
+    return any(longest_run(seg[k]) >= need for k in range(max(0, r - 1), min(seg.shape[0], r + 2)))
 
 
 def _rotate_small(gray: np.ndarray, angle: float) -> np.ndarray:
@@ -235,8 +214,8 @@ def _rotate_small(gray: np.ndarray, angle: float) -> np.ndarray:
 
 def _ink(small: np.ndarray) -> np.ndarray:
     """Letters and rules as a uint8 0/1 mask: darker than the local mean by a share of the contrast."""
-    paper = _percentile(small, 90)
-    dark = _percentile(small, 1)
+    paper = grey_percentile(small, 90)
+    dark = grey_percentile(small, 1)
     step = max(_MIN_INK_STEP, round(_LOCAL_CONTRAST * max(0, paper - dark)))
     block = max(15, round(max(small.shape) / 40)) | 1
     mean = cv2.blur(small, (block, block))
@@ -396,21 +375,16 @@ def choose_language(script: Script, allowed: str, installed: Collection[str]) ->
 
 def choose_scale(ev: ScriptEvidence, script: Script) -> tuple[float, str]:
     """Resize factor bringing the page's letters towards the size tesseract reads best."""
+
+    def want(height: float, lo: float, target: float, hi: float) -> float:
+        # too big: down to the target; too small: up to the minimum; in range: as is
+        return target / height if height > hi else lo / height if height < lo else 1.0
+
     wants: list[float] = []
     if script in ("devanagari", "mixed") and ev.deva_height > 0:
-        if ev.deva_height > DEVA_MAX:
-            wants.append(DEVA_TARGET / ev.deva_height)
-        elif ev.deva_height < DEVA_MIN:
-            wants.append(DEVA_MIN / ev.deva_height)
-        else:
-            wants.append(1.0)
+        wants.append(want(ev.deva_height, DEVA_MIN, DEVA_TARGET, DEVA_MAX))
     if script in ("latin", "mixed") and ev.latin_height > 0:
-        if ev.latin_height > LATIN_MAX:
-            wants.append(LATIN_TARGET / ev.latin_height)
-        elif ev.latin_height < LATIN_MIN:
-            wants.append(LATIN_MIN / ev.latin_height)
-        else:
-            wants.append(1.0)
+        wants.append(want(ev.latin_height, LATIN_MIN, LATIN_TARGET, LATIN_MAX))
     if not wants:
         return 1.0, "size unknown: as scanned"
     # Reduce only as far as every script wants it; enlarge as far as any script needs it.
@@ -451,14 +425,6 @@ def _as_gray(image: Image.Image) -> np.ndarray:
     return imaging.to_gray(image)
 
 
-def _to_mode(arr: np.ndarray, mode: str, dpi: int) -> Image.Image:
-    out = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.ndim == 3 else "L")
-    if mode == "1":
-        out = out.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=Image.Dither.NONE)
-    out.info["dpi"] = (dpi, dpi)
-    return out
-
-
 def prepare_page(
     image: Image.Image,
     dpi: int,
@@ -484,7 +450,7 @@ def prepare_page(
     mode = image.mode if image.mode in ("1", "L", "RGB") else "L"
     arr = np.asarray(image) if image.mode == "RGB" else _as_gray(image)
     gray = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
-    small, factor = _halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
+    small, factor = halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
     timings["load"] = tick() - t0
 
     geometry = Geometry()
@@ -498,7 +464,7 @@ def prepare_page(
             if found.has_borders:
                 page_arr = clean_borders(arr, found)
                 gray = page_arr if page_arr.ndim == 2 else cv2.cvtColor(page_arr, cv2.COLOR_RGB2GRAY)
-                small, factor = _halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
+                small, factor = halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
                 borders_painted = True
         timings["borders"] = tick() - t
         t = tick()
@@ -538,7 +504,7 @@ def prepare_page(
             if turn or skew:
                 gray = page_arr if page_arr.ndim == 2 else cv2.cvtColor(page_arr, cv2.COLOR_RGB2GRAY)
         if turn or skew:
-            small, factor = _halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
+            small, factor = halve_to(np.ascontiguousarray(gray), _ANALYSIS_MIN_LONG)
             if late_skew:
                 small = imaging.deskew(small, late_skew)
         geometry = Geometry(turn, round(float(confidence), 3), checked, skew, measured, borders_painted)
@@ -572,7 +538,7 @@ def prepare_page(
         lang=lang, script=script, scale=scale, flatten=flatten, binarise=binarise, psm=psm, reasons=tuple(reasons)
     )
 
-    page_image = image if (page_arr is arr and image.mode == mode) else _to_mode(page_arr, mode, dpi)
+    page_image = image if (page_arr is arr and image.mode == mode) else imaging.from_array(page_arr, mode, dpi)
     page_image.info["dpi"] = (dpi, dpi)
     ocr_gray = gray
     h, w = gray.shape

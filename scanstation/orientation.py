@@ -141,7 +141,8 @@ def _text_height(stats: np.ndarray, page_height: int) -> float:
     return float(np.median(hts[ok])) if np.count_nonzero(ok) >= 5 else 0.0
 
 
-def _longest_run(row: np.ndarray) -> int:
+def longest_run(row: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D boolean row (a head-line or a rule)."""
     if not row.any():
         return 0
     padded = np.concatenate(([False], row, [False]))
@@ -177,7 +178,7 @@ def _headline_votes(chunk: np.ndarray, th: float) -> tuple[int, int, int, int]:
         if fill.sum() > 0.55 * sw * height:
             continue  # a solid blob (logo, redaction), not letters
         peak = int(np.argmax(fill))
-        run = _longest_run(np.asarray(seg[max(0, peak - 1) : peak + 2].any(axis=0)))
+        run = longest_run(np.asarray(seg[max(0, peak - 1) : peak + 2].any(axis=0)))
         if run >= _HEADLINE_LIKE * sw:
             like += 1
         if run < _HEADLINE_RUN * sw:

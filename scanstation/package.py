@@ -338,7 +338,7 @@ def validate_manifest(manifest: Any) -> None:
         _req(entry, "size", int, here)
         if _req(entry, "ct_size", int, here) > MAX_OBJECT_BYTES:
             raise _fail("manifest_format", f"{here}.ct_size exceeds {MAX_OBJECT_BYTES} bytes")
-        if set(entry) != {"id", "kind", "sha256", "size", "ct_sha256", "ct_size"}:
+        if set(entry) != _OBJECT_KEYS:
             raise _fail("manifest_format", f"{here} has unexpected keys {sorted(set(entry) - _OBJECT_KEYS)}")
 
     documents = _req(manifest, "documents", list, "manifest")

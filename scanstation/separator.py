@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 
+from .scripts import script_runs
+
 log = logging.getLogger(__name__)
 
 PAYLOAD_PREFIX = "SCANSTATION-COVER/"
@@ -131,21 +133,6 @@ def _font(name: str, size_px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFo
     return ImageFont.truetype(path, size_px, layout_engine=engine)
 
 
-def _is_deva(ch: str) -> bool:
-    return 0x0900 <= ord(ch) <= 0x097F or ord(ch) in (0x200C, 0x200D)
-
-
-def _runs(text: str) -> list[tuple[str, bool]]:
-    runs: list[tuple[str, bool]] = []
-    for ch in text:
-        d = _is_deva(ch)
-        if runs and runs[-1][1] == d:
-            runs[-1] = (runs[-1][0] + ch, d)
-        else:
-            runs.append((ch, d))
-    return runs
-
-
 def _hindi_ok() -> bool:
     # Without Raqm, Pillow places matras in the wrong order: print no Hindi rather than wrong Hindi.
     return bool(features.check("raqm")) and _font_path("NotoSansDevanagari-Regular.ttf") is not None
@@ -162,7 +149,7 @@ def _text(
 ) -> None:
     """Draw mixed Hindi/English text with its baseline at ``y_mm``, centred unless ``x_mm`` is given;
     the size shrinks until the text fits in ``max_mm``."""
-    runs = _runs(unicodedata.normalize("NFC", text))
+    runs = script_runs(unicodedata.normalize("NFC", text))
     if not _hindi_ok():
         runs = [(r, d) for r, d in runs if not d]
     size = round(pt * DPI / 72)

@@ -278,11 +278,15 @@ class Store:
     def set_batch_state(self, batch_id: int, target: BatchState, actor: str) -> Batch:
         with self._write() as db:
             row = db.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()
-            current = BatchState(row["state"])
-            check_transition(current, target)
-            db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?", (target.value, self._now(), batch_id))
-            self._audit(db, actor, "batch.state", row["name"], {"from": current.value, "to": target.value})
+            self._move_batch(db, row, target, actor)
         return self.batch_by_id(batch_id)
+
+    def _move_batch(self, db: sqlite3.Connection, row: sqlite3.Row, target: BatchState, actor: str) -> None:
+        """One state-machine edge inside the caller's transaction: checked, written, audited."""
+        current = BatchState(row["state"])
+        check_transition(current, target)
+        db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?", (target.value, self._now(), row["id"]))
+        self._audit(db, actor, "batch.state", row["name"], {"from": current.value, "to": target.value})
 
     def ensure_batch_uid(self, batch_id: int, make_uid: Callable[[], str]) -> str:
         """The batch's global id, assigned once (kept across re-seals so the portal can dedup)."""
@@ -404,8 +408,7 @@ class Store:
                        purge_after: str, package_sha256: str, actor: str) -> None:
         """Store a verified receipt and move the batch to UPLOADED in one commit (no half-received state)."""
         with self._write() as db:
-            row = db.execute("SELECT name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
-            current = BatchState(row["state"])
+            row = db.execute("SELECT id, name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
             db.execute(
                 "UPDATE uploads SET state='received', receipt=?, receipt_id=?, received_at=?, purge_after=?, "
                 "last_error='', updated_at=? WHERE batch_id=?",
@@ -413,26 +416,17 @@ class Store:
             )
             self._audit(db, actor, "upload.receipt", row["name"],
                         {"receipt_id": receipt_id, "package_sha256": package_sha256})
-            if current is not BatchState.UPLOADED:
-                check_transition(current, BatchState.UPLOADED)
-                db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?",
-                           (BatchState.UPLOADED.value, self._now(), batch_id))
-                self._audit(db, actor, "batch.state", row["name"],
-                            {"from": current.value, "to": BatchState.UPLOADED.value})
+            if BatchState(row["state"]) is not BatchState.UPLOADED:
+                self._move_batch(db, row, BatchState.UPLOADED, actor)
 
     def record_purged(self, batch_id: int, *, objects_removed: int, actor: str) -> None:
         """The last step of a purge: upload and batch state in one commit."""
         with self._write() as db:
-            row = db.execute("SELECT name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
-            current = BatchState(row["state"])
+            row = db.execute("SELECT id, name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
             db.execute("UPDATE uploads SET state='purged', updated_at=? WHERE batch_id=?", (self._now(), batch_id))
             self._audit(db, actor, "batch.purged", row["name"], {"objects_removed": objects_removed})
-            if current is not BatchState.PURGED:
-                check_transition(current, BatchState.PURGED)
-                db.execute("UPDATE batches SET state=?, updated_at=? WHERE id=?",
-                           (BatchState.PURGED.value, self._now(), batch_id))
-                self._audit(db, actor, "batch.state", row["name"],
-                            {"from": current.value, "to": BatchState.PURGED.value})
+            if BatchState(row["state"]) is not BatchState.PURGED:
+                self._move_batch(db, row, BatchState.PURGED, actor)
 
     def batch_object_ids(self, batch_id: int) -> list[str]:
         """Every vault object that belongs to a batch (pages' images and OCR, documents' PDFs)."""

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFont, features
 
 from .errors import ExternalToolError
+from .scripts import is_devanagari, script_runs
 
 Mode = Literal["L", "1", "RGB"]
 # What a non-blank page carries: the form; a printed instructions sheet in one script only ("hindi",
@@ -176,23 +177,6 @@ _TYPEFACES = (
 )
 _HAND_LATIN = ("DejaVuSans-Oblique.ttf", "NotoSans-Italic.ttf", "NotoSerif-Italic.ttf", "DejaVuSerif-Italic.ttf")
 _HAND_DEVA = ("Lohit-Devanagari.ttf", "NotoSansDevanagari-Regular.ttf")
-
-
-def _is_deva(ch: str) -> bool:
-    o = ord(ch)
-    return 0x0900 <= o <= 0x097F or 0xA8E0 <= o <= 0xA8FF or o in (0x200C, 0x200D)
-
-
-def _script_runs(text: str) -> list[tuple[str, bool]]:
-    """Split into (run, is_devanagari); everything outside the Devanagari blocks goes to the Latin font."""
-    runs: list[tuple[str, bool]] = []
-    for ch in text:
-        d = _is_deva(ch)
-        if runs and runs[-1][1] == d:
-            runs[-1] = (runs[-1][0] + ch, d)
-        else:
-            runs.append((ch, d))
-    return runs
 
 
 def _nfc(s: str) -> str:
@@ -401,7 +385,7 @@ class _Sheet:
 
     def text_width(self, text: str, size_pt: float, bold: bool = False) -> float:
         deva, latin = self._fonts(size_pt, bold)
-        return sum((deva if d else latin).getlength(run) for run, d in _script_runs(_nfc(text)))
+        return sum((deva if d else latin).getlength(run) for run, d in script_runs(_nfc(text)))
 
     def text(
         self, x_mm: float, y_mm: float, text: str, size_pt: float = 10, bold: bool = False, align: str = "left"
@@ -417,7 +401,7 @@ class _Sheet:
             x -= width
         y = self.px(y_mm)
         self._segments.append((round(y_mm, 3), x, text))
-        for run, d in _script_runs(text):
+        for run, d in script_runs(text):
             font = deva if d else latin
             if run.strip():
                 self.draw.text((x, y), run, font=font, fill=255, anchor="ls")
@@ -510,7 +494,7 @@ def _handwrite(
 ) -> None:
     """Write ``text`` by "hand" on the pen layer: per-word slant/wobble, drifting baseline, wrapping."""
     text = _nfc(text)
-    deva = any(_is_deva(c) for c in text)
+    deva = any(is_devanagari(c) for c in text)
     font = _font(rng.choice(_HAND_DEVA if deva else _HAND_LATIN), sheet.pt(size_pt * rng.uniform(0.9, 1.15)))
     slant = rng.uniform(0.12, 0.32) if not deva else rng.uniform(0.0, 0.18)
     x_start, x_limit = sheet.px(x_mm), sheet.px(x_mm + max_width_mm)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyrage
 
@@ -29,6 +30,15 @@ class StationEnv:
             cmd = " ".join(args)
             raise AssertionError(f"scanstation {cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    def unlock(self) -> tuple[Any, Any]:
+        """(config, unlocked station key) for driving a Station in this process."""
+        from scanstation.config import load_config
+        from scanstation.keys import read_passphrase, unlock_identity
+
+        config = load_config(self.config)
+        passphrase = read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": self.env["SCANSTATION_PASSPHRASE_FILE"]})
+        return config, unlock_identity(config.sealed_identity_path, passphrase)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "scanstation.cli", *args], env=self.env, text=True,

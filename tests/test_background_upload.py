@@ -6,8 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-from scanstation.config import load_config
-from scanstation.keys import unlock_identity
 from scanstation.station import Station
 from scanstation.synth import PageSpec, render_acr_page
 from scanstation.uploads import BackgroundUploader, UploadQueue
@@ -39,8 +37,7 @@ def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> No
             files.append(str(f))
         st.run("import", "--batch", "BG", "--employee", "E61", *files, check=True)
         st.run("seal", "--batch", "BG", check=True)
-        config = load_config(st.config)
-        key = unlock_identity(config.sealed_identity_path, "correct horse battery staple")
+        config, key = st.unlock()
 
         events: list[tuple[str, dict]] = []
         lock = threading.Lock()

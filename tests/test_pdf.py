@@ -438,8 +438,6 @@ def test_flate_choice_is_lossless_and_no_bigger_than_before(work_dir: Path) -> N
 
 def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path: Path) -> None:
     from drivers.base import CancelToken, CapturedPage, ScanSettings
-    from scanstation.config import load_config
-    from scanstation.keys import read_passphrase, unlock_identity
     from scanstation.separator import CoverInfo, render_cover_sheet
     from scanstation.station import Station
     from scanstation.synth import PageSpec, render_acr_page
@@ -458,11 +456,7 @@ def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path:
             return len(self.images)
 
     st = make_station(tmp_path / "st")
-    config = load_config(st.config)
-    key = unlock_identity(
-        config.sealed_identity_path,
-        read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": st.env["SCANSTATION_PASSPHRASE_FILE"]}),
-    )
+    config, key = st.unlock()
     cover = render_cover_sheet(CoverInfo("MC-44-000444", "2022-23", "Test Unit"))
     synthetic = [render_acr_page(PageSpec(seed=21, page_no=n, content="english", dpi=300)) for n in (1, 2)]
     pages = [p.image for p in synthetic]

@@ -82,9 +82,7 @@ def test_package_objects_are_not_readable_with_station_key_alone(sealed: tuple[S
     # Batch objects are encrypted to the portal and the batch key, not to the station identity: once the
     # batch key is destroyed (purge), the station cannot read leftovers.
     st, pkg, _ = sealed
-    from scanstation.keys import unlock_identity
-
-    key = unlock_identity(st.data_dir / "station-identity.age", "correct horse battery staple")
+    _config, key = st.unlock()
     portal = pyrage.x25519.Identity.from_str(st.portal_identity_file.read_text().strip())
     verified = verify_package(pkg, [portal])
     ct = verified.object_member(verified.manifest["objects"][0]["id"])

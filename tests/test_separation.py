@@ -57,16 +57,10 @@ class _DuplexStack:
 
 def test_blank_back_of_a_duplex_cover_sheet_is_part_of_the_separator(tmp_path: Path) -> None:
     from drivers.base import CancelToken, ScanSettings
-    from scanstation.config import load_config
-    from scanstation.keys import read_passphrase, unlock_identity
     from scanstation.station import Station
 
     st = make_station(tmp_path / "st")
-    config = load_config(st.config)
-    key = unlock_identity(
-        config.sealed_identity_path,
-        read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": st.env["SCANSTATION_PASSPHRASE_FILE"]}),
-    )
+    config, key = st.unlock()
     cover = render_cover_sheet(CoverInfo("MC-33-000333", "2021-22", "Test Unit"))
     blank_back = render_acr_page(PageSpec(seed=9, blank=True, bleed_through=True)).image
     page = render_acr_page(PageSpec(seed=9, page_no=1)).image

@@ -192,8 +192,6 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
 def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from scanstation.config import load_config
-    from scanstation.keys import unlock_identity
     from scanstation.station import Station
     from scanstation.uploads import UploadQueue
 
@@ -204,8 +202,7 @@ def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
         st.run("import", "--batch", "B5", *_pages(tmp_path, 81, 2), check=True)
         st.run("seal", "--batch", "B5", check=True)
         st.run("upload", "--batch", "B5", check=True, timeout=600)
-    config = load_config(st.config)
-    key = unlock_identity(config.sealed_identity_path, "correct horse battery staple")
+    config, key = st.unlock()
     later = datetime.now(UTC) + timedelta(hours=73)
     with Station(config, key) as station:
         queue = UploadQueue(station, clock=lambda: later)
