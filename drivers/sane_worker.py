@@ -706,10 +706,6 @@ class _Worker:
             device.close()
 
 
-def source_is_multi(settings: dict[str, Any]) -> bool:
-    return settings.get("source") in (Source.ADF.value, Source.DUPLEX.value)
-
-
 def configure(device: _Device, settings: dict[str, Any]) -> dict[int, list[tuple[str, str]]]:
     """Apply source, mode, resolution, page size, then raw options; return the per-page option schedule."""
     initial, scheduled = split_schedule(settings.get("options", []))
