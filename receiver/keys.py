@@ -38,7 +38,9 @@ def load_identities(path: Path) -> list[pyrage.x25519.Identity]:
         try:
             identities.append(pyrage.x25519.Identity.from_str(line))
         except pyrage.IdentityError:
-            raise KeyFileError(f"{path}: line {lineno} is not an age X25519 identity (as written by age-keygen)") from None
+            raise KeyFileError(
+                f"{path}: line {lineno} is not an age X25519 identity (as written by age-keygen)"
+            ) from None
     if not identities:
         raise KeyFileError(f"{path}: no age identity found")
     return identities
