@@ -10,11 +10,17 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import CONFIG_ENV, Config, load_config, render_config, validate_text
 from .errors import EXIT_CODES, ConfigError, InputError, ScanStationError, StateError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+# The configuration model (pydantic) costs a tenth of a second to import: commands that never read a
+# configuration, such as ``ocr`` run once per page by benchmarks and scripts, do not pay for it.
+CONFIG_ENV = "SCANSTATION_CONFIG"  # the same name as scanstation.config.CONFIG_ENV (a test checks)
 
 log = logging.getLogger("scanstation")
 
@@ -29,6 +35,8 @@ def _err(msg: str) -> None:
 
 # ---------------------------------------------------------------------- helpers
 def _config(args: argparse.Namespace) -> Config:
+    from .config import load_config
+
     path = getattr(args, "config", None)
     return load_config(Path(path) if path else None)
 
@@ -95,6 +103,7 @@ def _report_outcome(report: Any) -> int:
 
 # ---------------------------------------------------------------------- commands
 def cmd_init(args: argparse.Namespace) -> int:
+    from .config import render_config, validate_text
     from .keys import generate_identity, parse_recipient, read_passphrase, seal_identity
 
     if not args.config:

@@ -75,11 +75,13 @@ def rotate_quarter(gray: np.ndarray, ccw_quarter: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(gray, (ccw_quarter // 90) % 4))
 
 
-def deskew(gray: np.ndarray, angle: float) -> np.ndarray:
+def deskew(gray: np.ndarray, angle: float, *, linear: bool = False) -> np.ndarray:
     """Straighten content that is rotated ``angle`` degrees counter-clockwise (one cubic resampling).
 
     Same size, white where the turned page does not reach.  Also accepts H x W x 3 colour arrays, so a
-    colour capture can be corrected with the angle measured on its grey copy.
+    colour capture can be corrected with the angle measured on its grey copy.  ``linear`` resamples
+    linearly, three times faster: for an image that is thresholded next (the copy tesseract reads), where
+    cubic's sharper edges do not survive the threshold anyway.
     """
     if angle == 0.0:
         return gray.copy()
@@ -87,7 +89,8 @@ def deskew(gray: np.ndarray, angle: float) -> np.ndarray:
     # OpenCV's positive angle is counter-clockwise too, so -angle turns the content back.
     m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), -angle, 1.0)
     white = (255, 255, 255) if gray.ndim == 3 else 255
-    return cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=white)
+    flags = cv2.INTER_LINEAR if linear else cv2.INTER_CUBIC
+    return cv2.warpAffine(gray, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=white)
 
 
 def _reduce(gray: np.ndarray, long_side: int = _ANALYSIS_LONG_SIDE) -> tuple[np.ndarray, float]:

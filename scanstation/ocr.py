@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import signal
+import struct
 import threading
 import time
 import unicodedata
@@ -167,9 +168,53 @@ def ocr_prepared(
 
 def _write_tiff(path: Path, image: Image.Image, dpi: int) -> None:
     # TIFF rather than PNM: it carries the resolution, which tesseract reads per image in a batch.
+    data = bilevel_tiff(image, dpi) if image.mode == "1" else None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
-        image.save(f, format="TIFF", dpi=(dpi, dpi))
+        if data is not None:
+            f.write(data)
+        else:
+            image.save(f, format="TIFF", dpi=(dpi, dpi))
+
+
+def bilevel_tiff(image: Image.Image, dpi: int) -> bytes:
+    """A 1-bit image as an uncompressed baseline TIFF (one strip, 1 = white), with its resolution.
+
+    Pillow's TIFF writer takes 15 ms for an A4 page at 300 dpi, three times the time of packing the
+    bits; most pages tesseract reads are 1-bit, so the difference is a few per cent of the OCR command.
+    """
+    if image.mode != "1":
+        raise ValueError(f"bilevel_tiff needs a mode 1 image, not {image.mode}")
+    width, height = image.size
+    pixels = image.tobytes("raw", "1")  # rows padded to whole bytes, most significant bit first
+    entries = [  # (tag, type, count, value): type 3 SHORT, 4 LONG, 5 RATIONAL (value: offset)
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 1),  # bits per sample
+        (259, 3, 1, 1),  # no compression
+        (262, 3, 1, 1),  # BlackIsZero: a set bit is white, as Pillow packs mode 1
+        (273, 4, 1, 0),  # strip offset, filled in below
+        (277, 3, 1, 1),  # samples per pixel
+        (278, 4, 1, height),  # rows per strip: one strip
+        (279, 4, 1, len(pixels)),
+        (282, 5, 1, 0),  # x resolution, filled in below
+        (283, 5, 1, 0),
+        (296, 3, 1, 2),  # resolution unit: inch
+    ]
+    ifd_size = 2 + 12 * len(entries) + 4
+    rationals = 8 + ifd_size
+    data_offset = rationals + 16
+    values = {273: data_offset, 282: rationals, 283: rationals + 8}
+    out = bytearray(struct.pack("<2sHI", b"II", 42, 8))
+    out += struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        value = values.get(tag, value)
+        out += struct.pack("<HHI", tag, kind, count)
+        out += struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+    out += struct.pack("<I", 0)  # no next IFD
+    out += struct.pack("<IIII", max(1, dpi), 1, max(1, dpi), 1)
+    out += pixels
+    return bytes(out)
 
 
 def _split_pdf(data: bytes, pages: int, label: str) -> list[bytes]:

@@ -543,13 +543,17 @@ def prepare_page(
     ocr_gray = gray
     h, w = gray.shape
     ocr_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # A page that is thresholded for tesseract is turned straight by linear resampling (a third of the
+    # time of cubic; on the corpus's and synthetic turned pages the error rate moved by at most 0.003 a
+    # page, either way, and fell in sum); a grey one, cubic.
     if late_skew and scale < 1.0:
-        ocr_gray = imaging.deskew(cv2.resize(ocr_gray, ocr_size, interpolation=cv2.INTER_AREA), late_skew)
+        ocr_gray = cv2.resize(ocr_gray, ocr_size, interpolation=cv2.INTER_AREA)
+        ocr_gray = imaging.deskew(ocr_gray, late_skew, linear=binarise)
         if flatten:
             ocr_gray = _flatten_full(ocr_gray, small, factor)
     else:
         if late_skew:
-            ocr_gray = imaging.deskew(ocr_gray, late_skew)
+            ocr_gray = imaging.deskew(ocr_gray, late_skew, linear=binarise)
         if flatten:
             ocr_gray = _flatten_full(ocr_gray, small, factor)
         if scale != 1.0:

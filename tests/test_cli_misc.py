@@ -21,6 +21,29 @@ def test_version_and_exit_codes(tmp_path: Path) -> None:
     assert "paper jam" in st.run("exit-codes", check=True).stdout
 
 
+def test_cli_config_env_name_matches_the_config_module() -> None:
+    # The CLI keeps its own copy of the name so that commands without a configuration (ocr) need not
+    # import the configuration model; the two must not drift apart.
+    from scanstation import cli, config
+
+    assert cli.CONFIG_ENV == config.CONFIG_ENV
+
+
+def test_ocr_command_does_not_import_the_configuration_model(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scanstation import cli\n"
+        "cli.build_parser().parse_args(['ocr', 'x.png', '-o', 'x.pdf'])\n"
+        "import scanstation.ocr_command\n"
+        "print('scanstation.config' in sys.modules, 'pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
 def test_devices_lists_sane_test_devices_and_import(tmp_path: Path) -> None:
     st = make_station(tmp_path / "st", extra_env=sane_test_env(tmp_path))
     out = st.run("devices", check=True).stdout

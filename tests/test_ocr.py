@@ -94,6 +94,50 @@ def test_devanagari_page_is_nfc(devatest_png: bytes, work_dir: Path) -> None:
     assert list(work_dir.iterdir()) == []
 
 
+def test_default_parameters_keep_the_text(work_dir: Path) -> None:
+    """Skipping the fixed-pitch test (tesseract.DEFAULT_VARIABLES) must not change what is read, even on
+    a typewritten page, the kind the test exists for; a caller's own value still wins."""
+    image = work_dir / "typewriter.png"
+    image.write_bytes(png_bytes(CORPUS / "ocrmypdf_typewriter.png"))
+    ours = tesseract.recognise(image, work_dir, lang="eng", confidence=False)
+    stock = tesseract.recognise(
+        image, work_dir, lang="eng", confidence=False,
+        variables={"textord_all_prop": "0", "textord_disable_pitch_test": "0"},
+    )
+    assert len(ours.text.split()) > 100
+    assert ours.text == stock.text
+    assert list(work_dir.iterdir()) == [image]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (9, 5), (640, 480)])
+def test_bilevel_tiff_round_trips_through_pillow(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(size[0])
+    bits = rng.random((size[1], size[0])) > 0.4
+    image = Image.fromarray((bits * 255).astype(np.uint8), "L").convert("1")
+    with Image.open(io.BytesIO(ocr.bilevel_tiff(image, 301))) as back:
+        back.load()
+        assert back.mode == "1" and back.size == size
+        assert back.info["dpi"] == (301, 301)
+        assert np.array_equal(np.asarray(back), np.asarray(image))
+    with pytest.raises(ValueError):
+        ocr.bilevel_tiff(image.convert("L"), 300)
+
+
+def test_tesseract_reads_our_bilevel_tiff_like_pillows(work_dir: Path) -> None:
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        page = im.convert("L").point(lambda v: 255 if v > 128 else 0).convert("1")
+    ours, pillows = work_dir / "ours.tif", work_dir / "pillow.tif"
+    ours.write_bytes(ocr.bilevel_tiff(page, 200))
+    page.save(pillows, dpi=(200, 200))
+    a = tesseract.recognise(ours, work_dir, lang="eng", dpi=None, confidence=False, outputs=("txt", "pdf"))
+    b = tesseract.recognise(pillows, work_dir, lang="eng", dpi=None, confidence=False, outputs=("txt", "pdf"))
+    assert "lazy fox" in a.text and a.text == b.text
+    assert a.pdf is not None and b.pdf is not None
+    with pikepdf.open(io.BytesIO(a.pdf)) as pa, pikepdf.open(io.BytesIO(b.pdf)) as pb:
+        # the page size comes from the resolution tag: both say 200 dpi
+        assert [float(v) for v in pa.pages[0].mediabox] == [float(v) for v in pb.pages[0].mediabox]
+
+
 def test_recognise_hocr_only_on_request(work_dir: Path) -> None:
     image = work_dir / "crop.png"
     image.write_bytes(png_bytes(CORPUS / "tess_phototest.tif", (0, 0, 640, 120)))
