@@ -12,6 +12,7 @@ import sys
 import unicodedata
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pikepdf
@@ -360,39 +361,84 @@ def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.M
     assert len(texts) == 3 and all("quick brown dog" in t for t in texts)
 
 
-def test_recognisers_share_a_document_by_weight_and_avoid_tiny_runs() -> None:
+def _pipeline_with(jobs: int) -> Any:
     from types import SimpleNamespace
 
     from scanstation import ocr_command
 
-    def ready(side: int) -> ocr_command._Ready:
-        plan = SimpleNamespace(lang="eng", psm=3)
-        prepared = SimpleNamespace(plan=plan, ocr_image=Image.new("1", (side, side)))
-        return ocr_command._Ready(None, prepared, None, 300, 0.0)  # type: ignore[arg-type]
+    pipeline = object.__new__(ocr_command._Pipeline)
+    pipeline.settings = SimpleNamespace(jobs=jobs)  # type: ignore[assignment]
+    pipeline._reading = {}
+    pipeline._expected_done = pipeline._took_done = 0.0
+    return pipeline
 
-    def sides(batch: list[ocr_command._Ready]) -> list[int]:
+
+def _ready(side: int, work: float = 0.0, number: int = 0, lang: str = "eng") -> Any:
+    from types import SimpleNamespace
+
+    from scanstation import ocr_command
+
+    plan = SimpleNamespace(lang=lang, psm=3)
+    prepared = SimpleNamespace(plan=plan, ocr_image=Image.new("1", (side, side)))
+    page = SimpleNamespace(number=number)
+    return ocr_command._Ready(page, prepared, None, 300, 0.0, work)  # type: ignore[arg-type]
+
+
+def test_recognisers_avoid_tiny_runs_while_pages_come_in() -> None:
+    def sides(batch: list[Any]) -> list[int]:
         return [r.prepared.ocr_image.size[0] for r in batch]
 
-    pipeline = object.__new__(ocr_command._Pipeline)
-    pipeline.settings = SimpleNamespace(jobs=2)  # type: ignore[assignment]
+    pipeline = _pipeline_with(2)
     small, big = 600, 1800  # a big page is nine small ones' work; a small one is less than a model load
     pipeline._loading = True
     # While pages are still coming in, one small page is not worth a tesseract run of its own ...
-    pipeline._ready = deque([ready(small)])
+    pipeline._ready = deque([_ready(small)])
     assert not pipeline._worth_a_run()
-    pipeline._ready.append(ready(small))
-    pipeline._ready.append(ready(small))
+    pipeline._ready.append(_ready(small))
+    pipeline._ready.append(_ready(small))
     assert not pipeline._worth_a_run()
-    pipeline._ready.append(ready(small))
-    pipeline._ready.append(ready(big))
+    pipeline._ready.append(_ready(small))
+    pipeline._ready.append(_ready(big))
     assert pipeline._worth_a_run()
     # ... and a recogniser takes its share by count, or more until its run is worth the model load.
-    assert sides(pipeline._take_batch()) == [small, small, small, small, big]
-    pipeline._ready = deque(ready(s) for s in (big, big, small, small, small, small))
-    assert sides(pipeline._take_batch()) == [big, big, small]
-    # Every page in: split by weight, so that the other recogniser does not get both big pages.
+    assert sides(pipeline._take_batch(0)) == [small, small, small, small, big]
+    pipeline._ready = deque(_ready(s) for s in (big, big, small, small, small, small))
+    assert sides(pipeline._take_batch(0)) == [big, big, small]
+
+
+def test_last_pages_are_dealt_so_that_the_recognisers_finish_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanstation import ocr_command
+
+    clock = [100.0]
+    monkeypatch.setattr(ocr_command.time, "perf_counter", lambda: clock[0])
+
+    def numbers(batch: list[Any]) -> list[int]:
+        return [r.page.number for r in batch]
+
+    def pages(works: list[float], lang: str = "eng") -> deque[Any]:
+        return deque(_ready(100, w, n, lang) for n, w in enumerate(works, 1))
+
+    pipeline = _pipeline_with(2)
     pipeline._loading = False
-    pipeline._ready = deque(ready(s) for s in (small, small, small, small, big, big))
+    # Light pages first, heavy ones last (the corpus's English document): split by count or by pixels,
+    # one recogniser got four light pages and both heavy ones.  Dealt heaviest first, each takes one.
+    pipeline._ready = pages([0.2, 0.2, 0.2, 0.2, 1.0, 1.0])
     assert pipeline._worth_a_run()
-    assert sides(pipeline._take_batch()) == [small, small, small, small, big]
-    assert sides(pipeline._take_batch()) == [big]
+    assert numbers(pipeline._take_batch(0)) == [1, 3, 5]
+    pipeline._reading = {0: (clock[0], 1.4)}  # as the recogniser records it
+    assert numbers(pipeline._take_batch(1)) == [2, 4, 6]
+    assert not pipeline._ready
+    # The other recogniser still has 1.5 s of a batch to read: this one takes both heavy pages.
+    pipeline._reading = {1: (clock[0] - 0.5, 2.0)}
+    pipeline._ready = pages([1.0, 1.0, 0.5, 0.5])
+    assert numbers(pipeline._take_batch(0)) == [1, 2, 4]
+    # ... but if the finished batches took a fifth of their estimates, it is done already: one each.
+    pipeline._expected_done, pipeline._took_done = 10.0, 2.0
+    pipeline._ready = pages([1.0, 1.0, 0.5, 0.5])
+    assert numbers(pipeline._take_batch(0)) == [1, 3]
+    # One run reads one model: pages for another are left for the next run.
+    pipeline._reading = {}
+    pipeline._ready = pages([1.0, 0.3, 0.3])
+    pipeline._ready.append(_ready(100, 0.4, 4, "Devanagari"))
+    assert numbers(pipeline._take_batch(0)) == [1]
+    assert numbers(pipeline._ready) == [2, 3, 4]
