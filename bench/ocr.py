@@ -783,7 +783,38 @@ def report(
             f"{sum(w for w, _ in single) / sum(w for w, _ in floor):.2f}× wall, "
             f"{sum(c for _, c in single) / sum(c for _, c in floor):.2f}× CPU of plain tesseract."
         )
+    L.extend(_peer_protocol_lines(runs))
     print("\n".join(L), flush=True)
+
+
+def _peer_protocol_lines(runs: list[Run]) -> list[str]:
+    """Throughput against ocrmypdf as the shared peer script measures it: one invocation per page, one
+    job, ocrmypdf --deskew writing plain PDF, on the pages it runs ocrmypdf on (upright and turned 4.9°),
+    and on every ground-truth and turned page."""
+    wanted = {(name, lang) for name, lang in peer.OCRMYPDF_PAGES}
+    wanted |= {(f"{name} +4.9°", lang) for name, lang in peer.OCRMYPDF_PAGES}
+    lines = []
+    for title, pick in (
+        ("the peer script's ocrmypdf pages (upright and +4.9°)", lambda r: (r.page, r.lang) in wanted),
+        ("every ground-truth and turned page", lambda r: not r.group.startswith("synthetic")),
+    ):
+        tools: dict[str, dict[tuple[str, str], Run]] = {}
+        for r in runs:
+            if pick(r) and r.rc == 0:
+                tools.setdefault(r.tool, {})[(r.page, r.lang)] = r
+        common = set.intersection(*(set(t) for t in tools.values())) if len(tools) == 3 else set()
+        if not common:
+            continue
+        wall = {tool: sum(t[k].wall for k in common) for tool, t in tools.items()}
+        speed = wall["ocrmypdf"] / wall["scanstation"]
+        lines.append(
+            f"- Peer protocol (one invocation per page, 1 job, ocrmypdf plain PDF), {title}, {len(common)} runs: "
+            f"scanstation {wall['scanstation']:.1f} s, ocrmypdf {wall['ocrmypdf']:.1f} s, tesseract "
+            f"{wall['tesseract']:.1f} s; throughput vs ocrmypdf **{speed:.2f}×** (target ≥ "
+            f"{TARGET_THROUGHPUT_VS_OCRMYPDF:.1f}×: {verdict(speed >= TARGET_THROUGHPUT_VS_OCRMYPDF)}); "
+            f"ocrmypdf takes {wall['ocrmypdf'] / wall['tesseract']:.2f}× plain tesseract's time."
+        )
+    return lines
 
 
 if __name__ == "__main__":
