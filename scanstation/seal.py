@@ -74,8 +74,8 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
         raise StateError("keys.portal_recipient is not set: the package could not be encrypted for the portal")
 
     # Every page must be cleaned and read (or have failed OCR for good) before the batch is frozen.
-    if not station.wait_idle(include_ocr=True, timeout=wait_timeout):
-        raise StateError(f"batch '{name}': pages are still being processed; try again when the station is idle")
+    if not station.wait_idle(include_ocr=True, timeout=wait_timeout, batch_id=batch.id):
+        raise StateError(f"batch '{name}': its pages are still being processed; try again in a moment")
     pages = store.pages(batch.id)
     if not pages:
         raise StateError(f"batch '{name}' has no pages; there is nothing to seal")

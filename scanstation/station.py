@@ -119,7 +119,8 @@ class Station:
         self._ocr_pool_factory = ocr_pool_factory
         self._ocr_pool: Any = None
         self._process_q: queue.Queue[tuple[int, Image.Image | None] | None] = queue.Queue()
-        self._busy = 0
+        # Pages queued for or in cleaning: page id -> batch id (a batch can be waited for on its own).
+        self._busy: dict[int, int] = {}
         self._busy_cv = threading.Condition()
         self._ocr_inflight: dict[int, Future[Any]] = {}
         self._ocr_wake = threading.Event()
@@ -156,7 +157,7 @@ class Station:
             },
         )
         for page_id in pending:
-            self._enqueue(page_id, None)
+            self._enqueue(page_id, self.store.page(page_id).batch_id, None)
 
     def _sweep_outbox(self) -> int:
         """Packages a crash left unrecorded (killed between writing and committing a seal) and temp files."""
@@ -326,13 +327,13 @@ class Station:
             "page_acknowledged",
             {"batch": batch.name, "seq": page.seq, "page_id": page.id, "label": cp.label, "source_key": cp.source_key},
         )
-        self._enqueue(page.id, image)
+        self._enqueue(page.id, page.batch_id, image)
         return page
 
     # ------------------------------------------------------------------ cleaning
-    def _enqueue(self, page_id: int, image: Image.Image | None) -> None:
+    def _enqueue(self, page_id: int, batch_id: int, image: Image.Image | None) -> None:
         with self._busy_cv:
-            self._busy += 1
+            self._busy[page_id] = batch_id
         # Keep decoded images for only a few pages; beyond that the worker re-reads from the vault,
         # so a fast feeder cannot pile hundreds of 9-MB pages into memory.
         self._process_q.put((page_id, image if self._process_q.qsize() < 4 else None))
@@ -353,7 +354,7 @@ class Station:
                 self._events("page_error", {"page_id": page_id, "error": repr(e)})
             finally:
                 with self._busy_cv:
-                    self._busy -= 1
+                    self._busy.pop(page_id, None)
                     self._busy_cv.notify_all()
 
     def _process(self, page_id: int, image: Image.Image | None) -> None:
@@ -463,11 +464,20 @@ class Station:
         include_ocr: bool = True,
         timeout: float | None = None,
         progress: Callable[[dict[str, int]], None] | None = None,
+        batch_id: int | None = None,
     ) -> bool:
-        """Block until cleaning (and OCR, if asked) has caught up; False on timeout."""
+        """Block until cleaning (and OCR, if asked) has caught up; False on timeout.
+
+        With ``batch_id``, only that batch's pages are waited for: a batch can be sealed while the
+        operator is already scanning the next one.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def cleaning() -> bool:
+            return any(b == batch_id for b in self._busy.values()) if batch_id is not None else bool(self._busy)
+
         with self._busy_cv:
-            while self._busy:
+            while cleaning():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -475,17 +485,20 @@ class Station:
         if not include_ocr or not self.config.ocr.enabled:
             return True
         last = -1
-        while self.store.pages_to_ocr() or self._ocr_inflight:
+        while True:
+            pending = self.store.pages_to_ocr(batch_id)
+            inflight = list(self._ocr_inflight)
+            if batch_id is not None:
+                inflight = [pid for pid in inflight if self.store.page(pid).batch_id == batch_id]
+            if not pending and not inflight:
+                return True
             self._ocr_wake.set()
-            if progress is not None:
-                n = len(self.store.pages_to_ocr())
-                if n != last:
-                    progress({"ocr_pending": n})
-                    last = n
+            if progress is not None and len(pending) != last:
+                last = len(pending)
+                progress({"ocr_pending": last})
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
-        return True
 
     # ------------------------------------------------------------------ documents and PDFs
     def open_document(

@@ -745,12 +745,14 @@ class Store:
     def pages_to_process(self) -> list[int]:
         return [r[0] for r in self._read("SELECT id FROM pages WHERE state=? ORDER BY id", (PageState.CAPTURED.value,))]
 
-    def pages_to_ocr(self) -> list[int]:
+    def pages_to_ocr(self, batch_id: int | None = None) -> list[int]:
+        """Cleaned pages still waiting for OCR (of one batch, if given), oldest first."""
+        where, args = ("AND batch_id=?", (batch_id,)) if batch_id is not None else ("", ())
         return [
             r[0]
             for r in self._read(
-                "SELECT id FROM pages WHERE state=? AND ocr_state=? ORDER BY id",
-                (PageState.PROCESSED.value, OcrState.PENDING.value),
+                f"SELECT id FROM pages WHERE state=? AND ocr_state=? {where} ORDER BY id",
+                (PageState.PROCESSED.value, OcrState.PENDING.value, *args),
             )
         ]
 

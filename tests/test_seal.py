@@ -109,3 +109,34 @@ def test_unrecorded_package_left_by_a_crash_is_swept_at_start(sealed: tuple[Stat
     orphan.write_bytes(b"partial")
     assert st.run("verify-vault").returncode == 0
     assert not orphan.exists() and pkg.is_file()
+
+
+def test_sealing_waits_for_its_own_batch_only(tmp_path: Path) -> None:
+    """The operator scans the next batch while the supervisor seals the last one: sealing must not wait
+    for the new batch's pages to be read."""
+    from concurrent.futures import Future
+
+    from scanstation.errors import StateError
+    from scanstation.seal import seal_batch
+    from scanstation.station import Station
+
+    st = make_station(tmp_path / "st")
+    _import_file(st, tmp_path, "A1", "E300", [31])
+    _import_file(st, tmp_path, "B2", "E400", [41])
+    config, key = st.unlock()
+    with Station(config, key) as station:
+        assert station.wait_idle(include_ocr=True, timeout=300)
+        b2 = station.store.batch("B2")
+        assert b2 is not None
+        reading = station.store.pages(b2.id)[0].id
+        # B2's page as if an OCR worker were still reading it.
+        station._ocr_inflight[reading] = Future()
+        try:
+            assert not station.wait_idle(include_ocr=True, timeout=0.5)
+            assert not station.wait_idle(include_ocr=True, timeout=0.5, batch_id=b2.id)
+            info = seal_batch(station, "A1", "supervisor", wait_timeout=5)
+            assert info.path.exists()
+            with pytest.raises(StateError, match="still being processed"):
+                seal_batch(station, "B2", "supervisor", wait_timeout=0.5)
+        finally:
+            station._ocr_inflight.pop(reading, None)
