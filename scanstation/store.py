@@ -129,6 +129,10 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: the server's Upload-Expires for the upload URL (station clock, ISO 8601), kept across restarts.
+    """
+    ALTER TABLE uploads ADD COLUMN expires TEXT;
+    """,
 ]
 
 GENESIS_HASH = "0" * 64
@@ -373,7 +377,7 @@ class Store:
 
     _UPLOAD_FIELDS = frozenset(
         {"state", "url", "confirmed_offset", "attempts", "last_error", "receipt", "receipt_id", "received_at",
-         "purge_after"}
+         "purge_after", "expires"}
     )
 
     def update_upload(self, batch_id: int, *, audit: tuple[str, str, dict[str, Any]] | None = None,

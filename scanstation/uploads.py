@@ -190,16 +190,19 @@ class UploadQueue:
                 )
 
                 def created(url: str) -> None:
-                    self.store.update_upload(batch.id, url=url, confirmed_offset=0,
+                    self.store.update_upload(batch.id, url=url, confirmed_offset=0, expires=None,
                                              audit=(actor, "upload.created", {"url": url}))
 
                 def progress(p: Progress) -> None:
-                    self.store.update_upload(batch.id, confirmed_offset=p.offset)
+                    # The expiry goes with the offset: a resume after a restart that the server has
+                    # expired meanwhile starts a new upload at once instead of asking for the old one.
+                    expiry = p.expires.isoformat(timespec="seconds") if p.expires is not None else None
+                    self.store.update_upload(batch.id, confirmed_offset=p.offset, expires=expiry)
                     self._events("upload_progress", {"batch": name, "offset": p.offset, "size": p.size,
                                                      "bytes_per_second": p.bytes_per_second})
 
                 url = client.upload(
-                    pkg.path, pkg.size, url=row["url"],
+                    pkg.path, pkg.size, url=row["url"], expires=_parse_time(row["expires"]),
                     metadata={"filename": pkg.path.name, "batch_uid": pkg.batch_uid,
                               "package_sha256": pkg.sha256, "station_id": self.config.station.id},
                     on_created=created, on_progress=progress, cancel=cancel,
@@ -321,6 +324,19 @@ class UploadQueue:
         log.info("purged batch %s (%d objects)", batch.name, removed)
 
 
+def _parse_time(value: str | None) -> datetime | None:
+    """A time this module stored (ISO 8601 with offset); None for none or for one that does not parse
+    (then the server is simply asked again)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        log.warning("ignoring a stored upload expiry that is not a time: %r", value)
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def _reason(body: bytes) -> str:
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         data = json.loads(body.decode("utf-8"))
@@ -338,6 +354,7 @@ def uploads_report_from_store(store: Store) -> list[dict[str, Any]]:
             "batch": r["batch_name"], "state": r["state"], "size": r["size"], "confirmed_offset": r["confirmed_offset"],
             "attempts": r["attempts"], "last_error": r["last_error"], "receipt_id": r["receipt_id"],
             "received_at": r["received_at"], "purge_after": r["purge_after"], "url": r["url"],
+            "expires": r["expires"],
         })
     return out
 

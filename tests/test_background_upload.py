@@ -68,3 +68,58 @@ def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> No
                                  and d["offset"] > row["confirmed_offset"])
             assert first_resumed - row["confirmed_offset"] <= 65536  # resumed, not restarted from zero
             assert station.store.batch("BG").state.value == "uploaded"  # type: ignore[union-attr]
+
+
+def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: Path) -> None:
+    """The server's Upload-Expires is stored with the offset; after a restart past it, the station starts
+    a new upload at once instead of resuming one the server has dropped."""
+    from datetime import UTC, datetime, timedelta
+
+    identity_file = tmp_path / "portal.txt"
+    portal = write_identity(identity_file)
+    with start_receiver(tmp_path, identity_file) as rx:
+        st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
+                                                     str(rx.receipt_key_path)),
+                          extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
+                          portal=portal)
+        f = tmp_path / "p.png"
+        render_acr_page(PageSpec(seed=62, page_no=1, dpi=100, noise=0.05)).image.save(f)
+        st.run("import", "--batch", "EX", "--employee", "E62", str(f), check=True)
+        st.run("seal", "--batch", "EX", check=True)
+        config, key = st.unlock()
+        events: list[tuple[str, dict]] = []
+        lock = threading.Lock()
+
+        def sink(kind: str, data: dict) -> None:
+            with lock:
+                events.append((kind, data))
+
+        with Station(config, key) as station:
+            queue = UploadQueue(station, events=sink)
+            queue.enqueue("EX", "op")
+            up = BackgroundUploader(queue, interval=0.5).start()
+            assert _wait(lambda: any(k == "upload_progress" and d["offset"] > 0 for k, d in events))
+            up.stop()
+            batch_id = station.store.batch("EX").id  # type: ignore[union-attr]
+            row = station.store.upload(batch_id)
+            assert 0 < row["confirmed_offset"] < row["size"]
+            expires = datetime.fromisoformat(row["expires"])
+            # the reference receiver keeps an unfinished upload for 24 hours
+            assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24, minutes=1)
+            old_url = row["url"]
+            # The station stays off past that time.
+            station.store.update_upload(batch_id, expires=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+        events.clear()
+        with Station(config, key) as station:
+            queue = UploadQueue(station, events=sink)
+            up = BackgroundUploader(queue, interval=0.5).start()
+            try:
+                assert _wait(lambda: any(k == "upload_received" for k, _ in events)), rx.log_text()
+            finally:
+                up.stop()
+            row = station.store.upload(batch_id)
+            # The receiver still had the old upload (24 hours): only the stored expiry explains a new one.
+            assert row["url"] != old_url
+            first = next(d["offset"] for k, d in events if k == "upload_progress")
+            assert first <= 65536  # from the start
+            assert station.store.batch("EX").state.value == "uploaded"  # type: ignore[union-attr]
