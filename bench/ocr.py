@@ -152,22 +152,6 @@ def timed(
     return done, wall, _children_cpu() - c0, peak
 
 
-def timed_median(
-    cmd: Sequence[str], repeat: int, *, rss: bool = True
-) -> tuple[subprocess.CompletedProcess[str], float, float, int]:
-    """``timed`` ``repeat`` times in a row: the median wall and the median CPU time, the highest RSS.
-
-    On a machine shared with other jobs a single run can be slowed by a third; the median of a few
-    runs is what the ratios should rest on.
-    """
-    results = [timed(cmd, rss=rss) for _ in range(max(1, repeat))]
-    failed = [r for r in results if r[0].returncode]
-    proc = failed[0][0] if failed else results[-1][0]
-    wall = statistics.median(r[1] for r in results)
-    cpu = statistics.median(r[2] for r in results)
-    return proc, wall, cpu, max(r[3] for r in results)
-
-
 def page_dpi(path: Path) -> int:
     with Image.open(path) as im:
         dpi = im.info.get("dpi")
@@ -442,7 +426,7 @@ def document_runs(
     title: str, lang: str, tiff: Path, pages: list[Page], jobs: int, td: Path, have_ocrmypdf: bool, repeat: int = 1
 ) -> dict[str, Any]:
     """One multi-page TIFF through plain tesseract (one process), scanstation (1 and ``jobs`` jobs) and
-    ocrmypdf --deskew (``jobs`` jobs), all with ``lang``; each ``repeat`` times (medians)."""
+    ocrmypdf --deskew (``jobs`` jobs), all with ``lang``; ``repeat`` rounds of each in turn (medians)."""
     n = len(pages)
     result: dict[str, Any] = {
         "title": title,
@@ -451,8 +435,38 @@ def document_runs(
         "jobs": jobs,
         "input_bytes": tiff.stat().st_size,
     }
-    proc, wall, cpu, peak = timed_median(["tesseract", str(tiff), str(td / "tess_doc"), "-l", lang], repeat)
-    result["tesseract"] = _tool_result(proc, wall, cpu, peak, None)
+    # Every tool's command, run in rounds (one run of each per round, in turn), so that a slow spell of
+    # a shared machine falls on all of them alike rather than on whichever tool it happened to meet.
+    commands: dict[str, tuple[list[str], Path | None]] = {
+        "tesseract": (["tesseract", str(tiff), str(td / "tess_doc"), "-l", lang], None)
+    }
+    rep_path = td / "ss_doc.json"
+    for j in sorted({1, jobs}):
+        out = td / f"ss_doc_j{j}.pdf"
+        cmd = [*scanstation_cmd(), "ocr", str(tiff), "-o", str(out), "--sidecar", str(td / "ss_doc.txt")]
+        cmd += ["--lang", lang, "--jobs", str(j)]
+        if j == jobs:
+            cmd += ["--report", str(rep_path)]
+        commands[f"scanstation_j{j}"] = (cmd, out)
+    if have_ocrmypdf:
+        # Its default output, PDF/A (the same work as ours), and plain PDF (the peer script's protocol).
+        for key, output_type in ((f"ocrmypdf_j{jobs}", "pdfa"), (f"ocrmypdf-pdf_j{jobs}", "pdf")):
+            out = td / f"om_doc_{output_type}.pdf"
+            cmd = ["ocrmypdf", "--deskew", "-l", lang, "--jobs", str(jobs), "--output-type", output_type, "--quiet"]
+            commands[key] = ([*cmd, str(tiff), str(out)], out)
+    runs: dict[str, list[tuple[subprocess.CompletedProcess[str], float, float, int]]] = {k: [] for k in commands}
+    for _round in range(max(1, repeat)):
+        for key, (cmd, out) in commands.items():
+            if out is not None:
+                out.unlink(missing_ok=True)
+            runs[key].append(timed(cmd, rss=True))
+    for key, (_cmd, out) in commands.items():
+        results = runs[key]
+        failed = [r for r in results if r[0].returncode]
+        proc = failed[0][0] if failed else results[-1][0]
+        wall = statistics.median(r[1] for r in results)
+        cpu = statistics.median(r[2] for r in results)
+        result[key] = _tool_result(proc, wall, cpu, max(r[3] for r in results), out)
     # The peer protocol's floor: one tesseract run per page (its models loaded for every page).
     walls, cpus, peaks = [], [], []
     for p in pages:
@@ -461,37 +475,22 @@ def document_runs(
         cpus.append(cpu)
         peaks.append(peak)
     result["tesseract_per_page"] = {"wall": sum(walls), "cpu": sum(cpus), "rss": max(peaks), "rc": 0}
-    for j in sorted({1, jobs}):
-        out, rep_path = td / "ss_doc.pdf", td / "ss_doc.json"
-        out.unlink(missing_ok=True)
-        cmd = [*scanstation_cmd(), "ocr", str(tiff), "-o", str(out), "--sidecar", str(td / "ss_doc.txt")]
-        cmd += ["--lang", lang, "--jobs", str(j), "--report", str(rep_path)]
-        proc, wall, cpu, peak = timed_median(cmd, repeat)
-        result[f"scanstation_j{j}"] = _tool_result(proc, wall, cpu, peak, out)
-        if j == jobs and rep_path.exists():
-            rep = json.loads(rep_path.read_text())
-            result["scanstation_pages"] = [
-                {
-                    "label": pg["label"],
-                    "lang": pg["plan"]["lang"],
-                    "scale": pg["plan"]["scale"],
-                    "turn": pg["plan"]["turn"],
-                    "skew": pg["plan"]["skew"],
-                    "flatten": pg["plan"]["flatten"],
-                    "image": pg["image"],
-                    "image_bytes": pg["image_bytes"],
-                    "seconds": pg["seconds"],
-                }
-                for pg in rep["pages"]
-            ]
-    if have_ocrmypdf:
-        # Its default output, PDF/A (the same work as ours), and plain PDF (the peer script's protocol).
-        for key, output_type in ((f"ocrmypdf_j{jobs}", "pdfa"), (f"ocrmypdf-pdf_j{jobs}", "pdf")):
-            out = td / "om_doc.pdf"
-            out.unlink(missing_ok=True)
-            cmd = ["ocrmypdf", "--deskew", "-l", lang, "--jobs", str(jobs), "--output-type", output_type, "--quiet"]
-            proc, wall, cpu, peak = timed_median([*cmd, str(tiff), str(out)], repeat)
-            result[key] = _tool_result(proc, wall, cpu, peak, out)
+    if rep_path.exists():
+        rep = json.loads(rep_path.read_text())
+        result["scanstation_pages"] = [
+            {
+                "label": pg["label"],
+                "lang": pg["plan"]["lang"],
+                "scale": pg["plan"]["scale"],
+                "turn": pg["plan"]["turn"],
+                "skew": pg["plan"]["skew"],
+                "flatten": pg["plan"]["flatten"],
+                "image": pg["image"],
+                "image_bytes": pg["image_bytes"],
+                "seconds": pg["seconds"],
+            }
+            for pg in rep["pages"]
+        ]
     return result
 
 
@@ -588,7 +587,8 @@ def report(
         f"Load average before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after "
         f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}, during (1-min, sampled per run) "
         f"median {f(statistics.median(loads) if loads else None, 2)}, max {f(max(loads) if loads else None, 2)}. "
-        f"Whole bench {seconds / 60:.1f} min. Document runs: median of {args.repeat} runs per tool.\n"
+        f"Whole bench {seconds / 60:.1f} min. Document runs: median of {args.repeat} interleaved rounds "
+        "(each tool once per round).\n"
     )
     L.append(
         "CER = Levenshtein / reference length after NFC + whitespace collapse (the peer script's). Time per page "
