@@ -247,6 +247,18 @@ def _fail(check: str, detail: str, member: str = MANIFEST_NAME) -> PackageCheckE
     return PackageCheckError(member, check, detail)
 
 
+def _new_id(entry: Any, here: str, pattern: re.Pattern[str], seen: set[str], bad: str, twice: str) -> str:
+    """``entry["id"]``, checked against ``pattern`` and not seen before (then added to ``seen``).
+    ``bad`` and ``twice`` are the messages; ``{}`` in them stands for the id."""
+    value = _req(entry, "id", str, here)
+    if not pattern.match(value):
+        raise _fail("manifest_format", f"{here}.id {bad.format(value)}")
+    if value in seen:
+        raise _fail("manifest_format", twice.format(value))
+    seen.add(value)
+    return value
+
+
 def _req(mapping: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(mapping, dict):
         raise _fail("manifest_format", f"{where} is not an object")
@@ -324,12 +336,7 @@ def validate_manifest(manifest: Any) -> None:
     known: set[str] = set()
     for i, entry in enumerate(objects):
         here = f"manifest.objects[{i}]"
-        oid = _req(entry, "id", str, here)
-        if not _HEX32.match(oid):
-            raise _fail("manifest_format", f"{here}.id is not 32 lowercase hex digits")
-        if oid in known:
-            raise _fail("manifest_format", f"object {oid} is listed twice")
-        known.add(oid)
+        _new_id(entry, here, _HEX32, known, "is not 32 lowercase hex digits", "object {} is listed twice")
         if not _KIND.match(_req(entry, "kind", str, here)):
             raise _fail("manifest_format", f"{here}.kind is not a valid kind")
         for key in ("sha256", "ct_sha256"):
@@ -345,12 +352,8 @@ def validate_manifest(manifest: Any) -> None:
     doc_ids: set[str] = set()
     for i, doc in enumerate(documents):
         here = f"manifest.documents[{i}]"
-        doc_id = _req(doc, "id", str, here)
-        if not _DOC_ID.match(doc_id):
-            raise _fail("manifest_format", f"{here}.id {doc_id!r} is not of the form doc-<n>")
-        if doc_id in doc_ids:
-            raise _fail("manifest_format", f"document id {doc_id} is listed twice")
-        doc_ids.add(doc_id)
+        _new_id(doc, here, _DOC_ID, doc_ids, "{!r} is not of the form doc-<n>",
+                "document id {} is listed twice")
         _req(doc, "seq", int, here)
         for key in ("employee_code", "employee_name", "rank", "acr_period"):
             _req(doc, key, str, here)

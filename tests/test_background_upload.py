@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from scanstation.station import Station
 from scanstation.synth import PageSpec, render_acr_page
@@ -22,29 +23,43 @@ def _wait(pred, timeout: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
+def _sealed_station(tmp_path: Path, rx: Any, portal: Any, batch: str, employee: str, seed: int,
+                    pages: int) -> tuple[Any, Any]:
+    """A station on the receiver ``rx`` (64 KiB chunks, slowed so an upload can be cut) with batch
+    ``batch`` imported and sealed; returns its (config, unlocked key)."""
+    st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
+                                                 str(rx.receipt_key_path)),
+                      extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
+                      portal=portal)
+    files = []
+    for i in range(pages):
+        f = tmp_path / f"p{i}.png"
+        render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100, noise=0.05)).image.save(f)
+        files.append(str(f))
+    st.run("import", "--batch", batch, "--employee", employee, *files, check=True)
+    st.run("seal", "--batch", batch, check=True)
+    return st.unlock()
+
+
+class _Events:
+    """The station's events, collected from any thread."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        with self._lock:
+            self.seen.append((kind, data))
+
+
 def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx:
-        st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
-                                                     str(rx.receipt_key_path)),
-                          extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
-                          portal=portal)
-        files = []
-        for i in range(3):
-            f = tmp_path / f"p{i}.png"
-            render_acr_page(PageSpec(seed=61, page_no=i + 1, dpi=100, noise=0.05)).image.save(f)
-            files.append(str(f))
-        st.run("import", "--batch", "BG", "--employee", "E61", *files, check=True)
-        st.run("seal", "--batch", "BG", check=True)
-        config, key = st.unlock()
-
-        events: list[tuple[str, dict]] = []
-        lock = threading.Lock()
-
-        def sink(kind: str, data: dict) -> None:
-            with lock:
-                events.append((kind, data))
+        config, key = _sealed_station(tmp_path, rx, portal, "BG", "E61", seed=61, pages=3)
+        sink = _Events()
+        events = sink.seen
 
         # First station run: the uploader starts, sends some chunks, and the station stops mid-upload.
         with Station(config, key) as station:
@@ -78,21 +93,9 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx:
-        st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
-                                                     str(rx.receipt_key_path)),
-                          extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
-                          portal=portal)
-        f = tmp_path / "p.png"
-        render_acr_page(PageSpec(seed=62, page_no=1, dpi=100, noise=0.05)).image.save(f)
-        st.run("import", "--batch", "EX", "--employee", "E62", str(f), check=True)
-        st.run("seal", "--batch", "EX", check=True)
-        config, key = st.unlock()
-        events: list[tuple[str, dict]] = []
-        lock = threading.Lock()
-
-        def sink(kind: str, data: dict) -> None:
-            with lock:
-                events.append((kind, data))
+        config, key = _sealed_station(tmp_path, rx, portal, "EX", "E62", seed=62, pages=1)
+        sink = _Events()
+        events = sink.seen
 
         with Station(config, key) as station:
             queue = UploadQueue(station, events=sink)

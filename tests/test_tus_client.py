@@ -44,6 +44,12 @@ def proxy(server: MiniTus) -> Iterator[FaultProxy]:
         yield prx
 
 
+def _upload_via(proxy: FaultProxy, data: bytes) -> str:
+    """Upload ``data`` through the fault proxy in CHUNK-sized PATCHes, fast retries; the upload URL."""
+    with TusClient(proxy.url + "/files/", chunk_bytes=CHUNK, retry=FAST) as client:
+        return client.upload(io.BytesIO(data), len(data))
+
+
 def _data(n: int) -> bytes:
     return os.urandom(n)
 
@@ -215,8 +221,7 @@ def test_cancel_aborts_a_paced_chunk_mid_body(server: MiniTus) -> None:
 def test_reset_mid_chunk_is_resumed(server: MiniTus, proxy: FaultProxy) -> None:
     data = _data(3 * CHUNK)
     proxy.set_faults(Fault.reset(after_bytes=CHUNK // 2, nth=2))
-    with TusClient(proxy.url + "/files/", chunk_bytes=CHUNK, retry=FAST) as client:
-        url = client.upload(io.BytesIO(data), len(data))
+    url = _upload_via(proxy, data)
     assert proxy.counters["resets"] == 1 and server.counters["cut_requests"] == 1
     assert server.data(url) == data
 
@@ -225,8 +230,7 @@ def test_reset_after_whole_chunk_before_reply(server: MiniTus, proxy: FaultProxy
     """The server stored the chunk but the acknowledgement was lost: HEAD says so, nothing is resent."""
     data = _data(3 * CHUNK)
     proxy.set_faults(Fault.reset(after_bytes=CHUNK, nth=2))
-    with TusClient(proxy.url + "/files/", chunk_bytes=CHUNK, retry=FAST) as client:
-        url = client.upload(io.BytesIO(data), len(data))
+    url = _upload_via(proxy, data)
     assert proxy.counters["resets"] == 1 and server.counters["patches"] == 3
     assert server.data(url) == data
 
@@ -234,8 +238,7 @@ def test_reset_after_whole_chunk_before_reply(server: MiniTus, proxy: FaultProxy
 def test_flipped_byte_is_caught_by_checksum_and_resent(server: MiniTus, proxy: FaultProxy) -> None:
     data = _data(2 * CHUNK)
     proxy.set_faults(Fault.flip(12345, nth=2))
-    with TusClient(proxy.url + "/files/", chunk_bytes=CHUNK, retry=FAST) as client:
-        url = client.upload(io.BytesIO(data), len(data))
+    url = _upload_via(proxy, data)
     assert proxy.counters["flips"] == 1 and server.counters["checksum_failures"] == 1
     assert server.data(url) == data
 
