@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .ocr_strategy import PreparedPage
+    from .tesseract_worker import TesseractWorker
 
 # Pillow, numpy and OpenCV (scanstation.ocr_strategy) are imported where a page is read, not here: the
 # CLI imports this module for its defaults on every command, and the station's parent never reads pages.
@@ -160,6 +161,36 @@ def ocr_prepared(
         text=text,
         text_pdf=result.pdf,
         confidence=result.confidence,
+        lang_used=prepared.plan.lang,
+        seconds=round(clock() - start + sum(prepared.timings.values()), 3),
+        plan=_plan_record(prepared),
+    )
+
+
+def ocr_prepared_in(
+    worker: TesseractWorker,
+    prepared: PreparedPage,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    label: str = "page",
+    clock: Callable[[], float] = time.monotonic,
+) -> PageOcr:
+    """As :func:`ocr_prepared`, read by a long-lived worker (models loaded, the page sent in memory).
+
+    Raises as :meth:`TesseractWorker.read`, and OcrError for an empty result on a page full of letters.
+    """
+    start = clock()
+    image = prepared.ocr_image
+    read = worker.read(
+        image.tobytes(), image.mode, image.size, prepared.ocr_dpi, prepared.plan.lang, prepared.plan.psm,
+        timeout=timeout, label=label,
+    )
+    text = clean_text(read.text)
+    _check_not_empty(text, prepared, label)
+    return PageOcr(
+        text=text,
+        text_pdf=read.pdf,
+        confidence=read.confidence,
         lang_used=prepared.plan.lang,
         seconds=round(clock() - start + sum(prepared.timings.values()), 3),
         plan=_plan_record(prepared),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import ocr, tesseract
+from . import ocr, tesseract, tesseract_worker
 from .atomic import atomic_write
 from .errors import ExternalToolError, InputError, OcrError
 from .ramdir import RamDir, set_process_tempdir
@@ -144,14 +144,18 @@ class _Ready:
 
 
 class _Pipeline:
-    """Pages are prepared here, in page order, and read by ``jobs`` recogniser threads in batches.
+    """Pages are prepared here, in page order, and read by ``jobs`` recogniser threads.
 
-    A recogniser that becomes free takes its share of the pages that are ready (up to ``_BATCH``, all
-    with the same model) and runs tesseract once over them: the models are loaded once per batch, not
-    once per page.
-    Batches form by themselves where recognition is the bottleneck, and a short document still keeps
-    every core busy.  Threads suffice: tesseract is a child process, and numpy, OpenCV, zlib and the G4
-    encoder release the GIL.  A page's image is encoded (for the PDF) while tesseract reads it.
+    Each recogniser owns a tesseract worker process (scanstation.tesseract_worker) that keeps its
+    models loaded and takes pages in memory: a recogniser that becomes free takes one ready page (once
+    every page is in, the heaviest left) and hands it over.
+    Without the library (or with a tesseract program named), tesseract is run as a program instead,
+    and then a recogniser takes its share of the pages that are ready (up to ``_BATCH``, all with the
+    same model) and runs tesseract once over them: the models are loaded once per batch, not once per
+    page.  Batches form by themselves where recognition is the bottleneck, and a short document still
+    keeps every core busy.
+    Threads suffice: tesseract runs in a child process, and numpy, OpenCV, zlib and the G4 encoder
+    release the GIL.  A page's image is encoded (for the PDF) while tesseract reads it.
     """
 
     def __init__(self, settings: OcrSettings, work_dir: Path, installed: frozenset[str], tesseract_cmd: str | None):
@@ -159,6 +163,15 @@ class _Pipeline:
         self.work_dir = work_dir
         self.installed = installed
         self.tesseract_cmd = tesseract_cmd
+        # Started first, so that the workers' start-up overlaps the loading of the first pages.
+        self._workers: list[tesseract_worker.TesseractWorker] = []
+        self._library = tesseract_worker.engine_wanted(tesseract_cmd)
+        if self._library:
+            try:
+                for _ in range(settings.jobs):
+                    self._workers.append(tesseract_worker.TesseractWorker(work_dir))
+            except tesseract_worker.WorkerUnavailable as e:
+                self._no_library(e)
         self.encoders = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-encode")
         self._cond = threading.Condition()
         self._ready: deque[_Ready] = deque()
@@ -223,6 +236,7 @@ class _Pipeline:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join()
+        self._close_workers()
         self.encoders.shutdown(wait=True)
         self._raise_failure()
         return [self.results[k] for k in sorted(self.results)]
@@ -234,35 +248,113 @@ class _Pipeline:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join()
+        self._close_workers()
         self.encoders.shutdown(wait=True, cancel_futures=True)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
 
+    def _close_workers(self) -> None:
+        for worker in self._workers:
+            worker.release()
+        for worker in self._workers:
+            worker.close()
+
+    def _no_library(self, why: Exception) -> None:
+        """The library cannot be used here: every page from now on is read by the tesseract program
+        (each recogniser's worker is closed at the end, by whoever may be using it now)."""
+        if self._library:
+            log.warning("%s; running the tesseract program instead", why)
+        self._library = False
+
+    @property
+    def _batch_max(self) -> int:
+        # A worker keeps its models loaded: nothing is saved by handing it several pages at once, and a
+        # recogniser that takes one page at a time is never left holding pages the other could read.
+        return 1 if self._library else _BATCH
+
+    @property
+    def _min_run(self) -> int:
+        return 1 if self._library else _MIN_RUN_PIXELS
+
     # ------------------------------------------------------------ recognisers
 
     def _recogniser(self, me: int) -> None:
+        if self._library:
+            self._worker_recogniser(me)
+        else:
+            self._program_recogniser(me)
+
+    def _next_batch(self, me: int) -> list[_Ready] | None:
+        """Wait for this recogniser's next pages (None: all done); records them as being read."""
+        with self._cond:
+            self._cond.wait_for(self._worth_a_run)
+            if not self._ready:
+                return None
+            batch = self._take_batch(me)
+            self._reading[me] = (time.perf_counter(), sum(r.work for r in batch))
+            self._cond.notify_all()  # room for the producer
+            return batch
+
+    def _batch_done(self, me: int, done: list[PageResult]) -> None:
+        with self._cond:
+            started, expected = self._reading.pop(me)
+            self._expected_done += expected
+            self._took_done += time.perf_counter() - started
+            for result in done:
+                self.results[result.number] = result
+
+    def _fail(self, error: BaseException) -> None:
+        # handed to the caller's thread, which re-raises it
+        with self._cond:
+            self._failure = self._failure or error
+            self._ready.clear()
+            self._cond.notify_all()
+
+    def _worker_recogniser(self, me: int) -> None:
+        try:
+            certain = self._certain_model()
+            if certain is not None:
+                self._workers[me].preload(*certain)
+            while (batch := self._next_batch(me)) is not None:
+                self._batch_done(me, [self._result(ready, *self._read_in_worker(me, ready)) for ready in batch])
+        except BaseException as e:
+            self._fail(e)
+
+    def _read_in_worker(self, me: int, ready: _Ready, attempts: int = 2) -> tuple[ocr.PageOcr | None, str | None]:
+        label = ready.page.label
+        error: str | None = None
+        for attempt in range(1, attempts + 1):
+            if not self._library:
+                return self._recognise_one(ready)
+            try:
+                return ocr.ocr_prepared_in(self._workers[me], ready.prepared, self.settings.timeout, label=label), None
+            except tesseract_worker.WorkerUnavailable as e:
+                with self._cond:
+                    self._no_library(e)
+                return self._recognise_one(ready)
+            except OcrError as e:
+                error = e.message
+                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
+                if attempt == attempts or _failure_is_timeout(e):
+                    break
+                log.warning("%s: %s; trying once more", label, e.message)
+        return None, error
+
+    def _program_recogniser(self, me: int) -> None:
         # Each run's tesseract is started one run ahead, so that it loads its models while the pages are
         # still being prepared or the run before is reading (see tesseract.WarmRun); the first one as
         # soon as the model is certain, before any page is ready.
         certain = self._certain_model()
         warm = self._warm(certain) if certain is not None else None
         try:
-            while True:
+            while (batch := self._next_batch(me)) is not None:
                 with self._cond:
-                    self._cond.wait_for(self._worth_a_run)
-                    if not self._ready:
-                        return
-                    batch = self._take_batch(me)
-                    started = time.perf_counter()
-                    expected = sum(r.work for r in batch)
-                    self._reading[me] = (started, expected)
                     # Another run is likely to come this recogniser's way while pages are still coming
                     # in; after that, the others take what is left as often as not, and a tesseract
                     # started for nothing costs a model load of CPU.
                     more = self._loading or (bool(self._ready) and self.settings.jobs == 1)
-                    self._cond.notify_all()  # room for the producer
                 model = (batch[0].prepared.plan.lang, batch[0].prepared.plan.psm)
                 if warm is not None and (warm.lang, warm.psm) != model:
                     warm.abandon()
@@ -271,17 +363,9 @@ class _Pipeline:
                 following = self._warm(model) if more else None
                 done = self._recognise_batch(batch, warm)
                 warm = following
-                with self._cond:
-                    del self._reading[me]
-                    self._expected_done += expected
-                    self._took_done += time.perf_counter() - started
-                    for result in done:
-                        self.results[result.number] = result
-        except BaseException as e:  # handed to the caller's thread, which re-raises it
-            with self._cond:
-                self._failure = self._failure or e
-                self._ready.clear()
-                self._cond.notify_all()
+                self._batch_done(me, done)
+        except BaseException as e:
+            self._fail(e)
         finally:
             if warm is not None:
                 warm.abandon()
@@ -309,9 +393,9 @@ class _Pipeline:
         is ready that loading the model is not most of the run (the next page is a fraction of a second
         away: preparing one costs a tenth of reading it)."""
         ready = self._ready
-        if not self._loading or len(ready) >= _BATCH:
+        if not self._loading or len(ready) >= self._batch_max:
             return True
-        return sum(_weight(r) for r in ready) >= _MIN_RUN_PIXELS
+        return sum(_weight(r) for r in ready) >= self._min_run
 
     def _take_batch(self, me: int) -> list[_Ready]:
         """This recogniser's share of the ready pages, all for one model (caller holds the lock).
@@ -325,11 +409,11 @@ class _Pipeline:
         if not self._loading and jobs > 1:
             return self._final_share(me)
         model = _model(ready[0])
-        size = min(_BATCH, -(-len(ready) // jobs))
+        size = min(self._batch_max, -(-len(ready) // jobs))
         batch = [ready.popleft()]
         taken = _weight(batch[0])
-        while ready and _model(ready[0]) == model and len(batch) < _BATCH:
-            if len(batch) >= size and taken >= _MIN_RUN_PIXELS:
+        while ready and _model(ready[0]) == model and len(batch) < self._batch_max:
+            if len(batch) >= size and taken >= self._min_run:
                 break
             batch.append(ready.popleft())
             taken += _weight(batch[-1])
@@ -358,9 +442,12 @@ class _Pipeline:
             loads[slot] += page.work * pace
             if slot == 0:
                 mine.append(page)
-        # One tesseract run reads one model: the model of the heaviest page dealt to us.
-        model = _model(mine[0])
-        batch = sorted((r for r in mine if _model(r) == model), key=lambda r: r.page.number)[:_BATCH]
+        if self._batch_max == 1:
+            batch = mine[:1]  # the heaviest: the light ones fill the gaps at the end
+        else:
+            # One tesseract run reads one model: the model of the heaviest page dealt to us.
+            model = _model(mine[0])
+            batch = sorted((r for r in mine if _model(r) == model), key=lambda r: r.page.number)[: self._batch_max]
         taken = {id(r) for r in batch}
         self._ready = deque(r for r in self._ready if id(r) not in taken)
         return batch

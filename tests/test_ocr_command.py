@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from scanstation import cli, pdf, tesseract
+from scanstation import cli, pdf, tesseract, tesseract_worker
 from scanstation.pdf import pdf_text
 from scanstation.synth import PageSpec, SyntheticPage, render_acr_page
 from tests.test_pdf import pdfa_structural_problems
@@ -275,6 +275,75 @@ def test_failed_ocr_keeps_the_page_image(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+def _flagged_without_text(out: Path, sidecar: Path) -> None:
+    with pikepdf.open(out) as doc:
+        assert len(doc.pages) == 1 and len(doc.pages[0].images) == 1
+        assert "/XObject" in doc.pages[0].Resources and "/OCR0" not in doc.pages[0].Resources.XObject
+    assert sidecar.read_text(encoding="utf-8").strip() == ""
+    assert ram_dirs() == []
+
+
+def test_library_worker_timeout_keeps_the_page_image(
+    small_page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
+    monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
+    out, side = tmp_path / "o.pdf", tmp_path / "o.txt"
+    assert run(small_page, "-o", out, "--sidecar", side, "--lang", "eng", "--timeout", "0.01") == 8
+    err = capsys.readouterr().err
+    assert "small.png page 1: OCR failed: tesseract timed out after 0.01 s" in err and "retry" in err
+    _flagged_without_text(out, side)
+
+
+def test_library_worker_crash_is_retried_once_then_flagged(
+    small_page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+
+    from scanstation import ocr
+
+    monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
+    monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
+    real = ocr.ocr_prepared_in
+    crashes: list[int] = []
+
+    def crashing(worker: tesseract_worker.TesseractWorker, *args: Any, **kwargs: Any) -> Any:
+        # The real worker process, killed as a crash in the library would kill it, just before its page.
+        worker.preload("eng", 3)  # makes sure there is a live process
+        assert worker.pid is not None
+        crashes.append(worker.pid)
+        os.kill(worker.pid, signal.SIGSEGV)
+        return real(worker, *args, **kwargs)
+
+    monkeypatch.setattr(ocr, "ocr_prepared_in", crashing)
+    out, side = tmp_path / "o.pdf", tmp_path / "o.txt"
+    assert run(small_page, "-o", out, "--sidecar", side, "--lang", "eng", "--jobs", "1") == 8
+    err = capsys.readouterr().err
+    assert "small.png page 1: OCR failed: tesseract crashed (SIGSEGV)" in err
+    assert len(crashes) == 2 and crashes[0] != crashes[1]  # tried once more, in a fresh worker
+    _flagged_without_text(out, side)
+
+
+def test_without_the_library_the_program_reads_the_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
+    monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
+
+    def unavailable(*_a: object, **_k: object) -> Any:
+        raise tesseract_worker.WorkerUnavailable("the tesseract library cannot be used: not found (test)")
+
+    monkeypatch.setattr(tesseract_worker.TesseractWorker, "read", unavailable)
+    tiff = tmp_path / "three.tif"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        page = im.convert("L")
+    page.save(tiff, save_all=True, append_images=[page, page], dpi=(200, 200))
+    assert run(tiff, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "2") == 0
+    texts = (tmp_path / "o.txt").read_text(encoding="utf-8").split("\f")
+    assert len(texts) == 3 and all("quick brown dog" in t for t in texts)
+    assert "running the tesseract program instead" in caplog.text
+
+
 def test_no_partial_pdf_when_assembly_fails(small_page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "o.pdf"
     out.write_bytes(b"old result")
@@ -361,13 +430,14 @@ def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.M
     assert len(texts) == 3 and all("quick brown dog" in t for t in texts)
 
 
-def _pipeline_with(jobs: int) -> Any:
+def _pipeline_with(jobs: int, library: bool = False) -> Any:
     from types import SimpleNamespace
 
     from scanstation import ocr_command
 
     pipeline = object.__new__(ocr_command._Pipeline)
     pipeline.settings = SimpleNamespace(jobs=jobs)  # type: ignore[assignment]
+    pipeline._library = library  # False: the tesseract program, one run per batch
     pipeline._reading = {}
     pipeline._expected_done = pipeline._took_done = 0.0
     return pipeline
@@ -404,6 +474,26 @@ def test_recognisers_avoid_tiny_runs_while_pages_come_in() -> None:
     assert sides(pipeline._take_batch(0)) == [small, small, small, small, big]
     pipeline._ready = deque(_ready(s) for s in (big, big, small, small, small, small))
     assert sides(pipeline._take_batch(0)) == [big, big, small]
+
+
+def test_library_workers_take_one_page_at_a_time_and_the_heaviest_last_pages_first() -> None:
+    def sides(batch: list[Any]) -> list[int]:
+        return [r.prepared.ocr_image.size[0] for r in batch]
+
+    pipeline = _pipeline_with(2, library=True)
+    pipeline._loading = True
+    pipeline._ready = deque()
+    assert not pipeline._worth_a_run()  # nothing to read yet
+    # A worker has its models loaded: one small page is worth reading at once, in page order.
+    pipeline._ready = deque([_ready(600, 0.1, 1), _ready(1800, 1.0, 2)])
+    assert pipeline._worth_a_run()
+    assert sides(pipeline._take_batch(0)) == [600]
+    # Once every page is in, the heaviest left goes first.
+    pipeline._loading = False
+    pipeline._ready = deque([_ready(600, 0.1, 3), _ready(1800, 1.0, 4), _ready(900, 0.3, 5)])
+    assert [r.page.number for r in pipeline._take_batch(1)] == [4]
+    assert [r.page.number for r in pipeline._take_batch(0)] == [5]
+    assert [r.page.number for r in pipeline._take_batch(1)] == [3]
 
 
 def test_last_pages_are_dealt_so_that_the_recognisers_finish_together(monkeypatch: pytest.MonkeyPatch) -> None:
