@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import re
 import secrets
@@ -382,13 +384,16 @@ def ocr_page(
     psm: int = 3,
     tesseract_cmd: str | os.PathLike[str] | None = None,
     strategy: Strategy = "auto",
+    worker: TesseractWorker | None = None,
 ) -> PageOcr:
     """OCR one (already cleaned: upright, straight) page given as PNG bytes; NFC text and text-only PDF.
 
     ``lang`` lists the languages the page may contain; with ``strategy="auto"`` the model is chosen
     for the page from them (see :mod:`scanstation.ocr_strategy`), with ``"fixed"`` it is used as given.
+    ``worker`` reads the page with its models loaded (see scanstation.tesseract_worker); without one,
+    the tesseract program is run for the page.
     Raises InputError for bytes that are not a PNG, OcrError/ExternalToolError as
-    :func:`scanstation.tesseract.recognise`.
+    :func:`scanstation.tesseract.recognise`; WorkerUnavailable when the worker cannot use the library.
     """
     if not image_png.startswith(_PNG_SIGNATURE):
         raise InputError(label, "page image for OCR is not a PNG")
@@ -412,6 +417,8 @@ def ocr_page(
     prepared = prepare_page(
         image, dpi, lang, installed, correct_geometry=False, fixed_lang=strategy == "fixed", psm=psm
     )
+    if worker is not None:
+        return ocr_prepared_in(worker, prepared, timeout, label=label)
     return ocr_prepared(prepared, work_dir, timeout, label=label, tesseract_cmd=tesseract_cmd)
 
 
@@ -436,6 +443,26 @@ def _init_worker(niceness: int, station_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# This pool process's tesseract worker (the library, models loaded once), started with its first page;
+# None when the tesseract program is to be used instead.
+_tesseract: TesseractWorker | None = None
+_tesseract_refused = False
+
+
+def _pool_tesseract(work_dir: Path, tesseract_cmd: str | None) -> TesseractWorker | None:
+    global _tesseract
+    from . import tesseract_worker
+
+    if _tesseract_refused or not tesseract_worker.engine_wanted(tesseract_cmd):
+        return None
+    if _tesseract is None:
+        _tesseract = tesseract_worker.TesseractWorker(work_dir)
+        # Closed when the pool process ends normally (multiprocessing runs these finalisers, not atexit);
+        # if it is killed, the worker dies with it and the pool sweeps its directory.
+        multiprocessing.util.Finalize(None, _tesseract.close, exitpriority=10)
+    return _tesseract
+
+
 def _worker_ocr(
     job_dir: str,
     image_png: bytes,
@@ -447,12 +474,21 @@ def _worker_ocr(
     strategy: Strategy = "auto",
 ) -> PageOcr:
     # Each job gets its own directory so the parent can sweep it if this process is killed mid-page.
+    global _tesseract_refused
+    from .tesseract_worker import WorkerUnavailable
+
     directory = Path(job_dir)
     directory.mkdir(mode=0o700)
     try:
-        return ocr_page(
-            image_png, dpi, directory, lang, timeout, label=label, tesseract_cmd=tesseract_cmd, strategy=strategy
-        )
+        try:
+            worker = _pool_tesseract(directory.parent, tesseract_cmd)
+            return ocr_page(image_png, dpi, directory, lang, timeout, label=label, tesseract_cmd=tesseract_cmd,
+                            strategy=strategy, worker=worker)
+        except WorkerUnavailable as e:
+            _tesseract_refused = True
+            logging.getLogger("scanstation.ocr").warning("%s; running the tesseract program instead", e)
+            return ocr_page(image_png, dpi, directory, lang, timeout, label=label, tesseract_cmd=tesseract_cmd,
+                            strategy=strategy)
     except (OcrError, ExternalToolError):
         raise
     except ScanStationError as e:
@@ -609,6 +645,9 @@ class OcrWorkerPool:
 
     def _finish_retire(self, broken: ProcessPoolExecutor) -> None:
         broken.shutdown(wait=True, cancel_futures=True)  # joins the manager thread and every worker
+        from .tesseract_worker import sweep_orphans
+
+        sweep_orphans(self._work_dir)  # the dead pool worker's tesseract worker died with it
         with self._lock:
             jobs = self._retiring.pop(broken, [])
         for job in jobs:

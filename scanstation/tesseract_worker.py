@@ -151,6 +151,36 @@ class PageRead:
     confidence: float | None  # mean word confidence 0-100; None when no word was found
 
 
+_DIR_PREFIX = "tessworker-"
+
+
+def sweep_orphans(parent_dir: Path) -> int:
+    """Remove the directories of workers whose owning process is gone; how many were removed.
+
+    A worker's owner removes its directory on close; one killed outright (the OOM killer, a pool worker
+    that died) cannot, and its worker dies with it (parent-death signal) mid-page perhaps, its text
+    layer file still there.
+    """
+    removed = 0
+    for path in parent_dir.glob(f"{_DIR_PREFIX}*"):
+        owner = path.name.removeprefix(_DIR_PREFIX).split("-", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class WorkerUnavailable(ExternalToolError):
     """The library worker cannot run here (no libtesseract): use the tesseract program instead."""
 
@@ -176,7 +206,9 @@ class TesseractWorker:
     # -------------------------------------------------------- process life
 
     def _start(self) -> None:
-        self._dir = self._parent_dir / f"tessworker-{secrets.token_hex(6)}"
+        # Named after the owning process, so that whoever sweeps the parent directory after that process
+        # was killed can tell a dead worker's directory from a live one (see sweep_orphans).
+        self._dir = self._parent_dir / f"{_DIR_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         self._dir.mkdir(mode=0o700)
         cmd = [sys.executable, "-m", "scanstation.tesseract_worker", os.fspath(self._dir)]
         if _SETPRIV is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -17,7 +18,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from scanstation import ocr, tesseract
+from scanstation import ocr, tesseract, tesseract_worker
 from scanstation.errors import ExternalToolError, InputError, OcrError
 
 CORPUS = Path("/work/shared/corpus")
@@ -282,6 +283,48 @@ def test_pool_survives_killed_worker(phototest_png: bytes, devatest_png: bytes, 
     # The orphaned "tesseract" died with its worker (parent-death signal) instead of running on.
     assert _dead_or_zombie(child_pid, 10)
     assert list(work_dir.iterdir()) == []
+
+
+def _tesseract_worker_of(pool_worker: psutil.Process, seconds: float) -> psutil.Process:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for child in pool_worker.children():
+            with contextlib.suppress(psutil.Error):
+                if "scanstation.tesseract_worker" in " ".join(child.cmdline()):
+                    return child
+        time.sleep(0.02)
+    raise AssertionError(f"pool worker {pool_worker.pid} started no tesseract worker within {seconds} s")
+
+
+def test_pool_reads_with_the_library_and_survives_a_killed_worker(
+    phototest_png: bytes, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
+    monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
+    big = png_bytes(CORPUS / "oldbooks_a065.tiff")  # a second or so of reading
+    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60) as pool:
+        # The pool process keeps one tesseract worker (models loaded) for page after page.
+        first = pool.submit(1, phototest_png, 200).result(timeout=60)
+        assert "quick brown" in first.text and first.confidence is not None
+        pool_worker, reader = next(
+            (child, grandchild)
+            for child in psutil.Process().children()
+            for grandchild in child.children()
+            if "scanstation.tesseract_worker" in " ".join(grandchild.cmdline())
+        )
+        assert "quick brown" in pool.submit(2, phototest_png, 200).result(timeout=60).text
+        assert _tesseract_worker_of(pool_worker, 10).pid == reader.pid
+        doomed = pool.submit(3, big, 300)
+        time.sleep(0.3)
+        assert [p.name.startswith("tessworker-") for p in work_dir.iterdir()].count(True) == 1
+        pool_worker.kill()
+        with pytest.raises(OcrError, match="worker process died while reading page 3"):
+            doomed.result(timeout=60)
+        assert _dead_or_zombie(reader.pid, 10)  # the library worker died with its owner ...
+        assert not any(p.name.startswith("tessworker-") for p in work_dir.iterdir())  # ... and was swept
+        assert "quick brown" in pool.submit(4, phototest_png, 200).result(timeout=60).text
+        assert pool.restarts == 1
+    assert list(work_dir.iterdir()) == []  # the new one was closed with the pool
 
 
 def _dead_or_zombie(pid: int, seconds: float) -> bool:

@@ -300,22 +300,20 @@ def test_library_worker_crash_is_retried_once_then_flagged(
 ) -> None:
     import signal
 
-    from scanstation import ocr
-
     monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
     monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
-    real = ocr.ocr_prepared_in
+    real_send = tesseract_worker.TesseractWorker._send
     crashes: list[int] = []
 
-    def crashing(worker: tesseract_worker.TesseractWorker, *args: Any, **kwargs: Any) -> Any:
-        # The real worker process, killed as a crash in the library would kill it, just before its page.
-        worker.preload("eng", 3)  # makes sure there is a live process
-        assert worker.pid is not None
-        crashes.append(worker.pid)
-        os.kill(worker.pid, signal.SIGSEGV)
-        return real(worker, *args, **kwargs)
+    def crashing(worker: tesseract_worker.TesseractWorker, frame: bytes, *args: Any) -> None:
+        # The real worker process, killed as a crash in the library would kill it, with the page in hand.
+        real_send(worker, frame, *args)
+        if b'"op":"read"' in frame[:200]:
+            assert worker.pid is not None
+            crashes.append(worker.pid)
+            os.kill(worker.pid, signal.SIGSEGV)
 
-    monkeypatch.setattr(ocr, "ocr_prepared_in", crashing)
+    monkeypatch.setattr(tesseract_worker.TesseractWorker, "_send", crashing)
     out, side = tmp_path / "o.pdf", tmp_path / "o.txt"
     assert run(small_page, "-o", out, "--sidecar", side, "--lang", "eng", "--jobs", "1") == 8
     err = capsys.readouterr().err
