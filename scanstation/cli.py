@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -624,6 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _run(argv)[0]
+
+
+def _run(argv: Sequence[str] | None) -> tuple[int, str | None]:
+    """Run one command: its exit code, and the command's name."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -632,18 +638,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return 2, None
     try:
-        return int(args.func(args))
+        return int(args.func(args)), args.command
     except ScanStationError as e:
         _err(e.message)
-        return e.exit_code
+        return e.exit_code, args.command
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return 130, args.command
     except BrokenPipeError:
-        return 1
+        return 1, args.command
+
+
+# Commands that leave nothing behind when they return: outputs written and closed, temporary (RAM)
+# directories removed, threads joined, child processes reaped.  Their process ends there, without the
+# interpreter's tear-down (freeing every object and module one by one: 40-70 ms after OpenCV, numpy and
+# pikepdf, a tenth of a one-page OCR run).
+_ENDS_AT_ONCE = frozenset({"ocr"})
+
+
+def entry() -> None:
+    """The ``scanstation`` program (main() is for callers in the same process, tests among them)."""
+    code, command = _run(None)
+    if command in _ENDS_AT_ONCE:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -379,6 +379,17 @@ def test_bad_input_exits_4_naming_it(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.png"]
 
 
+def test_the_program_ends_at_once_with_its_outputs_complete(small_page: Path, tmp_path: Path) -> None:
+    # `scanstation ocr` skips the interpreter's tear-down (cli.entry): everything must be out by then.
+    out, side = tmp_path / "o.pdf", tmp_path / "o.txt"
+    proc = _cli(small_page, "-o", out, "--sidecar", side, "--lang", "eng", "--suggest-index")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 page(s), 1 with text" in proc.stderr and json.loads(proc.stdout).keys() >= {"employee_code"}
+    assert "quick brown" in side.read_text(encoding="utf-8")
+    assert pdfa_structural_problems(out.read_bytes()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.pdf", "o.txt", "small.png"]
+
+
 def test_refuses_to_overwrite_input_and_bad_options(small_page: Path, tmp_path: Path) -> None:
     assert run(small_page, "-o", small_page) == 4
     assert run(small_page, "-o", tmp_path / "nowhere" / "o.pdf") == 4
