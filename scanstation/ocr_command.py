@@ -158,20 +158,21 @@ class _Pipeline:
     release the GIL.  A page's image is encoded (for the PDF) while tesseract reads it.
     """
 
-    def __init__(self, settings: OcrSettings, work_dir: Path, installed: frozenset[str], tesseract_cmd: str | None):
+    def __init__(
+        self,
+        settings: OcrSettings,
+        work_dir: Path,
+        installed: frozenset[str],
+        tesseract_cmd: str | None,
+        workers: list[tesseract_worker.TesseractWorker],
+    ):
+        """``workers``: one tesseract worker per job (closed here at the end), or none for the program."""
         self.settings = settings
         self.work_dir = work_dir
         self.installed = installed
         self.tesseract_cmd = tesseract_cmd
-        # Started first, so that the workers' start-up overlaps the loading of the first pages.
-        self._workers: list[tesseract_worker.TesseractWorker] = []
-        self._library = tesseract_worker.engine_wanted(tesseract_cmd)
-        if self._library:
-            try:
-                for _ in range(settings.jobs):
-                    self._workers.append(tesseract_worker.TesseractWorker(work_dir))
-            except tesseract_worker.WorkerUnavailable as e:
-                self._no_library(e)
+        self._workers = workers
+        self._library = len(workers) == settings.jobs
         self.encoders = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="ocr-encode")
         self._cond = threading.Condition()
         self._ready: deque[_Ready] = deque()
@@ -372,7 +373,7 @@ class _Pipeline:
 
     def _certain_model(self) -> tuple[str, int] | None:
         """The model every page will be read with, when the languages allowed leave no choice."""
-        from .ocr_strategy import Script, choose_language
+        from .ocr_languages import Script, choose_language
 
         if self.settings.strategy == "fixed":
             return self.settings.lang, _PSM
@@ -597,6 +598,21 @@ def _loaded_pages(settings: OcrSettings, render_dir: Path) -> Iterator[_LoadedPa
         yield loaded
 
 
+def _start_workers(jobs: int, work_dir: Path, tesseract_cmd: str | None) -> list[tesseract_worker.TesseractWorker]:
+    """A tesseract library worker per job; none when the program is to be used (named, or chosen)."""
+    workers: list[tesseract_worker.TesseractWorker] = []
+    if tesseract_worker.engine_wanted(tesseract_cmd):
+        try:
+            for _ in range(jobs):
+                workers.append(tesseract_worker.TesseractWorker(work_dir))
+        except tesseract_worker.WorkerUnavailable as e:
+            log.warning("%s; running the tesseract program instead", e)
+            for worker in workers:
+                worker.close()
+            workers = []
+    return workers
+
+
 def run_ocr(
     settings: OcrSettings,
     work_dir: Path,
@@ -611,10 +627,18 @@ def run_ocr(
     is missing.  Pages whose OCR fails are kept as images without text and listed in ``run.failed``.
     """
     start = time.perf_counter()
-    tesseract.check_languages(settings.lang, tesseract_cmd)
-    installed = tesseract.installed_languages(tesseract_cmd)
+    # The workers start first: their interpreters and the library load while the languages are checked
+    # and the first page is read and prepared.
+    workers = _start_workers(settings.jobs, work_dir, tesseract_cmd)
+    try:
+        tesseract.check_languages(settings.lang, tesseract_cmd)
+        installed = tesseract.installed_languages(tesseract_cmd)
+        pipeline = _Pipeline(settings, work_dir, installed, tesseract_cmd, workers)
+    except BaseException:
+        for worker in workers:
+            worker.close()
+        raise
     render_dir = work_dir / "render"
-    pipeline = _Pipeline(settings, work_dir, installed, tesseract_cmd)
     try:
         for loaded in _loaded_pages(settings, render_dir):
             pipeline.add(loaded)
