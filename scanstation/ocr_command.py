@@ -258,9 +258,7 @@ class _Pipeline:
 
     def _close_workers(self) -> None:
         for worker in self._workers:
-            worker.release()
-        for worker in self._workers:
-            worker.close()
+            worker.stop()
 
     def _no_library(self, why: Exception) -> None:
         """The library cannot be used here: every page from now on is read by the tesseract program
@@ -598,6 +596,12 @@ def _loaded_pages(settings: OcrSettings, render_dir: Path) -> Iterator[_LoadedPa
         yield loaded
 
 
+def _languages(lang: str, tesseract_cmd: str | None) -> frozenset[str]:
+    """The installed languages, once every one ``lang`` names is known to be among them."""
+    tesseract.check_languages(lang, tesseract_cmd)
+    return tesseract.installed_languages(tesseract_cmd)
+
+
 def _start_workers(jobs: int, work_dir: Path, tesseract_cmd: str | None) -> list[tesseract_worker.TesseractWorker]:
     """A tesseract library worker per job; none when the program is to be used (named, or chosen)."""
     workers: list[tesseract_worker.TesseractWorker] = []
@@ -608,7 +612,7 @@ def _start_workers(jobs: int, work_dir: Path, tesseract_cmd: str | None) -> list
         except tesseract_worker.WorkerUnavailable as e:
             log.warning("%s; running the tesseract program instead", e)
             for worker in workers:
-                worker.close()
+                worker.stop()
             workers = []
     return workers
 
@@ -631,12 +635,16 @@ def run_ocr(
     # and the first page is read and prepared.
     workers = _start_workers(settings.jobs, work_dir, tesseract_cmd)
     try:
-        tesseract.check_languages(settings.lang, tesseract_cmd)
-        installed = tesseract.installed_languages(tesseract_cmd)
+        # tesseract lists its languages while numpy and Pillow are imported for the first page.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-langs") as ask:
+            languages = ask.submit(_languages, settings.lang, tesseract_cmd)
+            import drivers.image_loading  # noqa: F401  (the import is the point)
+
+            installed = languages.result()
         pipeline = _Pipeline(settings, work_dir, installed, tesseract_cmd, workers)
     except BaseException:
         for worker in workers:
-            worker.close()
+            worker.stop()
         raise
     render_dir = work_dir / "render"
     try:
