@@ -11,13 +11,14 @@ DEV=0
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# Why each package: python3*/gcc build python-sane; tesseract + eng/hin/Devanagari models do the OCR;
+# Why each package: python3*/gcc build python-sane; tesseract + eng/hin/Devanagari models do the OCR
+# (libtesseract5, which tesseract-ocr depends on, is named because the OCR workers load it themselves);
 # sane-utils/libsane1 are the scanner back ends (libsane-dev to build python-sane); Noto/Lohit fonts
 # render Devanagari (synthetic pages, UI); age checks our encryption; poppler-utils renders PDFs on
 # import; ghostscript/qpdf/pikepdf support PDF work; the libGL/xkb/fontconfig/dbus libraries are what
 # Qt needs even offscreen.
 PKGS=(python3 python3-venv python3-dev gcc pkg-config
-      tesseract-ocr tesseract-ocr-eng tesseract-ocr-hin tesseract-ocr-osd tesseract-ocr-script-deva
+      tesseract-ocr libtesseract5 tesseract-ocr-eng tesseract-ocr-hin tesseract-ocr-osd tesseract-ocr-script-deva
       sane-utils libsane1 libsane-dev
       fonts-noto-core fonts-lohit-deva fonts-dejavu-core fontconfig
       age poppler-utils ghostscript qpdf

@@ -190,7 +190,10 @@ class TesseractWorker:
 
     Started at once, so that its start-up and any :meth:`preload` overlap the caller's own work; a
     worker that died is replaced on the next :meth:`read`.  It runs at its parent's priority (the
-    station's niced OCR pool workers pass theirs on).
+    station's niced OCR pool workers pass theirs on).  The parent-death signal is tied to the *thread*
+    that started the process (Linux): a worker started, or restarted, from a thread is killed when that
+    thread ends, so handles belong to long-lived threads (the ``ocr`` command's recognisers, a pool
+    process's main thread).
     """
 
     def __init__(self, work_dir: Path) -> None:
