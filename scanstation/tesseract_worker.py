@@ -42,6 +42,7 @@ _MAX_PAYLOAD = 1 << 30
 # (stuck in layout analysis, say) the worker is killed.
 _KILL_GRACE = 5.0
 _STARTUP_TIMEOUT = 30.0
+_PYTHON = sys.executable  # the worker runs on the parent's interpreter (and so its packages)
 _STDERR_TAIL = 600
 
 
@@ -201,6 +202,7 @@ class TesseractWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self._pending = 0  # replies not read yet: the hello, and preloads
+        self._greeted = False
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self.version: str | None = None
         self.starts = 0
@@ -213,7 +215,7 @@ class TesseractWorker:
         # was killed can tell a dead worker's directory from a live one (see sweep_orphans).
         self._dir = self._parent_dir / f"{_DIR_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         self._dir.mkdir(mode=0o700)
-        cmd = [sys.executable, "-m", "scanstation.tesseract_worker", os.fspath(self._dir)]
+        cmd = [_PYTHON, "-m", "scanstation.tesseract_worker", os.fspath(self._dir)]
         if _SETPRIV is not None:
             cmd = [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd]
         env = _child_env(self._dir)
@@ -235,6 +237,7 @@ class TesseractWorker:
         self._stderr.clear()
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True, name="tess-stderr").start()
         self._pending = 1  # the hello
+        self._greeted = False
         self.starts += 1
 
     def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
@@ -352,13 +355,20 @@ class TesseractWorker:
     def _settle(self, deadline: float, label: str) -> None:
         """Read the replies still owed (the hello, preloads) so the next one is the page's."""
         while self._pending:
-            header, _ = self._receive(deadline, label)
+            try:
+                header, _ = self._receive(deadline, label)
+            except OcrError as e:
+                if self._greeted:
+                    raise
+                # It died before saying hello: a broken installation, not a page it could not read.
+                raise WorkerUnavailable(f"the OCR worker did not start ({e.message})") from None
             self._pending -= 1
-            if header.get("kind") == "library":
-                self._stop()
-                raise WorkerUnavailable(f"the tesseract library cannot be used: {header.get('message')}")
-            if "version" in header:
-                self.version = str(header["version"])
+            if not self._greeted:
+                self._greeted = True
+                if header.get("kind") == "library":
+                    self._stop()
+                    raise WorkerUnavailable(f"the tesseract library cannot be used: {header.get('message')}")
+                self.version = str(header.get("version"))
             # A preload that failed is reported by the read that needs the model, in its own words.
 
     def preload(self, lang: str, psm: int) -> None:

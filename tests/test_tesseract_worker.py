@@ -181,6 +181,22 @@ def test_without_the_library_the_worker_says_so(monkeypatch: pytest.MonkeyPatch,
     assert header == {"ok": False, "kind": "library", "message": "libtesseract not found (test)"}
 
 
+def test_a_worker_that_cannot_start_is_unavailable_not_a_page_failure(
+    work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ImportError: no module named scanstation' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(tesseract_worker, "_PYTHON", str(broken))
+    with (
+        TesseractWorker(work_dir) as worker,
+        Image.open(CORPUS / "tess_phototest.tif") as im,
+        pytest.raises(tesseract_worker.WorkerUnavailable, match=r"did not start .*ImportError"),
+    ):
+        send(worker, im.convert("1"), 200)
+    assert list(work_dir.iterdir()) == []
+
+
 def test_the_program_is_used_when_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
     monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
