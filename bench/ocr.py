@@ -63,6 +63,8 @@ import ocr_peer_bench as peer  # noqa: E402  (the shared yardstick: page list, C
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from scanstation.tesseract_worker import ENGINE_ENV  # noqa: E402
+
 CORPUS = REPO.parent / "shared" / "corpus"
 ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
 # The tools installed from packages (ocrmypdf, pikepdf, OpenCV ...) come with compiled bytecode; the
@@ -138,11 +140,12 @@ class RssSampler:
 
 
 def timed(
-    cmd: Sequence[str], *, rss: bool = False, timeout: float = 1800
+    cmd: Sequence[str], *, rss: bool = False, timeout: float = 1800, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], float, float, int]:
     """Run ``cmd``; returns (process, wall s, CPU s of it and its waited-for descendants, peak tree RSS)."""
     c0, t0 = _children_cpu(), time.perf_counter()
     env = SS_ENV if list(cmd[: len(scanstation_cmd())]) == scanstation_cmd() else ENV
+    env = {**env, **(env_extra or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sampler = RssSampler(proc.pid) if rss else None
     out, err = proc.communicate(timeout=timeout)
@@ -440,6 +443,8 @@ def document_runs(
     commands: dict[str, tuple[list[str], Path | None]] = {
         "tesseract": (["tesseract", str(tiff), str(td / "tess_doc"), "-l", lang], None)
     }
+    # The same command with tesseract run as a program per batch instead of as a library in workers.
+    env_extra: dict[str, dict[str, str]] = {f"scanstation-program_j{jobs}": {ENGINE_ENV: "program"}}
     rep_path = td / "ss_doc.json"
     for j in sorted({1, jobs}):
         out = td / f"ss_doc_j{j}.pdf"
@@ -448,6 +453,11 @@ def document_runs(
         if j == jobs:
             cmd += ["--report", str(rep_path)]
         commands[f"scanstation_j{j}"] = (cmd, out)
+        if j == jobs:
+            program_out = td / f"ss_doc_program_j{j}.pdf"
+            program_cmd = [*scanstation_cmd(), "ocr", str(tiff), "-o", str(program_out), "--sidecar",
+                           str(td / "ss_doc_program.txt"), "--lang", lang, "--jobs", str(j)]
+            commands[f"scanstation-program_j{j}"] = (program_cmd, program_out)
     if have_ocrmypdf:
         # Its default output, PDF/A (the same work as ours), and plain PDF (the peer script's protocol).
         for key, output_type in ((f"ocrmypdf_j{jobs}", "pdfa"), (f"ocrmypdf-pdf_j{jobs}", "pdf")):
@@ -456,17 +466,17 @@ def document_runs(
             commands[key] = ([*cmd, str(tiff), str(out)], out)
     runs: dict[str, list[tuple[subprocess.CompletedProcess[str], float, float, int]]] = {k: [] for k in commands}
     for _round in range(max(1, repeat)):
-        for key, (cmd, out) in commands.items():
-            if out is not None:
-                out.unlink(missing_ok=True)
-            runs[key].append(timed(cmd, rss=True))
-    for key, (_cmd, out) in commands.items():
+        for key, (cmd, output) in commands.items():
+            if output is not None:
+                output.unlink(missing_ok=True)
+            runs[key].append(timed(cmd, rss=True, env_extra=env_extra.get(key)))
+    for key, (_cmd, output) in commands.items():
         results = runs[key]
         failed = [r for r in results if r[0].returncode]
         proc = failed[0][0] if failed else results[-1][0]
         wall = statistics.median(r[1] for r in results)
         cpu = statistics.median(r[2] for r in results)
-        result[key] = _tool_result(proc, wall, cpu, max(r[3] for r in results), out)
+        result[key] = _tool_result(proc, wall, cpu, max(r[3] for r in results), output)
     # The peer protocol's floor: one tesseract run per page (its models loaded for every page).
     walls, cpus, peaks = [], [], []
     for p in pages:
@@ -671,7 +681,7 @@ def report(
         doc_tools += [
             (key.split("_j")[0], int(key.split("_j")[1]), doc[key])
             for key in doc
-            if key.startswith(("scanstation_j", "ocrmypdf_j", "ocrmypdf-pdf_j"))
+            if key.startswith(("scanstation_j", "scanstation-program_j", "ocrmypdf_j", "ocrmypdf-pdf_j"))
         ]
         for tool, jobs_used, d in doc_tools:
             pdfb = d.get("pdf_bytes")
@@ -697,6 +707,13 @@ def report(
                 f"{cpu:.2f}× (PDF/A) / {cpu_pdf:.2f}× (PDF)."
             )
             summary.setdefault("throughput_vs_ocrmypdf", {})[doc["title"]] = (thr, thr_pdf, cpu, cpu_pdf)
+        program = doc.get(f"scanstation-program_j{jobs}")
+        if ss and program:
+            L.append(
+                f"Tesseract as a library in worker processes against the program run per batch (same pages, "
+                f"same jobs, same text): {program['wall'] / ss['wall']:.2f}× faster, "
+                f"{program['cpu'] / ss['cpu']:.2f}× less CPU."
+            )
         if ss1 and ss1.get("pdf_bytes"):
             summary.setdefault("size_vs_input", {})[doc["title"]] = (
                 ss1["pdf_bytes"] / doc["input_bytes"], ss1["pdf_bytes"] / n / 1024,

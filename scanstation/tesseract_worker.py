@@ -197,7 +197,8 @@ class TesseractWorker:
     process's main thread).
     """
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, *, start: bool = True) -> None:
+        """``start`` False: the process starts with the first :meth:`preload` or :meth:`read`."""
         self._parent_dir = work_dir
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -206,7 +207,8 @@ class TesseractWorker:
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self.version: str | None = None
         self.starts = 0
-        self._start()
+        if start:
+            self._start()
 
     # -------------------------------------------------------- process life
 
@@ -371,11 +373,15 @@ class TesseractWorker:
                 self.version = str(header.get("version"))
             # A preload that failed is reported by the read that needs the model, in its own words.
 
-    def preload(self, lang: str, psm: int) -> None:
-        """Ask the worker to load a model now, while the caller prepares the pages that need it."""
+    def ensure_started(self) -> None:
+        """Start the process now (if it is not running), so that it is up by the first page."""
         if self._proc is None or self._proc.poll() is not None:
             self._stop()
             self._start()
+
+    def preload(self, lang: str, psm: int) -> None:
+        """Ask the worker to load a model now, while the caller prepares the pages that need it."""
+        self.ensure_started()
         try:
             self._send(_frame({"op": "load", "lang": lang, "psm": psm}), time.monotonic() + _STARTUP_TIMEOUT,
                        f"loading {lang}")

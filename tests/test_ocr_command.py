@@ -322,6 +322,30 @@ def test_library_worker_crash_is_retried_once_then_flagged(
     _flagged_without_text(out, side)
 
 
+@pytest.mark.parametrize(("pages", "preloads"), [(1, 1), (3, 2)])
+def test_only_workers_with_pages_to_read_preload_their_model(
+    pages: int, preloads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
+    monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
+    real = tesseract_worker.TesseractWorker.preload
+    calls: list[tuple[str, int]] = []
+
+    def counted(worker: tesseract_worker.TesseractWorker, lang: str, psm: int) -> None:
+        calls.append((lang, psm))
+        real(worker, lang, psm)
+
+    monkeypatch.setattr(tesseract_worker.TesseractWorker, "preload", counted)
+    tiff = tmp_path / "in.tif"
+    with Image.open(CORPUS / "tess_phototest.tif") as im:
+        page = im.convert("L")
+    page.save(tiff, save_all=True, append_images=[page] * (pages - 1), dpi=(200, 200))
+    assert run(tiff, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "2") == 0
+    assert calls == [("eng", 3)] * preloads  # a one-page input loads the model in one worker only
+    texts = (tmp_path / "o.txt").read_text(encoding="utf-8").split("\f")
+    assert len(texts) == pages and all("quick brown" in t for t in texts)
+
+
 def test_without_the_library_the_program_reads_the_pages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
