@@ -157,14 +157,21 @@ def ocr_prepared(
         with contextlib.suppress(OSError):
             image_path.unlink(missing_ok=True)
     assert result.pdf is not None  # recognise() raises if the requested PDF is missing
-    text = clean_text(result.text)
+    return _page_ocr(result.text, result.pdf, result.confidence, prepared, label, clock() - start)
+
+
+def _page_ocr(
+    raw: str, layer: bytes, confidence: float | None, prepared: PreparedPage, label: str, seconds: float
+) -> PageOcr:
+    """One page's result from tesseract's raw text: cleaned, checked not empty, timed with its analysis."""
+    text = clean_text(raw)
     _check_not_empty(text, prepared, label)
     return PageOcr(
         text=text,
-        text_pdf=result.pdf,
-        confidence=result.confidence,
+        text_pdf=layer,
+        confidence=confidence,
         lang_used=prepared.plan.lang,
-        seconds=round(clock() - start + sum(prepared.timings.values()), 3),
+        seconds=round(seconds + sum(prepared.timings.values()), 3),
         plan=_plan_record(prepared),
     )
 
@@ -187,16 +194,7 @@ def ocr_prepared_in(
         image.tobytes(), image.mode, image.size, prepared.ocr_dpi, prepared.plan.lang, prepared.plan.psm,
         timeout=timeout, label=label,
     )
-    text = clean_text(read.text)
-    _check_not_empty(text, prepared, label)
-    return PageOcr(
-        text=text,
-        text_pdf=read.pdf,
-        confidence=read.confidence,
-        lang_used=prepared.plan.lang,
-        seconds=round(clock() - start + sum(prepared.timings.values()), 3),
-        plan=_plan_record(prepared),
-    )
+    return _page_ocr(read.text, read.pdf, read.confidence, prepared, label, clock() - start)
 
 
 def _write_tiff(path: Path, image: Image.Image, dpi: int) -> None:

@@ -348,24 +348,20 @@ class _Pipeline:
             return self._seen > count
 
     def _read_in_worker(self, me: int, ready: _Ready, attempts: int = 2) -> tuple[ocr.PageOcr | None, str | None]:
-        label = ready.page.label
-        error: str | None = None
-        for attempt in range(1, attempts + 1):
-            if not self._library:
-                return self._recognise_one(ready)
-            try:
-                return ocr.ocr_prepared_in(self._workers[me], ready.prepared, self.settings.timeout, label=label), None
-            except tesseract_worker.WorkerUnavailable as e:
-                with self._cond:
-                    self._no_library(e)
-                return self._recognise_one(ready)
-            except OcrError as e:
-                error = e.message
-                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
-                if attempt == attempts or _failure_is_timeout(e):
-                    break
-                log.warning("%s: %s; trying once more", label, e.message)
-        return None, error
+        if not self._library:
+            return self._recognise_one(ready)
+        try:
+            return _attempts(
+                ready.page.label,
+                attempts,
+                lambda: ocr.ocr_prepared_in(
+                    self._workers[me], ready.prepared, self.settings.timeout, label=ready.page.label
+                ),
+            )
+        except tesseract_worker.WorkerUnavailable as e:
+            with self._cond:
+                self._no_library(e)
+            return self._recognise_one(ready)
 
     def _program_recogniser(self, me: int) -> None:
         # Each run's tesseract is started one run ahead, so that it loads its models while the pages are
@@ -501,26 +497,18 @@ class _Pipeline:
         return [self._result(r, *self._recognise_one(r)) for r in batch]
 
     def _recognise_one(self, ready: _Ready, attempts: int = 2) -> tuple[ocr.PageOcr | None, str | None]:
-        error: str | None = None
-        label = ready.page.label
-        for attempt in range(1, attempts + 1):
-            try:
-                result = ocr.ocr_prepared(
-                    ready.prepared,
-                    self.work_dir,
-                    self.settings.timeout,
-                    label=label,
-                    tesseract_cmd=self.tesseract_cmd,
-                    confidence=False,  # nothing here uses word confidences
-                )
-                return result, None
-            except OcrError as e:
-                error = e.message
-                # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
-                if attempt == attempts or _failure_is_timeout(e):
-                    break
-                log.warning("%s: %s; trying once more", label, e.message)
-        return None, error
+        return _attempts(
+            ready.page.label,
+            attempts,
+            lambda: ocr.ocr_prepared(
+                ready.prepared,
+                self.work_dir,
+                self.settings.timeout,
+                label=ready.page.label,
+                tesseract_cmd=self.tesseract_cmd,
+                confidence=False,  # nothing here uses word confidences
+            ),
+        )
 
     def _result(self, ready: _Ready, result: ocr.PageOcr | None, error: str | None, batch: int = 1) -> PageResult:
         plan = result.plan if result is not None else ocr._plan_record(ready.prepared)
@@ -538,6 +526,23 @@ class _Pipeline:
             turn=ready.prepared.page_turn,
             skew=ready.prepared.page_skew,
         )
+
+
+def _attempts(
+    label: str, attempts: int, read: Callable[[], ocr.PageOcr]
+) -> tuple[ocr.PageOcr | None, str | None]:
+    """``read()`` up to ``attempts`` times: its result, or None and the last failure's message."""
+    error: str | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return read(), None
+        except OcrError as e:
+            error = e.message
+            # A crash may be a one-off (memory pressure); a page that timed out would only time out again.
+            if attempt == attempts or _failure_is_timeout(e):
+                break
+            log.warning("%s: %s; trying once more", label, e.message)
+    return None, error
 
 
 def _weight(ready: _Ready) -> int:
