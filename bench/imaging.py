@@ -15,7 +15,7 @@ error is |estimate - (applied angle + the page's own residual skew)|, the residu
 deskew_0.1, jdeskew and leptonica on the unrotated page.  Then the pages with natural skew, and the
 straight pages turned by 0/90/180/270 for orientation (ours beside ``tesseract --psm 0``).
 
-Extra group: synthetic ACR pages from ``scanstation.synth`` with a known skew (exact truth, no
+Extra group: synthetic ACR pages from ``scanstation_tools.synth`` with a known skew (exact truth, no
 residual), 1-bit / grey / colour, 75-600 dpi, dark scanner borders, up to +/-15 degrees, measured with
 the same methods; and the same pages turned for orientation.
 
@@ -49,8 +49,8 @@ import deskew_peer_bench as peer  # noqa: E402  (the shared, fixed protocol)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from scanstation.imaging import estimate_orientation, rotate_quarter, to_gray  # noqa: E402
-from scanstation.synth import PageSpec, render_acr_page  # noqa: E402
+from scanstation.cleanup.imaging import estimate_orientation, rotate_quarter, to_gray  # noqa: E402
+from scanstation_tools.synth import PageSpec, render_acr_page  # noqa: E402
 
 OURS = "scanstation"
 PEERS = [m for m in peer.METHODS if m != OURS]

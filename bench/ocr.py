@@ -26,7 +26,7 @@ page list, its CER and its tesseract call):
    Pages per minute, peak RSS of each tool's whole process tree (sampled every 50 ms), PDF size per
    page against the input's size.
 4. **Synthetic ACR files** (``--synthetic N``): N files of three pages (particulars form, an English
-   and a Hindi instruction page) with ground truth from ``scanstation.synth``; CER against tesseract
+   and a Hindi instruction page) with ground truth from ``scanstation_tools.synth``; CER against tesseract
    ``hin+eng``, and the precision of the index suggestions against the files' known fields.
 
 The load average is printed before and after: other work on the machine slows every tool alike in
@@ -63,7 +63,7 @@ import ocr_peer_bench as peer  # noqa: E402  (the shared yardstick: page list, C
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from scanstation.tesseract_worker import ENGINE_ENV  # noqa: E402
+from scanstation.ocr.tesseract_worker import ENGINE_ENV  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -80,7 +80,7 @@ TARGET_TIME_VS_TESSERACT = 1.3
 
 def scanstation_cmd() -> list[str]:
     exe = REPO / ".venv" / "bin" / "scanstation"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "scanstation.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "scanstation.cli.main"]
 
 
 def scanstation_python() -> str:
@@ -262,7 +262,7 @@ def rotated_pages(pages: list[Page], td: Path) -> list[Page]:
 
 
 def synthetic_files(n: int, td: Path) -> list[tuple[Path, list[Any]]]:
-    from scanstation.synth import PageSpec, render_acr_page
+    from scanstation_tools.synth import PageSpec, render_acr_page
 
     files = []
     for i in range(n):
@@ -333,9 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     td = Path(tempfile.mkdtemp(prefix="bench-ocr-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     SS_ENV["PYTHONPYCACHEPREFIX"] = str(td / "pycache")
-    modules = "scanstation.cli, scanstation.ocr_command, scanstation.ocr_strategy, scanstation.pdf, scanstation.ocr"
+    modules = ("scanstation.cli.main, scanstation_tools.ocr_command, scanstation.ocr.strategy, "
+               "scanstation.pdf.searchable, scanstation.ocr.pages")
     subprocess.run(
-        [scanstation_python(), "-c", f"import {modules}, scanstation.index_suggest, "
+        [scanstation_python(), "-c", f"import {modules}, scanstation.ocr.index_suggestions, "
          "drivers.image_loading"], env=SS_ENV, cwd=REPO, check=True,
     )
     runs: list[Run] = []
@@ -505,7 +506,7 @@ def document_runs(
 
 
 def synthetic_runs(n: int, td: Path, note: Callable[[Run], None]) -> dict[str, Any]:
-    from scanstation.index_suggest import FIELDS
+    from scanstation.ocr.index_suggestions import FIELDS
 
     made = right = total = 0
     wrong: list[str] = []

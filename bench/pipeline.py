@@ -41,8 +41,8 @@ from PIL import Image  # noqa: E402
 
 from drivers.base import CapturedPage  # noqa: E402
 from scanstation.config import Config, load_config, render_config  # noqa: E402
-from scanstation.keys import StationKey, generate_identity  # noqa: E402
-from scanstation.station import Station  # noqa: E402
+from scanstation.facade import Station  # noqa: E402
+from scanstation.vault.identity import StationKey, generate_identity  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 CORPUS_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".pdf"}
@@ -263,7 +263,7 @@ class PageSet:
 
 def synthetic_specs(n: int, seed0: int = 7100) -> list[Any]:
     """N distinct 300-dpi A4 ACR pages: 3 pages per employee file, small skew, some noise."""
-    from scanstation.synth import PageSpec
+    from scanstation_tools.synth import PageSpec
 
     rng = random.Random(seed0)
     specs = []
@@ -281,7 +281,7 @@ def synthetic_specs(n: int, seed0: int = 7100) -> list[Any]:
 
 
 def synthetic_set(n: int) -> PageSet:
-    from scanstation.synth import render_acr_page
+    from scanstation_tools.synth import render_acr_page
 
     t = time.perf_counter()
     pages = [
@@ -473,7 +473,7 @@ def run_ocrmypdf(ps: PageSet, jobs: int) -> dict[str, Any]:
     """
     import img2pdf
 
-    from scanstation.cleanup import encode_png
+    from scanstation.cleanup.pipeline import encode_png
 
     work = Path(tempfile.mkdtemp(prefix="bench-ocrmypdf-", dir=_ram_base()))
     res: dict[str, Any] = {"set": ps.name, "pages": len(ps.pages), "jobs": jobs}
@@ -527,8 +527,8 @@ def memory_child(params: dict[str, Any]) -> dict[str, Any]:
     The page source holds the distinct synthetic pages as PNG bytes and decodes one per delivery, as a
     driver hands over one page at a time; its share is in the baseline measured before the station starts.
     """
-    from scanstation.cleanup import encode_png
-    from scanstation.synth import render_acr_page
+    from scanstation.cleanup.pipeline import encode_png
+    from scanstation_tools.synth import render_acr_page
 
     n_pages: int = params["pages"]
     t = time.perf_counter()

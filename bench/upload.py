@@ -49,7 +49,7 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
-from scanstation.tus_client import TusClient  # noqa: E402
+from scanstation.upload.tus_client import TusClient  # noqa: E402
 
 MB = 1_000_000
 CUT = "tus via proxy, cut at 50% -> receiver"

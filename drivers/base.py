@@ -86,7 +86,7 @@ class Driver(Protocol):
     """Three calls, as in NAPS2: list, describe, scan.
 
     ``scan`` delivers pages one at a time through ``on_page`` (which persists and acknowledges each
-    before returning) and returns the number delivered.  Faults raise ``scanstation.errors.DeviceError``
+    before returning) and returns the number delivered.  Faults raise ``drivers.errors.DeviceError``
     subclasses with ``pages_received`` set; pages already delivered stay delivered.
     """
 

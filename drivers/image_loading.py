@@ -36,7 +36,7 @@ from PIL import (
 )
 
 from drivers.base import ColorMode
-from scanstation.errors import ExternalToolError, InputError
+from drivers.errors import ExternalToolError, InputError
 
 MAX_PAGE_PIXELS = 120_000_000  # ~A3 at 600 dpi colour; anything bigger is a mistake or a decompression bomb
 MAX_FILE_BYTES = 1 << 30

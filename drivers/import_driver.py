@@ -6,7 +6,7 @@
 #   * default: when the scan ends, if any input failed, ``scan`` raises ``ImportProblems`` -- an InputError
 #     listing each problem, with ``pages_received`` -- so the CLI exits non-zero (code 4) after keeping the
 #     good pages (the Driver contract: "faults raise, delivered pages stay delivered");
-#   * if ``on_error`` is set (constructor or attribute; scanstation.station sets it), each InputError is
+#   * if ``on_error`` is set (constructor or attribute; scanstation.facade sets it), each InputError is
 #     passed to it as it happens -- one audit entry per bad input -- and ``scan`` returns normally.
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from drivers.base import (
     ScanSettings,
     Source,
 )
+from drivers.errors import DeviceNotFound, InputError, ScanCancelled
 from drivers.image_loading import load_pages
-from scanstation.errors import DeviceNotFound, InputError, ScanCancelled
 
 DEVICE_NAME = "import"
 DEVICE_INFO = DeviceInfo(name=DEVICE_NAME, vendor="ScanStation", model="File import", kind="virtual device",

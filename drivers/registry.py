@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drivers.base import DeviceInfo, Driver
+from drivers.errors import InputError
 from drivers.import_driver import DEVICE_INFO, DEVICE_NAME, ImportDriver
 from drivers.sane_driver import SaneDriver
-from scanstation.errors import InputError
 
 
 def get_driver(device: str, files: Sequence[Path] | None = None, tmp_dir: Path | None = None) -> Driver:

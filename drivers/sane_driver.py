@@ -7,7 +7,7 @@
 # persists it) the parent answers "next"; only then does the worker start the next sheet.  So every sheet
 # that left the feeder is either delivered or reported in ``pages_received``.
 #
-# Faults become ``scanstation.errors`` classes by SANE status code (the worker recovers the code from
+# Faults become ``drivers.errors`` classes by SANE status code (the worker recovers the code from
 # python-sane's message through one table, ``sane_worker.status_table``):
 #     JAMMED -> PaperJam, NO_DOCS -> FeederEmpty (first sheet; later it is the normal end of an ADF batch),
 #     COVER_OPEN -> CoverOpen, DEVICE_BUSY / WARMING_UP -> DeviceBusy, IO_ERROR -> DeviceOffline,
@@ -57,8 +57,7 @@ from drivers.base import (
     ScanSettings,
     Source,
 )
-from drivers.sane_worker import ProtocolError, Status, read_frame
-from scanstation.errors import (
+from drivers.errors import (
     CoverOpen,
     DeviceBusy,
     DeviceCrashed,
@@ -69,6 +68,7 @@ from scanstation.errors import (
     PaperJam,
     ScanCancelled,
 )
+from drivers.sane_worker import ProtocolError, Status, read_frame
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from scanstation.errors import ScanStationError
+from batchformat.errors import FormatError
 
 from .keys import KeyFileError
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                             verify_wait_seconds=args.verify_wait)
     try:
         app = create_app(config)
-    except (KeyFileError, ScanStationError) as e:
+    except (KeyFileError, FormatError) as e:
         print(f"scanstation-receiver: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as e:  # e.g. SQLAlchemy cannot parse or reach the database URL

@@ -19,8 +19,8 @@ from typing import Any
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from scanstation import atomic, package
-from scanstation.package import PackageCheckError, VerifiedPackage
+from batchformat import atomic, package
+from batchformat.package import PackageCheckError, VerifiedPackage
 
 from .db import BatchConflict, Database, Upload
 from .storage import DataDir, move_into, write_file

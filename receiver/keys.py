@@ -11,7 +11,7 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from scanstation import atomic, package
+from batchformat import atomic, package
 
 RECEIPT_KEY = "receipt-key"
 RECEIPT_KEY_PUB = "receipt-key.pub"

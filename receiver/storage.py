@@ -22,7 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
-from scanstation import atomic
+from batchformat import atomic
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StateError
+from scanstation.errors import StateError
 
 
 class BatchState(enum.StrEnum):

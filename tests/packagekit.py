@@ -17,8 +17,8 @@ from typing import Any
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from scanstation import package
-from scanstation.package import ObjectSource, PackageInfo
+from batchformat import package
+from batchformat.package import ObjectSource, PackageInfo
 
 
 @dataclass

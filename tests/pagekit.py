@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanstation.imaging import to_gray
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation.cleanup.imaging import to_gray
+from scanstation_tools.synth import PageSpec, render_acr_page
 
 
 def _corpus_dir() -> Path | None:

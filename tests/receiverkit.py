@@ -28,7 +28,7 @@ import pyrage
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from scanstation import package
+from batchformat import package
 
 REPO = Path(__file__).resolve().parents[1]
 

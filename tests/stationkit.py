@@ -24,7 +24,7 @@ class StationEnv:
     env: dict[str, str]
 
     def run(self, *args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "scanstation.cli", *args], env=self.env, text=True,
+        proc = subprocess.run([sys.executable, "-m", "scanstation.cli.main", *args], env=self.env, text=True,
                               capture_output=True, timeout=timeout, cwd=REPO)
         if check and proc.returncode != 0:
             cmd = " ".join(args)
@@ -34,14 +34,14 @@ class StationEnv:
     def unlock(self) -> tuple[Any, Any]:
         """(config, unlocked station key) for driving a Station in this process."""
         from scanstation.config import load_config
-        from scanstation.keys import read_passphrase, unlock_identity
+        from scanstation.vault.identity import read_passphrase, unlock_identity
 
         config = load_config(self.config)
         passphrase = read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": self.env["SCANSTATION_PASSPHRASE_FILE"]})
         return config, unlock_identity(config.sealed_identity_path, passphrase)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "scanstation.cli", *args], env=self.env, text=True,
+        return subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", *args], env=self.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scanstation import atomic
-from scanstation.atomic import TEMP_PREFIX, atomic_write, ensure_dir, fsync_dir, remove_stale_temps
+from batchformat import atomic
+from batchformat.atomic import TEMP_PREFIX, atomic_write, ensure_dir, fsync_dir, remove_stale_temps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def test_remove_stale_temps_only_touches_temp_names(tmp_path: Path) -> None:
 _CHILD_BLOCKED_IN_FSYNC = """
 import os, sys, time
 from pathlib import Path
-from scanstation import atomic
+from batchformat import atomic
 real_fsync = os.fsync
 def slow_fsync(fd):
     print("in-fsync", flush=True)
@@ -150,7 +150,7 @@ def test_kill_9_before_rename_leaves_old_or_no_file(tmp_path: Path, existed_befo
 _CHILD_WRITE_LOOP = """
 import sys
 from pathlib import Path
-from scanstation.atomic import atomic_write
+from batchformat.atomic import atomic_write
 target = Path(sys.argv[1])
 size = int(sys.argv[2])
 print("ready", flush=True)

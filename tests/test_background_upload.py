@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scanstation.station import Station
-from scanstation.synth import PageSpec, render_acr_page
-from scanstation.uploads import BackgroundUploader, UploadQueue
+from scanstation.facade import Station
+from scanstation.upload.queue import BackgroundUploader, UploadQueue
+from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.receiverkit import start_receiver, write_identity
 from tests.stationkit import make_station
 

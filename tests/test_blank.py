@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanstation.blank import BlankResult, blank_score, is_blank
-from scanstation.imaging import to_gray
+from scanstation.cleanup.blank import BlankResult, blank_score, is_blank
+from scanstation.cleanup.imaging import to_gray
 from tests.pagekit import CORPUS, needs_corpus
 from tests.pagekit import synthetic_array as page
 

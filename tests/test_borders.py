@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanstation.borders import BorderResult, clean_borders, find_borders
-from scanstation.imaging import to_gray
+from scanstation.cleanup.borders import BorderResult, clean_borders, find_borders
+from scanstation.cleanup.imaging import to_gray
 from tests.pagekit import CORPUS, needs_corpus, synthetic_array
 
 DPI = 200

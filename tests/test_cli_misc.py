@@ -8,7 +8,7 @@ from pathlib import Path
 import pyrage
 
 from scanstation import __version__
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation_tools.synth import PageSpec, render_acr_page
 
 from .sane_env import sane_test_env
 from .stationkit import make_station
@@ -24,7 +24,8 @@ def test_version_and_exit_codes(tmp_path: Path) -> None:
 def test_cli_config_env_name_matches_the_config_module() -> None:
     # The CLI keeps its own copy of the name so that commands without a configuration (ocr) need not
     # import the configuration model; the two must not drift apart.
-    from scanstation import cli, config
+    from scanstation import config
+    from scanstation.cli import main as cli
 
     assert cli.CONFIG_ENV == config.CONFIG_ENV
 
@@ -37,7 +38,7 @@ def test_ocr_command_does_not_import_the_configuration_model(tmp_path: Path) -> 
         "import sys\n"
         "from scanstation import cli\n"
         "cli.build_parser().parse_args(['ocr', 'x.png', '-o', 'x.pdf'])\n"
-        "import scanstation.ocr_command\n"
+        "import scanstation_tools.ocr_command\n"
         "print('scanstation.config' in sys.modules, 'pydantic' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

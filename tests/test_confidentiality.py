@@ -115,7 +115,7 @@ def test_demo_full_flow_leaves_no_plaintext_at_station_or_receiver(tmp_path: Pat
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
     env.update({"HOME": str(home), "PYTHONPATH": str(REPO), "TMPDIR": "/tmp"})
-    proc = subprocess.run([sys.executable, "-m", "scanstation.cli", "demo", "--files", "1", "--pages", "2"],
+    proc = subprocess.run([sys.executable, "-m", "scanstation.cli.main", "demo", "--files", "1", "--pages", "2"],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "signed receipt" in proc.stdout and "verified" in proc.stdout, proc.stdout
@@ -136,6 +136,6 @@ def test_demo_full_flow_leaves_no_plaintext_at_station_or_receiver(tmp_path: Pat
         leaks.extend(_leaks_in(f, sentences))
     assert not leaks, "\n".join(leaks[:20])
     # a second demo run uses a new batch (the first is sealed and uploaded) and succeeds again
-    again = subprocess.run([sys.executable, "-m", "scanstation.cli", "demo", "--files", "1", "--pages", "1"],
+    again = subprocess.run([sys.executable, "-m", "scanstation.cli.main", "demo", "--files", "1", "--pages", "1"],
                            env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "demo-2026-2" in again.stdout, again.stdout + again.stderr

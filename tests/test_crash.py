@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation_tools.synth import PageSpec, render_acr_page
 
 from .stationkit import make_station
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanstation.imaging import (
+from scanstation.cleanup.imaging import (
     crop_borders,
     deskew,
     estimate_orientation,

@@ -402,7 +402,7 @@ def test_import_reports_problems_through_on_error_when_set(tmp_path: Path) -> No
     cut.write_bytes(make_pdf(tmp_path / "whole.pdf").read_bytes()[:300])
     reported: list[InputError] = []
     driver = ImportDriver([good, bad, cut], tmp_dir=tmp_path)
-    driver.on_error = reported.append  # what scanstation.station does
+    driver.on_error = reported.append  # what scanstation.facade does
     pages: list[CapturedPage] = []
     assert driver.scan("import", ScanSettings(), CancelToken(), pages.append) == 1
     assert [e.source for e in reported] == [str(bad), str(cut)]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scanstation import ocr
-from scanstation.cleanup import encode_png
-from scanstation.index_suggest import FIELDS, IndexSuggestions, suggest_index
-from scanstation.synth import PageSpec, render_acr_file, render_acr_page
+from scanstation.cleanup.pipeline import encode_png
+from scanstation.ocr import pages as ocr
+from scanstation.ocr.index_suggestions import FIELDS, IndexSuggestions, suggest_index
+from scanstation_tools.synth import PageSpec, render_acr_file, render_acr_page
 
 # Pages are rendered at the lowest resolution: only their ground-truth text and fields are used here.
 _FILES = range(300, 340)

@@ -16,7 +16,7 @@ import pytest
 from pyrage import x25519
 
 from scanstation.errors import ConfigError, StateError, UnlockError
-from scanstation.keys import (
+from scanstation.vault.identity import (
     StationKey,
     destroy_sealed_identity,
     generate_identity,

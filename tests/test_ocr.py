@@ -18,8 +18,10 @@ import psutil
 import pytest
 from PIL import Image
 
-from scanstation import ocr, tesseract, tesseract_worker
 from scanstation.errors import ExternalToolError, InputError, OcrError
+from scanstation.ocr import pages as ocr
+from scanstation.ocr import tesseract_program as tesseract
+from scanstation.ocr import tesseract_worker
 
 CORPUS = Path("/work/shared/corpus")
 REAL_TESSERACT = shutil.which("tesseract")
@@ -290,7 +292,7 @@ def _tesseract_worker_of(pool_worker: psutil.Process, seconds: float) -> psutil.
     while time.monotonic() < deadline:
         for child in pool_worker.children():
             with contextlib.suppress(psutil.Error):
-                if "scanstation.tesseract_worker" in " ".join(child.cmdline()):
+                if "scanstation.ocr.tesseract_worker" in " ".join(child.cmdline()):
                     return child
         time.sleep(0.02)
     raise AssertionError(f"pool worker {pool_worker.pid} started no tesseract worker within {seconds} s")
@@ -310,7 +312,7 @@ def test_pool_reads_with_the_library_and_survives_a_killed_worker(
             (child, grandchild)
             for child in psutil.Process().children()
             for grandchild in child.children()
-            if "scanstation.tesseract_worker" in " ".join(grandchild.cmdline())
+            if "scanstation.ocr.tesseract_worker" in " ".join(grandchild.cmdline())
         )
         assert "quick brown" in pool.submit(2, phototest_png, 200).result(timeout=60).text
         assert _tesseract_worker_of(pool_worker, 10).pid == reader.pid
@@ -354,12 +356,12 @@ def test_missing_work_dir_is_ocr_error(phototest_png: bytes, tmp_path: Path) -> 
         ocr.ocr_page(phototest_png, 200, tmp_path / "gone", lang="eng")
 
 
-# ---------------------------------------------------------------- per-page choices (scanstation.ocr_strategy)
+# ---------------------------------------------------------------- per-page choices (scanstation.ocr.strategy)
 
 
 @pytest.fixture(scope="module")
 def synthetic_pages() -> dict[str, Image.Image]:
-    from scanstation.synth import PageSpec, render_acr_page
+    from scanstation_tools.synth import PageSpec, render_acr_page
 
     return {
         content: render_acr_page(PageSpec(seed=61, content=content, page_no=1, dpi=200)).image
@@ -368,7 +370,7 @@ def synthetic_pages() -> dict[str, Image.Image]:
 
 
 def test_script_of_each_page(synthetic_pages: dict[str, Image.Image]) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     installed = {"eng", "hin", "Devanagari"}
     plans = {k: prepare_page(im, 200, "hin+eng", installed).plan for k, im in synthetic_pages.items()}
@@ -381,7 +383,7 @@ def test_script_of_each_page(synthetic_pages: dict[str, Image.Image]) -> None:
 
 
 def test_language_choice_stays_within_what_is_allowed() -> None:
-    from scanstation.ocr_strategy import choose_language
+    from scanstation.ocr.strategy import choose_language
 
     installed = {"eng", "hin", "Devanagari", "osd"}
     assert choose_language("devanagari", "eng", installed)[0] == "eng"
@@ -396,7 +398,7 @@ def test_language_choice_stays_within_what_is_allowed() -> None:
 
 @pytest.mark.parametrize("turn", [90, 180, 270])
 def test_turned_pages_are_turned_back(turn: int, synthetic_pages: dict[str, Image.Image]) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     for key in ("english", "hindi"):
         upright = synthetic_pages[key]
@@ -407,7 +409,7 @@ def test_turned_pages_are_turned_back(turn: int, synthetic_pages: dict[str, Imag
 
 
 def test_keep_pixels_turns_only_the_image_tesseract_reads(synthetic_pages: dict[str, Image.Image]) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     upright = synthetic_pages["english"]
     scanned = upright.rotate(90, expand=True).rotate(3.0, resample=Image.Resampling.BICUBIC, fillcolor=255)
@@ -424,7 +426,7 @@ def test_keep_pixels_turns_only_the_image_tesseract_reads(synthetic_pages: dict[
 
 
 def test_upright_page_skips_the_orientation_estimator(synthetic_pages: dict[str, Image.Image]) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     for image in synthetic_pages.values():
         prepared = prepare_page(image, 200, "hin+eng", {"eng", "hin", "Devanagari"})
@@ -435,7 +437,7 @@ def test_upright_page_skips_the_orientation_estimator(synthetic_pages: dict[str,
 def test_uneven_paper_is_flattened(synthetic_pages: dict[str, Image.Image]) -> None:
     import numpy as np
 
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     page = np.asarray(synthetic_pages["english"]).astype(np.float32)
     h, w = page.shape
@@ -446,7 +448,7 @@ def test_uneven_paper_is_flattened(synthetic_pages: dict[str, Image.Image]) -> N
 
 
 def test_large_devanagari_text_is_read_smaller(work_dir: Path) -> None:
-    from scanstation.synth import PageSpec, render_acr_page
+    from scanstation_tools.synth import PageSpec, render_acr_page
 
     page = render_acr_page(PageSpec(seed=62, content="hindi", dpi=400))
     buf = io.BytesIO()
@@ -473,7 +475,7 @@ def test_clean_text() -> None:
 
 
 def test_batch_reads_pages_like_single_runs(synthetic_pages: dict[str, Image.Image], work_dir: Path) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     english = synthetic_pages["english"]
     pages = [
@@ -497,7 +499,7 @@ def test_batch_reads_pages_like_single_runs(synthetic_pages: dict[str, Image.Ima
 def test_batch_failure_is_all_or_nothing(
     synthetic_pages: dict[str, Image.Image], work_dir: Path, tmp_path: Path
 ) -> None:
-    from scanstation.ocr_strategy import prepare_page
+    from scanstation.ocr.strategy import prepare_page
 
     pages = [prepare_page(synthetic_pages["english"], 200, "eng", {"eng"})] * 2
     fake = fake_tesseract(tmp_path, "kill -SEGV $$")

@@ -20,9 +20,12 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from scanstation import cli, pdf, tesseract, tesseract_worker
-from scanstation.pdf import pdf_text
-from scanstation.synth import PageSpec, SyntheticPage, render_acr_page
+from scanstation.cli import main as cli
+from scanstation.ocr import tesseract_program as tesseract
+from scanstation.ocr import tesseract_worker
+from scanstation.pdf import searchable as pdf
+from scanstation.pdf.searchable import pdf_text
+from scanstation_tools.synth import PageSpec, SyntheticPage, render_acr_page
 from tests.test_pdf import pdfa_structural_problems
 
 CORPUS = Path("/work/shared/corpus")
@@ -384,7 +387,7 @@ def test_no_partial_pdf_when_assembly_fails(small_page: Path, tmp_path: Path, mo
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scanstation.cli", "ocr", *(str(a) for a in args)],
+        [sys.executable, "-m", "scanstation.cli.main", "ocr", *(str(a) for a in args)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -466,7 +469,7 @@ def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.M
 def _pipeline_with(jobs: int, library: bool = False) -> Any:
     from types import SimpleNamespace
 
-    from scanstation import ocr_command
+    from scanstation_tools import ocr_command
 
     pipeline = object.__new__(ocr_command._Pipeline)
     pipeline.settings = SimpleNamespace(jobs=jobs)  # type: ignore[assignment]
@@ -479,7 +482,7 @@ def _pipeline_with(jobs: int, library: bool = False) -> Any:
 def _ready(side: int, work: float = 0.0, number: int = 0, lang: str = "eng") -> Any:
     from types import SimpleNamespace
 
-    from scanstation import ocr_command
+    from scanstation_tools import ocr_command
 
     plan = SimpleNamespace(lang=lang, psm=3)
     prepared = SimpleNamespace(plan=plan, ocr_image=Image.new("1", (side, side)))
@@ -530,7 +533,7 @@ def test_library_workers_take_one_page_at_a_time_and_the_heaviest_last_pages_fir
 
 
 def test_last_pages_are_dealt_so_that_the_recognisers_finish_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanstation import ocr_command
+    from scanstation_tools import ocr_command
 
     clock = [100.0]
     monkeypatch.setattr(ocr_command.time, "perf_counter", lambda: clock[0])

@@ -16,9 +16,9 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from scanstation import package
+from batchformat import package
+from batchformat.package import PackageCheckError
 from scanstation.errors import ConfigError, PackageError, ReceiptInvalid
-from scanstation.package import PackageCheckError
 
 from .packagekit import make_test_package
 

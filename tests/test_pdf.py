@@ -15,8 +15,9 @@ import pytest
 from pikepdf.models.metadata import decode_pdf_date
 from PIL import Image
 
-from scanstation import ocr, pdf
 from scanstation.errors import InputError
+from scanstation.ocr import pages as ocr
+from scanstation.pdf import searchable as pdf
 
 CORPUS = Path("/work/shared/corpus")
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -375,7 +376,7 @@ def _render(data: bytes, dpi: int) -> np.ndarray:
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 @pytest.mark.parametrize(("turn", "skew"), [(0, 3.0), (90, 0.0), (270, -2.0)])
 def test_turned_page_shows_straight_and_keeps_its_pixels(turn: int, skew: float, work_dir: Path) -> None:
-    from scanstation import imaging
+    from scanstation.cleanup import imaging
 
     with Image.open(CORPUS / "tess_eurotext.tif") as im:
         upright = im.convert("L")
@@ -438,9 +439,9 @@ def test_flate_choice_is_lossless_and_no_bigger_than_before(work_dir: Path) -> N
 
 def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path: Path) -> None:
     from drivers.base import CancelToken, CapturedPage, ScanSettings
-    from scanstation.separator import CoverInfo, render_cover_sheet
-    from scanstation.station import Station
-    from scanstation.synth import PageSpec, render_acr_page
+    from scanstation.capture.cover_sheets import CoverInfo, render_cover_sheet
+    from scanstation.facade import Station
+    from scanstation_tools.synth import PageSpec, render_acr_page
 
     from .stationkit import make_station
 

@@ -9,8 +9,8 @@ import numpy as np
 import pikepdf
 import pytest
 
-from scanstation.imaging import to_gray
-from scanstation.quality import (
+from scanstation.cleanup.imaging import to_gray
+from scanstation.cleanup.quality import (
     QualityFlag,
     assess_batch_lengths,
     assess_page,

@@ -16,13 +16,7 @@ import pytest
 from PIL import Image
 
 from scanstation.errors import ScanStationError, StateError
-from scanstation.ramdir import (
-    RamDir,
-    filesystem_type,
-    is_ram_backed,
-    set_process_tempdir,
-    sweep_stale,
-)
+from scanstation.vault.ramdir import RamDir, filesystem_type, is_ram_backed, set_process_tempdir, sweep_stale
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,7 +155,7 @@ def test_sweep_stale_removes_only_dead_processes_dirs(ramdir: RamDir) -> None:
 _CHILD_MAKES_RAMDIR = """
 import os, sys, time
 from pathlib import Path
-from scanstation.ramdir import RamDir
+from scanstation.vault.ramdir import RamDir
 rd = RamDir(prefix=sys.argv[1], bases=[Path(sys.argv[2])])
 rd.new_file(".png").write_bytes(b"plaintext")
 print(rd.path, flush=True)
@@ -195,7 +189,7 @@ def test_directory_removed_at_normal_exit_and_swept_after_kill_9(ramdir: RamDir)
 _CHILD_FORKS = """
 import os, sys
 from pathlib import Path
-from scanstation.ramdir import RamDir
+from scanstation.vault.ramdir import RamDir
 rd = RamDir(prefix="forktest", bases=[Path(sys.argv[1])])
 pid = os.fork()
 if pid == 0:

@@ -18,7 +18,7 @@ import pyrage
 import pytest
 import requests
 
-from scanstation import package
+from batchformat import package
 
 from .packagekit import Expected, make_test_package
 from .receiverkit import (

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scanstation import package
+from batchformat import package
 
 from .packagekit import make_test_package
 from .receiverkit import (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from scanstation.package import document_digest, read_envelope, verify_package
-from scanstation.synth import PageSpec, render_acr_page
+from batchformat.package import document_digest, read_envelope, verify_package
+from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.stationkit import StationEnv, make_station
 
 
@@ -117,8 +117,8 @@ def test_sealing_waits_for_its_own_batch_only(tmp_path: Path) -> None:
     from concurrent.futures import Future
 
     from scanstation.errors import StateError
-    from scanstation.seal import seal_batch
-    from scanstation.station import Station
+    from scanstation.facade import Station
+    from scanstation.seal.sealing import seal_batch
 
     st = make_station(tmp_path / "st")
     _import_file(st, tmp_path, "A1", "E300", [31])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scanstation.separator import CoverInfo, render_cover_sheet
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation.capture.cover_sheets import CoverInfo, render_cover_sheet
+from scanstation_tools.synth import PageSpec, render_acr_page
 
 from .stationkit import make_station
 
@@ -57,7 +57,7 @@ class _DuplexStack:
 
 def test_blank_back_of_a_duplex_cover_sheet_is_part_of_the_separator(tmp_path: Path) -> None:
     from drivers.base import CancelToken, ScanSettings
-    from scanstation.station import Station
+    from scanstation.facade import Station
 
     st = make_station(tmp_path / "st")
     config, key = st.unlock()

@@ -12,9 +12,8 @@ import pytest
 import segno
 from PIL import Image
 
-from scanstation import separator
-from scanstation.imaging import to_gray
-from scanstation.separator import (
+from scanstation.capture import cover_sheets as separator
+from scanstation.capture.cover_sheets import (
     CoverInfo,
     CoverPayloadError,
     cover_sheet_pdf,
@@ -24,7 +23,8 @@ from scanstation.separator import (
     parse_payload,
     render_cover_sheet,
 )
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation.cleanup.imaging import to_gray
+from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.pagekit import CORPUS, needs_corpus
 
 INFO = CoverInfo("MC-17-277153", "2019-20", "District Police Shivnagar", "Santosh Pratap Mishra")

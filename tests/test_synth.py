@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from scanstation.synth import (
+from scanstation_tools.synth import (
     PageSpec,
     SyntheticPage,
     find_font,

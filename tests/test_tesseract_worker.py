@@ -17,10 +17,13 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from scanstation import ocr, tesseract, tesseract_api, tesseract_worker
 from scanstation.errors import ExternalToolError, OcrError
-from scanstation.ocr_strategy import PreparedPage, prepare_page
-from scanstation.tesseract_worker import TesseractWorker
+from scanstation.ocr import pages as ocr
+from scanstation.ocr import tesseract_library as tesseract_api
+from scanstation.ocr import tesseract_program as tesseract
+from scanstation.ocr import tesseract_worker
+from scanstation.ocr.strategy import PreparedPage, prepare_page
+from scanstation.ocr.tesseract_worker import TesseractWorker
 
 CORPUS = Path("/work/shared/corpus")
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
@@ -142,7 +145,7 @@ def test_a_garbled_reply_fails_the_page(worker: TesseractWorker, monkeypatch: py
 
 def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
     script = (
-        "import sys; from pathlib import Path; from scanstation.tesseract_worker import TesseractWorker\n"
+        "import sys; from pathlib import Path; from scanstation.ocr.tesseract_worker import TesseractWorker\n"
         "w = TesseractWorker(Path(sys.argv[1])); w.preload('eng', 3); print(w.pid, flush=True)\n"
         "import time; time.sleep(60)\n"
     )

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from scanstation.errors import PortalRejected, UploadError
-from scanstation.tus_client import Progress, RetryPolicy, TusClient, UploadCancelled, encode_metadata
+from scanstation.upload.tus_client import Progress, RetryPolicy, TusClient, UploadCancelled, encode_metadata
 from tests.faultproxy import Fault, FaultProxy
 from tests.minitus import MiniTus
 from tests.tlskit import self_signed
@@ -600,7 +600,7 @@ def _package(tmp_path: Path, rx: Any) -> tuple[Any, dict[str, str]]:
 
 
 def _assert_received(rx: Any, url: str, info: Any) -> None:
-    from scanstation import package
+    from batchformat import package
     from tests.receiverkit import get_receipt
 
     # the URL may name the (closed) proxy: ask the receiver itself

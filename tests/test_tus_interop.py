@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from scanstation.errors import UploadError
-from scanstation.tus_client import Progress, RetryPolicy, TusClient
+from scanstation.upload.tus_client import Progress, RetryPolicy, TusClient
 from tests.faultproxy import Fault, FaultProxy
 
 NODE_DIR = Path(__file__).parent / "interop" / "tus-node"

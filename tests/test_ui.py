@@ -21,7 +21,7 @@ def test_station_window_lists_batches(tmp_path: Path) -> None:
 
     st = make_station(tmp_path / "st")
     good = tmp_path / "p.png"
-    from scanstation.synth import PageSpec, render_acr_page
+    from scanstation_tools.synth import PageSpec, render_acr_page
 
     render_acr_page(PageSpec(seed=3, dpi=100)).image.save(good)
     st.run("import", "--batch", "UI-1", str(good), "--no-wait", check=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from scanstation.synth import PageSpec, render_acr_page
+from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.faultproxy import Fault, FaultProxy
 from tests.receiverkit import start_receiver, write_identity
 from tests.stationkit import StationEnv, make_station
@@ -192,8 +192,8 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
 def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from scanstation.station import Station
-    from scanstation.uploads import UploadQueue
+    from scanstation.facade import Station
+    from scanstation.upload.queue import UploadQueue
 
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)

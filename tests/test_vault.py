@@ -16,10 +16,10 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from scanstation.atomic import TEMP_PREFIX
+from batchformat.atomic import TEMP_PREFIX
 from scanstation.errors import ConfigError, StateError, VaultIntegrityError
-from scanstation.keys import StationKey, generate_identity, identity_to_age_file, parse_recipient
-from scanstation.vault import ObjectRef, Vault
+from scanstation.vault.identity import StationKey, generate_identity, identity_to_age_file, parse_recipient
+from scanstation.vault.objects import ObjectRef, Vault
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,7 +230,7 @@ def test_put_and_get_of_8_mb_are_fast(vault: Vault) -> None:
 _CHILD_PUT_LOOP = """
 import json, sys
 from pathlib import Path
-from scanstation.vault import Vault
+from scanstation.vault.objects import Vault
 vault = Vault(Path(sys.argv[1]), sys.argv[2:], None)
 i = 0
 while True:

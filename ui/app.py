@@ -30,7 +30,7 @@ COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष
 
 def batch_rows(config: Config) -> list[list[str]]:
     """One row per batch, read from the store (no key needed, nothing decrypted)."""
-    from scanstation.station import open_store
+    from scanstation.facade import open_store
 
     try:
         store = open_store(config)
@@ -100,7 +100,7 @@ class StationWindow(QMainWindow):
                 self.table.setItem(r, c, QTableWidgetItem(value))
 
     def run_demo(self) -> None:
-        from scanstation.demo import run_demo
+        from scanstation_tools.demo import run_demo
 
         self.demo_button.setEnabled(False)
         self.message.setText("Scanning the demo batch… / डेमो बैच स्कैन हो रहा है…")

@@ -1,0 +1,5 @@
+"""``python -m scanstation.cli``: the same program as ``scanstation``."""
+
+from scanstation.cli.main import entry
+
+entry()

@@ -1,0 +1,613 @@
+"""The station facade: capture into the vault, background cleaning and OCR, recovery after a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from batchformat import atomic
+from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
+from scanstation import __version__
+from scanstation.capture.cover_sheets import inspect_cover_sheet
+from scanstation.cleanup import imaging
+from scanstation.cleanup.blank import blank_score
+from scanstation.cleanup.pipeline import clean_page, decode_png, encode_png
+from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
+from scanstation.config import Config
+from scanstation.domain import Batch, Document, OcrState, Page, Side
+from scanstation.errors import DeviceError, InputError, OcrError, ScanStationError, StateError, VaultIntegrityError
+from scanstation.store.database import Store, StoredObject
+from scanstation.vault.batch_keys import BatchKeys
+from scanstation.vault.identity import StationKey, parse_recipient
+from scanstation.vault.objects import ObjectRef, Vault
+from scanstation.vault.ramdir import RamDir, set_process_tempdir, sweep_stale
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+def _stored(ref: ObjectRef, kind: str) -> StoredObject:
+    return StoredObject(ref.id, kind, ref.sha256, ref.ct_sha256, ref.size)
+
+
+@dataclass(slots=True)
+class CaptureReport:
+    batch: str
+    acknowledged: list[int] = field(default_factory=list)  # page seq numbers, in order
+    duplicates: int = 0  # pages already stored before (resume after a crash)
+    cover_sheets: int = 0  # separator sheets recognised (they start a new ACR file)
+    problems: list[ScanStationError] = field(default_factory=list)  # bad input files, device faults
+
+    @property
+    def device_error(self) -> DeviceError | None:
+        return next((p for p in self.problems if isinstance(p, DeviceError)), None)
+
+
+class StationLock:
+    """One station process per data directory: the single-writer rule for the database and vault."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._fd = os.open(data_dir / "station.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(self._fd)
+            raise StateError(f"{data_dir}: another ScanStation process is using this data directory") from e
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+
+
+def open_store(config: Config) -> Store:
+    """The database alone (read-mostly commands such as status need no key and no lock)."""
+    db = config.data_dir / "station.db"
+    if not db.exists():
+        raise StateError(f"{config.data_dir}: no station here yet (run 'scanstation init')")
+    return Store(db)
+
+
+class Station:
+    """Everything between a driver's page callback and the encrypted vault.
+
+    Capture is on the caller's thread and only encodes, encrypts and records the raw page (that is
+    the acknowledgement).  Cleaning runs on analysis threads; OCR runs in worker processes fed from
+    the database, never more than a few pages in flight, so memory stays flat however far OCR lags.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        key: StationKey,
+        *,
+        events: EventSink | None = None,
+        ocr_pool_factory: Callable[[Path], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.key = key
+        self._events = events or (lambda kind, data: None)
+        data_dir = config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = StationLock(data_dir)
+        try:
+            if not config.keys.portal_recipient:
+                raise StateError(f"{config.source}: keys.portal_recipient is not set (run 'scanstation init')")
+            recipients = [parse_recipient(config.keys.portal_recipient), parse_recipient(key.recipient)]
+            sweep_stale("scanstation")  # RAM dirs of station processes that died (kill -9, power loss)
+            self.ramdir = RamDir(prefix="scanstation")
+            # pytesseract, Pillow plugins and anything else using tempfile now write only to tmpfs
+            self._restore_tempdir = set_process_tempdir(self.ramdir)
+            self.store = Store(data_dir / "station.db")
+            self.batch_keys = BatchKeys(self.store, key)
+            self.vault = Vault(data_dir / "vault", recipients, key, self.batch_keys.identities)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._ocr_pool_factory = ocr_pool_factory
+        self._ocr_pool: Any = None
+        self._process_q: queue.Queue[tuple[int, Image.Image | None] | None] = queue.Queue()
+        # Pages queued for or in cleaning: page id -> batch id (a batch can be waited for on its own).
+        self._busy: dict[int, int] = {}
+        self._busy_cv = threading.Condition()
+        self._ocr_inflight: dict[int, Future[Any]] = {}
+        self._ocr_wake = threading.Event()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._recover()
+        for i in range(config.pipeline.analysis_workers):
+            t = threading.Thread(target=self._process_loop, name=f"analysis-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if config.ocr.enabled:
+            t = threading.Thread(target=self._ocr_feeder, name="ocr-feeder", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    # ------------------------------------------------------------------ life cycle
+    def _recover(self) -> None:
+        """Undo what a crash can leave: temp files, unreferenced objects; re-queue unfinished pages."""
+        stale = self.vault.remove_stale_temps()
+        orphans = self.vault.remove_orphans(self.store.object_ids())
+        stale += self._sweep_outbox()
+        pending = self.store.pages_to_process()
+        ocr_pending = len(self.store.pages_to_ocr())
+        self.store.audit(
+            "station",
+            "station.start",
+            self.config.station.id,
+            {
+                "version": __version__,
+                "stale_temps": stale,
+                "orphans_removed": len(orphans),
+                "pages_to_process": len(pending),
+                "pages_to_ocr": ocr_pending,
+            },
+        )
+        for page_id in pending:
+            self._enqueue(page_id, self.store.page(page_id).batch_id, None)
+
+    def _sweep_outbox(self) -> int:
+        """Packages a crash left unrecorded (killed between writing and committing a seal) and temp files."""
+        outbox = self.config.outbox_dir
+        if not outbox.is_dir():
+            return 0
+        removed = atomic.remove_stale_temps(outbox)
+        known = self.store.package_files()
+        for f in outbox.iterdir():
+            if f.is_file() and f.suffix == ".pkg" and f.name not in known:
+                f.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def close(self, wait: bool = False) -> None:
+        if wait:
+            self.wait_idle()
+        self._closing.set()
+        self._ocr_wake.set()
+        for _ in self._threads:
+            self._process_q.put(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        if self._ocr_pool is not None:
+            self._ocr_pool.shutdown()
+        self.store.close()
+        self._restore_tempdir()
+        self.ramdir.close()
+        self._lock.release()
+
+    def __enter__(self) -> Station:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ capture
+    def capture(
+        self,
+        batch_name: str,
+        driver: Driver,
+        device: str,
+        settings: ScanSettings,
+        *,
+        cancel: CancelToken | None = None,
+        document: Document | None = None,
+        operator: str | None = None,
+    ) -> CaptureReport:
+        """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
+        operator = operator or self.config.station.operator
+        batch = self.store.open_batch(batch_name, self.config.station.unit, operator)
+        report = CaptureReport(batch_name)
+        self.store.audit(
+            operator,
+            "scan.start",
+            batch_name,
+            {
+                "device": device,
+                "source": settings.source.value,
+                "mode": settings.mode.value,
+                "dpi": settings.resolution,
+            },
+        )
+
+        current: list[Document | None] = [document]
+
+        cover_sheet_front: list[int | None] = [None]  # sheet number of a separator scanned duplex
+
+        def on_page(cp: CapturedPage) -> None:
+            gray = imaging.to_gray(cp.image)
+            if cp.side == "back" and cp.sheet == cover_sheet_front[0] and blank_score(gray, cp.dpi).blank:
+                # the empty back of a separator sheet: part of the separator, not of the ACR file
+                self.store.audit(operator, "separator.back", batch_name, {"source_key": cp.source_key})
+                return
+            cover_sheet_front[0] = None
+            cover = inspect_cover_sheet(gray, cp.dpi)
+            if cover.info is not None:
+                # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
+                info = cover.info
+                doc = self.open_document(batch_name, info.employee_code, info.employee_name, "",
+                                         info.acr_period, operator=operator)
+                current[0] = doc
+                report.cover_sheets += 1
+                cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
+                self.store.audit(operator, "separator.detected", batch_name, {
+                    "employee_code": info.employee_code, "acr_period": info.acr_period, "unit": info.unit,
+                    "source_key": cp.source_key, "document_id": doc.id,
+                })
+                self._events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
+                                             "label": cp.label})
+                return
+            page = self.add_page(batch, cp, document=current[0], operator=operator)
+            if page is not None and cover.problem:
+                self.store.add_flag(page.id, "separator_unreadable", {"code": "separator_unreadable",
+                                                                      "message_en": cover.problem})
+            if page is None:
+                report.duplicates += 1
+                self._events("page_duplicate", {"source_key": cp.source_key, "label": cp.label})
+            else:
+                report.acknowledged.append(page.seq)
+
+        def on_problem(err: InputError) -> None:
+            report.problems.append(err)
+            self.store.audit(operator, "input.rejected", batch_name, {"input": err.source, "reason": err.reason})
+            self._events("input_rejected", {"input": err.source, "reason": err.reason})
+
+        if hasattr(driver, "on_error"):
+            driver.on_error = on_problem
+        try:
+            driver.scan(device, settings, cancel or CancelToken(), on_page)
+        except DeviceError as e:
+            report.problems.append(e)
+            self.store.audit(
+                operator,
+                "scan.device_error",
+                batch_name,
+                {
+                    "device": device,
+                    "error": type(e).__name__,
+                    "detail": e.detail,
+                    "pages_received": e.pages_received,
+                },
+            )
+            self._events("device_error", {"error": e})
+        except InputError as e:
+            if e not in report.problems:
+                on_problem(e)
+        self.store.audit(
+            operator,
+            "scan.end",
+            batch_name,
+            {"acknowledged": len(report.acknowledged), "duplicates": report.duplicates},
+        )
+        return report
+
+    def add_page(
+        self, batch: Batch, cp: CapturedPage, *, document: Document | None = None, operator: str | None = None
+    ) -> Page | None:
+        """Encrypt and record one captured page; returns it once durable (the acknowledgement)."""
+        if self.store.has_source_key(batch.id, cp.source_key):
+            return None
+        image = cp.image
+        if image.mode not in ("1", "L", "RGB"):
+            image = image.convert("RGB" if "A" in image.mode or image.mode in ("P", "CMYK") else "L")
+        image.info["dpi"] = (cp.dpi, cp.dpi)
+        raw = encode_png(image, self.config.pipeline.png_compress_level)
+        ref = self.vault.put(raw, kind="raw", batch_recipient=self.batch_keys.recipient(batch.id))
+        page = self.store.add_page(
+            batch_id=batch.id,
+            source_key=cp.source_key,
+            label=cp.label,
+            side=Side(cp.side),
+            device=cp.device,
+            width=image.width,
+            height=image.height,
+            dpi=cp.dpi,
+            mode=image.mode,
+            raw=_stored(ref, "raw"),
+            document_id=document.id if document else None,
+            actor=operator or self.config.station.operator,
+            ocr_state=OcrState.PENDING,
+        )
+        if page is None:  # lost a race with ourselves after a resume: drop the duplicate object
+            self.vault.delete(ref.id)
+            return None
+        self._events(
+            "page_acknowledged",
+            {"batch": batch.name, "seq": page.seq, "page_id": page.id, "label": cp.label, "source_key": cp.source_key},
+        )
+        self._enqueue(page.id, page.batch_id, image)
+        return page
+
+    # ------------------------------------------------------------------ cleaning
+    def _enqueue(self, page_id: int, batch_id: int, image: Image.Image | None) -> None:
+        with self._busy_cv:
+            self._busy[page_id] = batch_id
+        # Keep decoded images for only a few pages; beyond that the worker re-reads from the vault,
+        # so a fast feeder cannot pile hundreds of 9-MB pages into memory.
+        self._process_q.put((page_id, image if self._process_q.qsize() < 4 else None))
+
+    def _process_loop(self) -> None:
+        while True:
+            item = self._process_q.get()
+            if item is None:
+                return
+            page_id, image = item
+            try:
+                self._process(page_id, image)
+            except ScanStationError as e:
+                log.error("page %s: processing failed: %s", page_id, e)
+                self._events("page_error", {"page_id": page_id, "error": str(e)})
+            except Exception as e:  # keep the worker alive; the page stays CAPTURED and is retried at restart
+                log.exception("page %s: unexpected processing failure", page_id)
+                self._events("page_error", {"page_id": page_id, "error": repr(e)})
+            finally:
+                with self._busy_cv:
+                    self._busy.pop(page_id, None)
+                    self._busy_cv.notify_all()
+
+    def _process(self, page_id: int, image: Image.Image | None) -> None:
+        page = self.store.page(page_id)
+        if image is None:
+            image = decode_png(self.vault.get(page.raw_object, page.raw_sha256))
+        result = clean_page(image, page.dpi)
+        png = encode_png(result.image, self.config.pipeline.png_compress_level)
+        ref = self.vault.put(png, kind="image", batch_recipient=self.batch_keys.recipient(page.batch_id))
+        ocr_state = OcrState.SKIPPED if result.blank else OcrState.PENDING
+        self.store.set_processed(page_id, _stored(ref, "image"), result.analysis, result.flags, ocr_state)
+        self._check_double_feeds(page.batch_id)
+        self._events("page_processed", {"page_id": page_id, "flags": result.flags})
+        self._ocr_wake.set()
+
+    def _check_double_feeds(self, batch_id: int) -> None:
+        """Flag pages whose length is out of line with the rest of their batch (two sheets fed at once)."""
+        rows = self.store.page_lengths(batch_id)
+        outliers = assess_batch_lengths([page_length_mm(h, dpi) for _pid, h, dpi in rows])
+        for index, flag in outliers.items():
+            if self.store.add_flag(rows[index][0], "double_feed", flag.to_dict()):
+                self._events("page_flagged", {"page_id": rows[index][0], "flag": "double_feed"})
+
+    # ------------------------------------------------------------------ OCR
+    def _pool(self) -> Any:
+        if self._ocr_pool is None:
+            if self._ocr_pool_factory is not None:
+                self._ocr_pool = self._ocr_pool_factory(self.ramdir.path)
+            else:
+                from scanstation.ocr.pages import OcrWorkerPool
+
+                self._ocr_pool = OcrWorkerPool(
+                    work_dir=self.ramdir.path,
+                    max_workers=self.config.ocr.workers,
+                    lang=self.config.ocr.languages,
+                    timeout=self.config.ocr.timeout_seconds,
+                )
+        return self._ocr_pool
+
+    def _ocr_feeder(self) -> None:
+        limit = self.config.ocr.workers + 1  # one queued behind each busy worker keeps them fed
+        while not self._closing.is_set():
+            self._ocr_wake.wait(timeout=1.0)
+            self._ocr_wake.clear()
+            try:
+                for page_id in self.store.pages_to_ocr():
+                    if self._closing.is_set() or len(self._ocr_inflight) >= limit:
+                        break
+                    if page_id in self._ocr_inflight:
+                        continue
+                    page = self.store.page(page_id)
+                    assert page.image_object and page.image_sha256
+                    png = self.vault.get(page.image_object, page.image_sha256)
+                    fut = self._pool().submit(page_id, png, page.dpi)
+                    self._ocr_inflight[page_id] = fut
+                    fut.add_done_callback(lambda f, pid=page_id: self._ocr_done(pid, f))
+            except Exception:
+                if not self._closing.is_set():
+                    log.exception("OCR feeder error")
+                time.sleep(0.5)
+
+    def _ocr_done(self, page_id: int, fut: Future[Any]) -> None:
+        try:
+            if self._closing.is_set() and fut.cancelled():
+                return
+            try:
+                res = fut.result()
+            except (OcrError, ScanStationError) as e:
+                self._ocr_failed(page_id, str(e))
+                return
+            except Exception as e:
+                self._ocr_failed(page_id, f"OCR worker failed: {e!r}")
+                return
+            text = res.text.encode("utf-8")
+            batch_recipient = self.batch_keys.recipient(self.store.page(page_id).batch_id)
+            tref = self.vault.put(text, kind="ocr_text", batch_recipient=batch_recipient)
+            pref = self.vault.put(res.text_pdf, kind="ocr_pdf", batch_recipient=batch_recipient)
+            self.store.set_ocr_done(
+                page_id,
+                _stored(tref, "ocr_text"),
+                _stored(pref, "ocr_pdf"),
+                {
+                    "lang": res.lang_used,
+                    "seconds": round(res.seconds, 2),
+                    "confidence": None if res.confidence is None else round(res.confidence, 1),
+                },
+            )
+            self._events("page_ocr_done", {"page_id": page_id})
+        except Exception:
+            if not self._closing.is_set():
+                log.exception("page %s: storing OCR result failed", page_id)
+        finally:
+            self._ocr_inflight.pop(page_id, None)
+            self._ocr_wake.set()
+
+    def _ocr_failed(self, page_id: int, error: str) -> None:
+        if self._closing.is_set():
+            return  # shutting down: the page stays PENDING and is resumed next start
+        attempts = self.store.page(page_id).ocr_attempts + 1
+        final = attempts >= self.config.ocr.max_attempts
+        self.store.set_ocr_failed(page_id, error, final)
+        self._events("page_ocr_failed", {"page_id": page_id, "error": error, "final": final})
+
+    # ------------------------------------------------------------------ waiting
+    def wait_idle(
+        self,
+        include_ocr: bool = True,
+        timeout: float | None = None,
+        progress: Callable[[dict[str, int]], None] | None = None,
+        batch_id: int | None = None,
+    ) -> bool:
+        """Block until cleaning (and OCR, if asked) has caught up; False on timeout.
+
+        With ``batch_id``, only that batch's pages are waited for: a batch can be sealed while the
+        operator is already scanning the next one.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def cleaning() -> bool:
+            return any(b == batch_id for b in self._busy.values()) if batch_id is not None else bool(self._busy)
+
+        with self._busy_cv:
+            while cleaning():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._busy_cv.wait(timeout=min(1.0, left) if left is not None else 1.0)
+        if not include_ocr or not self.config.ocr.enabled:
+            return True
+        last = -1
+        while True:
+            pending = self.store.pages_to_ocr(batch_id)
+            inflight = list(self._ocr_inflight)
+            if batch_id is not None:
+                inflight = [pid for pid in inflight if self.store.page(pid).batch_id == batch_id]
+            if not pending and not inflight:
+                return True
+            self._ocr_wake.set()
+            if progress is not None and len(pending) != last:
+                last = len(pending)
+                progress({"ocr_pending": last})
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ documents and PDFs
+    def open_document(
+        self,
+        batch_name: str,
+        employee_code: str,
+        employee_name: str = "",
+        rank: str = "",
+        acr_period: str = "",
+        operator: str | None = None,
+    ) -> Document:
+        operator = operator or self.config.station.operator
+        batch = self.store.open_batch(batch_name, self.config.station.unit, operator)
+        found = self.store.find_document(batch.id, employee_code, acr_period)
+        if found is not None:
+            return found
+        return self.store.add_document(batch.id, operator, employee_code, employee_name, rank, acr_period)
+
+    def assemble_pdf(self, doc_id: int, actor: str = "station") -> StoredObject:
+        """Build the searchable PDF of one ACR file in memory and store it, encrypted, in the vault."""
+        from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf, encode_image
+
+        doc = self.store.document(doc_id)
+        pages = self.store.document_pages(doc_id)
+        if not pages:
+            raise StateError(f"document {doc_id} ({doc.employee_code}) has no pages")
+        pdf_pages = []
+        for p in pages:
+            if p.image_object is None or p.image_sha256 is None:
+                raise StateError(f"page {p.seq} of document {doc_id} is not processed yet")
+            png = self.vault.get(p.image_object, p.image_sha256)
+            text_pdf = None
+            ocr_pdf = self.store.ocr_pdf_object(p.id)
+            if ocr_pdf:
+                text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
+            # Re-encoded losslessly with the smallest of pdf.py's methods (~0.09 s/page): the stored PNGs use
+            # zlib level 1 to keep capture fast, and copying their IDAT as is (passthrough, ~0.004 s/page)
+            # would make the PDF - which travels in the sealed package - about a fifth bigger.
+            image = encode_image(png, label=f"page {p.seq} of document {doc_id}")
+            del png
+            pdf_pages.append(PdfPage(image_png=image, dpi=p.dpi, text_pdf=text_pdf))
+        batch = self.store.batch_by_id(doc.batch_id)
+        meta = PdfMetadata(
+            title=f"ACR {doc.employee_code} {doc.acr_period}".strip(),
+            employee_code=doc.employee_code,
+            employee_name=doc.employee_name,
+            acr_period=doc.acr_period,
+            unit=batch.unit,
+            producer=f"ScanStation {__version__}",
+        )
+        data = build_searchable_pdf(pdf_pages, meta, self.ramdir.path)
+        ref = self.vault.put(data, kind="pdf", batch_recipient=self.batch_keys.recipient(doc.batch_id))
+        obj = _stored(ref, "pdf")
+        old = self.store.set_document_pdf(doc_id, obj, actor)
+        if old:
+            self.vault.delete(old)
+        return obj
+
+    def read_object(self, obj_id: str) -> bytes:
+        return self.vault.get(obj_id, self.store.object(obj_id).sha256)
+
+    def retry_failed_ocr(self, batch_name: str | None = None, actor: str = "station") -> int:
+        batch_id = None
+        if batch_name is not None:
+            batch = self.store.batch(batch_name)
+            if batch is None:
+                raise StateError(f"no batch called '{batch_name}'")
+            batch_id = batch.id
+        failed = [p.id for p in self.store.pages(batch_id) if p.ocr_state is OcrState.FAILED]
+        n = self.store.retry_ocr(failed, actor)
+        self._ocr_wake.set()
+        return n
+
+    # ------------------------------------------------------------------ integrity
+    def verify_vault(self) -> list[str]:
+        """Every recorded object present, decryptable and matching its hashes; no orphans; audit intact."""
+        problems: list[str] = []
+        known = self.store.objects()
+        purged = self.store.purged_object_ids()  # destroyed on purpose after the portal's receipt
+        ids = set()
+        for obj in known:
+            ids.add(obj.id)
+            if obj.id in purged:
+                continue
+            problem = self.vault.verify(obj.id, obj.sha256, obj.ct_sha256)
+            if problem:
+                problems.append(f"{obj.kind} object {obj.id}: {problem}")
+        for obj_id in self.vault.iter_ids():
+            if obj_id not in ids:
+                problems.append(f"object {obj_id} is in the vault but not recorded in the database")
+        for p in self.store.pages():
+            for ref in (p.raw_object, p.image_object, p.ocr_object):
+                if ref is not None and ref not in purged and ref not in ids:
+                    problems.append(f"page {p.batch_id}/{p.seq} refers to missing object {ref}")
+        seen: dict[tuple[int, str], int] = {}
+        for p in self.store.pages():
+            key = (p.batch_id, p.source_key)
+            if key in seen:
+                problems.append(f"page {p.batch_id}/{p.seq} duplicates page {seen[key]} ({p.source_key})")
+            seen[key] = p.seq
+        problems.extend(self.store.verify_audit_chain())
+        self.store.audit(
+            "station", "vault.verify", self.config.station.id, {"objects": len(known), "problems": len(problems)}
+        )
+        return problems
+
+
+def integrity_error(problems: list[str]) -> VaultIntegrityError:
+    head = "; ".join(problems[:5])
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    return VaultIntegrityError(f"vault verification found {len(problems)} problem(s): {head}{more}")

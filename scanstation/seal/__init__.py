@@ -1,0 +1,1 @@
+"""Sealing: a finished batch becomes a signed, encrypted package in the outbox."""

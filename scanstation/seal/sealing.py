@@ -1,0 +1,200 @@
+"""Sealing: turn a finished batch into one signed, encrypted package (batchformat.package) in the outbox.
+
+A sealed batch is frozen (state SEALED): the package holds the vault's ciphertexts as they are, a
+manifest encrypted to the portal and the batch key, and the station's Ed25519 signature over the
+manifest.  Sealing is idempotent: sealing a sealed batch returns the package it already has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchformat import atomic
+from batchformat.package import ObjectSource, PackageInfo, canonical_json, utc_now_rfc3339, write_package
+from scanstation import __version__
+from scanstation.domain import Batch, BatchState, OcrState, Page, PageState
+from scanstation.errors import PackageError, StateError
+from scanstation.store.database import StoredObject
+
+if TYPE_CHECKING:
+    from scanstation.facade import Station
+
+log = logging.getLogger(__name__)
+
+PACKAGE_SUFFIX = ".pkg"
+_SEALABLE = {BatchState.SCANNING, BatchState.VERIFIED, BatchState.SIGNED}
+
+
+def package_path(station: Station, batch: Batch) -> Path:
+    assert batch.uid
+    return station.config.outbox_dir / f"{batch.uid}{PACKAGE_SUFFIX}"
+
+
+def package_manifest(station: Station, batch_id: int) -> dict[str, Any]:
+    """The exact manifest sealed into the batch's package (read back from the vault)."""
+    import json
+
+    row = station.store.package(batch_id)
+    if row is None or not row["manifest_object"]:
+        raise StateError(f"batch #{batch_id} has no sealed manifest")
+    data: dict[str, Any] = json.loads(station.read_object(row["manifest_object"]))
+    return data
+
+
+def existing_package(station: Station, batch: Batch) -> PackageInfo | None:
+    row = station.store.package(batch.id)
+    if row is None:
+        return None
+    path = station.config.outbox_dir / row["file"]
+    if not path.is_file():
+        raise PackageError(f"batch '{batch.name}': its sealed package {path} is missing; unseal and seal it again")
+    return PackageInfo(path=path, sha256=row["sha256"], size=row["size"], package_id=row["package_id"],
+                       batch_uid=batch.uid or "")
+
+
+def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float | None = None) -> PackageInfo:
+    """Seal batch ``name`` (waiting for its cleaning and OCR to finish); return the package."""
+    store = station.store
+    batch = store.batch(name)
+    if batch is None:
+        raise StateError(f"there is no batch '{name}'")
+    if batch.state in (BatchState.SEALED, BatchState.UPLOADING, BatchState.UPLOADED):
+        info = existing_package(station, batch)
+        if info is None:
+            raise StateError(f"batch '{name}' is {batch.state.value} but has no package record")
+        return info
+    if batch.state not in _SEALABLE:
+        raise StateError(f"batch '{name}' is {batch.state.value}; only a scanned batch can be sealed")
+    if station.config.upload.require_signoff and batch.state is not BatchState.SIGNED:
+        raise StateError(f"batch '{name}' must be signed off by the unit head before it is sealed")
+    if not station.config.keys.portal_recipient:
+        raise StateError("keys.portal_recipient is not set: the package could not be encrypted for the portal")
+
+    # Every page must be cleaned and read (or have failed OCR for good) before the batch is frozen.
+    if not station.wait_idle(include_ocr=True, timeout=wait_timeout, batch_id=batch.id):
+        raise StateError(f"batch '{name}': its pages are still being processed; try again in a moment")
+    pages = store.pages(batch.id)
+    if not pages:
+        raise StateError(f"batch '{name}' has no pages; there is nothing to seal")
+    unready = [p.seq for p in pages if p.state is not PageState.PROCESSED or p.ocr_state is OcrState.PENDING]
+    if unready:
+        raise StateError(f"batch '{name}': page(s) {unready[:10]} are not processed yet (run 'scanstation process')")
+
+    documents = store.documents(batch.id)
+    for doc in documents:
+        if store.document_pages(doc.id) and not store.document_pdf(doc.id):
+            station.assemble_pdf(doc.id, actor)
+
+    batch_id = batch.id
+    store.ensure_batch_uid(batch_id, lambda: f"{station.config.station.id}-{batch_id}-{secrets.token_hex(6)}")
+    batch = store.batch_by_id(batch_id)
+    manifest, object_ids = _manifest(station, batch)
+    objects = []
+    for oid in object_ids:
+        rec = store.object(oid)
+        objects.append(ObjectSource(id=oid, kind=rec.kind, sha256=rec.sha256, size=rec.size,
+                                    ct_sha256=rec.ct_sha256, path=station.vault.path_of(oid)))
+    batch_recipient = str(station.batch_keys.recipient(batch.id))
+    atomic.ensure_dir(station.config.outbox_dir)
+    out = package_path(station, batch)
+    info = write_package(out, manifest, objects, signing_key=station.key.signing_key,
+                         recipients=[station.config.keys.portal_recipient, batch_recipient])
+    try:
+        # The manifest is kept in the vault too (batch key): the receipt is checked against it, document
+        # by document, and it outlives the package file until purge.
+        mref = station.vault.put(canonical_json(info.manifest), kind="manifest",
+                                 batch_recipient=station.batch_keys.recipient(batch.id))
+        manifest_obj = StoredObject(mref.id, "manifest", mref.sha256, mref.ct_sha256, mref.size)
+        store.set_package(batch.id, info.package_id, out.name, info.sha256, info.size, manifest_obj, actor)
+        store.set_batch_state(batch.id, BatchState.SEALED, actor)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.unlink()
+        raise
+    log.info("sealed batch %s: %s (%d bytes)", name, out.name, info.size)
+    return info
+
+
+def unseal_batch(station: Station, name: str, actor: str) -> None:
+    """Return a sealed (not yet uploading) batch to scanning: the package is deleted, pages kept."""
+    store = station.store
+    batch = store.batch(name)
+    if batch is None:
+        raise StateError(f"there is no batch '{name}'")
+    if batch.state is not BatchState.SEALED:
+        raise StateError(f"batch '{name}' is {batch.state.value}; only a sealed batch can be unsealed")
+    info = existing_package(station, batch) if store.package(batch.id) else None
+    store.set_batch_state(batch.id, BatchState.SCANNING, actor)
+    store.drop_package(batch.id)
+    if info is not None:
+        with contextlib.suppress(FileNotFoundError):
+            info.path.unlink()
+
+
+def _page_entry(p: Page) -> dict[str, Any]:
+    return {
+        "seq": p.seq,
+        "position": p.position if p.position is not None else p.seq,
+        "side": str(p.side),
+        "flags": list(p.flags),
+        "ocr_state": str(p.ocr_state),
+        "raw": p.raw_object,
+        "image": p.image_object,
+        "ocr_text": p.ocr_object,
+    }
+
+
+def _manifest(station: Station, batch: Batch) -> tuple[dict[str, Any], list[str]]:
+    """The manifest (without ``objects``, which write_package fills) and the object ids, in order."""
+    store = station.store
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def use(oid: str | None) -> None:
+        if oid and oid not in seen:
+            seen.add(oid)
+            order.append(oid)
+
+    docs_out = []
+    filed: set[int] = set()
+    for doc in store.documents(batch.id):
+        doc_pages = store.document_pages(doc.id)
+        pdf = store.document_pdf(doc.id)
+        use(pdf)
+        entries = []
+        for p in doc_pages:
+            filed.add(p.id)
+            for oid in (p.raw_object, p.image_object, p.ocr_object):
+                use(oid)
+            entries.append(_page_entry(p))
+        docs_out.append({
+            "id": f"doc-{doc.seq}", "seq": doc.seq, "employee_code": doc.employee_code,
+            "employee_name": doc.employee_name, "rank": doc.rank, "acr_period": doc.acr_period,
+            "page_count": len(entries), "pdf": pdf, "pages": entries,
+        })
+    unfiled = []
+    all_pages = store.pages(batch.id)
+    for p in all_pages:
+        if p.id in filed:
+            continue
+        for oid in (p.raw_object, p.image_object, p.ocr_object):
+            use(oid)
+        unfiled.append(_page_entry(p))
+    cfg = station.config
+    manifest: dict[str, Any] = {
+        "format": "scanstation-manifest/1",
+        "software_version": __version__,
+        "station": {"id": cfg.station.id, "unit": cfg.station.unit,
+                    "recipient": str(station.batch_keys.recipient(batch.id))},
+        "batch": {"uid": batch.uid or "", "name": batch.name, "unit": batch.unit, "operator": batch.operator,
+                  "created_at": batch.created_at, "sealed_at": utc_now_rfc3339(), "page_count": len(all_pages)},
+        "audit_head": store.audit_head(),
+        "documents": docs_out,
+        "unfiled_pages": unfiled,
+    }
+    canonical_json(manifest)  # fail here, naming the field, rather than half-way through writing
+    return manifest, order

@@ -1,0 +1,3 @@
+"""Developer and training tools, never installed on a production station: synthetic ACR pages, the demo station,
+the stand-alone ``scanstation ocr`` command.
+"""
