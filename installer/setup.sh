@@ -14,13 +14,15 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Why each package: python3*/gcc build python-sane; tesseract + eng/hin/Devanagari models do the OCR
 # (libtesseract5, which tesseract-ocr depends on, is named because the OCR workers load it themselves);
 # sane-utils/libsane1 are the scanner back ends (libsane-dev to build python-sane); Noto/Lohit fonts
-# render Devanagari (synthetic pages, UI); age checks our encryption; poppler-utils renders PDFs on
-# import; ghostscript/qpdf/pikepdf support PDF work; the libGL/xkb/fontconfig/dbus libraries are what
-# Qt needs even offscreen.
+# render Devanagari (synthetic pages, UI); fonts-dejavu-extra holds the oblique/italic DejaVu faces
+# (DejaVuSans-Oblique, DejaVuSerif-Italic) that the synthetic handwriting uses: fonts-dejavu-core has
+# only the upright ones, and a minimal Debian 12 lacks extra; age checks our encryption; poppler-utils
+# renders PDFs on import; ghostscript/qpdf/pikepdf support PDF work; the libGL/xkb/fontconfig/dbus
+# libraries are what Qt needs even offscreen.
 PKGS=(python3 python3-venv python3-dev gcc pkg-config
       tesseract-ocr libtesseract5 tesseract-ocr-eng tesseract-ocr-hin tesseract-ocr-osd tesseract-ocr-script-deva
       sane-utils libsane1 libsane-dev
-      fonts-noto-core fonts-lohit-deva fonts-dejavu-core fontconfig
+      fonts-noto-core fonts-lohit-deva fonts-dejavu-core fonts-dejavu-extra fontconfig
       age poppler-utils ghostscript qpdf
       libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
       ca-certificates)
