@@ -1,3 +1,48 @@
-"""The sealed batch package format shared by the station and the portal receiver: canonical JSON, manifest, strict
-tar reader and writer, receipts. Depends on nothing of the station.
+"""The sealed batch package format, shared by the station and the portal receiver.
+
+A package is an uncompressed POSIX ustar archive whose members come in a fixed order:
+
+1. ``scanstation-package.json``  plaintext envelope (no personal data)
+2. ``manifest.json.age``         canonical-JSON manifest, age-encrypted to the portal and the batch
+3. ``signatures/*.json``         ``station.json`` (Ed25519 over the manifest plaintext) plus, later,
+                                 other signers; unknown signature members are accepted and ignored
+4. ``objects/<id>.age``          every vault object exactly as stored, in manifest ``objects`` order
+
+The reader is strict and hand-written (not :mod:`tarfile`'s lenient reader): one pass over the file,
+one member at a time, so a 200 MB package never sits in memory and anything unexpected (links,
+devices, GNU extensions, traversal names, extra or missing members, trailing garbage) is refused with
+a :class:`PackageCheckError` that names the member and the failed check.  See docs/portal-api.md.
+
+This package imports nothing of the station (store, vault, drivers, Qt): the portal's receiver depends
+on it and on nothing else of ours.  Its modules: :mod:`~batchformat.constants` (names, layout, limits),
+:mod:`~batchformat.canonical_json`, :mod:`~batchformat.manifest` (structure checks, document digests),
+:mod:`~batchformat.writer`, :mod:`~batchformat.reader`, :mod:`~batchformat.receipts`,
+:mod:`~batchformat.keys`, :mod:`~batchformat.errors` and :mod:`~batchformat.atomic` (durable file writes,
+which both sides need).  The names below are the public interface.
 """
+
+from batchformat.canonical_json import canonical_json
+from batchformat.constants import (
+    ENVELOPE_NAME,
+    FORMAT,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MEDIA_TYPE,
+    RECEIPT_FORMAT,
+    STATION_SIGNATURE_NAME,
+)
+from batchformat.errors import FormatError, KeyFormatError, PackageCheckError, PackageError, ReceiptInvalid
+from batchformat.keys import load_public_key_pem, public_key_pem, raw_public_key
+from batchformat.manifest import document_digest, validate_manifest
+from batchformat.reader import VerifiedPackage, iter_members, read_envelope, verify_package
+from batchformat.receipts import key_id, make_receipt, receipt_documents, verify_receipt
+from batchformat.writer import ObjectSource, PackageInfo, utc_now_rfc3339, write_package
+
+__all__ = [
+    "ENVELOPE_NAME", "FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE", "RECEIPT_FORMAT",
+    "STATION_SIGNATURE_NAME", "FormatError", "KeyFormatError", "ObjectSource", "PackageCheckError", "PackageError",
+    "PackageInfo", "ReceiptInvalid", "VerifiedPackage", "canonical_json", "document_digest", "iter_members",
+    "key_id", "load_public_key_pem", "make_receipt", "public_key_pem", "raw_public_key", "read_envelope",
+    "receipt_documents", "utc_now_rfc3339", "validate_manifest", "verify_package", "verify_receipt",
+    "write_package",
+]

@@ -40,3 +40,21 @@ class KeyFormatError(FormatError):
 
     exit_code = 3
     summary = "configuration error: file, key and reason are named"
+
+
+class PackageCheckError(PackageError):
+    """A package failed one named check.
+
+    ``member`` is the archive member (or ``"package"``), ``check`` a stable machine-readable code
+    (``member_order``, ``signature``, ``object_sha256``, …, listed in docs/portal-api.md) that the
+    receiver returns to the station in its refusal.
+    """
+
+    def __init__(self, member: str, check: str, detail: str) -> None:
+        super().__init__(f"{member}: {check}: {detail}")
+        self.member = member
+        self.check = check
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.member, self.check, self.detail))

@@ -19,8 +19,8 @@ from typing import Any
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from batchformat import atomic, package
-from batchformat.package import PackageCheckError, VerifiedPackage
+import batchformat
+from batchformat import PackageCheckError, VerifiedPackage, atomic
 
 from .db import BatchConflict, Database, Upload
 from .storage import DataDir, move_into, write_file
@@ -117,8 +117,8 @@ class Ingestor:
             write_file(staging / f"{entry['id']}.age", pyrage.encrypt(plaintext, [self.portal_recipient]))
 
         try:
-            verified = package.verify_package(path, self.identities, trusted_station_keys=self.trusted,
-                                              on_object=stage)
+            verified = batchformat.verify_package(path, self.identities, trusted_station_keys=self.trusted,
+                                                  on_object=stage)
         except PackageCheckError as e:
             raise Refused(e.check, f"package refused: {e}") from None
         env = verified.envelope
@@ -131,10 +131,10 @@ class Ingestor:
         self._check_batch_free(env["batch_uid"], sha)
 
         docs = self._place(verified, staging)
-        receipt = package.make_receipt(verified, receipt_id=secrets.token_hex(16),
-                                       received_at=package.utc_now_rfc3339(), portal_key=self.receipt_key)
-        inner = package.verify_receipt(receipt, self.receipt_key.public_key(), package_sha256=sha,
-                                       manifest=verified.manifest)
+        receipt = batchformat.make_receipt(verified, receipt_id=secrets.token_hex(16),
+                                           received_at=batchformat.utc_now_rfc3339(), portal_key=self.receipt_key)
+        inner = batchformat.verify_receipt(receipt, self.receipt_key.public_key(), package_sha256=sha,
+                                           manifest=verified.manifest)
         try:
             recorded = self.db.record_package(
                 upload_id=upload.id, package_sha256=sha, batch_uid=env["batch_uid"], package_id=env["package_id"],
@@ -178,12 +178,12 @@ class Ingestor:
             ids = list(dict.fromkeys(ids))
             for object_id in ids:
                 put(object_id, target / "objects")
-            digest = package.document_digest(manifest, doc)
+            digest = batchformat.document_digest(manifest, doc)
             index = {"format": "scanstation-stored-document/1", "package_sha256": verified.sha256,
                      "package_id": manifest["package_id"], "station": {"id": manifest["station"]["id"],
                      "unit": manifest["station"]["unit"]}, "batch": manifest["batch"], "document": doc,
                      "objects": [by_id[i] for i in ids], "digest": digest}
-            write_file(target / f"{doc['id']}.json.age", seal(package.canonical_json(index)))
+            write_file(target / f"{doc['id']}.json.age", seal(batchformat.canonical_json(index)))
             docs.append({"doc_id": doc["id"], "employee_code": doc["employee_code"], "acr_period": doc["acr_period"],
                          "page_count": doc["page_count"], "digest": digest,
                          "store_path": str(target.relative_to(self.data.root))})
@@ -194,7 +194,7 @@ class Ingestor:
                 put(object_id, batch_dir / "unfiled")
         # evidence: the exact signed bytes (re-encrypted), the signatures and the envelope
         write_file(batch_dir / "manifest.json.age", seal(verified.manifest_bytes))
-        write_file(batch_dir / "envelope.json", package.canonical_json(verified.envelope))
+        write_file(batch_dir / "envelope.json", batchformat.canonical_json(verified.envelope))
         for name, sig in verified.signatures.items():
             # not canonical_json: an unknown signer's member need not be NFC; stored as parsed
             write_file(batch_dir / name, json.dumps(sig, sort_keys=True, ensure_ascii=False).encode())

@@ -11,7 +11,8 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from batchformat import atomic, package
+import batchformat
+from batchformat import atomic
 
 RECEIPT_KEY = "receipt-key"
 RECEIPT_KEY_PUB = "receipt-key.pub"
@@ -64,7 +65,7 @@ def load_or_create_receipt_key(data_dir: Path) -> Ed25519PrivateKey:
                                 serialization.NoEncryption())
         atomic.atomic_write(key_path, pem, mode=0o600)
     pub_path = data_dir / RECEIPT_KEY_PUB
-    pub = package.public_key_pem(key)
+    pub = batchformat.public_key_pem(key)
     if not pub_path.exists() or pub_path.read_bytes() != pub:
         atomic.atomic_write(pub_path, pub, mode=0o644)
     return key

@@ -17,8 +17,8 @@ from typing import Any
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from batchformat import package
-from batchformat.package import ObjectSource, PackageInfo
+import batchformat as package
+from batchformat import ObjectSource, PackageInfo
 
 
 @dataclass

@@ -28,7 +28,7 @@ import pyrage
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from batchformat import package
+import batchformat as package
 
 REPO = Path(__file__).resolve().parents[1]
 

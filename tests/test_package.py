@@ -16,9 +16,11 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from batchformat import package
-from batchformat.package import PackageCheckError
+import batchformat as package
+import batchformat.reader
+from batchformat import PackageCheckError
 from scanstation.errors import ConfigError, PackageError, ReceiptInvalid
+from scanstation.upload.portal_key import load_portal_key
 
 from .packagekit import make_test_package
 
@@ -352,7 +354,7 @@ def test_object_swapped_for_valid_ciphertext_of_other_data(built: Any, portal: A
 def test_oversized_member_refused_before_reading(built: Any, portal: Any, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     info, _ = built
-    monkeypatch.setattr(package, "MAX_ENVELOPE_BYTES", 16)
+    monkeypatch.setattr(batchformat.reader, "MAX_ENVELOPE_BYTES", 16)  # where the reader reads it
     err = check_of(info.path, portal)
     assert err.check == "member_size" and err.member == package.ENVELOPE_NAME
 
@@ -447,5 +449,5 @@ def test_pem_helpers() -> None:
     assert pem.startswith(b"-----BEGIN PUBLIC KEY-----")
     assert package.raw_public_key(package.load_public_key_pem(pem, "x.pem")) == package.raw_public_key(
         key.public_key())
-    with pytest.raises(ConfigError, match=r"portal\.pem"):
-        package.load_public_key_pem(b"not pem", "portal.pem")
+    with pytest.raises(ConfigError, match=r"portal\.pem"):  # the station's edge: a configuration error
+        load_portal_key(b"not pem", "portal.pem")

@@ -18,7 +18,7 @@ import pyrage
 import pytest
 import requests
 
-from batchformat import package
+import batchformat as package
 
 from .packagekit import Expected, make_test_package
 from .receiverkit import (

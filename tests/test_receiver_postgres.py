@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from batchformat import package
+import batchformat as package
 
 from .packagekit import make_test_package
 from .receiverkit import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from batchformat.package import document_digest, read_envelope, verify_package
+from batchformat import document_digest, read_envelope, verify_package
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.stationkit import StationEnv, make_station
 

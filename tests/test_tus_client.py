@@ -600,7 +600,7 @@ def _package(tmp_path: Path, rx: Any) -> tuple[Any, dict[str, str]]:
 
 
 def _assert_received(rx: Any, url: str, info: Any) -> None:
-    from batchformat import package
+    import batchformat as package
     from tests.receiverkit import get_receipt
 
     # the URL may name the (closed) proxy: ask the receiver itself

@@ -13,8 +13,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchformat import atomic
-from batchformat.package import ObjectSource, PackageInfo, canonical_json, utc_now_rfc3339, write_package
+from batchformat import ObjectSource, PackageInfo, atomic, canonical_json, utc_now_rfc3339, write_package
 from scanstation import __version__
 from scanstation.domain import Batch, BatchState, OcrState, Page, PageState
 from scanstation.errors import PackageError, StateError

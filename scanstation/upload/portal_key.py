@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from batchformat import load_public_key_pem
 from batchformat.errors import KeyFormatError
-from batchformat.package import load_public_key_pem
 from scanstation.errors import ConfigError
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from batchformat.package import verify_receipt
+from batchformat import verify_receipt
 from scanstation.domain import BatchState
 from scanstation.errors import FormatError, PortalRejected, ReceiptInvalid, ScanStationError, StateError, UploadError
 from scanstation.seal.sealing import existing_package, package_manifest

@@ -1,0 +1,40 @@
+"""The package format's names, member layout and the size limits a reader enforces."""
+
+from __future__ import annotations
+
+import re
+
+FORMAT = "scanstation-package/1"
+MANIFEST_FORMAT = "scanstation-manifest/1"
+RECEIPT_FORMAT = "scanstation-receipt/1"
+MEDIA_TYPE = "application/x-scanstation-package"
+
+ENVELOPE_NAME = "scanstation-package.json"
+MANIFEST_NAME = "manifest.json.age"
+STATION_SIGNATURE_NAME = "signatures/station.json"
+OBJECT_PREFIX = "objects/"
+OBJECT_SUFFIX = ".age"
+
+# Size limits a reader enforces before reading a member into memory (hostile input must not make
+# the portal allocate gigabytes).  Object ciphertexts are single pages / PDFs: < 50 MB in practice.
+MAX_ENVELOPE_BYTES = 64 * 1024
+MAX_SIGNATURE_BYTES = 64 * 1024
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_OBJECT_BYTES = 256 * 1024 * 1024
+MAX_SIGNATURE_MEMBERS = 16
+MAX_RECEIPT_BYTES = 16 * 1024 * 1024
+# tarfile pads archives to 20 blocks; allow that much (and a bit) of zeros after the end marker.
+MAX_TRAILING_ZERO_BYTES = 64 * 1024
+
+BLOCK = 512
+COPY_CHUNK = 1024 * 1024
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+DOC_ID = re.compile(r"^doc-[0-9]{1,9}$")
+SIGNATURE_MEMBER = re.compile(r"^signatures/[a-z0-9][a-z0-9_-]{0,62}\.json$")
+OBJECT_MEMBER = re.compile(r"^objects/([0-9a-f]{32})\.age$")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+# Identifiers that also become file names on the portal side are checked there; here only sanity.
+MAX_TEXT = 4096

@@ -1,0 +1,455 @@
+"""Reading a package strictly: a one-pass ustar reader that verifies every member as it goes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyrage
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from batchformat.canonical_json import strict_json
+from batchformat.constants import (
+    BLOCK,
+    COPY_CHUNK,
+    ENVELOPE_NAME,
+    FORMAT,
+    HEX32,
+    HEX64,
+    MANIFEST_NAME,
+    MAX_ENVELOPE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_OBJECT_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MAX_SIGNATURE_MEMBERS,
+    MAX_TEXT,
+    MAX_TRAILING_ZERO_BYTES,
+    OBJECT_MEMBER,
+    OBJECT_PREFIX,
+    OBJECT_SUFFIX,
+    RFC3339,
+    SIGNATURE_MEMBER,
+    STATION_SIGNATURE_NAME,
+)
+from batchformat.errors import PackageCheckError, PackageError
+from batchformat.manifest import decode_public_key, validate_manifest
+
+
+@dataclass
+class VerifiedPackage:
+    """A package that passed every check of :func:`verify_package`.
+
+    ``manifest_bytes`` are the exact signed plaintext bytes (keep them to re-check the signature
+    later); ``signatures`` maps each ``signatures/*.json`` member name to its parsed content.
+    """
+
+    envelope: dict[str, Any]
+    manifest: dict[str, Any]
+    station_public_key: bytes
+    sha256: str
+    size: int
+    path: Path | None = None
+    manifest_bytes: bytes = field(default=b"", repr=False)
+    signatures: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _object_spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def object_member(self, object_id: str) -> bytes:
+        """The ciphertext of one object, re-read from the package and re-checked against the manifest."""
+        if self.path is None or object_id not in self._object_spans:
+            raise PackageError(f"object {object_id!r} is not in verified package {self.path}")
+        offset, size = self._object_spans[object_id]
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+        entry = next(o for o in self.manifest["objects"] if o["id"] == object_id)
+        if len(data) != size or hashlib.sha256(data).hexdigest() != entry["ct_sha256"]:
+            raise PackageError(f"{self.path}: object {object_id} changed on disk since verification")
+        return data
+
+
+# --------------------------------------------------------------------------------------------------
+# strict ustar reading
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    size: int
+    offset: int  # of the data in the file
+
+
+class _TarReader:
+    """Sequential strict reader of POSIX ustar (+ pax ``x`` headers for path/size only).
+
+    Hashes every byte it reads, so the package SHA-256 comes out of the same pass.
+    """
+
+    _PAX_IGNORED = frozenset({"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"})
+
+    def __init__(self, f: BinaryIO, label: str) -> None:
+        self._f = f
+        self._label = label
+        self.hash = hashlib.sha256()
+        self.pos = 0
+        self.ended = False
+
+    def _read(self, n: int, what: str) -> bytes:
+        data = self._f.read(n)
+        if len(data) != n:
+            raise PackageCheckError(what, "truncated", f"file ends after {self.pos + len(data)} bytes")
+        self.hash.update(data)
+        self.pos += n
+        return data
+
+    def next_member(self) -> _Member | None:
+        """The next regular-file member, or None at the end-of-archive marker."""
+        pax: dict[str, str] = {}
+        while True:
+            header = self._read(BLOCK, "tar header")
+            if header == bytes(BLOCK):
+                second = self._read(BLOCK, "tar end marker")
+                if second != bytes(BLOCK):
+                    where = f"offset {self.pos - 2 * BLOCK}"
+                    raise PackageCheckError("package", "tar_structure", f"lone zero block at {where}")
+                self.ended = True
+                return None
+            name, size, typeflag = self._parse_header(header)
+            if typeflag == b"x":
+                if pax:
+                    raise PackageCheckError(name, "tar_structure", "two pax headers in a row")
+                if size > 64 * 1024:
+                    raise PackageCheckError(name, "member_size", "pax header larger than 64 KiB")
+                pax = self._parse_pax(self._read_padded(size, name), name)
+                if not pax:
+                    pax = {"": ""}  # remember that a pax header was seen
+                continue
+            if typeflag not in (b"0", b"\0"):
+                kinds = {b"1": "hard link", b"2": "symbolic link", b"3": "character device", b"4": "block device",
+                         b"5": "directory", b"6": "FIFO", b"7": "contiguous file", b"g": "pax global header",
+                         b"L": "GNU long name", b"K": "GNU long link name"}
+                kind = kinds.get(typeflag, f"type {typeflag!r}")
+                raise PackageCheckError(name, "member_type", f"{kind} members are not allowed")
+            if "path" in pax:
+                name = pax["path"]
+            if "size" in pax:
+                if not pax["size"].isdigit() or len(pax["size"]) > 18:
+                    raise PackageCheckError(name, "tar_structure", "pax size is not a decimal number")
+                size = int(pax["size"])
+            _check_member_name(name)
+            member = _Member(name, size, self.pos)
+            return member
+
+    def read_data(self, member: _Member, limit: int) -> bytes:
+        if member.size > limit:
+            raise PackageCheckError(member.name, "member_size", f"{member.size} bytes exceeds the limit of {limit}")
+        return self._read_padded(member.size, member.name)
+
+    def _read_padded(self, size: int, what: str) -> bytes:
+        data = self._read(size, what)
+        pad = (-size) % BLOCK
+        if pad and self._read(pad, what) != bytes(pad):
+            raise PackageCheckError(what, "tar_structure", "non-zero padding after the member data")
+        return data
+
+    def finish(self) -> None:
+        """After the end marker only zero padding may follow, and not much of it."""
+        trailing = 0
+        while True:
+            chunk = self._f.read(BLOCK)
+            if not chunk:
+                break
+            self.hash.update(chunk)
+            self.pos += len(chunk)
+            trailing += len(chunk)
+            if len(chunk) != BLOCK:
+                raise PackageCheckError("package", "truncated", "file length is not a multiple of 512 bytes")
+            if chunk != bytes(BLOCK):
+                raise PackageCheckError("package", "tar_structure", "data after the end-of-archive marker")
+            if trailing > MAX_TRAILING_ZERO_BYTES:
+                raise PackageCheckError("package", "tar_structure", "too much padding after the end-of-archive marker")
+
+    def _parse_header(self, header: bytes) -> tuple[str, int, bytes]:
+        offset = self.pos - BLOCK
+        where = f"tar header at offset {offset}"
+        stored = header[148:156]
+        computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+        try:
+            stored_value = int(stored.replace(b"\0", b" ").strip() or b"-1", 8)
+        except ValueError:
+            raise PackageCheckError(where, "tar_structure", "checksum field is not octal") from None
+        if stored_value != computed:
+            raise PackageCheckError(where, "tar_structure", "header checksum mismatch")
+        if header[257:265] != b"ustar\x0000":
+            raise PackageCheckError(where, "tar_structure", "not a POSIX ustar header (GNU/v7 tar is not accepted)")
+        typeflag = header[156:157]
+        try:
+            name = _cstr(header[0:100])
+            prefix = _cstr(header[345:500])
+            linkname = _cstr(header[157:257])
+        except UnicodeDecodeError:
+            raise PackageCheckError(where, "member_name", "member name is not UTF-8") from None
+        if prefix:
+            name = f"{prefix}/{name}"
+        size_field = header[124:136]
+        if size_field[:1] in (b"\x80", b"\xff"):
+            raise PackageCheckError(name or where, "member_size", "base-256 sizes are not accepted")
+        try:
+            size = int(size_field.replace(b"\0", b" ").strip() or b"0", 8)
+        except ValueError:
+            raise PackageCheckError(name or where, "tar_structure", "size field is not octal") from None
+        if linkname and typeflag in (b"0", b"\0"):
+            raise PackageCheckError(name, "member_type", "regular file with a link name")
+        return name, size, typeflag
+
+    def _parse_pax(self, data: bytes, where: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        pos = 0
+        while pos < len(data):
+            space = data.find(b" ", pos)
+            if space < 0 or not data[pos:space].isdigit():
+                raise PackageCheckError(where, "tar_structure", "malformed pax record")
+            length = int(data[pos:space])
+            record = data[space + 1 : pos + length]
+            if length <= space - pos or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
+                raise PackageCheckError(where, "tar_structure", "malformed pax record")
+            key_b, _, value_b = record[:-1].partition(b"=")
+            try:
+                key, value = key_b.decode("utf-8"), value_b.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PackageCheckError(where, "tar_structure", "pax record is not UTF-8") from None
+            if key in ("path", "size"):
+                out[key] = value
+            elif key not in self._PAX_IGNORED:
+                raise PackageCheckError(where, "tar_structure", f"pax keyword {key!r} is not accepted")
+            pos += length
+        return out
+
+
+def _cstr(field_bytes: bytes) -> str:
+    return field_bytes.split(b"\0", 1)[0].decode("utf-8")
+
+
+def _check_member_name(name: str) -> None:
+    if not name:
+        raise PackageCheckError("(empty name)", "member_name", "empty member name")
+    bad = (name.startswith("/") or "\\" in name or "\0" in name or any(ord(c) < 32 for c in name)
+           or any(part in ("", ".", "..") for part in name.split("/")))
+    if bad:
+        raise PackageCheckError(name, "member_name", "absolute path, '..', '.', empty or control characters in name")
+
+
+def _open_package(path: Path) -> BinaryIO:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        raise PackageCheckError(str(path), "unreadable", e.strerror or str(e)) from None
+    return os.fdopen(fd, "rb", buffering=COPY_CHUNK)
+
+
+def _read_envelope_member(reader: _TarReader) -> dict[str, Any]:
+    member = reader.next_member()
+    if member is None or member.name != ENVELOPE_NAME:
+        got = "the end of the archive" if member is None else repr(member.name)
+        raise PackageCheckError(got, "member_order", f"first member must be {ENVELOPE_NAME}")
+    envelope = strict_json(reader.read_data(member, MAX_ENVELOPE_BYTES), ENVELOPE_NAME, require_canonical=False)
+    _validate_envelope(envelope)
+    return envelope
+
+
+def _validate_envelope(env: Any) -> None:
+    def bad(detail: str) -> PackageCheckError:
+        return PackageCheckError(ENVELOPE_NAME, "envelope", detail)
+
+    if not isinstance(env, dict):
+        raise bad("not a JSON object")
+    if env.get("format") != FORMAT:
+        raise bad(f"format is {env.get('format')!r}, expected {FORMAT!r}")
+    expected = {"format", "package_id", "station_id", "batch_uid", "created_at", "manifest_ct_sha256"}
+    if set(env) != expected:
+        raise bad(f"keys must be exactly {sorted(expected)}")
+    for key in expected:
+        if not isinstance(env[key], str) or not env[key] or len(env[key]) > MAX_TEXT:
+            raise bad(f"{key} must be a non-empty string")
+    if not HEX32.match(env["package_id"]):
+        raise bad("package_id is not 32 lowercase hex digits")
+    if not HEX64.match(env["manifest_ct_sha256"]):
+        raise bad("manifest_ct_sha256 is not 64 lowercase hex digits")
+    if not RFC3339.match(env["created_at"]):
+        raise bad("created_at is not an RFC 3339 timestamp")
+
+
+def read_envelope(path: Path) -> dict[str, Any]:
+    """The plaintext envelope (first member); needs no key.  PackageError on any malformation."""
+    with _open_package(Path(path)) as f:
+        return _read_envelope_member(_TarReader(f, str(path)))
+
+
+def verify_package(
+    path: Path,
+    identities: Sequence[Any],
+    *,
+    trusted_station_keys: Mapping[str, bytes] | None = None,
+    on_object: Callable[[dict[str, Any], bytes], None] | None = None,
+) -> VerifiedPackage:
+    """Check everything about a package in one pass; return its verified content.
+
+    Order of checks (the first failure raises PackageCheckError naming member and check): tar
+    structure and member order/names/types/sizes, envelope, manifest ciphertext hash against the
+    envelope, manifest decryption with ``identities`` (pyrage identities), canonical form and schema,
+    envelope/manifest agreement, the station's Ed25519 signature (and, if ``trusted_station_keys``
+    is given, that the station is known and signed with its registered raw key), then per object:
+    ciphertext size and SHA-256, decryption, plaintext size and SHA-256.  ``on_object(entry,
+    plaintext)`` is called for each verified object (the receiver re-encrypts it for its store
+    without reading the package twice); exceptions from it propagate.
+    """
+    path = Path(path)
+    with _open_package(path) as f:
+        reader = _TarReader(f, str(path))
+        envelope = _read_envelope_member(reader)
+
+        member = reader.next_member()
+        if member is None or member.name != MANIFEST_NAME:
+            raise PackageCheckError(member.name if member else "end of archive", "member_order",
+                                    f"second member must be {MANIFEST_NAME}")
+        manifest_ct = reader.read_data(member, MAX_MANIFEST_BYTES)
+        if hashlib.sha256(manifest_ct).hexdigest() != envelope["manifest_ct_sha256"]:
+            raise PackageCheckError(MANIFEST_NAME, "manifest_sha256", "ciphertext does not match the envelope's hash")
+        try:
+            manifest_bytes = pyrage.decrypt(manifest_ct, list(identities))
+        except pyrage.DecryptError as e:
+            raise PackageCheckError(MANIFEST_NAME, "manifest_decrypt",
+                                    f"cannot be decrypted with the portal identity ({e})") from None
+        manifest = strict_json(manifest_bytes, MANIFEST_NAME, require_canonical=True)
+        validate_manifest(manifest)
+        _check_envelope_matches(envelope, manifest)
+
+        signatures, member = _read_signatures(reader)
+        station_key = _verify_station_signature(signatures, manifest, manifest_bytes, trusted_station_keys)
+
+        spans: dict[str, tuple[int, int]] = {}
+        for entry in manifest["objects"]:
+            expected_name = f"{OBJECT_PREFIX}{entry['id']}{OBJECT_SUFFIX}"
+            if member is None or member.name != expected_name:
+                got = member.name if member else "end of archive"
+                raise PackageCheckError(got, "member_order", f"expected {expected_name} (manifest objects order)")
+            if member.size != entry["ct_size"]:
+                raise PackageCheckError(member.name, "object_size",
+                                        f"{member.size} bytes, the manifest says {entry['ct_size']}")
+            spans[entry["id"]] = (member.offset, member.size)
+            ct = reader.read_data(member, MAX_OBJECT_BYTES)
+            _verify_object(member.name, entry, ct, identities, on_object)
+            member = reader.next_member()
+        if member is not None:
+            check = "member_order" if OBJECT_MEMBER.match(member.name) else "member_name"
+            raise PackageCheckError(member.name, check, "member not listed in the manifest (extra member)")
+        reader.finish()
+    return VerifiedPackage(envelope=envelope, manifest=manifest, station_public_key=station_key,
+                           sha256=reader.hash.hexdigest(), size=reader.pos, path=path,
+                           manifest_bytes=manifest_bytes, signatures=signatures, _object_spans=spans)
+
+
+def _check_envelope_matches(envelope: dict[str, Any], manifest: dict[str, Any]) -> None:
+    pairs = (("package_id", manifest["package_id"]), ("station_id", manifest["station"]["id"]),
+             ("batch_uid", manifest["batch"]["uid"]), ("created_at", manifest["created_at"]))
+    for key, value in pairs:
+        if envelope[key] != value:
+            raise PackageCheckError(ENVELOPE_NAME, "envelope_mismatch",
+                                    f"{key} {envelope[key]!r} differs from the signed manifest's {value!r}")
+
+
+def _read_signatures(reader: _TarReader) -> tuple[dict[str, dict[str, Any]], _Member | None]:
+    """All ``signatures/*.json`` members (after the manifest); returns them and the next member."""
+    signatures: dict[str, dict[str, Any]] = {}
+    while True:
+        member = reader.next_member()
+        if member is None or not member.name.startswith("signatures/"):
+            break
+        if not SIGNATURE_MEMBER.match(member.name):
+            raise PackageCheckError(member.name, "member_name", "signature member names are signatures/<name>.json")
+        if member.name in signatures:
+            raise PackageCheckError(member.name, "member_name", "duplicate member")
+        if len(signatures) >= MAX_SIGNATURE_MEMBERS:
+            raise PackageCheckError(member.name, "member_order", f"more than {MAX_SIGNATURE_MEMBERS} signatures")
+        value = strict_json(reader.read_data(member, MAX_SIGNATURE_BYTES), member.name, require_canonical=False)
+        if not isinstance(value, dict):
+            raise PackageCheckError(member.name, "signature", "not a JSON object")
+        signatures[member.name] = value
+    if member is not None and member.name in (ENVELOPE_NAME, MANIFEST_NAME):
+        raise PackageCheckError(member.name, "member_name", "duplicate member")
+    if STATION_SIGNATURE_NAME not in signatures:
+        got = member.name if member else "end of archive"
+        raise PackageCheckError(got, "member_order", f"{STATION_SIGNATURE_NAME} must follow the manifest")
+    return signatures, member
+
+
+def _verify_station_signature(
+    signatures: dict[str, dict[str, Any]],
+    manifest: dict[str, Any],
+    manifest_bytes: bytes,
+    trusted: Mapping[str, bytes] | None,
+) -> bytes:
+    sig = signatures[STATION_SIGNATURE_NAME]
+    name = STATION_SIGNATURE_NAME
+    station = manifest["station"]
+    if sig.get("signer") != "station" or sig.get("algorithm") != "ed25519":
+        raise PackageCheckError(name, "signature", "signer must be 'station' and algorithm 'ed25519'")
+    if sig.get("station_id") != station["id"]:
+        raise PackageCheckError(name, "signature", f"station_id {sig.get('station_id')!r} is not the manifest's")
+    if sig.get("public_key") != station["public_key"]:
+        raise PackageCheckError(name, "signature", "public_key differs from the manifest's station.public_key")
+    raw_key = decode_public_key(station["public_key"], "public_key", name)
+    try:
+        signature = base64.b64decode(str(sig.get("signature", "")), validate=True)
+    except (binascii.Error, ValueError):
+        raise PackageCheckError(name, "signature", "signature is not base64") from None
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_key).verify(signature, manifest_bytes)
+    except (InvalidSignature, ValueError):
+        raise PackageCheckError(name, "signature", "Ed25519 signature over the manifest does not verify") from None
+    if trusted is not None:
+        known = trusted.get(station["id"])
+        if known is None:
+            raise PackageCheckError(name, "station_untrusted", f"station {station['id']!r} is not a trusted station")
+        if not hmac.compare_digest(bytes(known), raw_key):
+            raise PackageCheckError(name, "station_untrusted",
+                                    f"signed with a key that is not the registered key of station {station['id']!r}")
+    return raw_key
+
+
+def _verify_object(
+    name: str,
+    entry: dict[str, Any],
+    ct: bytes,
+    identities: Sequence[Any],
+    on_object: Callable[[dict[str, Any], bytes], None] | None,
+) -> None:
+    if hashlib.sha256(ct).hexdigest() != entry["ct_sha256"]:
+        raise PackageCheckError(name, "object_ct_sha256", "ciphertext SHA-256 differs from the manifest")
+    try:
+        plain = pyrage.decrypt(ct, list(identities))
+    except pyrage.DecryptError as e:
+        raise PackageCheckError(name, "object_decrypt", f"cannot be decrypted with the portal identity ({e})") from None
+    if len(plain) != entry["size"]:
+        raise PackageCheckError(name, "object_size", f"plaintext is {len(plain)} bytes, manifest says {entry['size']}")
+    if hashlib.sha256(plain).hexdigest() != entry["sha256"]:
+        raise PackageCheckError(name, "object_sha256", "plaintext SHA-256 differs from the manifest")
+    if on_object is not None:
+        on_object(entry, plain)
+
+
+def iter_members(path: Path) -> Iterator[tuple[str, int]]:
+    """(name, size) of each member, strictly parsed; for diagnostics and tests (reads no keys)."""
+    with _open_package(Path(path)) as f:
+        reader = _TarReader(f, str(path))
+        while (member := reader.next_member()) is not None:
+            reader._read_padded(member.size, member.name)
+            yield member.name, member.size
+        reader.finish()

@@ -1,0 +1,108 @@
+"""The portal's signed receipts: made by the receiver, verified by the station before anything is purged."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from batchformat.canonical_json import canonical_json, strict_json
+from batchformat.constants import MAX_RECEIPT_BYTES, RECEIPT_FORMAT
+from batchformat.errors import PackageCheckError, PackageError, ReceiptInvalid
+from batchformat.manifest import document_digest
+from batchformat.reader import VerifiedPackage
+
+# --------------------------------------------------------------------------------------------------
+# receipts
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Short identifier of a portal key: hex of the first 16 bytes of SHA-256(raw public key)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).digest()[:16].hex()
+
+
+def receipt_documents(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The per-document lines a receipt carries for ``manifest`` (also used to check one)."""
+    return [{"id": d["id"], "employee_code": d["employee_code"], "acr_period": d["acr_period"],
+             "page_count": d["page_count"], "digest": document_digest(manifest, d)} for d in manifest["documents"]]
+
+
+def make_receipt(
+    verified: VerifiedPackage,
+    *,
+    receipt_id: str,
+    received_at: str,
+    portal_key: Ed25519PrivateKey,
+) -> bytes:
+    """The portal's signed receipt (JSON bytes) for a verified package."""
+    receipt = {
+        "format": RECEIPT_FORMAT,
+        "receipt_id": receipt_id,
+        "package_id": verified.envelope["package_id"],
+        "package_sha256": verified.sha256,
+        "package_size": verified.size,
+        "batch_uid": verified.envelope["batch_uid"],
+        "station_id": verified.envelope["station_id"],
+        "received_at": received_at,
+        "documents": receipt_documents(verified.manifest),
+        "portal_key_id": key_id(portal_key.public_key()),
+    }
+    signature = base64.b64encode(portal_key.sign(canonical_json(receipt))).decode()
+    return canonical_json({"receipt": receipt, "signature": signature})
+
+
+_RECEIPT_KEYS = {"format", "receipt_id", "package_id", "package_sha256", "package_size", "batch_uid",
+                 "station_id", "received_at", "documents", "portal_key_id"}
+
+
+def verify_receipt(
+    data: bytes,
+    portal_public_key: Ed25519PublicKey,
+    *,
+    package_sha256: str,
+    manifest: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check a receipt's signature and that it is for this package; return the inner ``receipt``.
+
+    With ``manifest``, also checks package id, batch, station and every document line (digest
+    included) against it.  Any problem raises ReceiptInvalid saying what did not match.
+    """
+    if len(data) > MAX_RECEIPT_BYTES:
+        raise ReceiptInvalid(f"receipt is larger than {MAX_RECEIPT_BYTES} bytes")
+    try:
+        outer = strict_json(data, "receipt", require_canonical=False)
+    except PackageCheckError as e:
+        raise ReceiptInvalid(f"receipt is not valid JSON: {e.detail}") from None
+    if not isinstance(outer, dict) or set(outer) != {"receipt", "signature"}:
+        raise ReceiptInvalid("receipt must be a JSON object with exactly 'receipt' and 'signature'")
+    receipt, sig_text = outer["receipt"], outer["signature"]
+    if not isinstance(receipt, dict) or set(receipt) != _RECEIPT_KEYS:
+        raise ReceiptInvalid(f"receipt fields must be exactly {sorted(_RECEIPT_KEYS)}")
+    if receipt["format"] != RECEIPT_FORMAT:
+        raise ReceiptInvalid(f"receipt format is {receipt['format']!r}, expected {RECEIPT_FORMAT!r}")
+    try:
+        signature = base64.b64decode(str(sig_text), validate=True)
+        portal_public_key.verify(signature, canonical_json(receipt))
+    except (binascii.Error, ValueError, PackageError):
+        raise ReceiptInvalid("receipt signature is not valid base64 / receipt not canonical") from None
+    except InvalidSignature:
+        raise ReceiptInvalid("receipt signature does not verify with the configured portal key") from None
+    if receipt["portal_key_id"] != key_id(portal_public_key):
+        raise ReceiptInvalid("receipt names a different portal key id")
+    if receipt["package_sha256"] != package_sha256:
+        raise ReceiptInvalid(f"receipt is for package {receipt['package_sha256']!r}, not {package_sha256!r}")
+    if manifest is not None:
+        for key, expected in (("package_id", manifest["package_id"]), ("batch_uid", manifest["batch"]["uid"]),
+                              ("station_id", manifest["station"]["id"])):
+            if receipt[key] != expected:
+                raise ReceiptInvalid(f"receipt {key} is {receipt[key]!r}, the package's is {expected!r}")
+        if receipt["documents"] != receipt_documents(manifest):
+            raise ReceiptInvalid("receipt document list or per-document digests differ from the package's manifest")
+    return receipt
