@@ -7,7 +7,8 @@ import pytest
 
 from scanstation.domain import BATCH_TRANSITIONS, BatchState, OcrState, Side, check_transition
 from scanstation.errors import StateError
-from scanstation.store.database import MIGRATIONS, Store, StoredObject
+from scanstation.store.database import Store, StoredObject
+from scanstation.store.schema import MIGRATIONS
 
 
 def _obj(i: int) -> StoredObject:

@@ -1,0 +1,247 @@
+"""Pages: capture, processing results, flags and OCR state."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from scanstation.domain import OcrState, Page, PageState, Side
+from scanstation.errors import ScanStationError
+from scanstation.store.connection import StoreConnection, StoredObject
+
+
+class PageRepository(StoreConnection):
+    """Pages of a batch."""
+
+    @staticmethod
+    def _page(r: sqlite3.Row) -> Page:
+        return Page(
+            id=r["id"],
+            batch_id=r["batch_id"],
+            seq=r["seq"],
+            source_key=r["source_key"],
+            side=Side(r["side"]),
+            device=r["device"],
+            captured_at=r["captured_at"],
+            width=r["width"],
+            height=r["height"],
+            dpi=r["dpi"],
+            mode=r["mode"],
+            raw_object=r["raw_object"],
+            raw_sha256=r["raw_sha256"],
+            state=PageState(r["state"]),
+            ocr_state=OcrState(r["ocr_state"]),
+            document_id=r["document_id"],
+            position=r["position"],
+            image_object=r["image_object"],
+            image_sha256=r["image_sha256"],
+            ocr_object=r["ocr_object"],
+            ocr_sha256=r["ocr_sha256"],
+            ocr_attempts=r["ocr_attempts"],
+            ocr_error=r["ocr_error"],
+            analysis=json.loads(r["analysis"]),
+            flags=json.loads(r["flags"]),
+        )
+
+    _PAGE_SELECT = """
+        SELECT p.*, ro.sha256 AS raw_sha256, io.sha256 AS image_sha256, oo.sha256 AS ocr_sha256
+        FROM pages p JOIN objects ro ON ro.id = p.raw_object
+        LEFT JOIN objects io ON io.id = p.image_object
+        LEFT JOIN objects oo ON oo.id = p.ocr_object
+    """
+
+    def page(self, page_id: int) -> Page:
+        rows = self._read(self._PAGE_SELECT + " WHERE p.id=?", (page_id,))
+        if not rows:
+            raise ScanStationError(f"page {page_id} does not exist")
+        return self._page(rows[0])
+
+    def pages(self, batch_id: int | None = None) -> list[Page]:
+        if batch_id is None:
+            return [self._page(r) for r in self._read(self._PAGE_SELECT + " ORDER BY p.batch_id, p.seq")]
+        return [
+            self._page(r) for r in self._read(self._PAGE_SELECT + " WHERE p.batch_id=? ORDER BY p.seq", (batch_id,))
+        ]
+
+    def document_pages(self, doc_id: int) -> list[Page]:
+        return [
+            self._page(r)
+            for r in self._read(self._PAGE_SELECT + " WHERE p.document_id=? ORDER BY p.position, p.seq", (doc_id,))
+        ]
+
+    def has_source_key(self, batch_id: int, source_key: str) -> bool:
+        return bool(self._read("SELECT 1 FROM pages WHERE batch_id=? AND source_key=?", (batch_id, source_key)))
+
+    def add_page(
+        self,
+        *,
+        batch_id: int,
+        source_key: str,
+        label: str,
+        side: Side,
+        device: str,
+        width: int,
+        height: int,
+        dpi: int,
+        mode: str,
+        raw: StoredObject,
+        document_id: int | None,
+        actor: str,
+        ocr_state: OcrState,
+    ) -> Page | None:
+        """Record a captured page (its raw object already in the vault).  None if the key is known."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM pages WHERE batch_id=? AND source_key=?", (batch_id, source_key)).fetchone():
+                return None
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM pages WHERE batch_id=?", (batch_id,)).fetchone()[0]
+            position = None
+            if document_id is not None:
+                position = db.execute(
+                    "SELECT COALESCE(MAX(position), 0) + 1 FROM pages WHERE document_id=?", (document_id,)
+                ).fetchone()[0]
+            self._insert_object(db, raw)
+            cur = db.execute(
+                """INSERT INTO pages (batch_id, seq, source_key, label, side, device, captured_at, width, height, dpi,
+                   mode, raw_object, state, ocr_state, document_id, position)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    batch_id,
+                    seq,
+                    source_key,
+                    label,
+                    side.value,
+                    device,
+                    self._now(),
+                    width,
+                    height,
+                    dpi,
+                    mode,
+                    raw.id,
+                    PageState.CAPTURED.value,
+                    ocr_state.value,
+                    document_id,
+                    position,
+                ),
+            )
+            page_id = int(cur.lastrowid or 0)
+            self._audit(
+                db,
+                actor,
+                "page.capture",
+                f"page:{page_id}",
+                {
+                    "batch_id": batch_id,
+                    "seq": seq,
+                    "source_key": source_key,
+                    "device": device,
+                    "raw_sha256": raw.sha256,
+                },
+            )
+        return self.page(page_id)
+
+    def set_processed(
+        self, page_id: int, image: StoredObject, analysis: dict[str, Any], flags: list[str], ocr_state: OcrState
+    ) -> None:
+        with self._write() as db:
+            self._insert_object(db, image)
+            # flags set at capture (e.g. a damaged separator sheet) survive the analysis
+            before = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
+            flags = before + [f for f in flags if f not in before]
+            db.execute(
+                "UPDATE pages SET state=?, image_object=?, analysis=?, flags=?, ocr_state=? WHERE id=?",
+                (
+                    PageState.PROCESSED.value,
+                    image.id,
+                    json.dumps(analysis, sort_keys=True),
+                    json.dumps(flags),
+                    ocr_state.value,
+                    page_id,
+                ),
+            )
+            self._audit(
+                db, "station", "page.process", f"page:{page_id}", {"image_sha256": image.sha256, "flags": flags}
+            )
+
+    def add_flag(self, page_id: int, flag: str, evidence: dict[str, Any] | None = None, actor: str = "station") -> bool:
+        """Add a flag (and its evidence under analysis.quality) unless present; True if added."""
+        with self._write() as db:
+            row = db.execute("SELECT flags, analysis FROM pages WHERE id=?", (page_id,)).fetchone()
+            flags = json.loads(row[0])
+            if flag in flags:
+                return False
+            flags.append(flag)
+            analysis = json.loads(row[1])
+            if evidence is not None:
+                analysis.setdefault("quality", []).append(evidence)
+            db.execute("UPDATE pages SET flags=?, analysis=? WHERE id=?",
+                       (json.dumps(flags), json.dumps(analysis, sort_keys=True), page_id))
+            self._audit(db, actor, "page.flag", f"page:{page_id}", {"flag": flag})
+        return True
+
+    def page_lengths(self, batch_id: int) -> list[tuple[int, int, int]]:
+        """(page id, captured height in pixels, dpi) for every page of a batch, in capture order."""
+        return [(r[0], r[1], r[2]) for r in self._read(
+            "SELECT id, height, dpi FROM pages WHERE batch_id=? ORDER BY seq", (batch_id,))]
+
+    def set_ocr_done(self, page_id: int, text: StoredObject, text_pdf: StoredObject, detail: dict[str, Any]) -> None:
+        with self._write() as db:
+            self._insert_object(db, text)
+            self._insert_object(db, text_pdf)
+            flags = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
+            flags = [f for f in flags if f != "ocr_failed"]
+            db.execute(
+                """UPDATE pages SET ocr_state=?, ocr_object=?, ocr_pdf_object=?, ocr_attempts=ocr_attempts+1,
+                   ocr_error='', flags=? WHERE id=?""",
+                (OcrState.DONE.value, text.id, text_pdf.id, json.dumps(flags), page_id),
+            )
+            self._audit(db, "station", "page.ocr", f"page:{page_id}", {"text_sha256": text.sha256, **detail})
+
+    def set_ocr_failed(self, page_id: int, error: str, final: bool) -> None:
+        with self._write() as db:
+            flags = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
+            if final and "ocr_failed" not in flags:
+                flags.append("ocr_failed")
+            db.execute(
+                "UPDATE pages SET ocr_state=?, ocr_attempts=ocr_attempts+1, ocr_error=?, flags=? WHERE id=?",
+                ((OcrState.FAILED if final else OcrState.PENDING).value, error[:500], json.dumps(flags), page_id),
+            )
+            self._audit(db, "station", "page.ocr_failed", f"page:{page_id}", {"error": error[:200], "final": final})
+
+    def retry_ocr(self, page_ids: list[int], actor: str) -> int:
+        with self._write() as db:
+            n = 0
+            for pid in page_ids:
+                n += db.execute(
+                    "UPDATE pages SET ocr_state=?, ocr_attempts=0 WHERE id=? AND ocr_state=?",
+                    (OcrState.PENDING.value, pid, OcrState.FAILED.value),
+                ).rowcount
+            self._audit(db, actor, "page.ocr_retry", "pages", {"pages": page_ids})
+        return n
+
+    def ocr_pdf_object(self, page_id: int) -> str | None:
+        rows = self._read("SELECT ocr_pdf_object FROM pages WHERE id=?", (page_id,))
+        return rows[0][0] if rows else None
+
+    def pages_to_process(self) -> list[int]:
+        return [r[0] for r in self._read("SELECT id FROM pages WHERE state=? ORDER BY id", (PageState.CAPTURED.value,))]
+
+    def pages_to_ocr(self, batch_id: int | None = None) -> list[int]:
+        """Cleaned pages still waiting for OCR (of one batch, if given), oldest first."""
+        where, args = ("AND batch_id=?", (batch_id,)) if batch_id is not None else ("", ())
+        return [
+            r[0]
+            for r in self._read(
+                f"SELECT id FROM pages WHERE state=? AND ocr_state=? {where} ORDER BY id",
+                (PageState.PROCESSED.value, OcrState.PENDING.value, *args),
+            )
+        ]
+
+    def counts(self, batch_id: int | None = None) -> dict[str, int]:
+        where, args = ("WHERE batch_id=?", (batch_id,)) if batch_id is not None else ("", ())
+        out: dict[str, int] = {"pages": 0}
+        for r in self._read(f"SELECT state, ocr_state, COUNT(*) FROM pages {where} GROUP BY state, ocr_state", args):
+            out["pages"] += r[2]
+            out[f"state_{r[0]}"] = out.get(f"state_{r[0]}", 0) + r[2]
+            out[f"ocr_{r[1]}"] = out.get(f"ocr_{r[1]}", 0) + r[2]
+        return out

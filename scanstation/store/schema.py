@@ -1,0 +1,115 @@
+"""The station database's schema as numbered migrations (PRAGMA user_version counts those that ran)."""
+
+from __future__ import annotations
+
+# Each entry runs once, in order; PRAGMA user_version records how many have run.  Never edit a
+# shipped entry: append a new one, so every station's database converges on the same schema.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        unit TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        batch_id INTEGER NOT NULL REFERENCES batches(id),
+        seq INTEGER NOT NULL,
+        employee_code TEXT NOT NULL DEFAULT '',
+        employee_name TEXT NOT NULL DEFAULT '',
+        rank TEXT NOT NULL DEFAULT '',
+        acr_period TEXT NOT NULL DEFAULT '',
+        pdf_object TEXT,
+        UNIQUE (batch_id, seq)
+    );
+    CREATE TABLE objects (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        ct_sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE pages (
+        id INTEGER PRIMARY KEY,
+        batch_id INTEGER NOT NULL REFERENCES batches(id),
+        seq INTEGER NOT NULL,
+        source_key TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        side TEXT NOT NULL,
+        device TEXT NOT NULL,
+        captured_at TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        dpi INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        raw_object TEXT NOT NULL REFERENCES objects(id),
+        state TEXT NOT NULL,
+        ocr_state TEXT NOT NULL,
+        document_id INTEGER REFERENCES documents(id),
+        position INTEGER,
+        image_object TEXT REFERENCES objects(id),
+        ocr_object TEXT REFERENCES objects(id),
+        ocr_pdf_object TEXT REFERENCES objects(id),
+        ocr_attempts INTEGER NOT NULL DEFAULT 0,
+        ocr_error TEXT NOT NULL DEFAULT '',
+        analysis TEXT NOT NULL DEFAULT '{}',
+        flags TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (batch_id, source_key),
+        UNIQUE (batch_id, seq)
+    );
+    CREATE INDEX pages_state ON pages (state, ocr_state);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    """,
+    # 2: issue 6 - per-batch keys (crypto-shredding), sealed packages, the upload queue.
+    """
+    ALTER TABLE batches ADD COLUMN uid TEXT;
+    CREATE TABLE batch_keys (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        recipient TEXT NOT NULL,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE packages (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        package_id TEXT NOT NULL,
+        file TEXT NOT NULL,
+        manifest_object TEXT REFERENCES objects(id),
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE uploads (
+        batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+        state TEXT NOT NULL,
+        url TEXT,
+        confirmed_offset INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        receipt BLOB,
+        receipt_id TEXT,
+        received_at TEXT,
+        purge_after TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # 3: the server's Upload-Expires for the upload URL (station clock, ISO 8601), kept across restarts.
+    """
+    ALTER TABLE uploads ADD COLUMN expires TEXT;
+    """,
+]
