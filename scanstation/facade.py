@@ -385,7 +385,7 @@ class Station:
             if self._ocr_pool_factory is not None:
                 self._ocr_pool = self._ocr_pool_factory(self.ramdir.path)
             else:
-                from scanstation.ocr.pages import OcrWorkerPool
+                from scanstation.ocr.pool import OcrWorkerPool
 
                 self._ocr_pool = OcrWorkerPool(
                     work_dir=self.ramdir.path,
@@ -520,7 +520,8 @@ class Station:
 
     def assemble_pdf(self, doc_id: int, actor: str = "station") -> StoredObject:
         """Build the searchable PDF of one ACR file in memory and store it, encrypted, in the vault."""
-        from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf, encode_image
+        from scanstation.pdf.page_images import encode_image
+        from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf
 
         doc = self.store.document(doc_id)
         pages = self.store.document_pages(doc_id)

@@ -20,10 +20,11 @@ from PIL import Image
 
 from scanstation.errors import ExternalToolError, InputError, OcrError
 from scanstation.ocr import pages as ocr
+from scanstation.ocr import pool as ocr_pool
 from scanstation.ocr import tesseract_program as tesseract
 from scanstation.ocr import tesseract_worker
+from tests.corpus import corpus_file
 
-CORPUS = Path("/work/shared/corpus")
 REAL_TESSERACT = shutil.which("tesseract")
 
 pytestmark = pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed")
@@ -52,12 +53,12 @@ def work_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def phototest_png() -> bytes:
-    return png_bytes(CORPUS / "tess_phototest.tif")
+    return png_bytes(corpus_file("tess_phototest.tif"))
 
 
 @pytest.fixture(scope="module")
 def devatest_png() -> bytes:
-    return png_bytes(CORPUS / "tess_devatest.png")
+    return png_bytes(corpus_file("tess_devatest.png"))
 
 
 def fake_tesseract(tmp_path: Path, body: str, name: str = "fake-tesseract") -> Path:
@@ -101,7 +102,7 @@ def test_default_parameters_keep_the_text(work_dir: Path) -> None:
     """Skipping the fixed-pitch test (tesseract.DEFAULT_VARIABLES) must not change what is read, even on
     a typewritten page, the kind the test exists for; a caller's own value still wins."""
     image = work_dir / "typewriter.png"
-    image.write_bytes(png_bytes(CORPUS / "ocrmypdf_typewriter.png"))
+    image.write_bytes(png_bytes(corpus_file("ocrmypdf_typewriter.png")))
     ours = tesseract.recognise(image, work_dir, lang="eng", confidence=False)
     stock = tesseract.recognise(
         image, work_dir, lang="eng", confidence=False,
@@ -127,7 +128,7 @@ def test_bilevel_tiff_round_trips_through_pillow(size: tuple[int, int]) -> None:
 
 
 def test_tesseract_reads_our_bilevel_tiff_like_pillows(work_dir: Path) -> None:
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         page = im.convert("L").point(lambda v: 255 if v > 128 else 0).convert("1")
     ours, pillows = work_dir / "ours.tif", work_dir / "pillow.tif"
     ours.write_bytes(ocr.bilevel_tiff(page, 200))
@@ -143,7 +144,7 @@ def test_tesseract_reads_our_bilevel_tiff_like_pillows(work_dir: Path) -> None:
 
 def test_recognise_hocr_only_on_request(work_dir: Path) -> None:
     image = work_dir / "crop.png"
-    image.write_bytes(png_bytes(CORPUS / "tess_phototest.tif", (0, 0, 640, 120)))
+    image.write_bytes(png_bytes(corpus_file("tess_phototest.tif"), (0, 0, 640, 120)))
     result = tesseract.recognise(image, work_dir, lang="eng", dpi=200, outputs=("txt", "hocr"))
     assert result.hocr is not None and "ocrx_word" in result.hocr
     assert result.pdf is None
@@ -227,8 +228,8 @@ def test_errors_survive_pickling() -> None:
 
 def test_pool_completes_all_pages(work_dir: Path) -> None:
     crops = [(0, y, 640, y + 120) for y in (0, 120, 240, 360)]
-    pages = [png_bytes(CORPUS / "tess_phototest.tif", c) for c in crops]
-    with ocr.OcrWorkerPool(work_dir, max_workers=2, lang="eng", timeout=60) as pool:
+    pages = [png_bytes(corpus_file("tess_phototest.tif"), c) for c in crops]
+    with ocr_pool.OcrWorkerPool(work_dir, max_workers=2, lang="eng", timeout=60) as pool:
         futures = [pool.submit(i, png, 200) for i, png in enumerate(pages)]
         results = [f.result(timeout=120) for f in futures]
     assert all(isinstance(r, ocr.PageOcr) for r in results)
@@ -238,7 +239,7 @@ def test_pool_completes_all_pages(work_dir: Path) -> None:
 
 
 def test_pool_timeout_is_ocr_error(devatest_png: bytes, work_dir: Path) -> None:
-    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="hin", timeout=0.01) as pool:
+    with ocr_pool.OcrWorkerPool(work_dir, max_workers=1, lang="hin", timeout=0.01) as pool:
         future = pool.submit("p1", devatest_png, 300)
         with pytest.raises(OcrError, match=r"timed out after 0\.01 s on page p1"):
             future.result(timeout=60)
@@ -267,7 +268,7 @@ def test_pool_survives_killed_worker(phototest_png: bytes, devatest_png: bytes, 
         "fi\n"
         f'exec {REAL_TESSERACT} "$@"',
     )
-    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60, tesseract_cmd=fake) as pool:
+    with ocr_pool.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60, tesseract_cmd=fake) as pool:
         doomed = pool.submit(1, phototest_png, 200)
         queued = pool.submit(2, phototest_png, 200)
         worker_pid, child_pid = (int(p) for p in _wait_for(pids, 60).split())
@@ -303,8 +304,8 @@ def test_pool_reads_with_the_library_and_survives_a_killed_worker(
 ) -> None:
     monkeypatch.delenv(tesseract.TESSERACT_ENV, raising=False)
     monkeypatch.delenv(tesseract_worker.ENGINE_ENV, raising=False)
-    big = png_bytes(CORPUS / "oldbooks_a065.tiff")  # a second or so of reading
-    with ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60) as pool:
+    big = png_bytes(corpus_file("oldbooks_a065.tiff"))  # a second or so of reading
+    with ocr_pool.OcrWorkerPool(work_dir, max_workers=1, lang="eng", timeout=60) as pool:
         # The pool process keeps one tesseract worker (models loaded) for page after page.
         first = pool.submit(1, phototest_png, 200).result(timeout=60)
         assert "quick brown" in first.text and first.confidence is not None
@@ -343,11 +344,11 @@ def _dead_or_zombie(pid: int, seconds: float) -> bool:
 
 
 def test_pool_rejects_after_shutdown(phototest_png: bytes, work_dir: Path) -> None:
-    pool = ocr.OcrWorkerPool(work_dir, max_workers=1, lang="eng")
+    pool = ocr_pool.OcrWorkerPool(work_dir, max_workers=1, lang="eng")
     pool.shutdown()
     with pytest.raises(OcrError, match="shut down"):
         pool.submit(1, phototest_png, 200)
-    with ocr.OcrWorkerPool(work_dir, max_workers=1) as pool, pytest.raises(InputError, match="not a PNG"):
+    with ocr_pool.OcrWorkerPool(work_dir, max_workers=1) as pool, pytest.raises(InputError, match="not a PNG"):
         pool.submit(1, b"not png", 300)
 
 
@@ -510,7 +511,7 @@ def test_batch_failure_is_all_or_nothing(
 
 def test_warm_run_loads_first_and_reads_the_pages_it_is_given_later(work_dir: Path) -> None:
     page = work_dir / "page.tif"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         im.save(page, dpi=(200, 200))
     warm = tesseract.WarmRun(work_dir, "eng", 3, ("txt", "pdf"))
     time.sleep(0.3)  # the model loads meanwhile; the run waits for its page list

@@ -26,9 +26,9 @@ from scanstation.ocr import tesseract_worker
 from scanstation.pdf import searchable as pdf
 from scanstation.pdf.searchable import pdf_text
 from scanstation_tools.synth import PageSpec, SyntheticPage, render_acr_page
+from tests.corpus import corpus_file
 from tests.test_pdf import pdfa_structural_problems
 
-CORPUS = Path("/work/shared/corpus")
 REAL_TESSERACT = shutil.which("tesseract")
 pytestmark = pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed")
 
@@ -180,7 +180,7 @@ def test_devanagari_page_turned_five_degrees_is_straightened(tmp_path: Path) -> 
 
 
 def test_skewed_bitonal_page_stays_bitonal_and_lossless(tmp_path: Path) -> None:
-    with Image.open(CORPUS / "oldbooks_h033.tiff") as im:
+    with Image.open(corpus_file("oldbooks_h033.tiff")) as im:
         turned = im.convert("L").rotate(3.0, resample=Image.Resampling.NEAREST, expand=True, fillcolor=255)
     scan = turned.convert("1", dither=Image.Dither.NONE)
     src = tmp_path / "bitonal.tif"
@@ -211,7 +211,7 @@ def test_upside_down_page_is_turned(tmp_path: Path) -> None:
 
 def test_png_stored_bit_for_bit(tmp_path: Path) -> None:
     src = tmp_path / "photo.png"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         im.save(src, dpi=(200, 200))
     assert run(src, "-o", tmp_path / "o.pdf", "--lang", "eng") == 0
     with pikepdf.open(tmp_path / "o.pdf") as doc:
@@ -242,7 +242,7 @@ def _chunk_offsets(png: bytes) -> list[int]:
 @pytest.fixture
 def small_page(tmp_path: Path) -> Path:
     src = tmp_path / "small.png"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         im.save(src, dpi=(200, 200))
     return src
 
@@ -340,7 +340,7 @@ def test_only_workers_with_pages_to_read_preload_their_model(
 
     monkeypatch.setattr(tesseract_worker.TesseractWorker, "preload", counted)
     tiff = tmp_path / "in.tif"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         page = im.convert("L")
     page.save(tiff, save_all=True, append_images=[page] * (pages - 1), dpi=(200, 200))
     assert run(tiff, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "2") == 0
@@ -360,7 +360,7 @@ def test_without_the_library_the_program_reads_the_pages(
 
     monkeypatch.setattr(tesseract_worker.TesseractWorker, "read", unavailable)
     tiff = tmp_path / "three.tif"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         page = im.convert("L")
     page.save(tiff, save_all=True, append_images=[page, page], dpi=(200, 200))
     assert run(tiff, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--jobs", "2") == 0
@@ -428,7 +428,7 @@ def test_refuses_to_overwrite_input_and_bad_options(small_page: Path, tmp_path: 
 
 def test_sixteen_bit_png_is_read_and_reencoded(tmp_path: Path) -> None:
     src = tmp_path / "deep.png"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         deep = np.asarray(im.convert("L")).astype(np.uint16) * 257
     Image.fromarray(deep).save(src, dpi=(200, 200))
     assert run(src, "-o", tmp_path / "o.pdf", "--sidecar", tmp_path / "o.txt", "--lang", "eng") == 0
@@ -436,7 +436,7 @@ def test_sixteen_bit_png_is_read_and_reencoded(tmp_path: Path) -> None:
 
 
 def test_scanned_pdf_keeps_its_page_image(tmp_path: Path) -> None:
-    src = CORPUS / "ocrmypdf_c02-22.pdf"  # one JPEG page at 150 dpi
+    src = corpus_file("ocrmypdf_c02-22.pdf")  # one JPEG page at 150 dpi
     out = tmp_path / "o.pdf"
     assert run(src, "-o", out, "--sidecar", tmp_path / "o.txt", "--lang", "eng", "--report", tmp_path / "r.json") == 0
     page = json.loads((tmp_path / "r.json").read_text())["pages"][0]
@@ -457,7 +457,7 @@ def test_failed_batch_is_read_page_by_page(tmp_path: Path, monkeypatch: pytest.M
     fake = fake_tesseract(tmp_path, f'case "$1" in *.txt|-) kill -SEGV $$;; esac\nexec {REAL_TESSERACT} "$@"')
     monkeypatch.setenv(tesseract.TESSERACT_ENV, str(fake))
     tiff = tmp_path / "three.tif"
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         page = im.convert("L")
     page.save(tiff, save_all=True, append_images=[page, page], dpi=(200, 200))
     out = tmp_path / "o.pdf"

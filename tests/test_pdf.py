@@ -17,9 +17,10 @@ from PIL import Image
 
 from scanstation.errors import InputError
 from scanstation.ocr import pages as ocr
+from scanstation.pdf import page_images as pimg
 from scanstation.pdf import searchable as pdf
+from tests.corpus import corpus_file
 
-CORPUS = Path("/work/shared/corpus")
 IST = timezone(timedelta(hours=5, minutes=30))
 META = pdf.PdfMetadata(
     title="ACR राम कुमार 2023-24",
@@ -48,13 +49,13 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def english() -> tuple[Image.Image, bytes]:
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         return im.convert("1"), png_bytes(im)
 
 
 @pytest.fixture(scope="module")
 def hindi() -> tuple[Image.Image, bytes]:
-    with Image.open(CORPUS / "tess_devatest.png") as im:
+    with Image.open(corpus_file("tess_devatest.png")) as im:
         return im.convert("L"), png_bytes(im)
 
 
@@ -332,10 +333,10 @@ def _encoded_file(im: Image.Image, fmt: str, **kw: object) -> bytes:
 
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB"])
 def test_png_passthrough_is_exact_and_pdfa(mode: str, work_dir: Path) -> None:
-    with Image.open(CORPUS / "tess_devatest.png") as im:
+    with Image.open(corpus_file("tess_devatest.png")) as im:
         source = im.convert("RGB").convert(mode) if mode != "P" else im.copy()
     data = _encoded_file(source, "PNG")
-    encoded = pdf.encode_image(data, passthrough=True)
+    encoded = pimg.encode_image(data, passthrough=True)
     assert encoded.source == "png passthrough"
     built = pdf.build_searchable_pdf([pdf.PdfPage(encoded, 300)], META, work_dir)
     assert pdfa_structural_problems(built) == []
@@ -347,20 +348,20 @@ def test_png_passthrough_is_exact_and_pdfa(mode: str, work_dir: Path) -> None:
 
 
 def test_passthrough_only_when_pdf_can_carry_it(work_dir: Path) -> None:
-    with Image.open(CORPUS / "tess_devatest.png") as im:
+    with Image.open(corpus_file("tess_devatest.png")) as im:
         grey = im.convert("L")
     transparent = grey.convert("LA")
-    assert pdf.encode_image(_encoded_file(transparent, "PNG"), passthrough=True).source == "flate"
+    assert pimg.encode_image(_encoded_file(transparent, "PNG"), passthrough=True).source == "flate"
     deep = _encoded_file(Image.fromarray(np.asarray(grey).astype(np.uint16) * 257), "PNG")
-    assert pdf.passthrough_image(deep) is None  # 16 bits: decoded and reduced to 8 by the loader instead
+    assert pimg.passthrough_image(deep) is None  # 16 bits: decoded and reduced to 8 by the loader instead
     jpeg = _encoded_file(grey, "JPEG", quality=85)
-    encoded = pdf.encode_image(jpeg, passthrough=True)
+    encoded = pimg.encode_image(jpeg, passthrough=True)
     assert encoded.source == "jpeg passthrough" and encoded.data == jpeg
     cmyk = _encoded_file(grey.convert("CMYK"), "JPEG")
-    assert pdf.encode_image(cmyk, passthrough=True).source == "flate"
+    assert pimg.encode_image(cmyk, passthrough=True).source == "flate"
     # Without passthrough the station's rule holds: lossless re-encoding.
-    assert pdf.encode_image(_encoded_file(grey, "PNG")).source == "flate"
-    assert pdf.encode_image(grey.convert("1")).source == "g4"
+    assert pimg.encode_image(_encoded_file(grey, "PNG")).source == "flate"
+    assert pimg.encode_image(grey.convert("1")).source == "g4"
 
 
 # ---------------------------------------------------------------- turned pages, Flate choice, the station
@@ -378,7 +379,7 @@ def _render(data: bytes, dpi: int) -> np.ndarray:
 def test_turned_page_shows_straight_and_keeps_its_pixels(turn: int, skew: float, work_dir: Path) -> None:
     from scanstation.cleanup import imaging
 
-    with Image.open(CORPUS / "tess_eurotext.tif") as im:
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
         upright = im.convert("L")
     content = upright.rotate(turn, expand=True, fillcolor=255) if turn else upright
     scanned = content.rotate(skew, resample=Image.Resampling.BICUBIC, fillcolor=255) if skew else content
@@ -414,17 +415,17 @@ def test_text_layer_of_a_quarter_turned_page_must_fit_the_turned_shape(
 
 
 def _turned_grey_page() -> Image.Image:
-    with Image.open(CORPUS / "oldbooks_h033.tiff") as im:
+    with Image.open(corpus_file("oldbooks_h033.tiff")) as im:
         return im.convert("L").rotate(4.9, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
 
 
 def test_flate_choice_is_lossless_and_no_bigger_than_before(work_dir: Path) -> None:
-    with Image.open(CORPUS / "lept_lighttext.jpg") as faint, Image.open(CORPUS / "galfar_5.png") as form:
+    with Image.open(corpus_file("lept_lighttext.jpg")) as faint, Image.open(corpus_file("galfar_5.png")) as form:
         real = [faint.convert("L"), form.convert("RGB")]  # a faint grey scan, a colour scan of a form
     for im in (_turned_grey_page(), *real):
-        encoded = pdf.encode_image(im)
+        encoded = pimg.encode_image(im)
         # Before: PNG filters at zlib level 6, or level 1 on noisy pages.
-        before = min(len(pdf.encode_image(im, compress_level=level).data) for level in (1, 6))
+        before = min(len(pimg.encode_image(im, compress_level=level).data) for level in (1, 6))
         assert len(encoded.data) <= before * 1.02
         built = pdf.build_searchable_pdf([pdf.PdfPage(encoded, 300)], META, work_dir)
         with pikepdf.open(io.BytesIO(built)) as doc:
@@ -433,8 +434,8 @@ def test_flate_choice_is_lossless_and_no_bigger_than_before(work_dir: Path) -> N
         assert np.array_equal(pixels, np.asarray(im if pixels.ndim == 3 else im.convert("L")))
     # A scanned text page: run-length matching of unfiltered rows, clearly smaller than PNG filters.
     turned = _turned_grey_page()
-    assert not pdf.encode_image(turned).decode_parms
-    assert len(pdf.encode_image(turned).data) < 0.9 * len(pdf.encode_image(turned, compress_level=6).data)
+    assert not pimg.encode_image(turned).decode_parms
+    assert len(pimg.encode_image(turned).data) < 0.9 * len(pimg.encode_image(turned, compress_level=6).data)
 
 
 def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path: Path) -> None:
@@ -476,7 +477,7 @@ def test_station_assembles_its_stored_png_pages_losslessly_and_smaller(tmp_path:
         for page, png in zip(built.pages, stored, strict=True):
             (xobj,) = page.images.values()
             assert isinstance(xobj, pikepdf.Stream)
-            encoded = pdf.passthrough_image(png)
+            encoded = pimg.passthrough_image(png)
             assert encoded is not None
             # re-encoded (the stored PNG is zlib level 1), never bigger than copying its IDAT would be
             assert len(xobj.read_raw_bytes()) <= len(encoded.data)
