@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,12 @@ from PIL import Image
 from batchformat import atomic
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 from scanstation import __version__
-from scanstation.capture.cover_sheets import inspect_cover_sheet
-from scanstation.cleanup import imaging
-from scanstation.cleanup.blank import blank_score
+from scanstation.capture.session import CaptureReport, capture_batch
 from scanstation.cleanup.pipeline import clean_page, decode_png, encode_png
 from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
 from scanstation.config import Config
 from scanstation.domain import Batch, Document, OcrState, Page, Side
-from scanstation.errors import DeviceError, InputError, OcrError, ScanStationError, StateError, VaultIntegrityError
+from scanstation.errors import OcrError, ScanStationError, StateError, VaultIntegrityError
 from scanstation.store.database import Store, StoredObject
 from scanstation.vault.batch_keys import BatchKeys
 from scanstation.vault.identity import StationKey, parse_recipient
@@ -41,19 +38,6 @@ EventSink = Callable[[str, dict[str, Any]], None]
 
 def _stored(ref: ObjectRef, kind: str) -> StoredObject:
     return StoredObject(ref.id, kind, ref.sha256, ref.ct_sha256, ref.size)
-
-
-@dataclass(slots=True)
-class CaptureReport:
-    batch: str
-    acknowledged: list[int] = field(default_factory=list)  # page seq numbers, in order
-    duplicates: int = 0  # pages already stored before (resume after a crash)
-    cover_sheets: int = 0  # separator sheets recognised (they start a new ACR file)
-    problems: list[ScanStationError] = field(default_factory=list)  # bad input files, device faults
-
-    @property
-    def device_error(self) -> DeviceError | None:
-        return next((p for p in self.problems if isinstance(p, DeviceError)), None)
 
 
 class StationLock:
@@ -99,7 +83,7 @@ class Station:
     ) -> None:
         self.config = config
         self.key = key
-        self._events = events or (lambda kind, data: None)
+        self.events: EventSink = events or (lambda kind, data: None)
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = StationLock(data_dir)
@@ -208,91 +192,8 @@ class Station:
         operator: str | None = None,
     ) -> CaptureReport:
         """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
-        operator = operator or self.config.station.operator
-        batch = self.store.open_batch(batch_name, self.config.station.unit, operator)
-        report = CaptureReport(batch_name)
-        self.store.audit(
-            operator,
-            "scan.start",
-            batch_name,
-            {
-                "device": device,
-                "source": settings.source.value,
-                "mode": settings.mode.value,
-                "dpi": settings.resolution,
-            },
-        )
-
-        current: list[Document | None] = [document]
-
-        cover_sheet_front: list[int | None] = [None]  # sheet number of a separator scanned duplex
-
-        def on_page(cp: CapturedPage) -> None:
-            gray = imaging.to_gray(cp.image)
-            if cp.side == "back" and cp.sheet == cover_sheet_front[0] and blank_score(gray, cp.dpi).blank:
-                # the empty back of a separator sheet: part of the separator, not of the ACR file
-                self.store.audit(operator, "separator.back", batch_name, {"source_key": cp.source_key})
-                return
-            cover_sheet_front[0] = None
-            cover = inspect_cover_sheet(gray, cp.dpi)
-            if cover.info is not None:
-                # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
-                info = cover.info
-                doc = self.open_document(batch_name, info.employee_code, info.employee_name, "",
-                                         info.acr_period, operator=operator)
-                current[0] = doc
-                report.cover_sheets += 1
-                cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
-                self.store.audit(operator, "separator.detected", batch_name, {
-                    "employee_code": info.employee_code, "acr_period": info.acr_period, "unit": info.unit,
-                    "source_key": cp.source_key, "document_id": doc.id,
-                })
-                self._events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
-                                             "label": cp.label})
-                return
-            page = self.add_page(batch, cp, document=current[0], operator=operator)
-            if page is not None and cover.problem:
-                self.store.add_flag(page.id, "separator_unreadable", {"code": "separator_unreadable",
-                                                                      "message_en": cover.problem})
-            if page is None:
-                report.duplicates += 1
-                self._events("page_duplicate", {"source_key": cp.source_key, "label": cp.label})
-            else:
-                report.acknowledged.append(page.seq)
-
-        def on_problem(err: InputError) -> None:
-            report.problems.append(err)
-            self.store.audit(operator, "input.rejected", batch_name, {"input": err.source, "reason": err.reason})
-            self._events("input_rejected", {"input": err.source, "reason": err.reason})
-
-        if hasattr(driver, "on_error"):
-            driver.on_error = on_problem
-        try:
-            driver.scan(device, settings, cancel or CancelToken(), on_page)
-        except DeviceError as e:
-            report.problems.append(e)
-            self.store.audit(
-                operator,
-                "scan.device_error",
-                batch_name,
-                {
-                    "device": device,
-                    "error": type(e).__name__,
-                    "detail": e.detail,
-                    "pages_received": e.pages_received,
-                },
-            )
-            self._events("device_error", {"error": e})
-        except InputError as e:
-            if e not in report.problems:
-                on_problem(e)
-        self.store.audit(
-            operator,
-            "scan.end",
-            batch_name,
-            {"acknowledged": len(report.acknowledged), "duplicates": report.duplicates},
-        )
-        return report
+        return capture_batch(self, batch_name, driver, device, settings, cancel=cancel, document=document,
+                             operator=operator)
 
     def add_page(
         self, batch: Batch, cp: CapturedPage, *, document: Document | None = None, operator: str | None = None
@@ -324,7 +225,7 @@ class Station:
         if page is None:  # lost a race with ourselves after a resume: drop the duplicate object
             self.vault.delete(ref.id)
             return None
-        self._events(
+        self.events(
             "page_acknowledged",
             {"batch": batch.name, "seq": page.seq, "page_id": page.id, "label": cp.label, "source_key": cp.source_key},
         )
@@ -349,10 +250,10 @@ class Station:
                 self._process(page_id, image)
             except ScanStationError as e:
                 log.error("page %s: processing failed: %s", page_id, e)
-                self._events("page_error", {"page_id": page_id, "error": str(e)})
+                self.events("page_error", {"page_id": page_id, "error": str(e)})
             except Exception as e:  # keep the worker alive; the page stays CAPTURED and is retried at restart
                 log.exception("page %s: unexpected processing failure", page_id)
-                self._events("page_error", {"page_id": page_id, "error": repr(e)})
+                self.events("page_error", {"page_id": page_id, "error": repr(e)})
             finally:
                 with self._busy_cv:
                     self._busy.pop(page_id, None)
@@ -368,7 +269,7 @@ class Station:
         ocr_state = OcrState.SKIPPED if result.blank else OcrState.PENDING
         self.store.set_processed(page_id, _stored(ref, "image"), result.analysis, result.flags, ocr_state)
         self._check_double_feeds(page.batch_id)
-        self._events("page_processed", {"page_id": page_id, "flags": result.flags})
+        self.events("page_processed", {"page_id": page_id, "flags": result.flags})
         self._ocr_wake.set()
 
     def _check_double_feeds(self, batch_id: int) -> None:
@@ -377,7 +278,7 @@ class Station:
         outliers = assess_batch_lengths([page_length_mm(h, dpi) for _pid, h, dpi in rows])
         for index, flag in outliers.items():
             if self.store.add_flag(rows[index][0], "double_feed", flag.to_dict()):
-                self._events("page_flagged", {"page_id": rows[index][0], "flag": "double_feed"})
+                self.events("page_flagged", {"page_id": rows[index][0], "flag": "double_feed"})
 
     # ------------------------------------------------------------------ OCR
     def _pool(self) -> Any:
@@ -443,7 +344,7 @@ class Station:
                     "confidence": None if res.confidence is None else round(res.confidence, 1),
                 },
             )
-            self._events("page_ocr_done", {"page_id": page_id})
+            self.events("page_ocr_done", {"page_id": page_id})
         except Exception:
             if not self._closing.is_set():
                 log.exception("page %s: storing OCR result failed", page_id)
@@ -457,7 +358,7 @@ class Station:
         attempts = self.store.page(page_id).ocr_attempts + 1
         final = attempts >= self.config.ocr.max_attempts
         self.store.set_ocr_failed(page_id, error, final)
-        self._events("page_ocr_failed", {"page_id": page_id, "error": error, "final": final})
+        self.events("page_ocr_failed", {"page_id": page_id, "error": error, "final": final})
 
     # ------------------------------------------------------------------ waiting
     def wait_idle(

@@ -1,0 +1,134 @@
+"""A capture session: a driver's pages into a batch, cover sheets starting ACR files, faults reported.
+
+Each page the driver delivers is either a QR cover sheet (it opens the next ACR file and is recorded,
+not stored), the empty back of one (skipped), or a page, handed to :meth:`Station.add_page`, which
+encrypts and records it (the acknowledgement).  Device faults and bad input files end up in the
+:class:`CaptureReport`, never as exceptions: every page received before them is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
+from scanstation.capture.cover_sheets import inspect_cover_sheet
+from scanstation.cleanup import imaging
+from scanstation.cleanup.blank import blank_score
+from scanstation.domain import Document
+from scanstation.errors import DeviceError, InputError, ScanStationError
+
+if TYPE_CHECKING:
+    from scanstation.facade import Station
+
+
+@dataclass(slots=True)
+class CaptureReport:
+    batch: str
+    acknowledged: list[int] = field(default_factory=list)  # page seq numbers, in order
+    duplicates: int = 0  # pages already stored before (resume after a crash)
+    cover_sheets: int = 0  # separator sheets recognised (they start a new ACR file)
+    problems: list[ScanStationError] = field(default_factory=list)  # bad input files, device faults
+
+    @property
+    def device_error(self) -> DeviceError | None:
+        return next((p for p in self.problems if isinstance(p, DeviceError)), None)
+
+
+def capture_batch(
+    station: Station,
+    batch_name: str,
+    driver: Driver,
+    device: str,
+    settings: ScanSettings,
+    *,
+    cancel: CancelToken | None = None,
+    document: Document | None = None,
+    operator: str | None = None,
+) -> CaptureReport:
+    """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
+    operator = operator or station.config.station.operator
+    batch = station.store.open_batch(batch_name, station.config.station.unit, operator)
+    report = CaptureReport(batch_name)
+    station.store.audit(
+        operator,
+        "scan.start",
+        batch_name,
+        {
+            "device": device,
+            "source": settings.source.value,
+            "mode": settings.mode.value,
+            "dpi": settings.resolution,
+        },
+    )
+
+    current: list[Document | None] = [document]
+
+    cover_sheet_front: list[int | None] = [None]  # sheet number of a separator scanned duplex
+
+    def on_page(cp: CapturedPage) -> None:
+        gray = imaging.to_gray(cp.image)
+        if cp.side == "back" and cp.sheet == cover_sheet_front[0] and blank_score(gray, cp.dpi).blank:
+            # the empty back of a separator sheet: part of the separator, not of the ACR file
+            station.store.audit(operator, "separator.back", batch_name, {"source_key": cp.source_key})
+            return
+        cover_sheet_front[0] = None
+        cover = inspect_cover_sheet(gray, cp.dpi)
+        if cover.info is not None:
+            # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
+            info = cover.info
+            doc = station.open_document(batch_name, info.employee_code, info.employee_name, "",
+                                     info.acr_period, operator=operator)
+            current[0] = doc
+            report.cover_sheets += 1
+            cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
+            station.store.audit(operator, "separator.detected", batch_name, {
+                "employee_code": info.employee_code, "acr_period": info.acr_period, "unit": info.unit,
+                "source_key": cp.source_key, "document_id": doc.id,
+            })
+            station.events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
+                                         "label": cp.label})
+            return
+        page = station.add_page(batch, cp, document=current[0], operator=operator)
+        if page is not None and cover.problem:
+            station.store.add_flag(page.id, "separator_unreadable", {"code": "separator_unreadable",
+                                                                  "message_en": cover.problem})
+        if page is None:
+            report.duplicates += 1
+            station.events("page_duplicate", {"source_key": cp.source_key, "label": cp.label})
+        else:
+            report.acknowledged.append(page.seq)
+
+    def on_problem(err: InputError) -> None:
+        report.problems.append(err)
+        station.store.audit(operator, "input.rejected", batch_name, {"input": err.source, "reason": err.reason})
+        station.events("input_rejected", {"input": err.source, "reason": err.reason})
+
+    if hasattr(driver, "on_error"):
+        driver.on_error = on_problem
+    try:
+        driver.scan(device, settings, cancel or CancelToken(), on_page)
+    except DeviceError as e:
+        report.problems.append(e)
+        station.store.audit(
+            operator,
+            "scan.device_error",
+            batch_name,
+            {
+                "device": device,
+                "error": type(e).__name__,
+                "detail": e.detail,
+                "pages_received": e.pages_received,
+            },
+        )
+        station.events("device_error", {"error": e})
+    except InputError as e:
+        if e not in report.problems:
+            on_problem(e)
+    station.store.audit(
+        operator,
+        "scan.end",
+        batch_name,
+        {"acknowledged": len(report.acknowledged), "duplicates": report.duplicates},
+    )
+    return report
