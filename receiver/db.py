@@ -239,12 +239,6 @@ class Database:
             raise
         return AcceptedPackage(package_sha256, batch_uid, receipt, receipt_id)
 
-    def documents_of(self, package_sha256: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(documents).where(documents.c.package_sha256 == package_sha256)
-                                .order_by(documents.c.doc_id)).mappings().all()
-        return [dict(r) for r in rows]
-
 
 def _upload(row: Any) -> Upload:
     return Upload(id=row["id"], length=row["upload_length"], offset=row["upload_offset"],

@@ -1,4 +1,4 @@
-"""Tests of page analysis: skew, orientation, blank backs, dark borders, on synthetic and corpus pages."""
+"""Tests of page analysis: skew, orientation, blank backs and conversions, on synthetic and corpus pages."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import pytest
 from PIL import Image
 
 from scanstation.cleanup.imaging import (
-    crop_borders,
     deskew,
     estimate_orientation,
     estimate_skew,
-    find_content_box,
     is_blank,
     rotate_quarter,
     to_gray,
@@ -323,36 +321,8 @@ def test_is_blank_rejects_bad_dpi() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Borders, conversions
+# Conversions
 # --------------------------------------------------------------------------------------------------
-
-
-def test_dark_border_is_excluded_from_content_box_and_painted_white() -> None:
-    gray = gray_page(seed=80, dark_border=True, skew_deg=1.0)
-    clean = gray_page(seed=80, skew_deg=1.0)
-    assert min(gray[:3].mean(), gray[-3:].mean(), gray[:, :3].mean(), gray[:, -3:].mean()) < 80
-    x0, y0, x1, y1 = find_content_box(gray)
-    h, w = gray.shape
-    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
-    inside = gray[y0:y1, x0:x1]
-    # No band left inside the box along its edges.
-    assert min(inside[:3].mean(), inside[-3:].mean(), inside[:, :3].mean(), inside[:, -3:].mean()) > 150
-    # The box still holds (nearly) all the ink of the page.
-    ink = gray < 128
-    ink_inside = ink[y0:y1, x0:x1].sum()
-    cleaned = crop_borders(gray)
-    assert cleaned.shape == gray.shape
-    assert ink_inside >= 0.98 * (cleaned < 128).sum()
-    # Painting the bands white leaves about as much ink as the page scanned without a border.
-    assert (cleaned < 128).sum() == pytest.approx((clean < 128).sum(), rel=0.05)
-
-
-def test_content_box_of_a_page_without_border() -> None:
-    gray = gray_page(seed=81, dpi=150)
-    x0, y0, x1, y1 = find_content_box(gray)
-    ys, xs = np.nonzero(gray < 128)
-    assert x0 <= xs.min() and y0 <= ys.min() and x1 > xs.max() and y1 > ys.max()
-    assert crop_borders(gray).tobytes() == gray.tobytes()
 
 
 def test_rotate_quarter_matches_pillow() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import stat
 import subprocess
@@ -18,7 +17,6 @@ from pyrage import x25519
 from scanstation.errors import ConfigError, StateError, UnlockError
 from scanstation.vault.identity import (
     StationKey,
-    destroy_sealed_identity,
     generate_identity,
     identity_to_age_file,
     is_passphrase_sealed,
@@ -230,17 +228,3 @@ def test_parse_recipient_refuses_a_secret_without_echoing_it() -> None:
     with pytest.raises(ConfigError) as info:
         parse_recipient(secret)
     assert secret not in str(info.value) and "SECRET" in str(info.value)
-
-
-def test_destroy_sealed_identity_overwrites_then_removes(tmp_path: Path) -> None:
-    path = tmp_path / "station.key.age"
-    original = b"age-encryption.org/v1\n-> scrypt fake 18\n" + os.urandom(200)
-    path.write_bytes(original)
-    # A second hard link sees the same blocks: proves the content was overwritten in place.
-    witness = tmp_path / "witness"
-    os.link(path, witness)
-    assert destroy_sealed_identity(path) is True
-    assert not path.exists()
-    overwritten = witness.read_bytes()
-    assert len(overwritten) == len(original) and overwritten != original
-    assert destroy_sealed_identity(path) is False

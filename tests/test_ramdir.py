@@ -82,26 +82,11 @@ def test_new_file_is_unique_private_and_inside(ramdir: RamDir) -> None:
         ramdir.new_file("/../escape")
 
 
-def test_scrub_empties_but_keeps_directory(ramdir: RamDir, tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep").write_bytes(b"k")
-    ramdir.new_file().write_bytes(b"a")
-    (ramdir.path / "d").mkdir()
-    (ramdir.path / "d" / "f").write_bytes(b"b")
-    os.symlink(outside, ramdir.path / "link")
-    ramdir.scrub()
-    assert ramdir.path.is_dir()
-    assert list(ramdir.path.iterdir()) == []
-    assert (outside / "keep").exists()  # a symlink is removed, not followed
-
-
 def test_new_file_after_close_is_refused() -> None:
     rd = RamDir(prefix="sstest")
     rd.close()
     with pytest.raises(StateError):
         rd.new_file()
-    rd.scrub()  # harmless after close
 
 
 def test_disk_directory_is_refused_without_fallback(tmp_path: Path) -> None:

@@ -363,10 +363,10 @@ def uploads_report_from_store(store: Store) -> list[dict[str, Any]]:
 class BackgroundUploader:
     """A daemon thread that keeps the queue moving while the station runs (the UI's uploader).
 
-    It works through queued and retrying batches, sleeping ``interval`` seconds between rounds (or
-    until ``kick()``), and purges what is due.  State is all in SQLite, so stopping it (or the station
-    dying) loses nothing: the next station start picks the queue up where it was.  Progress and results
-    arrive through the queue's ``events`` callback (on this thread; the UI marshals them to its own).
+    It works through queued and retrying batches, sleeping ``interval`` seconds between rounds, and
+    purges what is due.  State is all in SQLite, so stopping it (or the station dying) loses nothing: the
+    next station start picks the queue up where it was.  Progress and results arrive through the queue's
+    ``events`` callback (on this thread; the UI marshals them to its own).
     """
 
     def __init__(self, queue: UploadQueue, *, interval: float = 30.0, actor: str = "station") -> None:
@@ -380,10 +380,6 @@ class BackgroundUploader:
     def start(self) -> BackgroundUploader:
         self._thread.start()
         return self
-
-    def kick(self) -> None:
-        """Look at the queue now (e.g. right after a batch was sealed)."""
-        self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop after the current chunk (the tus client checks the cancel event between chunks)."""

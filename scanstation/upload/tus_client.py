@@ -28,7 +28,6 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import io
 import logging
 import random
 import re
@@ -743,14 +742,3 @@ class TusClient:
     def _check_same_origin(self, method: str, url: str) -> None:
         if _origin(url) != self._origin:
             raise PortalRejected(f"{method} {url}: not on the endpoint's origin ({self.endpoint}); refused")
-
-
-def file_size(source: Path | BinaryIO) -> int:
-    """Size of a path or a seekable binary stream (position preserved)."""
-    if isinstance(source, Path):
-        return source.stat().st_size
-    position = source.tell()
-    try:
-        return source.seek(0, io.SEEK_END)
-    finally:
-        source.seek(position)

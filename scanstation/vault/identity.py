@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import os
@@ -14,12 +13,12 @@ from typing import NoReturn, TextIO
 
 import pyrage
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
-from batchformat.atomic import atomic_write, ensure_dir, fsync_dir
+from batchformat.atomic import atomic_write, ensure_dir
 from scanstation.errors import ConfigError, StateError, UnlockError
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,6 @@ class StationKey:
             )
             self._signing = Ed25519PrivateKey.from_private_bytes(seed)
         return self._signing
-
-    @property
-    def signing_public_key(self) -> Ed25519PublicKey:
-        return self.signing_key.public_key()
 
     def __repr__(self) -> str:
         return f"StationKey(recipient={self.recipient!r})"
@@ -259,32 +254,6 @@ def parse_recipient(text: str, *, source: str = "recipient") -> x25519.Recipient
     except pyrage.RecipientError as e:
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise ConfigError(f"{source}: {shown!r} is not a valid age recipient ({e}); expected 'age1…'") from e
-
-
-def destroy_sealed_identity(path: Path) -> bool:
-    """Overwrite the sealed identity with random bytes, then delete it; False if it did not exist.
-
-    On SSDs (wear levelling) and copy-on-write filesystems (btrfs, zfs) the overwrite is best-effort:
-    old blocks may survive.  The real guarantee is cryptographic: without the passphrase the sealed
-    file is useless, and without the station or portal key the vault objects are unreadable.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        size = os.fstat(fd).st_size
-        remaining = size
-        while remaining > 0:
-            chunk = os.urandom(min(remaining, 1 << 16))
-            remaining -= os.write(fd, chunk)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    fsync_dir(path.parent)
-    return True
 
 
 def identity_to_age_file(secret: str, path: Path) -> None:

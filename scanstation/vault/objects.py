@@ -41,10 +41,6 @@ class ObjectRef:
     kind: str = ""
 
 
-def is_object_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
-
-
 def _check_id(object_id: str) -> str:
     # Ids come from the database; a malformed one must never become a path (no "../" tricks).
     if not isinstance(object_id, str) or not _ID_RE.match(object_id):

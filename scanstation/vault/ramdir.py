@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -174,19 +173,6 @@ class RamDir:
                 continue
             os.close(fd)
             return path
-
-    def scrub(self) -> None:
-        """Remove everything inside the directory, keeping the directory itself."""
-        if self.closed:
-            return
-        with os.scandir(self._path) as it:
-            entries = list(it)
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
 
     def close(self) -> None:
         """Remove the directory and everything in it (idempotent)."""
