@@ -23,7 +23,6 @@ class ScanStationError(Exception):
         self.message = message
 
 
-
 class InputError(ScanStationError):
     """An input file (image, PDF, TIFF) is unreadable, corrupt, too large or of an unsupported kind."""
 
@@ -38,10 +37,6 @@ class InputError(ScanStationError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         # picklable, so it can cross a process pool or the SANE child's pipe
         return (type(self), (self.source, self.reason))
-
-
-
-
 
 
 class ExternalToolError(ScanStationError):
@@ -136,8 +131,3 @@ class ScanCancelled(ScanStationError):
 
     exit_code = 130
     summary = "cancelled"
-
-
-
-
-

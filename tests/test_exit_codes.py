@@ -1,0 +1,91 @@
+"""One exit-code table: generated from the exception classes, and the README's table says the same."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import batchformat
+import drivers
+import scanstation
+import scanstation_tools
+from batchformat.errors import FormatError
+from scanstation.errors import EXIT_CODES, ScanStationError, exit_code_table
+
+REPO = Path(__file__).resolve().parents[1]
+_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*(.*?)\s*\|\s*$")
+
+
+def readme_exit_codes() -> dict[int, str]:
+    """The rows of the README's ``### Exit codes`` table: code -> meaning."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("### Exit codes")
+    rows: dict[int, str] = {}
+    in_table = False
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        if not line.startswith("|"):
+            if in_table:
+                break  # the table has ended
+            continue
+        in_table = True
+        m = _ROW.match(line)
+        if m:
+            code = int(m.group(1))
+            assert code not in rows, f"README lists exit code {code} twice"
+            rows[code] = m.group(2).replace("\\|", "|")
+    return rows
+
+
+def every_error_class() -> list[type[ScanStationError | FormatError]]:
+    """Every class below the two roots, after importing every module that could define one."""
+    for package in (drivers, batchformat, scanstation, scanstation_tools):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith(".__main__"):
+                importlib.import_module(info.name)
+    found: list[type[ScanStationError | FormatError]] = []
+    todo: list[type[ScanStationError | FormatError]] = [ScanStationError, FormatError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_the_readme_table_is_the_generated_table() -> None:
+    table = {code: summary for code, (summary, _cls) in exit_code_table().items()}
+    assert readme_exit_codes() == table
+    assert table == EXIT_CODES
+
+
+def test_classes_sharing_an_exit_code_share_its_summary() -> None:
+    summaries: dict[int, set[str]] = defaultdict(set)
+    carriers: dict[int, set[str]] = defaultdict(set)
+    for cls in every_error_class():
+        summaries[cls.exit_code].add(cls.summary)
+        carriers[cls.exit_code].add(cls.__qualname__)
+    for code, texts in summaries.items():
+        assert len(texts) == 1, f"exit code {code} has several summaries {sorted(texts)} ({sorted(carriers[code])})"
+    table = exit_code_table()
+    assert {code: texts.pop() for code, texts in summaries.items()} == {
+        code: summary for code, (summary, cls) in table.items() if cls
+    }
+    # 0 and 2 are the only codes no exception carries, and no exception claims them.
+    assert set(table) - set(summaries) == {0, 2}
+
+
+def test_the_exit_codes_command_prints_every_code() -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "scanstation.cli", "exit-codes"], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=60, check=True)
+    printed = {int(line.split()[0]): line.split(None, 1)[1] for line in proc.stdout.splitlines() if line.strip()}
+    assert set(printed) == set(EXIT_CODES)
+    for code, summary in EXIT_CODES.items():
+        assert printed[code].startswith(summary), (code, printed[code])
