@@ -53,6 +53,24 @@ class _Events:
             self.seen.append((kind, data))
 
 
+def _cut_mid_upload(station: Station, sink: _Events, batch: str) -> None:
+    """Queue ``batch`` and stop the background uploader once it has sent some chunks (the station stops)."""
+    queue = UploadQueue(station, events=sink)
+    queue.enqueue(batch, "op")
+    up = BackgroundUploader(queue, interval=0.5).start()
+    assert _wait(lambda: any(k == "upload_progress" and d["offset"] > 0 for k, d in sink.seen))
+    up.stop()
+
+
+def _upload_until_received(queue: UploadQueue, sink: _Events, rx: Any) -> None:
+    """Run the background uploader until the receiver has acknowledged the package."""
+    up = BackgroundUploader(queue, interval=0.5).start()
+    try:
+        assert _wait(lambda: any(k == "upload_received" for k, _ in sink.seen)), rx.log_text()
+    finally:
+        up.stop()
+
+
 def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
@@ -63,22 +81,14 @@ def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> No
 
         # First station run: the uploader starts, sends some chunks, and the station stops mid-upload.
         with Station(config, key) as station:
-            queue = UploadQueue(station, events=sink)
-            queue.enqueue("BG", "op")
-            up = BackgroundUploader(queue, interval=0.5).start()
-            assert _wait(lambda: any(k == "upload_progress" and d["offset"] > 0 for k, d in events))
-            up.stop()
+            _cut_mid_upload(station, sink, "BG")
             row = station.store.upload(station.store.batch("BG").id)  # type: ignore[union-attr]
             assert row["state"] == "uploading" and 0 < row["confirmed_offset"] < row["size"]
         # Second run: the queue is still there and the upload completes from the confirmed offset.
         with Station(config, key) as station:
             queue = UploadQueue(station, events=sink)
             assert queue.pending_batches() == ["BG"]
-            up = BackgroundUploader(queue, interval=0.5).start()
-            try:
-                assert _wait(lambda: any(k == "upload_received" for k, _ in events)), rx.log_text()
-            finally:
-                up.stop()
+            _upload_until_received(queue, sink, rx)
             first_resumed = next(d["offset"] for k, d in events if k == "upload_progress"
                                  and d["offset"] > row["confirmed_offset"])
             assert first_resumed - row["confirmed_offset"] <= 65536  # resumed, not restarted from zero
@@ -98,11 +108,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
         events = sink.seen
 
         with Station(config, key) as station:
-            queue = UploadQueue(station, events=sink)
-            queue.enqueue("EX", "op")
-            up = BackgroundUploader(queue, interval=0.5).start()
-            assert _wait(lambda: any(k == "upload_progress" and d["offset"] > 0 for k, d in events))
-            up.stop()
+            _cut_mid_upload(station, sink, "EX")
             batch_id = station.store.batch("EX").id  # type: ignore[union-attr]
             row = station.store.upload(batch_id)
             assert 0 < row["confirmed_offset"] < row["size"]
@@ -114,12 +120,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
             station.store.update_upload(batch_id, expires=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
         events.clear()
         with Station(config, key) as station:
-            queue = UploadQueue(station, events=sink)
-            up = BackgroundUploader(queue, interval=0.5).start()
-            try:
-                assert _wait(lambda: any(k == "upload_received" for k, _ in events)), rx.log_text()
-            finally:
-                up.stop()
+            _upload_until_received(UploadQueue(station, events=sink), sink, rx)
             row = station.store.upload(batch_id)
             # The receiver still had the old upload (24 hours): only the stored expiry explains a new one.
             assert row["url"] != old_url
