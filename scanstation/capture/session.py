@@ -8,18 +8,32 @@ encrypts and records it (the acknowledgement).  Device faults and bad input file
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 from scanstation.capture.cover_sheets import inspect_cover_sheet
 from scanstation.cleanup import imaging
 from scanstation.cleanup.blank import blank_score
-from scanstation.domain import Document
+from scanstation.config import Config
+from scanstation.domain import Batch, Document, Page
 from scanstation.errors import DeviceError, InputError, ScanStationError
+from scanstation.store.database import Store
 
-if TYPE_CHECKING:
-    from scanstation.facade import Station
+
+class CaptureTarget(Protocol):
+    """What a capture session needs of the station (the facade is one): no import of the facade here."""
+
+    config: Config
+    store: Store
+    events: Callable[[str, dict[str, Any]], None]
+
+    def add_page(self, batch: Batch, cp: CapturedPage, *, document: Document | None = None,
+                 operator: str | None = None) -> Page | None: ...
+
+    def open_document(self, batch_name: str, employee_code: str, employee_name: str, rank: str,
+                      acr_period: str, operator: str | None = None) -> Document: ...
 
 
 @dataclass(slots=True)
@@ -36,7 +50,7 @@ class CaptureReport:
 
 
 def capture_batch(
-    station: Station,
+    station: CaptureTarget,
     batch_name: str,
     driver: Driver,
     device: str,
