@@ -340,21 +340,8 @@ def _read_batch(
         raise OcrError(f"tesseract returned {len(texts)} page texts for the {len(prepared)} pages {name}")
     layers = _split_pdf(result.pdf, len(prepared), name)
     share = (clock() - start) / len(prepared)
-    out = []
-    for page, label, raw, layer in zip(prepared, labels, texts, layers, strict=True):
-        text = clean_text(raw)
-        _check_not_empty(text, page, label)
-        out.append(
-            PageOcr(
-                text=text,
-                text_pdf=layer,
-                confidence=None,
-                lang_used=page.plan.lang,
-                seconds=round(share + sum(page.timings.values()), 3),
-                plan=_plan_record(page),
-            )
-        )
-    return out
+    return [_page_ocr(raw, layer, None, page, label, share)
+            for page, label, raw, layer in zip(prepared, labels, texts, layers, strict=True)]
 
 
 def ocr_page(
