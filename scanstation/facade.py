@@ -1,4 +1,11 @@
-"""The station facade: capture into the vault, background cleaning and OCR, recovery after a crash."""
+"""The station facade: capture into the vault, background cleaning and OCR, recovery after a crash.
+
+:class:`Station` owns the open store, vault, keys and RAM directory of one data directory, and the
+threads that move a page along (analysis threads, the OCR feeder).  The capture session itself is in
+:mod:`scanstation.capture.session`, each step's work in its own package (cleanup, ocr, pdf, vault,
+store); what stays here (~500 lines) is the wiring and the life cycle, which share the station's locks
+and queues.
+"""
 
 from __future__ import annotations
 

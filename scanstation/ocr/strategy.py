@@ -20,6 +20,10 @@ single recognition pass; a second pass per page would cost as much as the recogn
   larger than that are reduced (faster too), tiny text is enlarged.
 - **Binarisation**: tesseract's global Otsu threshold is right for evenly lit pages; a page with
   uneven paper (shadows, yellowing, a gradient) is divided by its own paper level first.
+
+Why one module of ~550 lines: the five decisions share one reduced copy of the page and its measurements
+(ink mask, line heights, head-line evidence), computed once in :func:`prepare_page`; split apart, each
+part would either recompute them or pass a bag of intermediate arrays across module boundaries.
 """
 
 from __future__ import annotations
