@@ -1,4 +1,4 @@
-"""Page OCR: one tesseract run per page with per-page choices, and the station's low-priority worker pool."""
+"""Page OCR: one tesseract run per page (library worker or program) with per-page choices, and its result."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sealing: turn a finished batch into one signed, encrypted package (batchformat.package) in the outbox.
+"""Sealing: turn a finished batch into one signed, encrypted package (the batchformat writer) in the outbox.
 
 A sealed batch is frozen (state SEALED): the package holds the vault's ciphertexts as they are, a
 manifest encrypted to the portal and the batch key, and the station's Ed25519 signature over the
