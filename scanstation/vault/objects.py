@@ -1,4 +1,4 @@
-"""Encrypted object store: every object is an age file for the portal and its batch key (or the station), hash-checked."""
+"""Encrypted object store: each object an age file for the portal and its batch key (or the station), hash-checked."""
 
 from __future__ import annotations
 
