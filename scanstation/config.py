@@ -26,6 +26,9 @@ class StationSection(_Section):
     unit: str = Field(min_length=1, max_length=120)
     data_dir: str
     operator: str = Field(min_length=1, max_length=64)
+    # production: real pages only (the developer tools' demo refuses such a station); training and demo
+    # stations may also hold synthetic pages.  See the embedded defaults file.
+    mode: Literal["production", "training", "demo"]
 
 
 class KeysSection(_Section):
