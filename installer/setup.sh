@@ -54,12 +54,20 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; 
   "$PY" -m venv .venv
 fi
 
+# The four distributions of this repository (see pyproject.toml): the package format, the station, the reference
+# receiver and the developer tools (the demo that `scanstation start` runs, `scanstation ocr`).  One pip command, so
+# that pip takes the local ones for each other's dependencies.  A production station gets only the first two, as
+# wheels (installer/build-wheels.sh).  --dev adds the test tools and the receiver's PostgreSQL driver.
+PYPROJECTS=(batchformat/pyproject.toml pyproject.toml receiver/pyproject.toml scanstation_tools/pyproject.toml)
+extras=""; receiver_extras=""
+if [ "$DEV" = 1 ]; then extras="[dev]"; receiver_extras="[postgres]"; fi
 # Reinstall only when the project's dependencies changed (keeps repeated runs fast).
-extras=""; [ "$DEV" = 1 ] && extras="[dev]"
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${DEV}"
+stamp=".venv/.installed-$(cat "${PYPROJECTS[@]}" | sha256sum | cut -c1-16)${DEV}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras}"
+  # (setuptools warns, for every editable install, that folders named like the package take precedence: they are it)
+  PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q \
+    -e ./batchformat -e ".${extras}" -e "./receiver${receiver_extras}" -e ./scanstation_tools
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
