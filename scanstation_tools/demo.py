@@ -1,4 +1,13 @@
-"""The demo: a self-contained station that scans synthetic ACR files end to end (import back end)."""
+"""The demo: a self-contained station that scans synthetic ACR files end to end (import back end).
+
+``scanstation demo`` (entry point ``scanstation.commands: demo``) and the demo station that
+``scanstation start`` uses when nothing is configured (``scanstation.start: demo_station``).  Synthetic
+pages never go into a production station's store: the demo refuses a station whose ``station.mode`` is
+``production``; the demo station it creates says ``mode = "demo"``.
+
+Building the command line imports this module for every command: the configuration model is imported
+only when the demo runs.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +16,78 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scanstation.config import Config, load_config, render_config, validate_text
 from scanstation.errors import StateError
+
+if TYPE_CHECKING:
+    from scanstation.config import Config
 
 Printer = Callable[..., None]
 DEMO_PASSPHRASE_FILE = "DEMO-ONLY-passphrase.txt"
+DEMO_PORTAL_IDENTITY = "demo-portal-identity.age"
+
+
+def _refuse_production(config: Config) -> None:
+    if config.station.mode == "production":
+        raise StateError(
+            f"{config.source}: station.mode is \"production\": the demo's synthetic pages never go into a "
+            "production station's store (run the demo without --config/$SCANSTATION_CONFIG on its own demo "
+            "station, or on a training station: 'scanstation init --training')"
+        )
 
 
 def _demo_config() -> tuple[Config, Path]:
     """Embedded defaults' data dir, with a station file inside it (created on first use)."""
+    from scanstation.config import load_config
+
     base = load_config(None)
     cfg_path = base.data_dir / "station.toml"
     if cfg_path.exists():
+        _add_demo_mode(cfg_path, base.data_dir)
         return load_config(cfg_path), cfg_path
     return base, cfg_path
+
+
+def _add_demo_mode(cfg_path: Path, data_dir: Path) -> None:
+    """A demo station made before ``station.mode`` existed gets ``mode = "demo"`` (it holds synthetic pages)."""
+    import tomllib
+
+    from batchformat.atomic import atomic_write
+    from scanstation.config import render_config
+
+    try:
+        values = tomllib.loads(cfg_path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # load_config names the problem
+    station = values.get("station")
+    if not isinstance(station, dict) or "mode" in station or station.get("id") != "demo-station":
+        return
+    if not (data_dir / DEMO_PORTAL_IDENTITY).exists():
+        return
+    station["mode"] = "demo"
+    atomic_write(cfg_path, render_config(values).encode())
 
 
 def ensure_demo_station(config: Config | None, out: Printer) -> Config:
     """Initialise a demo station on first use: a generated portal key and passphrase, clearly labelled.
 
     A demo station holds only synthetic pages; its passphrase is kept beside it so that the demo runs
-    unattended.  A production station is created with 'scanstation init' and a real portal key.
+    unattended.  A production station is created with 'scanstation init' and a real portal key, and the
+    demo refuses it (StateError); a training station ('init --training') takes the demo's pages.
     """
     from batchformat.atomic import atomic_write
+    from scanstation.config import load_config, render_config, validate_text
     from scanstation.vault.identity import generate_identity, seal_identity
 
     if config is not None:
+        _refuse_production(config)
         if not config.sealed_identity_path.exists():
             raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
         return config
     config, cfg_path = _demo_config()
+    if cfg_path.exists():
+        _refuse_production(config)
     if config.sealed_identity_path.exists() and cfg_path.exists():
         _use_demo_passphrase(config)
         return config
@@ -51,11 +100,12 @@ def ensure_demo_station(config: Config | None, out: Printer) -> Config:
         atomic_write(data_dir / DEMO_PASSPHRASE_FILE, passphrase.encode())
         os.chmod(data_dir / DEMO_PASSPHRASE_FILE, 0o600)
     # The demo portal's identity is sealed with the same passphrase: the demo receiver can use it.
-    seal_identity(portal_secret, passphrase, data_dir / "demo-portal-identity.age", overwrite=True)
+    seal_identity(portal_secret, passphrase, data_dir / DEMO_PORTAL_IDENTITY, overwrite=True)
     secret, _ = generate_identity()
     seal_identity(secret, passphrase, config.sealed_identity_path, overwrite=True)
     text = render_config({
-        "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": "demo"},
+        "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": "demo",
+                    "mode": "demo"},
         "keys": {"portal_recipient": portal_recipient},
     })
     validate_text(cfg_path, text)
@@ -140,7 +190,7 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
         out(f"demo batch '{batch}': {len(acked)} new page(s); vault verified")
         if getattr(args, "no_upload", False):
             pass
-        elif not (config.data_dir / "demo-portal-identity.age").exists():
+        elif not (config.data_dir / DEMO_PORTAL_IDENTITY).exists():
             # A real station's demo never talks to its real portal; seal and upload are explicit commands.
             out("not a demo station: the batch stays here (use 'scanstation seal' and 'scanstation upload')")
         else:
@@ -210,7 +260,7 @@ class DemoReceiver:
         identity_file = self.root / "DEMO-ONLY-portal-identity.txt"
         if not identity_file.exists():
             # The demo portal's key lives on this machine only because the demo plays both sides.
-            portal = unlock_identity(self.config.data_dir / "demo-portal-identity.age",
+            portal = unlock_identity(self.config.data_dir / DEMO_PORTAL_IDENTITY,
                                      read_passphrase(prompt="Station passphrase: "))
             atomic_write(identity_file, f"{portal.identity}\n".encode(), mode=0o600)
         with socket.socket() as s:
@@ -250,15 +300,32 @@ class DemoReceiver:
                 self.proc.wait()
 
 
-def start_station(args: argparse.Namespace, config: Config | None, out: Printer) -> int:
-    """Start the station: the kiosk UI when a display is available, else the headless demo."""
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                       or os.environ.get("QT_QPA_PLATFORM"))
-    config = ensure_demo_station(config, out)
-    if args.headless or not has_display:
-        out("no display (or --headless): running the demo batch")
-        demo_args = argparse.Namespace(files=2, pages=2, seed=2026, batch=None)
-        return run_demo(demo_args, config, out)
-    from ui.app import run_ui
+class DemoStation:
+    """The demo station for ``scanstation start`` (entry point ``scanstation.start: demo_station``)."""
 
-    return run_ui(config)
+    @staticmethod
+    def prepare(config: Config | None, out: Printer) -> Config:
+        return ensure_demo_station(config, out)
+
+    @staticmethod
+    def run_batch(config: Config, out: Printer) -> int:
+        """The demo batch that ``start`` runs headless and the window's demo button runs."""
+        return run_demo(argparse.Namespace(files=2, pages=2, seed=2026, batch=None), config, out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scanstation.cli.common import config_or_none, say
+
+    return run_demo(args, config_or_none(args), say)
+
+
+def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Adds ``scanstation demo`` (entry point ``scanstation.commands: demo``, scanstation_tools/pyproject.toml)."""
+    s = sub.add_parser("demo", parents=[common], help="scan synthetic ACR files end to end")
+    s.add_argument("--files", type=int, default=3, metavar="N", help="number of synthetic ACR files")
+    s.add_argument("--pages", type=int, default=3, metavar="N", help="pages per ACR file")
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--batch", default=None, metavar="NAME")
+    s.add_argument("--no-upload", action="store_true",
+                   help="stop after scanning (default: seal and upload to a local demo receiver)")
+    s.set_defaults(func=cmd_demo)

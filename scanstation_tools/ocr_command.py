@@ -760,6 +760,7 @@ def _report(run: OcrRun, settings: OcrSettings, suggestions: dict[str, Any] | No
 
 
 def add_ocr_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Adds ``scanstation ocr`` (entry point ``scanstation.commands: ocr``, scanstation_tools/pyproject.toml)."""
     s = sub.add_parser(
         "ocr",
         parents=[common],
@@ -797,7 +798,8 @@ def add_ocr_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="print suggested employee code, name, rank and ACR period (JSON) for the operator to confirm",
     )
     s.add_argument("--report", metavar="FILE.json", help="write per-page choices, timings and failures")
-    s.set_defaults(func=cmd_ocr)
+    # ends_at_once: the process ends without the interpreter's tear-down (scanstation.cli.main.entry)
+    s.set_defaults(func=cmd_ocr, ends_at_once=True)
 
 
 def _default_jobs() -> int:

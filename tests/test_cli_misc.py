@@ -36,7 +36,7 @@ def test_ocr_command_does_not_import_the_configuration_model(tmp_path: Path) -> 
 
     code = (
         "import sys\n"
-        "from scanstation import cli\n"
+        "from scanstation.cli import main as cli\n"
         "cli.build_parser().parse_args(['ocr', 'x.png', '-o', 'x.pdf'])\n"
         "import scanstation_tools.ocr_command\n"
         "print('scanstation.config' in sys.modules, 'pydantic' in sys.modules)\n"

@@ -1,9 +1,14 @@
-"""The station window: batches and their processing state (the full operator/supervisor UI comes later)."""
+"""The station window: batches and their processing state (the full operator/supervisor UI comes later).
+
+``scanstation start`` opens it (entry point ``scanstation.start: window`` = :func:`run_ui`).  The UI knows
+nothing of the developer tools: a demo button exists only when the caller hands in the action it runs
+(``start`` does so for a demo or training station when the tools are installed, never for production).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from scanstation.config import Config
@@ -65,13 +70,16 @@ def upload_cell(row: Any) -> str:
 
 
 class StationWindow(QMainWindow):
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, demo_action: Callable[[], object] | None = None) -> None:
+        """``demo_action``: scans a demo batch (runs in the background); without it there is no demo button."""
         super().__init__()
         self.config = config
+        self.demo_action = demo_action
         self.setWindowTitle(f"ScanStation — {config.station.unit} ({config.station.id})")
         central = QWidget()
         layout = QVBoxLayout(central)
-        self.header = QLabel(f"<h2>ScanStation · {config.station.unit}</h2>")
+        mode = "" if config.station.mode == "production" else f" · {config.station.mode}"
+        self.header = QLabel(f"<h2>ScanStation · {config.station.unit}{mode}</h2>")
         layout.addWidget(self.header)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -79,9 +87,11 @@ class StationWindow(QMainWindow):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table)
         buttons = QHBoxLayout()
-        self.demo_button = QPushButton("Scan demo batch / डेमो बैच स्कैन करें")
-        self.demo_button.clicked.connect(self.run_demo)
-        buttons.addWidget(self.demo_button)
+        self.demo_button: QPushButton | None = None
+        if demo_action is not None:
+            self.demo_button = QPushButton("Scan demo batch / डेमो बैच स्कैन करें")
+            self.demo_button.clicked.connect(self.run_demo)
+            buttons.addWidget(self.demo_button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
         self.message = QLabel("")
@@ -100,26 +110,27 @@ class StationWindow(QMainWindow):
                 self.table.setItem(r, c, QTableWidgetItem(value))
 
     def run_demo(self) -> None:
-        from scanstation_tools.demo import run_demo
-
+        if self.demo_action is None or self.demo_button is None:
+            return
         self.demo_button.setEnabled(False)
         self.message.setText("Scanning the demo batch… / डेमो बैच स्कैन हो रहा है…")
-        args = argparse.Namespace(files=2, pages=2, seed=2026, batch=None)
-        run_in_background(lambda: run_demo(args, self.config, lambda *a: None), self._demo_done, self._failed)
+        run_in_background(self.demo_action, self._demo_done, self._failed)
 
     def _demo_done(self, _result: Any) -> None:
-        self.demo_button.setEnabled(True)
+        if self.demo_button is not None:
+            self.demo_button.setEnabled(True)
         self.message.setText("Demo batch stored and verified. / डेमो बैच सुरक्षित और सत्यापित।")
         self.refresh()
 
     def _failed(self, err: BaseException) -> None:
         # the one place the UI shows errors
-        self.demo_button.setEnabled(True)
+        if self.demo_button is not None:
+            self.demo_button.setEnabled(True)
         self.message.setText(f"Error / त्रुटि: {err}")
 
 
-def run_ui(config: Config) -> int:
+def run_ui(config: Config, demo_action: Callable[[], object] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
-    window = StationWindow(config)
+    window = StationWindow(config, demo_action)
     window.showMaximized()
     return int(app.exec())

@@ -1,0 +1,205 @@
+"""Commands on the batches in the store: ``status``, ``process``, ``verify-vault``, ``assemble``, ``cover-sheets``.
+
+``assemble`` writes each ACR file's searchable PDF into the vault (encrypted), never beside it;
+``status`` prints states, counts, hashes and measurements, never page content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scanstation.cli.common import finish, load, open_station, say, warn
+from scanstation.errors import ConfigError, StateError
+
+if TYPE_CHECKING:
+    from scanstation.config import Config
+
+
+def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
+    from scanstation.facade import open_store
+
+    store = open_store(config)
+    try:
+        batches = store.batches()
+        if batch is not None:
+            batches = [b for b in batches if b.name == batch]
+            if not batches:
+                raise StateError(f"no batch called '{batch}'")
+        out: dict[str, Any] = {
+            "station": config.station.id,
+            "unit": config.station.unit,
+            "data_dir": str(config.data_dir),
+            "batches": [],
+        }
+        for b in batches:
+            pages = store.pages(b.id)
+            docs = store.documents(b.id)
+            out["batches"].append(
+                {
+                    "name": b.name,
+                    "state": b.state.value,
+                    "operator": b.operator,
+                    "created_at": b.created_at,
+                    "pages": len(pages),
+                    "counts": store.counts(b.id),
+                    "flags": {
+                        f: sum(1 for p in pages if f in p.flags) for f in sorted({f for p in pages for f in p.flags})
+                    },
+                    "documents": [
+                        {
+                            "id": d.id,
+                            "seq": d.seq,
+                            "employee_code": d.employee_code,
+                            "acr_period": d.acr_period,
+                            "pages": sum(1 for p in pages if p.document_id == d.id),
+                            "pdf": store.document_pdf(d.id) is not None,
+                        }
+                        for d in docs
+                    ],
+                    "page_list": [
+                        {
+                            "seq": p.seq,
+                            "id": p.id,
+                            "state": p.state.value,
+                            "ocr": p.ocr_state.value,
+                            "flags": p.flags,
+                            "side": p.side.value,
+                            "device": p.device,
+                            "raw_sha256": p.raw_sha256,
+                            "image_sha256": p.image_sha256,
+                            "source_key": p.source_key,
+                            "document_id": p.document_id,
+                            "analysis": p.analysis,  # measurements (skew, borders, ink, quality), no content
+                            "objects": _page_objects(store, p),
+                        }
+                        for p in pages
+                    ],
+                }
+            )
+        out["audit_head"] = store.audit_head()
+        return out
+    finally:
+        store.close()
+
+
+def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
+    """The vault objects of a page (ids and recorded plaintext hashes; nothing secret)."""
+    refs = [("raw", page.raw_object), ("image", page.image_object), ("ocr_text", page.ocr_object),
+            ("ocr_pdf", store.ocr_pdf_object(page.id))]
+    return [{"kind": kind, "id": oid, "sha256": store.object(oid).sha256} for kind, oid in refs if oid]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    data = _status_data(load(args), args.batch)
+    if args.json:
+        say(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    say(f"station {data['station']} ({data['unit']}), data in {data['data_dir']}")
+    if not data["batches"]:
+        say("no batches yet")
+    for b in data["batches"]:
+        c = b["counts"]
+        say(
+            f"batch {b['name']}: {b['state']}, {b['pages']} page(s) "
+            f"[processed {c.get('state_processed', 0)}, OCR done {c.get('ocr_done', 0)}, "
+            f"OCR pending {c.get('ocr_pending', 0)}, OCR failed {c.get('ocr_failed', 0)}]"
+        )
+        for flag, n in b["flags"].items():
+            say(f"  flagged {flag}: {n}")
+        for d in b["documents"]:
+            say(
+                f"  ACR file {d['seq']}: {d['employee_code']} {d['acr_period']} - {d['pages']} page(s)"
+                + (", PDF ready" if d["pdf"] else "")
+            )
+    return 0
+
+
+def cmd_verify_vault(args: argparse.Namespace) -> int:
+    from scanstation.facade import integrity_error
+
+    config = load(args)
+    with open_station(config) as station:
+        problems = station.verify_vault()
+        n = len(station.store.objects())
+    if problems:
+        for p in problems:
+            warn(p)
+        raise integrity_error(problems)
+    say(f"vault verified: {n} object(s), all present, decryptable and matching their hashes; audit chain intact")
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_station(config) as station:
+        batch = station.store.batch(args.batch)
+        if batch is None:
+            raise StateError(f"no batch called '{args.batch}'")
+        station.wait_idle(include_ocr=True)
+        for doc in station.store.documents(batch.id):
+            obj = station.assemble_pdf(doc.id)
+            say(
+                f"ACR file {doc.employee_code} {doc.acr_period}: searchable PDF stored in the vault "
+                f"({obj.size} bytes, sha256 {obj.sha256[:16]}…)"
+            )
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_station(config) as station:
+        if args.retry_failed:
+            say(f"{station.retry_failed_ocr(args.batch)} page(s) queued for another OCR attempt")
+        finish(station, wait_ocr=True)
+    return 0
+
+
+def cmd_cover_sheets(args: argparse.Namespace) -> int:
+    """Printable separator sheets (QR + text): they carry only the index, never ACR content.
+
+    The one production command that writes a PDF outside the vault: its content is the index the
+    operator typed here (employee code, period, name, unit), no page image and no OCR text.
+    """
+    from batchformat.atomic import atomic_write
+    from scanstation.capture.cover_sheets import CoverInfo, cover_sheet_pdf
+
+    config = load(args)
+    infos = []
+    for spec in args.sheet:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise ConfigError(f"--sheet {spec!r}: expected EMPLOYEE_CODE:PERIOD[:NAME]")
+        try:
+            infos.append(CoverInfo(parts[0], parts[1], config.station.unit, parts[2] if len(parts) == 3 else ""))
+        except ValueError as e:
+            raise ConfigError(f"--sheet {spec!r}: {e}") from e
+    atomic_write(Path(args.output), cover_sheet_pdf(infos))
+    say(f"{len(infos)} separator sheet(s) written to {args.output}")
+    return 0
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("status", parents=[common], help="batches, pages and processing state")
+    s.add_argument("--batch", metavar="NAME")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("verify-vault", parents=[common], help="check every vault object against its recorded hash")
+    s.set_defaults(func=cmd_verify_vault)
+
+    s = sub.add_parser("process", parents=[common], help="finish cleaning and OCR left over from an earlier run")
+    s.add_argument("--batch", metavar="NAME")
+    s.add_argument("--retry-failed", action="store_true", help="give pages whose OCR failed another attempt")
+    s.set_defaults(func=cmd_process)
+
+    s = sub.add_parser("assemble", parents=[common], help="build each ACR file's searchable PDF (in the vault)")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.set_defaults(func=cmd_assemble)
+
+    s = sub.add_parser("cover-sheets", parents=[common], help="print QR separator sheets, one per ACR file")
+    s.add_argument("--sheet", action="append", required=True, metavar="CODE:PERIOD[:NAME]")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.pdf")
+    s.set_defaults(func=cmd_cover_sheets)

@@ -1,0 +1,137 @@
+"""Commands that bring pages in: ``devices``, ``scan`` (a SANE scanner) and ``import`` (files).
+
+Pages go straight into the station (facade): temporary files only in its RAM directory, acknowledged
+pages encrypted in the vault.  Nothing is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scanstation.cli.common import finish, load, open_station, report_outcome, say
+from scanstation.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scanstation.config import Config
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from drivers.registry import list_all_devices
+
+    devices = list_all_devices()
+    if args.json:
+        rows = [d.__dict__ if hasattr(d, "__dict__") else dataclasses.asdict(d) for d in devices]
+        say(json.dumps(rows, indent=2))
+    else:
+        for d in devices:
+            say(f"{d.name}\t{d.vendor} {d.model}\t({d.kind}, {d.backend})")
+    return 0
+
+
+def _settings(args: argparse.Namespace, config: Config) -> Any:
+    from drivers.base import ColorMode, ScanSettings, Source
+
+    options = []
+    for opt in args.option or []:
+        name, sep, value = opt.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--option {opt!r}: expected NAME=VALUE")
+        options.append((name, value))
+    return ScanSettings(
+        source=Source(args.source or config.scan.source),
+        mode=ColorMode(args.mode or config.scan.mode),
+        resolution=args.resolution or config.scan.resolution,
+        page_size=config.scan.page_size,
+        options=tuple(options),
+    )
+
+
+def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
+    """The configured source when the device has it; else the device's own (a flatbed-only scanner)."""
+    sources = driver.capabilities(device).sources
+    if sources and settings.source not in sources:
+        say(f"{device} has no {settings.source.value} source; using {sources[0].value}")
+        return dataclasses.replace(settings, source=sources[0])
+    return settings
+
+
+def _document(station: Any, args: argparse.Namespace) -> Any:
+    """The ACR file named by ``--employee`` (opened or created), or None."""
+    if not getattr(args, "employee", None):
+        return None
+    return station.open_document(args.batch, args.employee, args.name or "", args.rank or "", args.period or "")
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from drivers.base import CancelToken
+    from drivers.registry import get_driver
+
+    config = load(args)
+    settings = _settings(args, config)
+    station = open_station(config)
+    cancel = CancelToken()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    try:
+        driver = get_driver(args.device, tmp_dir=station.ramdir.path)
+        if args.source is None:
+            settings = _default_source_for(driver, args.device, settings)
+        report = station.capture(
+            args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args)
+        )
+        finish(station, wait_ocr=not args.no_wait)
+        return report_outcome(report)
+    finally:
+        station.close()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from drivers.base import CancelToken, ColorMode, ScanSettings, Source
+    from drivers.registry import get_driver
+
+    config = load(args)
+    with open_station(config) as station:
+        files = [Path(f) for f in args.files]
+        driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
+        settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=args.resolution or 300)
+        report = station.capture(
+            args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args)
+        )
+        finish(station, wait_ocr=not args.no_wait)
+        return report_outcome(report)
+
+
+def _add_index_options(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("ACR file index (optional)")
+    g.add_argument("--employee", metavar="CODE", help="employee code of the ACR file these pages belong to")
+    g.add_argument("--name", help="employee name")
+    g.add_argument("--rank", help="rank")
+    g.add_argument("--period", help="ACR period, e.g. 2019-20")
+    sp.add_argument("--no-wait", action="store_true", help="return after capture; OCR resumes on next start")
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("devices", parents=[common], help="list scanners")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("scan", parents=[common], help="scan pages from a SANE device into a batch")
+    s.add_argument("--device", required=True, metavar="DEV")
+    s.add_argument("--source", choices=["flatbed", "adf", "duplex"])
+    s.add_argument("--resolution", type=int, metavar="N")
+    s.add_argument("--mode", choices=["gray", "color", "lineart"])
+    s.add_argument("--option", action="append", metavar="NAME=VALUE", help="back-end option (repeatable)")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    _add_index_options(s)
+    s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("import", parents=[common], help="import image/TIFF/PDF files into a batch")
+    s.add_argument("--batch", required=True, metavar="NAME")
+    s.add_argument("--resolution", type=int, metavar="N", help="PDF rendering resolution (default 300)")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    _add_index_options(s)
+    s.set_defaults(func=cmd_import)

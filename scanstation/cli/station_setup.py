@@ -1,0 +1,128 @@
+"""Commands that set a station up and start it: ``init`` and ``start``.
+
+``station.mode`` (written by ``init``) says what a station may hold: ``production`` (the default) only
+real pages, so the developer tools' demo refuses to run on it; ``training`` and ``demo`` stations may
+hold synthetic ones.  ``start`` on a production station starts the kiosk window and nothing else; on
+anything else it may use the demo station of the developer tools, when they are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from scanstation.cli import plugins
+from scanstation.cli.common import CONFIG_ENV, config_or_none, has_display, say
+from scanstation.errors import ConfigError, ExternalToolError, StateError
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from scanstation.config import render_config, validate_text
+    from scanstation.vault.identity import generate_identity, parse_recipient, read_passphrase, seal_identity
+
+    if not args.config:
+        raise ConfigError("init needs --config FILE (where to write the station configuration)")
+    cfg_path = Path(args.config)
+    parse_recipient(args.portal_recipient)
+    data_dir = Path(args.data_dir).expanduser().absolute()
+    values: dict[str, dict[str, Any]] = {
+        "station": {"id": args.station_id, "unit": args.unit, "data_dir": str(data_dir), "operator": args.operator,
+                    "mode": "training" if args.training else "production"},
+        "keys": {"portal_recipient": args.portal_recipient, "sealed_identity": "station-identity.age"},
+    }
+    portal: dict[str, Any] = {}
+    if args.portal_url:
+        portal["url"] = args.portal_url
+    if args.portal_receipt_key:
+        key_path = Path(args.portal_receipt_key)
+        try:
+            portal["receipt_key"] = key_path.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{key_path}: cannot read the portal receipt key: {e}") from e
+        from scanstation.upload.portal_key import load_portal_key
+
+        load_portal_key(portal["receipt_key"].encode("ascii"), str(key_path))
+    if portal:
+        values["portal"] = portal
+    text = render_config(values)
+    config = validate_text(cfg_path, text)
+    sealed = config.sealed_identity_path
+    if (cfg_path.exists() or sealed.exists()) and not args.force:
+        raise StateError(
+            f"{cfg_path if cfg_path.exists() else sealed}: already exists; "
+            "use --force to replace it (the old station key is then lost)"
+        )
+    passphrase = read_passphrase(prompt="New station passphrase: ", confirm=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret, recipient = generate_identity()
+    seal_identity(secret, passphrase, sealed, overwrite=args.force)
+    del secret
+    from batchformat.atomic import atomic_write
+
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cfg_path, text.encode("utf-8"))
+    say(f"configuration written to {cfg_path}")
+    say(f"sealed station identity written to {sealed}")
+    say(f"station recipient: {recipient}")
+    return 0
+
+
+HEADLESS = (
+    "no display (or --headless): the station's window needs one; on this terminal use the commands "
+    "(scanstation scan / import / status / seal / upload; scanstation --help)"
+)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """The kiosk window of the configured station; with nothing configured, the tools' demo station.
+
+    A production station never gets the demo: not headless, not as a button in the window.
+    """
+    config = config_or_none(args)
+    demo: plugins.DemoStation | None = None
+    if config is None or config.station.mode != "production":
+        demo = plugins.start_part("demo_station")
+    if demo is not None:
+        config = demo.prepare(config, say)
+    elif config is None:
+        raise ConfigError(
+            f"no station configured: set one up with 'scanstation init --config FILE ...' and name it with "
+            f"--config FILE or ${CONFIG_ENV} (the demo station comes with the developer tools, "
+            "scanstation-tools, which are not installed)"
+        )
+    elif not config.sealed_identity_path.exists():
+        raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
+    if args.headless or not has_display():
+        if demo is None:
+            say(HEADLESS)
+            return 0
+        say("no display (or --headless): running the demo batch")
+        return demo.run_batch(config, say)
+    window = plugins.start_part("window")
+    if window is None:
+        raise ExternalToolError("the station window cannot be loaded (the ui package or PySide6 is missing)")
+    if demo is None:
+        return int(window(config))
+    station, chosen = demo, config
+    return int(window(config, demo_action=lambda: station.run_batch(chosen, lambda *_: None)))
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("init", parents=[common], help="write a configuration and a sealed station identity")
+    s.add_argument("--data-dir", required=True, metavar="DIR")
+    s.add_argument("--portal-recipient", required=True, metavar="AGE1...", help="portal's age recipient")
+    s.add_argument("--unit", default="Unit 1")
+    s.add_argument("--station-id", default="station-1")
+    s.add_argument("--operator", default="operator")
+    s.add_argument("--portal-url", metavar="URL", default="", help="base URL of the portal (tus endpoint URL/files/)")
+    s.add_argument("--portal-receipt-key", metavar="FILE", help="the portal's receipt-signing public key (PEM)")
+    s.add_argument("--training", action="store_true",
+                   help="a training station (station.mode = \"training\"): may also hold synthetic pages (demo)")
+    s.add_argument("--force", action="store_true", help="replace an existing configuration and identity")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")
+    s.add_argument("--headless", action="store_true",
+                   help="no UI (a demo or training station: set up, run the demo batch and print status)")
+    s.set_defaults(func=cmd_start)
