@@ -32,8 +32,8 @@ def _refuse_production(config: Config) -> None:
     if config.station.mode == "production":
         raise StateError(
             f"{config.source}: station.mode is \"production\": the demo's synthetic pages never go into a "
-            "production station's store (run the demo without --config/$SCANSTATION_CONFIG on its own demo "
-            "station, or on a training station: 'scanstation init --training')"
+            "production station's store (the demo runs on its own demo station when no station is configured, "
+            "or on a training station: 'scanstation init --training')"
         )
 
 

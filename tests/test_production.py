@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import sysconfig
+import time
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -233,3 +234,28 @@ def test_demo_refuses_a_production_station_in_the_developer_install(tmp_path: Pa
 
     training = make_station(tmp_path / "training", init_args=("--training",))
     assert 'mode = "training"' in training.config.read_text()
+
+
+def test_the_window_offers_the_demo_only_when_handed_the_action(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from scanstation.config import load_config
+    from ui.app import StationWindow
+    from ui.qt import QApplication
+
+    st = make_station(tmp_path / "st")
+    app = QApplication.instance() or QApplication([])
+    production = StationWindow(load_config(st.config))
+    assert production.demo_button is None
+    ran: list[bool] = []
+    training = StationWindow(load_config(st.config), demo_action=lambda: ran.append(True))
+    assert training.demo_button is not None
+    training.demo_button.click()
+    for _ in range(200):
+        app.processEvents()
+        if ran and training.demo_button.isEnabled():
+            break
+        time.sleep(0.01)
+    assert ran == [True] and training.demo_button.isEnabled()
+    production.close()
+    training.close()
