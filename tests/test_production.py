@@ -20,6 +20,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
@@ -259,3 +260,30 @@ def test_the_window_offers_the_demo_only_when_handed_the_action(tmp_path: Path) 
     assert ran == [True] and training.demo_button.isEnabled()
     production.close()
     training.close()
+
+
+def test_start_hands_the_window_the_demo_only_off_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scanstation start`` with a display: a production station's window has no demo action; with nothing
+    configured, the developer tools' demo station is created and its window gets one."""
+    from scanstation.cli import main as cli
+    from scanstation.cli import plugins
+
+    opened: list[tuple[str, bool]] = []
+
+    def window(config: Any, demo_action: Any = None) -> int:
+        opened.append((config.station.mode, demo_action is not None))
+        return 0
+
+    real = plugins.start_part
+    monkeypatch.setattr(plugins, "start_part", lambda name: window if name == "window" else real(name))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # a display, as far as start can tell
+    st = make_station(tmp_path / "st")
+    monkeypatch.setenv("SCANSTATION_CONFIG", str(st.config))
+    monkeypatch.setenv("SCANSTATION_PASSPHRASE_FILE", st.env["SCANSTATION_PASSPHRASE_FILE"])
+    assert cli.main(["start"]) == 0
+    monkeypatch.delenv("SCANSTATION_CONFIG")
+    monkeypatch.delenv("SCANSTATION_PASSPHRASE_FILE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cli.main(["start"]) == 0
+    assert opened == [("production", False), ("demo", True)]
+    assert (tmp_path / "home" / ".local" / "share" / "scanstation" / "station.toml").exists()
