@@ -2,13 +2,13 @@
 
 # How a scan runs
 # ---------------
-# ``SaneDriver.scan`` starts ``python -m drivers.sane_worker`` (see that module for the wire format), sends
-# the settings, and receives pages one at a time.  After each page has gone through ``on_page`` (which
-# persists it) the parent answers "next"; only then does the worker start the next sheet.  So every sheet
-# that left the feeder is either delivered or reported in ``pages_received``.
+# ``SaneDriver.scan`` starts ``python -m drivers.sane_worker``, sends the settings, and receives pages one at
+# a time (drivers/sane_protocol.py has the wire format).  After each page has gone through ``on_page``
+# (which persists it) the parent answers "next"; only then does the worker start the next sheet.  So every
+# sheet that left the feeder is either delivered or reported in ``pages_received``.
 #
 # Faults become ``drivers.errors`` classes by SANE status code (the worker recovers the code from
-# python-sane's message through one table, ``sane_worker.status_table``):
+# python-sane's message through one table, ``sane_status.status_table``):
 #     JAMMED -> PaperJam, NO_DOCS -> FeederEmpty (first sheet; later it is the normal end of an ADF batch),
 #     COVER_OPEN -> CoverOpen, DEVICE_BUSY / WARMING_UP -> DeviceBusy, IO_ERROR -> DeviceOffline,
 #     CANCELLED -> ScanCancelled, opening an unknown name -> DeviceNotFound, anything else -> DeviceError.
@@ -68,7 +68,8 @@ from drivers.errors import (
     PaperJam,
     ScanCancelled,
 )
-from drivers.sane_worker import ProtocolError, Status, read_frame
+from drivers.sane_protocol import ProtocolError, read_frame
+from drivers.sane_status import Status
 
 log = logging.getLogger(__name__)
 

@@ -19,24 +19,21 @@ from PIL import Image
 from drivers.base import CancelToken, CapturedPage, ColorMode, ScanSettings, Source
 from drivers.registry import list_all_devices
 from drivers.sane_driver import SaneDriver, UnsupportedSetting, error_for_status, page_placement
-from drivers.sane_worker import (
-    CANONICAL_STATUS_TEXT,
+from drivers.sane_options import (
     TYPE_BOOL,
     TYPE_FIXED,
     TYPE_INT,
     TYPE_STRING,
     OptionInfo,
     SettingError,
-    Status,
     match_mode,
     match_source,
     nearest_resolution,
     offered_resolutions,
     parse_option_value,
     split_schedule,
-    status_from_message,
-    status_table,
 )
+from drivers.sane_status import CANONICAL_STATUS_TEXT, Status, status_from_message, status_table
 from scanstation.errors import (
     CoverOpen,
     DeviceBusy,
