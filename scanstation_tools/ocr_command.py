@@ -27,7 +27,7 @@ from scanstation.vault.ramdir import RamDir, set_process_tempdir
 
 if TYPE_CHECKING:
     from scanstation.ocr.strategy import PreparedPage
-    from scanstation.pdf.searchable import EncodedImage
+    from scanstation.pdf.page_images import EncodedImage
 
 # The CLI builds its parser, and so imports this module, for every command: numpy, OpenCV, Pillow and
 # pikepdf are imported only when pages are read (scanstation.ocr.strategy, scanstation.pdf.searchable).
@@ -575,7 +575,7 @@ def _work(prepared: PreparedPage) -> float:
 
 
 def _encode(source: bytes | None, image: Any, photo: bool, label: str) -> EncodedImage:
-    from scanstation.pdf.searchable import encode_image, passthrough_image
+    from scanstation.pdf.page_images import encode_image, passthrough_image
 
     if source is not None:
         encoded = passthrough_image(source)
@@ -598,7 +598,7 @@ class _LoadedPage:
 def _pdf_page_images(path: Path) -> Iterator[tuple[EncodedImage, float] | None]:
     import pikepdf
 
-    from scanstation.pdf.searchable import embedded_page_image
+    from scanstation.pdf.page_images import embedded_page_image
 
     try:
         doc = pikepdf.open(path, attempt_recovery=False)
