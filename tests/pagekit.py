@@ -1,28 +1,15 @@
-"""Shared page fixtures for the image-analysis tests: the shared corpus, cached synthetic pages."""
+"""Shared page fixtures for the image-analysis tests: corpus pages (located by tests.corpus), cached synthetic pages."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from scanstation.cleanup.imaging import to_gray
 from scanstation_tools.synth import PageSpec, render_acr_page
-
-
-def _corpus_dir() -> Path | None:
-    # shared/ sits beside the repository clone (locally /work/shared, in CI beside the fresh clone).
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-CORPUS = _corpus_dir()
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus not available")
+from tests.corpus import corpus_file
 
 
 @lru_cache(maxsize=128)
@@ -45,8 +32,7 @@ def synthetic_array(**kw: object) -> np.ndarray:
 @lru_cache(maxsize=16)
 def corpus_gray(name: str) -> np.ndarray:
     """A page of the shared corpus as a grey array (read-only)."""
-    assert CORPUS is not None
-    with Image.open(CORPUS / name) as im:
+    with Image.open(corpus_file(name)) as im:
         arr = to_gray(im)
     arr.setflags(write=False)
     return arr

@@ -12,7 +12,6 @@ from typing import Any
 import pyrage
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @dataclass

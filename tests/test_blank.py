@@ -9,7 +9,7 @@ from PIL import Image
 
 from scanstation.cleanup.blank import BlankResult, blank_score, is_blank
 from scanstation.cleanup.imaging import to_gray
-from tests.pagekit import CORPUS, needs_corpus
+from tests.corpus import corpus_file, needs_corpus
 from tests.pagekit import synthetic_array as page
 
 
@@ -172,8 +172,7 @@ def test_a_light_colour_stamp_counts_in_colour() -> None:
     ],
 )
 def test_corpus_pages_are_not_blank(name: str) -> None:
-    assert CORPUS is not None
-    with Image.open(CORPUS / name) as im:
+    with Image.open(corpus_file(name)) as im:
         gray = to_gray(im)
         dpi = im.info.get("dpi", (300, 300))[0]
     dpi = 300 if not dpi or dpi < 50 else round(dpi)

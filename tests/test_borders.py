@@ -9,7 +9,8 @@ from PIL import Image
 
 from scanstation.cleanup.borders import BorderResult, clean_borders, find_borders
 from scanstation.cleanup.imaging import to_gray
-from tests.pagekit import CORPUS, needs_corpus, synthetic_array
+from tests.corpus import corpus_file, needs_corpus
+from tests.pagekit import synthetic_array
 
 DPI = 200
 PX = DPI / 25.4
@@ -259,8 +260,7 @@ def test_stamp_near_the_edge_is_not_a_hole() -> None:
     ],
 )
 def test_corpus_pages_keep_their_content(name: str) -> None:
-    assert CORPUS is not None
-    with Image.open(CORPUS / name) as im:
+    with Image.open(corpus_file(name)) as im:
         gray = to_gray(im)
     r: BorderResult = find_borders(gray, 300)
     assert r.punch_holes == []

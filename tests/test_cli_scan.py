@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from .corpus import corpus_file
 from .sane_env import sane_test_env
-from .stationkit import CORPUS, StationEnv, make_station
+from .stationkit import StationEnv, make_station
 
 
 def _station(tmp_path: Path) -> StationEnv:
@@ -83,7 +84,7 @@ def test_unknown_device(tmp_path: Path) -> None:
 def test_corpus_page_through_pnm_is_analysed_ocrd_and_decryptable(tmp_path: Path) -> None:
     st = _station(tmp_path)
     src = tmp_path / "page.pgm"
-    Image.open(CORPUS / "tess_phototest.tif").convert("L").save(src)
+    Image.open(corpus_file("tess_phototest.tif")).convert("L").save(src)
     proc = st.run("scan", "--device", "pnm:0", "--option", f"filename={src}", "--batch", "PNM1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [page] = _pages(st, "PNM1")

@@ -20,17 +20,17 @@ from scanstation.cleanup.imaging import (
     rotate_quarter,
     to_gray,
 )
-from tests.pagekit import CORPUS, corpus_gray, needs_corpus
+from tests.corpus import corpus_file, needs_corpus
+from tests.pagekit import corpus_gray
 from tests.pagekit import synthetic_gray as gray_page
 
 
 @lru_cache(maxsize=4)
 def corpus_pdf_gray(name: str) -> np.ndarray:
     """Page 1 of a corpus PDF rendered at 300 dpi, as the shared bench does."""
-    assert CORPUS is not None
     with tempfile.TemporaryDirectory() as td:
         subprocess.run(
-            ["pdftoppm", "-r", "300", "-gray", "-f", "1", "-l", "1", "-png", str(CORPUS / name), f"{td}/p"],
+            ["pdftoppm", "-r", "300", "-gray", "-f", "1", "-l", "1", "-png", str(corpus_file(name)), f"{td}/p"],
             check=True,
             timeout=60,
         )

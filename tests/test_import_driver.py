@@ -18,9 +18,7 @@ from drivers.import_driver import ImportDriver, ImportProblems
 from drivers.registry import get_driver
 from drivers.sane_driver import SaneDriver
 from scanstation.errors import DeviceNotFound, InputError, ScanCancelled
-
-CORPUS = Path("/work/shared/corpus")
-
+from tests.corpus import corpus_file
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -121,7 +119,7 @@ def test_dpi_comes_from_metadata_else_300(tmp_path: Path) -> None:
 
 
 def test_corpus_tiff_keeps_one_bit_and_dpi(tmp_path: Path) -> None:
-    pages, errors = collect(CORPUS / "tess_phototest.tif", tmp_path)
+    pages, errors = collect(corpus_file("tess_phototest.tif"), tmp_path)
     assert errors == []
     assert len(pages) == 1
     assert pages[0].image.mode == "1"
@@ -231,7 +229,7 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("fmt", "suffix"), [("PNG", "png"), ("JPEG", "jpg"), ("TIFF", "tif")])
 def test_truncated_images(tmp_path: Path, fmt: str, suffix: str) -> None:
     whole = tmp_path / f"whole.{suffix}"
-    Image.open(CORPUS / "tess_phototest.tif").convert("L").save(whole, fmt)
+    Image.open(corpus_file("tess_phototest.tif")).convert("L").save(whole, fmt)
     cut = tmp_path / f"cut.{suffix}"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     pages, errors = collect(cut, tmp_path)

@@ -7,8 +7,8 @@ import pytest
 
 from scanstation.cleanup.imaging import estimate_orientation, rotate_quarter
 from scanstation.cleanup.orientation import orientation_evidence
+from tests.corpus import needs_corpus
 from tests.pagekit import corpus_gray as corpus
-from tests.pagekit import needs_corpus
 from tests.pagekit import synthetic_gray as synthetic
 
 TURNS = (0, 90, 180, 270)

@@ -18,7 +18,7 @@ from scanstation.cleanup.quality import (
     measure_page,
     page_length_mm,
 )
-from tests.pagekit import CORPUS, needs_corpus
+from tests.corpus import corpus_file, needs_corpus
 from tests.pagekit import synthetic_gray as page
 
 CODES = {
@@ -200,8 +200,7 @@ def test_assess_batch_lengths_gives_flags_with_evidence() -> None:
 
 @needs_corpus
 def test_a_150_dpi_corpus_scan_is_low_resolution() -> None:
-    assert CORPUS is not None
-    with pikepdf.open(CORPUS / "ocrmypdf_c02-22.pdf") as pdf:
+    with pikepdf.open(corpus_file("ocrmypdf_c02-22.pdf")) as pdf:
         image = next(iter(pdf.pages[0].get_images().values()))
         gray = to_gray(pikepdf.PdfImage(image).as_pil_image())  # type: ignore[arg-type]
     found = codes(gray, 150)
@@ -211,10 +210,9 @@ def test_a_150_dpi_corpus_scan_is_low_resolution() -> None:
 @needs_corpus
 @pytest.mark.parametrize("name", ["tess_eurotext.tif", "oldbooks_a065.tiff", "ocrmypdf_typewriter.png"])
 def test_sharp_corpus_scans_are_not_blurred_or_low_resolution(name: str) -> None:
-    assert CORPUS is not None
     from PIL import Image
 
-    with Image.open(CORPUS / name) as im:
+    with Image.open(corpus_file(name)) as im:
         gray = to_gray(im)
     found = codes(gray, 300)
     assert "blurred" not in found and "low_resolution" not in found
@@ -222,9 +220,8 @@ def test_sharp_corpus_scans_are_not_blurred_or_low_resolution(name: str) -> None
 
 @needs_corpus
 def test_faint_corpus_scan_is_flagged() -> None:
-    assert CORPUS is not None
     from PIL import Image
 
-    with Image.open(CORPUS / "lept_lighttext.jpg") as im:
+    with Image.open(corpus_file("lept_lighttext.jpg")) as im:
         gray = to_gray(im)
     assert {"too_light", "low_contrast"} <= set(codes(gray, 300))

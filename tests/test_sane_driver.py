@@ -45,9 +45,9 @@ from scanstation.errors import (
     PaperJam,
     ScanCancelled,
 )
+from tests.corpus import corpus_file
 from tests.sane_env import sane_test_env
 
-CORPUS = Path("/work/shared/corpus")
 ADF = "Automatic Document Feeder"
 
 
@@ -432,7 +432,7 @@ def test_raw_option_names_accept_underscores(driver: SaneDriver) -> None:
 
 
 def test_pnm_backend_returns_the_file_pixels(driver: SaneDriver, tmp_path: Path) -> None:
-    original = Image.open(CORPUS / "oldbooks_a065.tiff").convert("L")
+    original = Image.open(corpus_file("oldbooks_a065.tiff")).convert("L")
     pgm = tmp_path / "page.pgm"
     original.save(pgm)
     pages, error = scan(driver, ScanSettings(resolution=280, options=(("filename", str(pgm)),)), device="pnm:0")
@@ -443,7 +443,7 @@ def test_pnm_backend_returns_the_file_pixels(driver: SaneDriver, tmp_path: Path)
 
 
 def test_pnm_colour_file(driver: SaneDriver, tmp_path: Path) -> None:
-    original = Image.open(CORPUS / "tess_phototest.tif").convert("RGB")
+    original = Image.open(corpus_file("tess_phototest.tif")).convert("RGB")
     ppm = tmp_path / "page.ppm"
     original.save(ppm)
     pages, error = scan(driver, ScanSettings(options=(("filename", str(ppm)),)), device="pnm:0")

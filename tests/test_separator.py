@@ -25,7 +25,7 @@ from scanstation.capture.cover_sheets import (
 )
 from scanstation.cleanup.imaging import to_gray
 from scanstation_tools.synth import PageSpec, render_acr_page
-from tests.pagekit import CORPUS, needs_corpus
+from tests.corpus import needs_corpus, require_corpus
 
 INFO = CoverInfo("MC-17-277153", "2019-20", "District Police Shivnagar", "Santosh Pratap Mishra")
 
@@ -180,8 +180,7 @@ def test_no_separator_on_synthetic_acr_pages(kw: dict[str, object]) -> None:
 
 @needs_corpus
 def test_no_separator_on_corpus_pages() -> None:
-    assert CORPUS is not None
-    for path in sorted(CORPUS.iterdir()):
+    for path in sorted(require_corpus().iterdir()):
         if path.suffix.lower() not in (".png", ".tif", ".tiff", ".jpg"):
             continue
         with Image.open(path) as im:

@@ -24,13 +24,13 @@ from scanstation.ocr import tesseract_program as tesseract
 from scanstation.ocr import tesseract_worker
 from scanstation.ocr.strategy import PreparedPage, prepare_page
 from scanstation.ocr.tesseract_worker import TesseractWorker
+from tests.corpus import corpus_file
 
-CORPUS = Path("/work/shared/corpus")
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
 
 
 def prepared(name: str, dpi: int, lang: str = "eng") -> PreparedPage:
-    with Image.open(CORPUS / name) as im:
+    with Image.open(corpus_file(name)) as im:
         im.load()
         page = im.convert("L")
     return prepare_page(page, dpi, lang, tesseract.installed_languages(), keep_pixels=True)
@@ -58,7 +58,7 @@ def worker(work_dir: Path) -> Iterator[TesseractWorker]:
 
 @pytest.mark.parametrize("mode", ["1", "L"])
 def test_library_reads_a_page_as_the_program_does(mode: str, worker: TesseractWorker, work_dir: Path) -> None:
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         image = im.convert(mode)
     text, layer = send(worker, image, 200)
     # The program, on the same pixels at the same resolution, with the same parameters.
@@ -86,17 +86,17 @@ def test_prepared_pages_give_the_same_result_through_the_worker(worker: Tesserac
 
 
 def test_a_page_past_its_timeout_fails_as_timed_out_and_the_worker_reads_on(worker: TesseractWorker) -> None:
-    with Image.open(CORPUS / "oldbooks_a065.tiff") as im:
+    with Image.open(corpus_file("oldbooks_a065.tiff")) as im:
         big = im.convert("1")
     with pytest.raises(OcrError, match=r"timed out after 0\.05 s on big page") as caught:
         send(worker, big, 300, timeout=0.05, label="big page")
     assert isinstance(caught.value.__cause__, subprocess.TimeoutExpired)  # as the program's timeout
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         assert "quick brown" in send(worker, im.convert("1"), 200)[0]
 
 
 def test_a_crashed_worker_fails_only_its_page(worker: TesseractWorker, work_dir: Path) -> None:
-    with Image.open(CORPUS / "oldbooks_a065.tiff") as im:
+    with Image.open(corpus_file("oldbooks_a065.tiff")) as im:
         big = im.convert("1")
     first = worker.pid
     assert first is not None
@@ -107,13 +107,13 @@ def test_a_crashed_worker_fails_only_its_page(worker: TesseractWorker, work_dir:
         send(worker, big, 300, label="big page")
     killer.join()
     assert [p.name for p in work_dir.iterdir()] == []  # the dead worker's files are gone
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         assert "quick brown" in send(worker, im.convert("1"), 200)[0]
     assert worker.pid != first and worker.starts == 2
 
 
 def test_a_missing_language_names_the_package(worker: TesseractWorker) -> None:
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         page = im.convert("1")
     with pytest.raises(ExternalToolError, match="tesseract-ocr-xyz"):
         send(worker, page, 200, lang="xyz")
@@ -132,13 +132,13 @@ def test_a_bad_request_fails_the_page_not_the_worker(worker: TesseractWorker) ->
 def test_preloading_a_model_is_answered_before_the_page(worker: TesseractWorker) -> None:
     worker.preload("eng", 3)
     worker.preload("xyz", 3)  # a bad preload is only reported by a page that needs the model
-    with Image.open(CORPUS / "tess_phototest.tif") as im:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
         assert "quick brown" in send(worker, im.convert("1"), 200)[0]
 
 
 def test_a_garbled_reply_fails_the_page(worker: TesseractWorker, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tesseract_worker, "_MAX_PAYLOAD", 10)  # every real reply is now "oversized"
-    with Image.open(CORPUS / "tess_phototest.tif") as im, pytest.raises(OcrError, match="malformed reply"):
+    with Image.open(corpus_file("tess_phototest.tif")) as im, pytest.raises(OcrError, match="malformed reply"):
         send(worker, im.convert("1"), 200, label="p")
     assert worker.pid is None  # stopped; the next read starts a new one
 
@@ -193,7 +193,7 @@ def test_a_worker_that_cannot_start_is_unavailable_not_a_page_failure(
     monkeypatch.setattr(tesseract_worker, "_PYTHON", str(broken))
     with (
         TesseractWorker(work_dir) as worker,
-        Image.open(CORPUS / "tess_phototest.tif") as im,
+        Image.open(corpus_file("tess_phototest.tif")) as im,
         pytest.raises(tesseract_worker.WorkerUnavailable, match=r"did not start .*ImportError"),
     ):
         send(worker, im.convert("1"), 200)
