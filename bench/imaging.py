@@ -49,7 +49,7 @@ import deskew_peer_bench as peer  # noqa: E402  (the shared, fixed protocol)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from scanstation.cleanup.imaging import estimate_orientation, rotate_quarter, to_gray  # noqa: E402
+from scanstation.imaging import estimate_orientation, rotate_quarter, to_gray  # noqa: E402
 from scanstation_tools.synth import PageSpec, render_acr_page  # noqa: E402
 
 OURS = "scanstation"

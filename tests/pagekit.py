@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from scanstation.cleanup.imaging import to_gray
+from scanstation.imaging import to_gray
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.corpus import corpus_file
 

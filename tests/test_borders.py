@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from scanstation.cleanup.borders import BorderResult, clean_borders, find_borders
-from scanstation.cleanup.imaging import to_gray
+from scanstation.imaging import to_gray
 from tests.corpus import corpus_file, needs_corpus
 from tests.pagekit import synthetic_array
 

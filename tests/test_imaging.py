@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanstation.cleanup.imaging import (
+from scanstation.imaging import (
     deskew,
     estimate_orientation,
     estimate_skew,

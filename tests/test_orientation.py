@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scanstation.cleanup.imaging import estimate_orientation, rotate_quarter
 from scanstation.cleanup.orientation import orientation_evidence
+from scanstation.imaging import estimate_orientation, rotate_quarter
 from tests.corpus import needs_corpus
 from tests.pagekit import corpus_gray as corpus
 from tests.pagekit import synthetic_gray as synthetic

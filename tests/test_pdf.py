@@ -377,7 +377,7 @@ def _render(data: bytes, dpi: int) -> np.ndarray:
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 @pytest.mark.parametrize(("turn", "skew"), [(0, 3.0), (90, 0.0), (270, -2.0)])
 def test_turned_page_shows_straight_and_keeps_its_pixels(turn: int, skew: float, work_dir: Path) -> None:
-    from scanstation.cleanup import imaging
+    from scanstation import imaging
 
     with Image.open(corpus_file("tess_eurotext.tif")) as im:
         upright = im.convert("L")

@@ -9,7 +9,6 @@ import numpy as np
 import pikepdf
 import pytest
 
-from scanstation.cleanup.imaging import to_gray
 from scanstation.cleanup.quality import (
     QualityFlag,
     assess_batch_lengths,
@@ -18,6 +17,7 @@ from scanstation.cleanup.quality import (
     measure_page,
     page_length_mm,
 )
+from scanstation.imaging import to_gray
 from tests.corpus import corpus_file, needs_corpus
 from tests.pagekit import synthetic_gray as page
 

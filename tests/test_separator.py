@@ -23,7 +23,7 @@ from scanstation.capture.cover_sheets import (
     parse_payload,
     render_cover_sheet,
 )
-from scanstation.cleanup.imaging import to_gray
+from scanstation.imaging import to_gray
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.corpus import needs_corpus, require_corpus
 

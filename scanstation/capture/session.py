@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 from scanstation.capture.cover_sheets import inspect_cover_sheet
-from scanstation.cleanup import imaging
+from scanstation.cleanup import arrays as imaging
 from scanstation.cleanup.blank import blank_score
 from scanstation.config import Config
 from scanstation.domain import Batch, Document, Page

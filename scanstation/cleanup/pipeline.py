@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from scanstation.cleanup import imaging
+from scanstation.cleanup import arrays as imaging
 from scanstation.cleanup.blank import blank_score
 from scanstation.cleanup.borders import clean_borders, find_borders
 from scanstation.cleanup.quality import SKEW_MAX_CORRECTABLE, assess_page

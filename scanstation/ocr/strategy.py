@@ -4,9 +4,9 @@ Everything here is decided from the image, cheaply (tens of milliseconds on an A
 single recognition pass; a second pass per page would cost as much as the recognition itself.
 
 - **Geometry** (stand-alone OCR only; the station's cleanup has done it already): skew from
-  :func:`scanstation.cleanup.imaging.estimate_skew`; upright pages are recognised here from the head-lines of
+  :func:`scanstation.cleanup.arrays.estimate_skew`; upright pages are recognised here from the head-lines of
   Devanagari words and the ascenders of Latin lines, and only pages where these are not clear go to
-  :func:`scanstation.cleanup.imaging.estimate_orientation` (which costs several times more); dark scanner
+  :func:`scanstation.cleanup.arrays.estimate_orientation` (which costs several times more); dark scanner
   borders are painted as paper.
 - **Script**: Devanagari words carry a head-line (shirorekha), one row inked across the whole word.
   The share of the page's text width in such words tells a Devanagari page from a Latin one, and a
@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from scanstation.cleanup import imaging
+from scanstation.cleanup import arrays as imaging
 from scanstation.cleanup.borders import clean_borders, find_borders
 from scanstation.cleanup.orientation import longest_run
 from scanstation.cleanup.skew import grey_percentile, halve_to

@@ -2,7 +2,8 @@
 
 The measurements live in :mod:`scanstation.cleanup.skew`, :mod:`scanstation.cleanup.orientation` and
 :mod:`scanstation.cleanup.blank` (dark scanner borders: :mod:`scanstation.cleanup.borders`); skew, orientation and
-``is_blank`` are re-exported here, the module the page pipeline and the acceptance checks use.
+``is_blank`` are re-exported here for the page pipeline.  The public API for callers outside the core
+(acceptance checks, the shared peer benchmarks) is :mod:`scanstation.imaging`.
 """
 
 from __future__ import annotations
