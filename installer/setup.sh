@@ -30,8 +30,10 @@ if [ "$DEV" = 1 ]; then
   # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests, Node for the independent tus
   # server (@tus/server) of the upload interoperability test (Debian 12 ships Node 18; the pinned
   # packages run on 18 and 20).  A Node already installed from elsewhere (e.g. NodeSource) is kept.
-  # PostgreSQL server: the receiver's PostgreSQL test runs its own throw-away cluster (~5 s)
-  PKGS+=(xvfb xauth softhsm2 postgresql)
+  # PostgreSQL server: the receiver's PostgreSQL test runs its own throw-away cluster (~5 s).
+  # git: installer/build-wheels.sh (run by tests/test_production.py) builds from the files git knows,
+  # and a minimal Debian 12 has no git.
+  PKGS+=(xvfb xauth softhsm2 postgresql git)
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
