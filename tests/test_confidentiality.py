@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from scanstation.vault.ramdir import candidate_bases
+
 from .stationkit import REPO, make_station
 
 SIGNATURES = {
@@ -84,11 +86,8 @@ RAM_DIR_NAME = re.compile(r"^scanstation(?:-[A-Za-z0-9_.]+)?-(\d+)-[0-9a-f]{12}$
 
 
 def _ram_bases(env: Mapping[str, str]) -> list[Path]:
-    """Where the station may put its RAM directory (scanstation.vault.ramdir.candidate_bases)."""
-    bases = [Path("/dev/shm")]
-    if env.get("XDG_RUNTIME_DIR"):
-        bases.append(Path(env["XDG_RUNTIME_DIR"]))
-    return bases
+    """Where a station process with environment ``env`` may put its RAM directory."""
+    return candidate_bases(env)
 
 
 def _process_tree(pid: int) -> set[int]:
