@@ -31,7 +31,8 @@ from .sane_env import sane_test_env
 from .stationkit import REPO, make_station
 from .test_confidentiality import SIGNATURES, _files, _leaks_in
 
-TOOL_MODULES = {"synth", "demo", "ocr_command"}
+# the developer tools' modules (synth*, demo, ocr_command, ...): none may turn up anywhere in a production wheel
+TOOL_MODULES = {p.stem for p in (REPO / "scanstation_tools").glob("*.py")} - {"__init__"}
 STATION_ONLY = ("pyside6", "python-sane", "opencv", "pytesseract", "tesseract")
 RECEIVER_ONLY = ("starlette", "uvicorn", "sqlalchemy", "psycopg")
 
@@ -85,6 +86,7 @@ def _page(seed: int = 7301) -> SyntheticPage:
 
 
 def test_the_production_wheels_are_the_station_and_the_format_only(production: ProductionInstall) -> None:
+    assert {"synth", "demo", "ocr_command"} <= TOOL_MODULES
     assert sorted(w.name.split("-")[0] for w in production.wheels) == ["scanstation", "scanstation_batchformat"]
     for wheel in production.wheels:
         with zipfile.ZipFile(wheel) as z:
