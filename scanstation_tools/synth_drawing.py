@@ -24,7 +24,7 @@ from scanstation.script_runs import is_devanagari, script_runs
 
 A4_MM = (210.0, 297.0)
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
-_FONT_PACKAGES = "fonts-noto-core, fonts-lohit-deva and fonts-dejavu-core"
+_FONT_PACKAGES = "fonts-noto-core, fonts-lohit-deva, fonts-dejavu-core and fonts-dejavu-extra"
 
 
 # --------------------------------------------------------------------------------------------------
