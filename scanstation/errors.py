@@ -26,10 +26,10 @@ from drivers.errors import (
 )
 
 __all__ = [
-    "EXIT_CODES", "ConfigError", "CoverOpen", "DeviceBusy", "DeviceCrashed", "DeviceError", "DeviceNotFound",
+    "EXIT_CODES", "AuditIntegrityError", "ConfigError", "CoverOpen", "DeviceBusy", "DeviceCrashed", "DeviceError", "DeviceNotFound",
     "DeviceOffline", "ExternalToolError", "FeederEmpty", "FormatError", "InputError", "KeyFormatError",
-    "OcrError", "PackageError", "PaperJam", "PortalRejected", "ReceiptInvalid", "ScanCancelled",
-    "ScanStationError", "StateError", "UnlockError", "UploadError", "VaultIntegrityError", "exit_code_table",
+    "OcrError", "PackageError", "PaperJam", "PermissionDenied", "PortalRejected", "ReceiptInvalid", "ScanCancelled",
+    "ScanStationError", "SignInError", "StateError", "StationLocked", "UnlockError", "UploadError", "VaultIntegrityError", "exit_code_table",
 ]
 
 
@@ -85,6 +85,39 @@ class PortalRejected(UploadError):
 
     exit_code = 20
     summary = "portal refused the upload, or replied nonsense (redirect, bad offset, TLS failure)"
+
+
+class PermissionDenied(ScanStationError):
+    """The signed-in person's role (or the four-eyes rule) does not allow this action.
+
+    The message names the person, their role and the action; the refusal is audited.
+    """
+
+    exit_code = 22
+    summary = "not permitted: the person's role (or the four-eyes rule) does not allow this action"
+
+
+class SignInError(ScanStationError):
+    """Sign-in failed: unknown person, wrong password, disabled account, slowed down after failures,
+    or a session that ended (idle or absolute time-out)."""
+
+    exit_code = 23
+    summary = "sign-in failed (wrong name or password, disabled account, too many tries, session ended)"
+
+
+class StationLocked(ScanStationError):
+    """The station's keys are not in memory: a supervisor or unit head must unlock it first."""
+
+    exit_code = 24
+    summary = "station locked: a supervisor or unit head must unlock it (scanstation unlock)"
+
+
+class AuditIntegrityError(ScanStationError):
+    """The audit trail fails verification: an entry, the Merkle tree, a checkpoint signature or the
+    consistency between checkpoints; the message names the first bad entry."""
+
+    exit_code = 25
+    summary = "audit trail failed verification (the first bad entry is named)"
 
 
 # Exit codes that no exception class carries.
