@@ -1,0 +1,1 @@
+"""The station's audit trail: every action as a leaf of a Merkle tree, with signed checkpoints."""
