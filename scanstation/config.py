@@ -126,6 +126,18 @@ class LimitsSection(_Section):
     max_file_bytes: int = Field(ge=1024)
 
 
+class ServiceSection(_Section):
+    # The station service's Unix socket ("" = station.sock in the data directory).  Clients (kiosk UI,
+    # CLI) connect here; the service checks each peer's credentials (SO_PEERCRED).
+    socket: str
+    # Besides the service's own user and root, members of this group may connect ("" = nobody else).
+    client_group: str
+    # Sessions end after this much idle time: at most 15 minutes (the issue's ceiling), may be lowered.
+    idle_minutes: float = Field(gt=0, le=15)
+    # ...and at the latest this long after sign-in, busy or not.
+    absolute_hours: float = Field(gt=0, le=12)
+
+
 class Config(_Section):
     station: StationSection
     keys: KeysSection
@@ -135,6 +147,7 @@ class Config(_Section):
     portal: PortalSection
     upload: UploadSection
     limits: LimitsSection
+    service: ServiceSection
     # where it came from, for messages; not part of the file
     source: str = "<embedded defaults>"
 
@@ -146,6 +159,10 @@ class Config(_Section):
     def outbox_dir(self) -> Path:
         """Sealed packages waiting for upload (ciphertext and signatures only)."""
         return self.data_dir / "outbox"
+
+    @property
+    def socket_path(self) -> Path:
+        return Path(os.path.expanduser(self.service.socket)) if self.service.socket else self.data_dir / "station.sock"
 
     @property
     def sealed_identity_path(self) -> Path:
