@@ -32,6 +32,7 @@ SCRYPT_STANZA = b"-> scrypt "
 
 
 SIGNING_KEY_LABEL = b"scanstation/1 station manifest signing key (Ed25519)"
+STORE_KEY_LABEL = b"scanstation/1 station database key (SQLCipher raw key, AES-256)"
 
 
 class StationKey:
@@ -41,12 +42,13 @@ class StationKey:
     leak into logs, tracebacks with locals, crash dumps written by pickle, or worker-process queues.
     """
 
-    __slots__ = ("_identity", "_recipient", "_signing")
+    __slots__ = ("_identity", "_recipient", "_signing", "_store_key")
 
     def __init__(self, identity: x25519.Identity) -> None:
         self._identity = identity
         self._recipient = identity.to_public()
         self._signing: Ed25519PrivateKey | None = None
+        self._store_key: bytes | None = None
 
     @classmethod
     def from_secret(cls, secret: str) -> StationKey:
@@ -87,6 +89,19 @@ class StationKey:
             )
             self._signing = Ed25519PrivateKey.from_private_bytes(seed)
         return self._signing
+
+    @property
+    def store_key(self) -> bytes:
+        """The 32-byte SQLCipher key of station.db, derived from the age identity like :attr:`signing_key`.
+
+        Its own HKDF label, so it reveals nothing about the identity or the signing key (and they nothing
+        about it); used as a raw key (``PRAGMA key = "x'…'"``), so SQLCipher adds no password stretching.
+        """
+        if self._store_key is None:
+            self._store_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=STORE_KEY_LABEL).derive(
+                str(self._identity).encode()
+            )
+        return self._store_key
 
     def __repr__(self) -> str:
         return f"StationKey(recipient={self.recipient!r})"
