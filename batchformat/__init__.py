@@ -17,11 +17,33 @@ This package imports nothing of the station (store, vault, drivers, Qt): the por
 on it and on nothing else of ours.  Its modules: :mod:`~batchformat.constants` (names, layout, limits),
 :mod:`~batchformat.canonical_json`, :mod:`~batchformat.manifest` (structure checks, document digests),
 :mod:`~batchformat.writer`, :mod:`~batchformat.reader`, :mod:`~batchformat.receipts`,
-:mod:`~batchformat.keys`, :mod:`~batchformat.errors` and :mod:`~batchformat.atomic` (durable file writes,
-which both sides need).  The names below are the public interface.
+:mod:`~batchformat.keys`, :mod:`~batchformat.errors`, :mod:`~batchformat.atomic` (durable file writes,
+which both sides need), :mod:`~batchformat.merkle` (RFC 6962 tree heads, inclusion and consistency proofs)
+and :mod:`~batchformat.checkpoints` (C2SP signed notes and tlog checkpoints, the station's signed audit
+tree heads).  The names below are the public interface.
 """
 
 from batchformat.canonical_json import canonical_json
+from batchformat.checkpoints import (
+    Checkpoint,
+    CheckpointFormatError,
+    NoteFormatError,
+    NoteSignature,
+    NoteSignatureError,
+    SignedCheckpoint,
+    SignedNote,
+    VerifierKey,
+    format_checkpoint,
+    note_key_id,
+    open_checkpoint,
+    parse_checkpoint,
+    parse_note,
+    parse_vkey,
+    sign_checkpoint,
+    sign_note,
+    verify_note,
+    vkey,
+)
 from batchformat.constants import (
     ENVELOPE_NAME,
     FORMAT,
@@ -34,15 +56,31 @@ from batchformat.constants import (
 from batchformat.errors import FormatError, KeyFormatError, PackageCheckError, PackageError, ReceiptInvalid
 from batchformat.keys import load_public_key_pem, public_key_pem, raw_public_key
 from batchformat.manifest import document_digest, validate_manifest
+from batchformat.merkle import (
+    EMPTY_ROOT,
+    MerkleProofError,
+    MerkleTree,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from batchformat.reader import VerifiedPackage, iter_members, read_envelope, verify_package
 from batchformat.receipts import key_id, make_receipt, receipt_documents, verify_receipt
 from batchformat.writer import ObjectSource, PackageInfo, utc_now_rfc3339, write_package
 
 __all__ = [
-    "ENVELOPE_NAME", "FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE", "RECEIPT_FORMAT",
-    "STATION_SIGNATURE_NAME", "FormatError", "KeyFormatError", "ObjectSource", "PackageCheckError", "PackageError",
-    "PackageInfo", "ReceiptInvalid", "VerifiedPackage", "canonical_json", "document_digest", "iter_members",
-    "key_id", "load_public_key_pem", "make_receipt", "public_key_pem", "raw_public_key", "read_envelope",
-    "receipt_documents", "utc_now_rfc3339", "validate_manifest", "verify_package", "verify_receipt",
-    "write_package",
+    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE", "RECEIPT_FORMAT",
+    "STATION_SIGNATURE_NAME", "Checkpoint", "CheckpointFormatError", "FormatError", "KeyFormatError",
+    "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature", "NoteSignatureError", "ObjectSource",
+    "PackageCheckError", "PackageError", "PackageInfo", "ReceiptInvalid", "SignedCheckpoint", "SignedNote",
+    "VerifiedPackage", "VerifierKey", "canonical_json", "consistency_proof", "document_digest", "format_checkpoint",
+    "inclusion_proof", "iter_members", "key_id", "leaf_hash", "load_public_key_pem", "make_receipt", "node_hash",
+    "note_key_id", "open_checkpoint", "parse_checkpoint", "parse_note", "parse_vkey", "public_key_pem",
+    "raw_public_key", "read_envelope", "receipt_documents", "root_hash", "sign_checkpoint", "sign_note",
+    "utc_now_rfc3339", "validate_manifest", "verify_consistency", "verify_inclusion", "verify_note", "verify_package",
+    "verify_receipt", "vkey", "write_package",
 ]
