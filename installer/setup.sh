@@ -18,13 +18,21 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # (DejaVuSans-Oblique, DejaVuSerif-Italic) that the synthetic handwriting uses: fonts-dejavu-core has
 # only the upright ones, and a minimal Debian 12 lacks extra; age checks our encryption; poppler-utils
 # renders PDFs on import; ghostscript/qpdf/pikepdf support PDF work; the libGL/xkb/fontconfig/dbus
-# libraries are what Qt needs even offscreen.
+# libraries are what Qt needs even offscreen.  The libxcb-* / libx11-xcb1 line is what Qt's xcb platform
+# plugin (PySide6 plugins/platforms/libqxcb.so and libQt6XcbQpa.so.6, by `ldd`) links: without them
+# `scanstation start` on a real X display aborts with "Could not load the Qt platform plugin xcb".  A minimal
+# Debian 12 with the rest of this list lacks icccm4, keysyms1, cursor0, image0, render-util0, shape0 and
+# util1; the others come with libgl1/libegl1 today and are named so that no change there breaks the kiosk
+# (tests/test_ui_xcb.py checks the plugin's libraries and opens a full-screen window on Xvfb).
 PKGS=(python3 python3-venv python3-dev gcc pkg-config
       tesseract-ocr libtesseract5 tesseract-ocr-eng tesseract-ocr-hin tesseract-ocr-osd tesseract-ocr-script-deva
       sane-utils libsane1 libsane-dev
       fonts-noto-core fonts-lohit-deva fonts-dejavu-core fonts-dejavu-extra fontconfig
       age poppler-utils ghostscript qpdf
       libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
+      libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+      libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0
+      libxcb-xkb1 libxcb-glx0
       ca-certificates)
 if [ "$DEV" = 1 ]; then
   # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests, Node for the independent tus
