@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from pyrage import x25519
 
 from batchformat import atomic
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 from scanstation import __version__
+from scanstation.audit.sink import AuditSink
+from scanstation.audit.trail import AuditTrail
 from scanstation.capture.session import CaptureReport, capture_batch
 from scanstation.cleanup.pipeline import clean_page, decode_png, encode_png
 from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
@@ -64,12 +67,59 @@ class StationLock:
             os.close(self._fd)
 
 
-def open_store(config: Config) -> Store:
-    """The database alone (read-mostly commands such as status need no key and no lock)."""
+def _role_of(actor: str) -> str:
+    # TODO(issue 13, architect): the person's role from people.db (People.get(actor).role) once the service
+    # routes every call; until then only the station itself is known.
+    return "station" if actor == "station" else "unknown"
+
+
+def _batch_recipient_of(store: Callable[[], Store | None]) -> Callable[[int], x25519.Recipient | None]:
+    """A batch's live-key recipient, or None (no key yet, or destroyed by a purge).
+
+    For the audit trail, which seals an entry's personal fields to it: it never creates a key and takes
+    no lock (the trail is called from inside the store's write transactions, on any thread).
+    """
+
+    def recipient(batch_id: int) -> x25519.Recipient | None:
+        s = store()
+        text = s.batch_recipient(batch_id) if s is not None else None
+        return parse_recipient(text) if text else None
+
+    return recipient
+
+
+def _open_audit(config: Config, key: StationKey, batch_recipient: Callable[[int], x25519.Recipient | None], *,
+                sign: bool = True) -> AuditTrail:
+    """The station's audit trail (data_dir/audit.db), which the store and the capture write through.
+
+    Personal fields of a batch's entries are sealed to ``batch_recipient(batch_id)``, so purging the
+    batch shreds them.  ``sign``: attach the station's signing key (checkpoints every 100 entries).
+    Used when no service hands the station its trail (tests, a developer shell, read-only commands).
+    """
+    trail = AuditTrail(config.data_dir / "audit.db", station_id=config.station.id, role_of=_role_of,
+                       batch_recipient=batch_recipient, station_recipient=key.as_recipient())
+    if sign:
+        trail.attach_signer(key.signing_key)
+    return trail
+
+
+def open_store(config: Config, key: StationKey) -> Store:
+    """The database alone, without the station lock (read-mostly commands such as status).
+
+    station.db is encrypted (SQLCipher), so even a read needs the unlocked station key.
+    """
     db = config.data_dir / "station.db"
     if not db.exists():
         raise StateError(f"{config.data_dir}: no station here yet (run 'scanstation init')")
-    return Store(db)
+    stores: list[Store] = []
+    # no signer: a read-only command signs no checkpoint (the station or the service does)
+    audit = _open_audit(config, key, _batch_recipient_of(lambda: stores[0] if stores else None), sign=False)
+    try:
+        stores.append(Store(db, key=key.store_key, audit=audit, close_audit=True))
+    except BaseException:
+        audit.close()
+        raise
+    return stores[0]
 
 
 class Station:
@@ -85,14 +135,18 @@ class Station:
         config: Config,
         key: StationKey,
         *,
+        audit: AuditSink | None = None,
         events: EventSink | None = None,
         ocr_pool_factory: Callable[[Path], Any] | None = None,
     ) -> None:
+        """``audit``: the trail to write entries through (the service's, which it keeps open and closes);
+        without it the station opens data_dir/audit.db itself (and closes it in :meth:`close`)."""
         self.config = config
         self.key = key
         self.events: EventSink = events or (lambda kind, data: None)
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(data_dir, 0o700)  # wave 1 may have made it 0755: nothing in it is for other users
         self._lock = StationLock(data_dir)
         try:
             if not config.keys.portal_recipient:
@@ -102,10 +156,18 @@ class Station:
             self.ramdir = RamDir(prefix="scanstation")
             # pytesseract, Pillow plugins and anything else using tempfile now write only to tmpfs
             self._restore_tempdir = set_process_tempdir(self.ramdir)
-            self.store = Store(data_dir / "station.db")
+            # The trail first (the store writes its entries through it); it asks for batch recipients
+            # only once the store exists.
+            self._owns_audit = audit is None
+            self.audit: AuditSink = audit if audit is not None else _open_audit(
+                config, key, _batch_recipient_of(lambda: getattr(self, "store", None)))
+            self.store = Store(data_dir / "station.db", key=key.store_key, audit=self.audit)
             self.batch_keys = BatchKeys(self.store, key)
             self.vault = Vault(data_dir / "vault", recipients, key, self.batch_keys.identities)
         except BaseException:
+            close_audit = getattr(getattr(self, "audit", None), "close", None)
+            if audit is None and close_audit is not None:
+                close_audit()
             self._lock.release()
             raise
         self._ocr_pool_factory = ocr_pool_factory
@@ -176,6 +238,9 @@ class Station:
         if self._ocr_pool is not None:
             self._ocr_pool.shutdown()
         self.store.close()
+        close_audit = getattr(self.audit, "close", None)
+        if self._owns_audit and close_audit is not None:
+            close_audit()
         self._restore_tempdir()
         self.ramdir.close()
         self._lock.release()
@@ -185,6 +250,12 @@ class Station:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def batch_recipient(self, batch_id: int) -> x25519.Recipient | None:
+        """The recipient of a batch's live key, or None (none yet, or purged): what the audit trail seals a
+        batch's personal fields to.  Never creates a key and takes no lock: the trail calls it from inside
+        the store's write transactions (``batch_keys.recipient`` would start a second one, and deadlock)."""
+        return _batch_recipient_of(lambda: self.store)(batch_id)
 
     # ------------------------------------------------------------------ capture
     def capture(
@@ -199,6 +270,10 @@ class Station:
         operator: str | None = None,
     ) -> CaptureReport:
         """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
+        # The batch's key first: the personal fields of the capture's audit entries (file names, cover
+        # sheets' employee codes) are sealed to it, so purging the batch shreds them.
+        batch = self.store.open_batch(batch_name, self.config.station.unit, operator or self.config.station.operator)
+        self.batch_keys.recipient(batch.id)
         return capture_batch(self, batch_name, driver, device, settings, cancel=cancel, document=document,
                              operator=operator)
 
@@ -424,6 +499,7 @@ class Station:
         found = self.store.find_document(batch.id, employee_code, acr_period)
         if found is not None:
             return found
+        self.batch_keys.recipient(batch.id)  # the audit entry's employee fields are sealed to the batch key
         return self.store.add_document(batch.id, operator, employee_code, employee_name, rank, acr_period)
 
     def assemble_pdf(self, doc_id: int, actor: str = "station") -> StoredObject:
@@ -484,7 +560,10 @@ class Station:
 
     # ------------------------------------------------------------------ integrity
     def verify_vault(self) -> list[str]:
-        """Every recorded object present, decryptable and matching its hashes; no orphans; audit intact."""
+        """Every recorded object present, decryptable and matching its hashes; unlisted objects reported.
+
+        The audit trail has its own check (``scanstation audit verify``).
+        """
         problems: list[str] = []
         known = self.store.objects()
         purged = self.store.purged_object_ids()  # destroyed on purpose after the portal's receipt
@@ -509,7 +588,6 @@ class Station:
             if key in seen:
                 problems.append(f"page {p.batch_id}/{p.seq} duplicates page {seen[key]} ({p.source_key})")
             seen[key] = p.seq
-        problems.extend(self.store.verify_audit_chain())
         self.store.audit(
             "station", "vault.verify", self.config.station.id, {"objects": len(known), "problems": len(problems)}
         )

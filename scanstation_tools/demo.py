@@ -22,6 +22,7 @@ from scanstation.errors import StateError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
+    from scanstation.vault.identity import StationKey
 
 Printer = Callable[..., None]
 DEMO_PASSPHRASE_FILE = "DEMO-ONLY-passphrase.txt"
@@ -152,7 +153,7 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
             acked.append(data["seq"])
             out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
 
-    batch = args.batch or _demo_batch_name(config, args.seed)
+    batch = args.batch or _demo_batch_name(config, key, args.seed)
     with Station(config, key, events=events) as station:
         for i in range(args.files):
             pages = _demo_pages(args.seed + i, args.pages)
@@ -198,14 +199,14 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
     return 0
 
 
-def _demo_batch_name(config: Config, seed: int) -> str:
+def _demo_batch_name(config: Config, key: StationKey, seed: int) -> str:
     """demo-SEED, or demo-SEED-N when that batch is already sealed or uploaded (a demo can run again)."""
-    from scanstation.store.database import Store
+    from scanstation.facade import open_store
 
     db = config.data_dir / "station.db"
     if not db.exists():
         return f"demo-{seed}"
-    store = Store(db)
+    store = open_store(config, key)
     try:
         n = 1
         name = f"demo-{seed}"

@@ -37,9 +37,9 @@ def _decrypt(st: StationEnv, obj_id: str) -> bytes:
 
 def _audit(st: StationEnv, subject: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
     """(action, detail) of the station's audit entries about ``subject``, oldest first (read-only)."""
-    db = sqlite3.connect(f"file:{st.data_dir / 'station.db'}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{st.data_dir / 'audit.db'}?mode=ro", uri=True)  # the audit trail (issue 13)
     try:
-        rows = db.execute("SELECT action, detail FROM audit WHERE subject = ? ORDER BY id", (subject,)).fetchall()
+        rows = db.execute("SELECT action, detail FROM entries WHERE subject = ? ORDER BY seq", (subject,)).fetchall()
     finally:
         db.close()
     return [(action, json.loads(detail)) for action, detail in rows]

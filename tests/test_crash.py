@@ -117,9 +117,9 @@ def _trial(st: StationEnv, files: list[str], mode: str, rng: random.Random, page
 
 def _station_starts(st: StationEnv) -> list[dict]:  # type: ignore[type-arg]
     """The details of every station.start audit entry (what each start found to recover)."""
-    db = sqlite3.connect(f"file:{st.data_dir / 'station.db'}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{st.data_dir / 'audit.db'}?mode=ro", uri=True)  # the audit trail (issue 13)
     try:
-        rows = db.execute("SELECT detail FROM audit WHERE action = 'station.start' ORDER BY id").fetchall()
+        rows = db.execute("SELECT detail FROM entries WHERE action = 'station.start' ORDER BY seq").fetchall()
     finally:
         db.close()
     return [json.loads(d) for (d,) in rows]

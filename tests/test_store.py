@@ -1,14 +1,31 @@
-"""Store: schema migrations, batch state machine, idempotent page capture, audit chain."""
+"""Store: schema migrations, batch state machine, idempotent page capture, audit entries through the sink."""
 
-import sqlite3
+import os
 from pathlib import Path
 
 import pytest
+import sqlcipher3
+from pyrage import x25519
 
+from scanstation.audit.trail import AuditTrail
 from scanstation.domain import BATCH_TRANSITIONS, BatchState, OcrState, Side, check_transition
 from scanstation.errors import StateError
 from scanstation.store.database import Store, StoredObject
 from scanstation.store.schema import MIGRATIONS
+
+from .recording_sink import RecordingSink
+
+KEY = bytes(range(32))
+
+
+def _store(path: Path, sink: RecordingSink | None = None) -> Store:
+    return Store(path, key=KEY, audit=sink if sink is not None else RecordingSink())
+
+
+def _keyed(path: Path) -> sqlcipher3.Connection:
+    db = sqlcipher3.connect(path)
+    db.execute(f"PRAGMA key = \"x'{KEY.hex()}'\"")
+    return db
 
 
 def _obj(i: int) -> StoredObject:
@@ -22,21 +39,22 @@ def _add(store: Store, batch_id: int, key: str, i: int):  # type: ignore[no-unty
 
 
 def test_pragmas_and_migrations(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite")
+    s = _store(tmp_path / "db.sqlite")
     s.close()
-    db = sqlite3.connect(tmp_path / "db.sqlite")
+    db = _keyed(tmp_path / "db.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     db.close()
-    Store(tmp_path / "db.sqlite").close()  # re-open: no migration runs twice
+    _store(tmp_path / "db.sqlite").close()  # re-open: no migration runs twice
+    assert os.stat(tmp_path / "db.sqlite").st_mode & 0o777 == 0o600
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "db.sqlite")
+    db = _keyed(tmp_path / "db.sqlite")
     db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 5}")
     db.close()
     with pytest.raises(Exception, match="newer than this software"):
-        Store(tmp_path / "db.sqlite")
+        _store(tmp_path / "db.sqlite")
 
 
 def test_state_machine_edges() -> None:
@@ -50,7 +68,10 @@ def test_state_machine_edges() -> None:
 
 
 def test_batch_lifecycle_and_duplicate_pages(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite")
+    station = x25519.Identity.generate()
+    trail = AuditTrail(tmp_path / "audit.db", station_id="t", role_of=lambda actor: "operator",
+                       batch_recipient=lambda batch_id: None, station_recipient=station.to_public())
+    s = Store(tmp_path / "db.sqlite", key=KEY, audit=trail)
     b = s.open_batch("B1", "Unit", "op")
     assert _add(s, b.id, "k1", 1).seq == 1
     assert _add(s, b.id, "k2", 2).seq == 2
@@ -61,19 +82,42 @@ def test_batch_lifecycle_and_duplicate_pages(tmp_path: Path) -> None:
         s.open_batch("B1", "Unit", "op")
     s.set_batch_state(b.id, BatchState.SCANNING, "sup")
     assert s.open_batch("B1", "Unit", "op").state is BatchState.SCANNING
-    assert s.verify_audit_chain() == []
-
-
-def test_audit_chain_detects_tampering(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite")
-    b = s.open_batch("B1", "Unit", "op")
-    _add(s, b.id, "k1", 1)
-    s.audit("op", "x", "y", {"n": 1})
+    # every change has its entry in the trail, in order, tied to the batch; the refused duplicate has none
+    entries = trail.entries()
+    assert [e.action for e in entries] == ["batch.create", "page.capture", "page.capture", "batch.state",
+                                           "batch.state"]
+    assert {e.batch_id for e in entries} == {b.id}
+    # source keys and labels (file names, for imports) are personal: sealed, never in the plain detail
+    captures = [e for e in entries if e.action == "page.capture"]
+    assert [AuditTrail.open_personal(e, [station]) for e in captures] == [
+        {"source_key": "k1", "label": "k1"}, {"source_key": "k2", "label": "k2"}]
+    assert all("k1" not in str(e.detail) and "k2" not in str(e.detail) for e in entries)
     s.close()
-    db = sqlite3.connect(tmp_path / "db.sqlite")
-    db.execute("UPDATE audit SET actor='someone-else' WHERE id=2")
-    db.commit()
+    trail.close()
+
+
+def test_store_keeps_no_audit_table(tmp_path: Path) -> None:
+    s = _store(tmp_path / "db.sqlite")
+    s.close()
+    db = _keyed(tmp_path / "db.sqlite")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    s = Store(tmp_path / "db.sqlite")
-    problems = s.verify_audit_chain()
-    assert problems and "entry 2" in problems[0]
+    assert "audit" not in tables
+
+
+def test_entry_comes_first_a_failing_sink_undoes_the_change(tmp_path: Path) -> None:
+    """The sink is called inside the write transaction: if it cannot record the entry, nothing changes."""
+    sink = RecordingSink()
+    s = _store(tmp_path / "db.sqlite", sink)
+    b = s.open_batch("B1", "Unit", "op")
+    sink.fail_on = "page.capture"
+    with pytest.raises(OSError, match=r"refuses page\.capture"):
+        _add(s, b.id, "k1", 1)
+    assert s.pages(b.id) == [] and s.object_ids() == set()
+    sink.fail_on = "document.create"
+    with pytest.raises(OSError):
+        s.add_document(b.id, "op", "E1", "Name", "SI", "2023")
+    assert s.documents(b.id) == []
+    sink.fail_on = None
+    assert _add(s, b.id, "k1", 1).seq == 1
+    assert sink.actions() == ["batch.create", "page.capture"]

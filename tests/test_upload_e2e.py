@@ -62,9 +62,10 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
         assert not list((st.data_dir / "outbox").glob("*.pkg"))
         assert not list((st.data_dir / "vault" / "objects").rglob("*.age"))
         assert st.run("verify-vault").returncode == 0
-        import sqlite3
+        import sqlcipher3
 
-        with contextlib.closing(sqlite3.connect(st.data_dir / "station.db")) as db:
+        with contextlib.closing(sqlcipher3.connect(st.data_dir / "station.db")) as db:
+            db.execute(f"PRAGMA key = \"x'{st.unlock()[1].store_key.hex()}'\"")  # station.db is encrypted
             assert db.execute("SELECT COUNT(*) FROM batch_keys").fetchone()[0] == 0  # crypto-shredded
         after = json.loads(st.run("status", "--json", check=True).stdout)
         assert after["batches"][0]["state"] == "purged"

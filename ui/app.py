@@ -13,6 +13,7 @@ from typing import Any
 
 from scanstation.config import Config
 from scanstation.errors import ScanStationError
+from scanstation.vault.identity import StationKey
 
 from .background import run_in_background
 from .qt import (
@@ -33,12 +34,18 @@ COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष
            "Upload / अपलोड"]
 
 
-def batch_rows(config: Config) -> list[list[str]]:
-    """One row per batch, read from the store (no key needed, nothing decrypted)."""
+def batch_rows(config: Config, key: StationKey | None) -> list[list[str]]:
+    """One row per batch, read from the store (encrypted: none without the station key; no page decrypted).
+
+    TODO(issue 13): the kiosk becomes a client of the station service, which answers this without the UI
+    ever holding a key.
+    """
     from scanstation.facade import open_store
 
+    if key is None:
+        return []
     try:
-        store = open_store(config)
+        store = open_store(config, key)
     except ScanStationError:
         return []
     try:
@@ -70,10 +77,13 @@ def upload_cell(row: Any) -> str:
 
 
 class StationWindow(QMainWindow):
-    def __init__(self, config: Config, demo_action: Callable[[], object] | None = None) -> None:
-        """``demo_action``: scans a demo batch (runs in the background); without it there is no demo button."""
+    def __init__(self, config: Config, demo_action: Callable[[], object] | None = None,
+                 key: StationKey | None = None) -> None:
+        """``demo_action``: scans a demo batch (runs in the background); without it there is no demo button.
+        ``key``: the unlocked station key, to list the batches (the store is encrypted); none: an empty list."""
         super().__init__()
         self.config = config
+        self.key = key
         self.demo_action = demo_action
         self.setWindowTitle(f"ScanStation — {config.station.unit} ({config.station.id})")
         central = QWidget()
@@ -103,7 +113,7 @@ class StationWindow(QMainWindow):
         self.refresh()
 
     def refresh(self) -> None:
-        rows = batch_rows(self.config)
+        rows = batch_rows(self.config, self.key)
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate(row):

@@ -74,6 +74,7 @@ def capture_batch(
             "mode": settings.mode.value,
             "dpi": settings.resolution,
         },
+        batch_id=batch.id,
     )
 
     current: list[Document | None] = [document]
@@ -84,7 +85,8 @@ def capture_batch(
         gray = imaging.to_gray(cp.image)
         if cp.side == "back" and cp.sheet == cover_sheet_front[0] and blank_score(gray, cp.dpi).blank:
             # the empty back of a separator sheet: part of the separator, not of the ACR file
-            station.store.audit(operator, "separator.back", batch_name, {"source_key": cp.source_key})
+            station.store.audit(operator, "separator.back", batch_name, {}, personal={"source_key": cp.source_key},
+                                batch_id=batch.id)
             return
         cover_sheet_front[0] = None
         cover = inspect_cover_sheet(gray, cp.dpi)
@@ -96,10 +98,10 @@ def capture_batch(
             current[0] = doc
             report.cover_sheets += 1
             cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
-            station.store.audit(operator, "separator.detected", batch_name, {
-                "employee_code": info.employee_code, "acr_period": info.acr_period, "unit": info.unit,
-                "source_key": cp.source_key, "document_id": doc.id,
-            })
+            station.store.audit(operator, "separator.detected", batch_name, {"unit": info.unit, "document_id": doc.id},
+                                personal={"employee_code": info.employee_code, "acr_period": info.acr_period,
+                                          "source_key": cp.source_key},
+                                batch_id=batch.id)
             station.events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
                                          "label": cp.label})
             return
@@ -115,7 +117,9 @@ def capture_batch(
 
     def on_problem(err: InputError) -> None:
         report.problems.append(err)
-        station.store.audit(operator, "input.rejected", batch_name, {"input": err.source, "reason": err.reason})
+        # File names are personal data (they often carry a name), and a reason may quote the path: both sealed.
+        station.store.audit(operator, "input.rejected", batch_name, {"error": type(err).__name__},
+                            personal={"input": err.source, "reason": err.reason}, batch_id=batch.id)
         station.events("input_rejected", {"input": err.source, "reason": err.reason})
 
     if hasattr(driver, "on_error"):
@@ -134,6 +138,7 @@ def capture_batch(
                 "detail": e.detail,
                 "pages_received": e.pages_received,
             },
+            batch_id=batch.id,
         )
         station.events("device_error", {"error": e})
     except InputError as e:
@@ -144,5 +149,6 @@ def capture_batch(
         "scan.end",
         batch_name,
         {"acknowledged": len(report.acknowledged), "duplicates": report.duplicates},
+        batch_id=batch.id,
     )
     return report

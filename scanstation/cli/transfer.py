@@ -71,15 +71,16 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_uploads(args: argparse.Namespace) -> int:
-    from scanstation.store.database import Store
+    from scanstation.cli.common import unlock
+    from scanstation.facade import open_store
     from scanstation.upload.queue import uploads_report_from_store
 
     config = load(args)
-    # Read-only view: no unlock needed (nothing here is secret; receipts are public statements).
+    # Read-only view, but station.db is encrypted: reading it needs the key (no station lock).
     db = config.data_dir / "station.db"
     if not db.exists():
         raise StateError(f"{db}: no station database (run 'scanstation init' and scan first)")
-    store = Store(db)
+    store = open_store(config, unlock(config))
     try:
         rows = uploads_report_from_store(store)
     finally:

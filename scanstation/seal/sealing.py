@@ -91,7 +91,11 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
     batch_id = batch.id
     store.ensure_batch_uid(batch_id, lambda: f"{station.config.station.id}-{batch_id}-{secrets.token_hex(6)}")
     batch = store.batch_by_id(batch_id)
-    manifest, object_ids = _manifest(station, batch)
+    # TODO(issue 13, architect): the package is to carry the signed audit checkpoint at seal time and a
+    # consistency proof instead of "audit_head".  Until then the field names the audit-trail entry that
+    # records this manifest being built ("seq:N", N its sequence number): the trail up to N covers the batch.
+    seq = store.audit(actor, "batch.manifest", batch.name, {"uid": batch.uid or ""}, batch_id=batch.id)
+    manifest, object_ids = _manifest(station, batch, audit_head=f"seq:{seq}")
     objects = []
     for oid in object_ids:
         rec = store.object(oid)
@@ -147,7 +151,7 @@ def _page_entry(p: Page) -> dict[str, Any]:
     }
 
 
-def _manifest(station: Station, batch: Batch) -> tuple[dict[str, Any], list[str]]:
+def _manifest(station: Station, batch: Batch, *, audit_head: str) -> tuple[dict[str, Any], list[str]]:
     """The manifest (without ``objects``, which write_package fills) and the object ids, in order."""
     store = station.store
     order: list[str] = []
@@ -191,7 +195,7 @@ def _manifest(station: Station, batch: Batch) -> tuple[dict[str, Any], list[str]
                     "recipient": str(station.batch_keys.recipient(batch.id))},
         "batch": {"uid": batch.uid or "", "name": batch.name, "unit": batch.unit, "operator": batch.operator,
                   "created_at": batch.created_at, "sealed_at": utc_now_rfc3339(), "page_count": len(all_pages)},
-        "audit_head": store.audit_head(),
+        "audit_head": audit_head,
         "documents": docs_out,
         "unfiled_pages": unfiled,
     }

@@ -1,3 +1,3 @@
-"""The station's SQLite store: schema and migrations, batches, documents, pages, objects, uploads and the audit
-trail.
+"""The station's store (SQLCipher, station.db): schema and migrations, batches, documents, pages, objects and
+uploads; audit entries go through the injected audit sink.
 """

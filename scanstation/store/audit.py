@@ -1,33 +1,25 @@
-"""The hash-chained audit trail: append, verify the chain, read its head."""
+"""Audit entries for actions that change nothing in the store: a thin pass-through to the audit sink.
+
+The store keeps no audit table any more (issue 13): every entry goes to the injected
+:class:`~scanstation.audit.sink.AuditSink` (the station's Merkle audit trail in audit.db).
+"""
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
 from typing import Any
 
-from scanstation.store.connection import GENESIS_HASH, StoreConnection
+from scanstation.store.connection import StoreConnection
 
 
 class AuditLog(StoreConnection):
-    """Audit entries: every write appends one in the same transaction."""
+    """``audit(...)``: one entry through the sink, committed before it returns."""
 
-    def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None) -> None:
-        with self._write() as db:
-            self._audit(db, actor, action, subject, detail or {})
+    def audit(self, actor: str, action: str, subject: str, detail: Mapping[str, Any] | None = None, *,
+              personal: Mapping[str, Any] | None = None, batch_id: int | None = None) -> int:
+        """Record an action (scan start, a rejected input, ...); returns the entry's sequence number.
 
-    def verify_audit_chain(self) -> list[str]:
-        """Problems found re-computing the hash chain (empty when intact)."""
-        problems = []
-        prev = GENESIS_HASH
-        for r in self._read("SELECT * FROM audit ORDER BY id"):
-            expect = hashlib.sha256(
-                "\x1f".join([prev, r["ts"], r["actor"], r["action"], r["subject"], r["detail"]]).encode()
-            ).hexdigest()
-            if r["prev_hash"] != prev or r["hash"] != expect:
-                problems.append(f"audit entry {r['id']} ({r['action']}) does not chain to its predecessor")
-            prev = r["hash"]
-        return problems
-
-    def audit_head(self) -> str:
-        rows = self._read("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-        return rows[0][0] if rows else GENESIS_HASH
+        ``detail`` holds no personal data: employee code/name/rank/ACR period, file names, source keys
+        and labels go in ``personal`` (sealed to the batch's key when ``batch_id`` is given).
+        """
+        return self._audit_sink.append(actor, action, subject, detail or {}, personal=personal, batch_id=batch_id)

@@ -40,8 +40,8 @@ class BatchRepository(StoreConnection):
                     "INSERT INTO batches (name, unit, operator, state, created_at, updated_at) VALUES (?,?,?,?,?,?)",
                     (name, unit, operator, BatchState.SCANNING.value, now, now),
                 )
-                self._audit(db, operator, "batch.create", name, {"unit": unit})
                 row = db.execute("SELECT * FROM batches WHERE name=?", (name,)).fetchone()
+                self._audit(db, operator, "batch.create", name, {"unit": unit}, batch_id=row["id"])
         batch = self._batch(row)
         if batch.state is not BatchState.SCANNING:
             raise StateError(f"batch '{name}' is {batch.state.value}; pages can only be added while scanning")
@@ -79,6 +79,7 @@ class BatchRepository(StoreConnection):
                 (batch_id, recipient, wrapped, self._now()),
             )
             row = db.execute("SELECT recipient, wrapped FROM batch_keys WHERE batch_id=?", (batch_id,)).fetchone()
+        self._batch_recipients[batch_id] = str(row["recipient"])
         return row["recipient"], bytes(row["wrapped"])
 
     def destroy_batch_key(self, batch_id: int, actor: str) -> bool:
@@ -87,7 +88,8 @@ class BatchRepository(StoreConnection):
             gone = db.execute("DELETE FROM batch_keys WHERE batch_id=?", (batch_id,)).rowcount > 0
             if gone:
                 name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
-                self._audit(db, actor, "batch.key_destroyed", name, {})
+                self._audit(db, actor, "batch.key_destroyed", name, {}, batch_id=batch_id)
+        self._batch_recipients.pop(batch_id, None)
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone

@@ -1,4 +1,4 @@
-"""The station's store: one SQLite database, one writer, one repository per aggregate.
+"""The station's store: one SQLCipher database, one writer, one repository per aggregate.
 
 Each aggregate's queries live in their own module (batches, documents, pages, objects, transfers, audit)
 over the shared connection (:mod:`scanstation.store.connection`); :class:`Store` composes them so that a
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from scanstation.store.audit import AuditLog
 from scanstation.store.batches import BatchRepository
-from scanstation.store.connection import GENESIS_HASH, StoredObject, utc_now
+from scanstation.store.connection import StoredObject, utc_now
 from scanstation.store.documents import DocumentRepository
 from scanstation.store.objects import ObjectRepository
 from scanstation.store.pages import PageRepository
 from scanstation.store.transfers import TransferRepository
 
-__all__ = ["GENESIS_HASH", "Store", "StoredObject", "utc_now"]
+__all__ = ["Store", "StoredObject", "utc_now"]
 
 
 class Store(BatchRepository, DocumentRepository, PageRepository, ObjectRepository, TransferRepository, AuditLog):

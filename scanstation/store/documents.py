@@ -41,7 +41,10 @@ class DocumentRepository(StoreConnection):
                 actor,
                 "document.create",
                 f"document:{doc_id}",
-                {"batch_id": batch_id, "seq": seq, "employee_code": employee_code, "acr_period": acr_period},
+                {"batch_id": batch_id, "seq": seq},
+                personal={"employee_code": employee_code, "employee_name": employee_name, "rank": rank,
+                          "acr_period": acr_period},
+                batch_id=batch_id,
             )
         return self.document(int(doc_id or 0))
 
@@ -68,9 +71,10 @@ class DocumentRepository(StoreConnection):
         """Record the document's new PDF; returns the id of the PDF it replaces (to delete afterwards)."""
         with self._write() as db:
             self._insert_object(db, obj)
-            old = db.execute("SELECT pdf_object FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
+            old, batch_id = db.execute("SELECT pdf_object, batch_id FROM documents WHERE id=?", (doc_id,)).fetchone()
             db.execute("UPDATE documents SET pdf_object=? WHERE id=?", (obj.id, doc_id))
             if old:
                 db.execute("DELETE FROM objects WHERE id=?", (old,))
-            self._audit(db, actor, "document.pdf", f"document:{doc_id}", {"object": obj.id, "sha256": obj.sha256})
+            self._audit(db, actor, "document.pdf", f"document:{doc_id}", {"object": obj.id, "sha256": obj.sha256},
+                        batch_id=batch_id)
         return str(old) if old else None

@@ -11,6 +11,10 @@ from scanstation.errors import ScanStationError
 from scanstation.store.connection import StoreConnection, StoredObject
 
 
+def _batch_of(db: sqlite3.Connection, page_id: int) -> int:
+    return int(db.execute("SELECT batch_id FROM pages WHERE id=?", (page_id,)).fetchone()[0])
+
+
 class PageRepository(StoreConnection):
     """Pages of a batch."""
 
@@ -130,13 +134,9 @@ class PageRepository(StoreConnection):
                 actor,
                 "page.capture",
                 f"page:{page_id}",
-                {
-                    "batch_id": batch_id,
-                    "seq": seq,
-                    "source_key": source_key,
-                    "device": device,
-                    "raw_sha256": raw.sha256,
-                },
+                {"batch_id": batch_id, "seq": seq, "device": device, "raw_sha256": raw.sha256},
+                personal={"source_key": source_key, "label": label},  # an import's label is its file name
+                batch_id=batch_id,
             )
         return self.page(page_id)
 
@@ -160,7 +160,8 @@ class PageRepository(StoreConnection):
                 ),
             )
             self._audit(
-                db, "station", "page.process", f"page:{page_id}", {"image_sha256": image.sha256, "flags": flags}
+                db, "station", "page.process", f"page:{page_id}", {"image_sha256": image.sha256, "flags": flags},
+                batch_id=_batch_of(db, page_id),
             )
 
     def add_flag(self, page_id: int, flag: str, evidence: dict[str, Any] | None = None, actor: str = "station") -> bool:
@@ -176,7 +177,7 @@ class PageRepository(StoreConnection):
                 analysis.setdefault("quality", []).append(evidence)
             db.execute("UPDATE pages SET flags=?, analysis=? WHERE id=?",
                        (json.dumps(flags), json.dumps(analysis, sort_keys=True), page_id))
-            self._audit(db, actor, "page.flag", f"page:{page_id}", {"flag": flag})
+            self._audit(db, actor, "page.flag", f"page:{page_id}", {"flag": flag}, batch_id=_batch_of(db, page_id))
         return True
 
     def page_lengths(self, batch_id: int) -> list[tuple[int, int, int]]:
@@ -195,7 +196,8 @@ class PageRepository(StoreConnection):
                    ocr_error='', flags=? WHERE id=?""",
                 (OcrState.DONE.value, text.id, text_pdf.id, json.dumps(flags), page_id),
             )
-            self._audit(db, "station", "page.ocr", f"page:{page_id}", {"text_sha256": text.sha256, **detail})
+            self._audit(db, "station", "page.ocr", f"page:{page_id}", {"text_sha256": text.sha256, **detail},
+                        batch_id=_batch_of(db, page_id))
 
     def set_ocr_failed(self, page_id: int, error: str, final: bool) -> None:
         with self._write() as db:
@@ -206,7 +208,8 @@ class PageRepository(StoreConnection):
                 "UPDATE pages SET ocr_state=?, ocr_attempts=ocr_attempts+1, ocr_error=?, flags=? WHERE id=?",
                 ((OcrState.FAILED if final else OcrState.PENDING).value, error[:500], json.dumps(flags), page_id),
             )
-            self._audit(db, "station", "page.ocr_failed", f"page:{page_id}", {"error": error[:200], "final": final})
+            self._audit(db, "station", "page.ocr_failed", f"page:{page_id}", {"error": error[:200], "final": final},
+                        batch_id=_batch_of(db, page_id))
 
     def retry_ocr(self, page_ids: list[int], actor: str) -> int:
         with self._write() as db:

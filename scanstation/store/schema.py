@@ -112,4 +112,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE uploads ADD COLUMN expires TEXT;
     """,
+    # 4: issue 13 - audit entries live in the audit trail (audit.db: Merkle leaves, signed checkpoints, personal
+    # fields sealed); wave 1's hash-chained table, personal data in its details, goes (its size and head hash are
+    # recorded in the new trail first; secure_delete zeroes its pages).
+    """
+    DROP TABLE IF EXISTS audit;
+    """,
 ]

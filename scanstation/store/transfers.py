@@ -23,7 +23,8 @@ class TransferRepository(StoreConnection):
                 (batch_id, package_id, file, manifest.id, sha256, size, self._now()),
             )
             name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
-            self._audit(db, actor, "batch.sealed", name, {"package_id": package_id, "sha256": sha256, "size": size})
+            self._audit(db, actor, "batch.sealed", name, {"package_id": package_id, "sha256": sha256, "size": size},
+                        batch_id=batch_id)
 
     def package_files(self) -> set[str]:
         return {r[0] for r in self._read("SELECT file FROM packages")}
@@ -73,7 +74,7 @@ class TransferRepository(StoreConnection):
             )
             if audit is not None:
                 name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
-                self._audit(db, audit[0], audit[1], name, audit[2])
+                self._audit(db, audit[0], audit[1], name, audit[2], batch_id=batch_id)
 
     def purged_object_ids(self) -> set[str]:
         """Objects of purged batches: deleted from the vault on purpose, still named by page rows."""
@@ -98,18 +99,32 @@ class TransferRepository(StoreConnection):
                 (receipt, receipt_id, received_at, purge_after, self._now(), batch_id),
             )
             self._audit(db, actor, "upload.receipt", row["name"],
-                        {"receipt_id": receipt_id, "package_sha256": package_sha256})
+                        {"receipt_id": receipt_id, "package_sha256": package_sha256}, batch_id=batch_id)
             if BatchState(row["state"]) is not BatchState.UPLOADED:
                 self._move_batch(db, row, BatchState.UPLOADED, actor)
 
     def record_purged(self, batch_id: int, *, objects_removed: int, actor: str) -> None:
-        """The last step of a purge: upload and batch state in one commit."""
+        """The last step of a purge: the batch's index data blanked, upload and batch state, in one commit.
+
+        A purged batch leaves no index data behind: its documents' employee code, name, rank and ACR
+        period and its pages' labels, source keys (import keys name files) and OCR errors are blanked;
+        ``secure_delete`` zeroes the old cells, and a TRUNCATE checkpoint empties the WAL that still held
+        them (encrypted, but under the store key, which outlives the batch).  What stays: states, hashes,
+        object ids, the receipt - what proves the batch was delivered, nothing about whom it concerned.
+        """
         with self._write() as db:
             row = db.execute("SELECT id, name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
+            db.execute("UPDATE documents SET employee_code='', employee_name='', rank='', acr_period='' "
+                       "WHERE batch_id=?", (batch_id,))
+            db.execute("UPDATE pages SET source_key='purged:' || id, label='', ocr_error='' WHERE batch_id=?",
+                       (batch_id,))
             db.execute("UPDATE uploads SET state='purged', updated_at=? WHERE batch_id=?", (self._now(), batch_id))
-            self._audit(db, actor, "batch.purged", row["name"], {"objects_removed": objects_removed})
+            self._audit(db, actor, "batch.purged", row["name"], {"objects_removed": objects_removed},
+                        batch_id=batch_id)
             if BatchState(row["state"]) is not BatchState.PURGED:
                 self._move_batch(db, row, BatchState.PURGED, actor)
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def batch_object_ids(self, batch_id: int) -> list[str]:
         """Every vault object that belongs to a batch (pages' images and OCR, documents' PDFs)."""

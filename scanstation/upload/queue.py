@@ -117,7 +117,8 @@ class UploadQueue:
             )
         if row is None:
             self.store.enqueue_upload(batch.id, pkg.size, actor)
-            self.store.audit(actor, "upload.queued", name, {"package_sha256": pkg.sha256, "size": pkg.size})
+            self.store.audit(actor, "upload.queued", name, {"package_sha256": pkg.sha256, "size": pkg.size},
+                             batch_id=batch.id)
         else:
             self.store.update_upload(batch.id, state="queued", attempts=0, last_error="",
                                      audit=(actor, "upload.requeued", {"previous_error": row["last_error"]}))
