@@ -26,7 +26,7 @@ def test_station_window_lists_batches(tmp_path: Path) -> None:
     render_acr_page(PageSpec(seed=3, dpi=100)).image.save(good)
     st.run("import", "--batch", "UI-1", str(good), "--no-wait", check=True)
     app = QApplication.instance() or QApplication([])
-    win = StationWindow(load_config(st.config))
+    win = StationWindow(load_config(st.config), key=st.unlock()[1])  # station.db is encrypted
     win.resize(1000, 400)
     win.show()
     app.processEvents()
