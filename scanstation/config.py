@@ -53,6 +53,8 @@ class ScanSection(_Section):
 class PipelineSection(_Section):
     analysis_workers: int = Field(ge=1, le=8)
     png_compress_level: int = Field(ge=0, le=9)
+    # A command waiting for cleaning and OCR gives up when no page has finished for this long (a stall).
+    wait_timeout_seconds: float = Field(gt=0, le=86400)
 
 
 class OcrSection(_Section):

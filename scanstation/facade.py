@@ -36,6 +36,7 @@ from scanstation.config import Config
 from scanstation.domain import Batch, Document, OcrState, Page, Side
 from scanstation.errors import OcrError, ScanStationError, StateError, VaultIntegrityError
 from scanstation.store.database import Store, StoredObject
+from scanstation.store.pages import DAMAGED_FLAG
 from scanstation.vault.batch_keys import BatchKeys
 from scanstation.vault.identity import StationKey, parse_recipient
 from scanstation.vault.objects import ObjectRef, Vault
@@ -180,6 +181,8 @@ class Station:
         self._ocr_wake = threading.Event()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Objects this process writes are newer than this (quarantine never touches them).
+        self._started_at = time.time()
         self._recover()
         for i in range(config.pipeline.analysis_workers):
             t = threading.Thread(target=self._process_loop, name=f"analysis-{i}", daemon=True)
@@ -192,9 +195,19 @@ class Station:
 
     # ------------------------------------------------------------------ life cycle
     def _recover(self) -> None:
-        """Undo what a crash can leave: temp files, unreferenced objects; re-queue unfinished pages."""
+        """Undo what a crash can leave (temp files), report unlisted objects; re-queue unfinished pages.
+
+        Vault objects the store does not list are never deleted here: a crash between an object's write
+        and its commit leaves one, but so can a restore or a copied file, and only a person can tell.
+        They are counted in the audit entry and logged; ``scanstation vault quarantine`` moves them aside.
+        """
         stale = self.vault.remove_stale_temps()
-        orphans = self.vault.remove_orphans(self.store.object_ids())
+        unlisted = self.vault.unlisted(self.store.object_ids())
+        if unlisted:
+            log.warning(
+                "%d vault object(s) are not listed in the station database (left by a crash between writing "
+                "and recording them, or put there from outside); kept. 'scanstation verify-vault' lists them, "
+                "'scanstation vault quarantine' moves them aside", len(unlisted))
         stale += self._sweep_outbox()
         pending = self.store.pages_to_process()
         ocr_pending = len(self.store.pages_to_ocr())
@@ -205,7 +218,7 @@ class Station:
             {
                 "version": __version__,
                 "stale_temps": stale,
-                "orphans_removed": len(orphans),
+                "unlisted_objects": len(unlisted),
                 "pages_to_process": len(pending),
                 "pages_to_ocr": ocr_pending,
             },
@@ -228,7 +241,7 @@ class Station:
 
     def close(self, wait: bool = False) -> None:
         if wait:
-            self.wait_idle()
+            self.wait_idle()  # bounded by pipeline.wait_timeout_seconds
         self._closing.set()
         self._ocr_wake.set()
         for _ in self._threads:
@@ -344,7 +357,13 @@ class Station:
     def _process(self, page_id: int, image: Image.Image | None) -> None:
         page = self.store.page(page_id)
         if image is None:
-            image = decode_png(self.vault.get(page.raw_object, page.raw_sha256))
+            try:
+                raw = self.vault.get(page.raw_object, page.raw_sha256)
+            except VaultIntegrityError as e:
+                self._page_damaged(page, "raw", page.raw_object, e)
+                return
+            image = decode_png(raw)
+            del raw
         result = clean_page(image, page.dpi)
         png = encode_png(result.image, self.config.pipeline.png_compress_level)
         ref = self.vault.put(png, kind="image", batch_recipient=self.batch_keys.recipient(page.batch_id))
@@ -353,6 +372,14 @@ class Station:
         self._check_double_feeds(page.batch_id)
         self.events("page_processed", {"page_id": page_id, "flags": result.flags})
         self._ocr_wake.set()
+
+    def _page_damaged(self, page: Page, kind: str, object_id: str | None, error: ScanStationError) -> None:
+        """One of the page's objects cannot be read: flag the page for a rescan; the others go on."""
+        log.info("page %s (batch #%s, page %s): %s object damaged - rescan: %s",
+                  page.id, page.batch_id, page.seq, kind, error)
+        self.store.mark_damaged(page.id, kind, object_id, str(error))
+        self.events("page_damaged", {"page_id": page.id, "batch_id": page.batch_id, "seq": page.seq,
+                                     "object_kind": kind, "error": str(error)})
 
     def _check_double_feeds(self, batch_id: int) -> None:
         """Flag pages whose length is out of line with the rest of their batch (two sheets fed at once)."""
@@ -390,9 +417,22 @@ class Station:
                     if page_id in self._ocr_inflight:
                         continue
                     page = self.store.page(page_id)
-                    assert page.image_object and page.image_sha256
-                    png = self.vault.get(page.image_object, page.image_sha256)
-                    fut = self._pool().submit(page_id, png, page.dpi)
+                    try:
+                        if not page.image_object or not page.image_sha256:
+                            raise VaultIntegrityError(f"page {page_id} has no cleaned image recorded")
+                        png = self.vault.get(page.image_object, page.image_sha256)
+                    except VaultIntegrityError as e:
+                        # Final: reading again cannot help (and used to retry for ever, hanging every wait).
+                        self._page_damaged(page, "image", page.image_object, e)
+                        continue
+                    try:
+                        fut = self._pool().submit(page_id, png, page.dpi)
+                    except Exception as e:  # counts as an attempt: a pool that keeps refusing ends in FAILED
+                        if self._closing.is_set():
+                            break
+                        log.exception("page %s: OCR could not be started", page_id)
+                        self._ocr_failed(page_id, f"OCR could not be started: {e!r}")
+                        continue
                     self._ocr_inflight[page_id] = fut
                     fut.add_done_callback(lambda f, pid=page_id: self._ocr_done(pid, f))
             except Exception:
@@ -427,9 +467,12 @@ class Station:
                 },
             )
             self.events("page_ocr_done", {"page_id": page_id})
-        except Exception:
+        except Exception as e:
             if not self._closing.is_set():
                 log.exception("page %s: storing OCR result failed", page_id)
+                # an attempt all the same: the page must not be read again and again for ever
+                with contextlib.suppress(Exception):
+                    self._ocr_failed(page_id, f"storing the OCR result failed: {e!r}")
         finally:
             self._ocr_inflight.pop(page_id, None)
             self._ocr_wake.set()
@@ -449,40 +492,100 @@ class Station:
         timeout: float | None = None,
         progress: Callable[[dict[str, int]], None] | None = None,
         batch_id: int | None = None,
+        stall_timeout: float | None = None,
     ) -> bool:
-        """Block until cleaning (and OCR, if asked) has caught up; False on timeout.
+        """Block until cleaning (and OCR, if asked) has caught up; False when the wait gives up.
+
+        Every wait is bounded: besides the overall ``timeout`` (None: none), it gives up when no page it
+        waits for has finished for ``stall_timeout`` seconds (default: the configuration's
+        ``pipeline.wait_timeout_seconds``), so the bound grows with the pages but a stuck page cannot
+        hang a command.  :meth:`pending_summary` then says what is still pending.
 
         With ``batch_id``, only that batch's pages are waited for: a batch can be sealed while the
         operator is already scanning the next one.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def cleaning() -> bool:
-            return any(b == batch_id for b in self._busy.values()) if batch_id is not None else bool(self._busy)
-
-        with self._busy_cv:
-            while cleaning():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._busy_cv.wait(timeout=min(1.0, left) if left is not None else 1.0)
-        if not include_ocr or not self.config.ocr.enabled:
-            return True
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        stall = self.config.pipeline.wait_timeout_seconds if stall_timeout is None else stall_timeout
+        last_change = now
+        waiting: set[tuple[str, int]] = set()
         last = -1
         while True:
-            pending = self.store.pages_to_ocr(batch_id)
-            inflight = list(self._ocr_inflight)
-            if batch_id is not None:
-                inflight = [pid for pid in inflight if self.store.page(pid).batch_id == batch_id]
-            if not pending and not inflight:
+            with self._busy_cv:
+                cleaning = {pid for pid, b in self._busy.items() if batch_id is None or b == batch_id}
+            current = {("clean", pid) for pid in cleaning}
+            ocr = include_ocr and self.config.ocr.enabled
+            if ocr and not cleaning:
+                pending = self.store.pages_to_ocr(batch_id)
+                current |= {("ocr", pid) for pid in pending} | {("ocr", pid) for pid in self._ocr_inflight_of(batch_id)}
+                if progress is not None and len(pending) != last:
+                    last = len(pending)
+                    progress({"ocr_pending": last})
+            if not current:
                 return True
-            self._ocr_wake.set()
-            if progress is not None and len(pending) != last:
-                last = len(pending)
-                progress({"ocr_pending": last})
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if waiting - current:  # a page finished (or moved on from cleaning to OCR)
+                last_change = now
+            waiting = current
+            if deadline is not None and now >= deadline:
                 return False
-            time.sleep(0.2)
+            if now - last_change >= stall:
+                log.warning("stopped waiting: no page finished in %.0f s (%s)", stall, self.pending_summary(batch_id))
+                return False
+            if cleaning:
+                with self._busy_cv:
+                    self._busy_cv.wait(timeout=0.2)
+            else:
+                self._ocr_wake.set()
+                time.sleep(0.2)
+
+    def _ocr_inflight_of(self, batch_id: int | None) -> list[int]:
+        inflight = list(self._ocr_inflight)
+        if batch_id is None:
+            return inflight
+        return [pid for pid in inflight if self.store.page(pid).batch_id == batch_id]
+
+    def pending_summary(self, batch_id: int | None = None) -> str:
+        """What a wait is still waiting for: pages being cleaned and pages waiting for or in OCR."""
+        with self._busy_cv:
+            cleaning = sorted(pid for pid, b in self._busy.items() if batch_id is None or b == batch_id)
+        parts = []
+        if cleaning:
+            parts.append(f"{len(cleaning)} page(s) still being cleaned ({self._page_names(cleaning)})")
+        if self.config.ocr.enabled:
+            inflight = set(self._ocr_inflight_of(batch_id))
+            pending = sorted(set(self.store.pages_to_ocr(batch_id)) | inflight)
+            if pending:
+                parts.append(f"{len(pending)} page(s) waiting for OCR, {len(inflight)} of them being read "
+                             f"({self._page_names(pending)})")
+        return "; ".join(parts) or "nothing pending"
+
+    def _page_names(self, page_ids: list[int], limit: int = 10) -> str:
+        names = []
+        batches: dict[int, str] = {}
+        for pid in page_ids[:limit]:
+            try:
+                page = self.store.page(pid)
+            except ScanStationError:
+                continue
+            if page.batch_id not in batches:
+                batches[page.batch_id] = self.store.batch_by_id(page.batch_id).name
+            names.append(f"{batches[page.batch_id]} page {page.seq}")
+        more = f" and {len(page_ids) - limit} more" if len(page_ids) > limit else ""
+        return ", ".join(names) + more
+
+    def wait_or_raise(self, include_ocr: bool = True, *, batch_id: int | None = None,
+                      progress: Callable[[dict[str, int]], None] | None = None, what: str = "") -> None:
+        """:meth:`wait_idle`, raising StateError that names the pending pages when the wait gives up."""
+        if self.wait_idle(include_ocr=include_ocr, progress=progress, batch_id=batch_id):
+            return
+        stall = self.config.pipeline.wait_timeout_seconds
+        raise StateError(
+            f"{what or 'gave up waiting'}: no page finished in the last {stall:.0f} s "
+            f"(pipeline.wait_timeout_seconds); still pending: {self.pending_summary(batch_id)}. "
+            "Nothing is lost: the pages are stored and processing resumes at the next start "
+            "('scanstation process')"
+        )
 
     # ------------------------------------------------------------------ documents and PDFs
     def open_document(
@@ -511,22 +614,32 @@ class Station:
         pages = self.store.document_pages(doc_id)
         if not pages:
             raise StateError(f"document {doc_id} ({doc.employee_code}) has no pages")
+        batch = self.store.batch_by_id(doc.batch_id)
+        where = f"ACR file {doc.employee_code} {doc.acr_period}".rstrip() + f" (batch {batch.name})"
+        damaged = [p for p in pages if DAMAGED_FLAG in p.flags]
+        if damaged:
+            raise damaged_pages_error(batch.name, damaged, f"{where} cannot be assembled")
         pdf_pages = []
         for p in pages:
             if p.image_object is None or p.image_sha256 is None:
-                raise StateError(f"page {p.seq} of document {doc_id} is not processed yet")
-            png = self.vault.get(p.image_object, p.image_sha256)
-            text_pdf = None
-            ocr_pdf = self.store.ocr_pdf_object(p.id)
-            if ocr_pdf:
-                text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
+                raise StateError(f"page {p.seq} of {where} is not processed yet (run 'scanstation process')")
+            kind, obj_id = "image", p.image_object
+            try:
+                png = self.vault.get(p.image_object, p.image_sha256)
+                text_pdf = None
+                ocr_pdf = self.store.ocr_pdf_object(p.id)
+                if ocr_pdf:
+                    kind, obj_id = "ocr_pdf", ocr_pdf
+                    text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
+            except VaultIntegrityError as e:
+                self._page_damaged(p, kind, obj_id, e)
+                raise damaged_pages_error(batch.name, [self.store.page(p.id)], f"{where} cannot be assembled") from e
             # Re-encoded losslessly with the smallest of pdf.py's methods (~0.09 s/page): the stored PNGs use
             # zlib level 1 to keep capture fast, and copying their IDAT as is (passthrough, ~0.004 s/page)
             # would make the PDF - which travels in the sealed package - about a fifth bigger.
             image = encode_image(png, label=f"page {p.seq} of document {doc_id}")
             del png
             pdf_pages.append(PdfPage(image_png=image, dpi=p.dpi, text_pdf=text_pdf))
-        batch = self.store.batch_by_id(doc.batch_id)
         meta = PdfMetadata(
             title=f"ACR {doc.employee_code} {doc.acr_period}".strip(),
             employee_code=doc.employee_code,
@@ -574,10 +687,18 @@ class Station:
                 continue
             problem = self.vault.verify(obj.id, obj.sha256, obj.ct_sha256)
             if problem:
+                owner = self.store.page_of_object(obj.id)
+                if owner is not None:
+                    page = self.store.page(owner[0])
+                    if DAMAGED_FLAG not in page.flags:
+                        self._page_damaged(page, owner[1], obj.id, VaultIntegrityError(problem))
+                    problem += f" (page {page.seq} of batch {self.store.batch_by_id(page.batch_id).name}: rescan it)"
                 problems.append(f"{obj.kind} object {obj.id}: {problem}")
-        for obj_id in self.vault.iter_ids():
-            if obj_id not in ids:
-                problems.append(f"object {obj_id} is in the vault but not recorded in the database")
+        for obj_id in self.vault.unlisted(ids):
+            problems.append(
+                f"object {obj_id} is in the vault but not listed in the station database "
+                "(kept; 'scanstation vault quarantine' moves such objects aside)"
+            )
         for p in self.store.pages():
             for ref in (p.raw_object, p.image_object, p.ocr_object):
                 if ref is not None and ref not in purged and ref not in ids:
@@ -592,6 +713,45 @@ class Station:
             "station", "vault.verify", self.config.station.id, {"objects": len(known), "problems": len(problems)}
         )
         return problems
+
+    def quarantine_unlisted(self, actor: str) -> tuple[list[str], Path | None]:
+        """Move vault objects the store does not list into ``<data_dir>/quarantine/<time>/``; audited.
+
+        The objects stay encrypted (nothing is decrypted).  Objects written since this station started
+        are left alone (it may be about to record them); the station lock keeps every other process out.
+        Returns the ids moved and the directory they are in (None when there was nothing to move).
+        """
+        unlisted = self.vault.unlisted(self.store.object_ids())
+        if not unlisted:
+            return [], None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = self.config.data_dir / "quarantine" / stamp
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = self.config.data_dir / "quarantine" / f"{stamp}-{n}"
+        (self.config.data_dir / "quarantine").mkdir(exist_ok=True, mode=0o700)
+        moved = self.vault.quarantine(unlisted, dest, written_before=self._started_at)
+        self.store.audit(actor, "vault.quarantine", self.config.station.id, {
+            "count": len(moved),
+            "ids": moved,
+            "directory": str(dest.relative_to(self.config.data_dir)),
+            "left_newer": len(unlisted) - len(moved),
+        })
+        return moved, (dest if moved else None)
+
+
+def damaged_pages_error(batch: str, pages: list[Page], what: str) -> VaultIntegrityError:
+    """The error for pages flagged damaged: names each page and its unreadable object, says 'rescan'."""
+    names = []
+    for p in pages[:10]:
+        damage = p.analysis.get("damage", {})
+        names.append(f"page {p.seq} ({damage.get('object_kind', 'an')} object {damage.get('object', '?')}: "
+                     f"{damage.get('reason', 'cannot be read')})")
+    more = f" and {len(pages) - 10} more" if len(pages) > 10 else ""
+    return VaultIntegrityError(
+        f"{what}: {len(pages)} page(s) of batch {batch} damaged - rescan them: " + "; ".join(names) + more
+    )
 
 
 def integrity_error(problems: list[str]) -> VaultIntegrityError:

@@ -187,4 +187,13 @@ def test_kill9_trials_during_import(tmp_path: Path) -> None:
     starts = _station_starts(st)
     assert any(s["pages_to_process"] or s["pages_to_ocr"] for s in starts), starts
     verify = st.run("verify-vault")
+    if verify.returncode != 0:
+        # A kill between an object's write and its commit leaves an object the store does not list: the
+        # station reports it (never deletes it), and the admin's `vault quarantine` moves it aside.
+        problems = [line for line in verify.stderr.splitlines() if line.startswith("scanstation: object ")]
+        assert problems and all("not listed in the station database" in line for line in problems), verify.stderr
+        assert verify.stderr.count("scanstation: ") == len(problems) + 1, verify.stderr  # + the summary
+        assert any(s["unlisted_objects"] for s in starts), starts  # the restarts reported them
+        st.run("vault", "quarantine", check=True)
+        verify = st.run("verify-vault")
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -1,4 +1,5 @@
-"""Commands on the batches in the store: ``status``, ``process``, ``verify-vault``, ``assemble``, ``cover-sheets``.
+"""Commands on the batches in the store: ``status``, ``process``, ``verify-vault``, ``vault quarantine``,
+``assemble``, ``cover-sheets``.
 
 ``assemble`` writes each ACR file's searchable PDF into the vault (encrypted), never beside it;
 ``status`` prints states, counts, hashes and measurements, never page content.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scanstation.cli.common import finish, load, open_station, say, warn
-from scanstation.errors import ConfigError, StateError
+from scanstation.errors import ConfigError, ScanStationError, StateError, VaultIntegrityError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -133,27 +134,80 @@ def cmd_verify_vault(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
+    """Every ACR file of the batch that can be assembled is; damaged pages fail their file, named, at the end."""
     config = load(args)
+    failed: list[ScanStationError] = []
     with open_station(config) as station:
         batch = station.store.batch(args.batch)
         if batch is None:
             raise StateError(f"no batch called '{args.batch}'")
-        station.wait_idle(include_ocr=True)
+        station.wait_or_raise(include_ocr=True, batch_id=batch.id, what=f"batch {batch.name}: not assembled")
         for doc in station.store.documents(batch.id):
-            obj = station.assemble_pdf(doc.id)
+            try:
+                obj = station.assemble_pdf(doc.id)
+            except VaultIntegrityError as e:
+                warn(e.message)
+                failed.append(e)
+                continue
             say(
                 f"ACR file {doc.employee_code} {doc.acr_period}: searchable PDF stored in the vault "
                 f"({obj.size} bytes, sha256 {obj.sha256[:16]}…)"
             )
+    if failed:
+        raise VaultIntegrityError(f"{len(failed)} ACR file(s) of batch {args.batch} not assembled "
+                                  "(damaged pages, named above: rescan them)")
     return 0
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    """Finish cleaning and OCR; pages found damaged are named (exit code of a vault integrity problem)."""
+    from scanstation.domain import BatchState
+    from scanstation.facade import damaged_pages_error
+
     config = load(args)
     with open_station(config) as station:
+        batch_id = None
+        if args.batch is not None:
+            batch = station.store.batch(args.batch)
+            if batch is None:
+                raise StateError(f"no batch called '{args.batch}'")
+            batch_id = batch.id
         if args.retry_failed:
             say(f"{station.retry_failed_ocr(args.batch)} page(s) queued for another OCR attempt")
         finish(station, wait_ocr=True)
+        open_states = (BatchState.SCANNING, BatchState.VERIFIED, BatchState.SIGNED)
+        damaged: list[tuple[str, list[Any]]] = []
+        for b in station.store.batches():
+            if b.state in open_states and (batch_id is None or b.id == batch_id):
+                pages = station.store.damaged_pages(b.id)
+                if pages:
+                    damaged.append((b.name, pages))
+    if damaged:
+        errors = [damaged_pages_error(name, pages, "the other pages are processed") for name, pages in damaged]
+        for e in errors[1:]:
+            warn(e.message)
+        raise errors[0]
+    return 0
+
+
+def cmd_vault_quarantine(args: argparse.Namespace) -> int:
+    """Move vault objects the station database does not list into <data_dir>/quarantine/<time>/ (audited).
+
+    The station never deletes such objects itself (start and verify-vault only report them); they stay
+    encrypted where they are moved to, and nothing is decrypted.
+    """
+    config = load(args)
+    with open_station(config) as station:
+        moved, where = station.quarantine_unlisted(config.station.operator)
+        left = len(station.vault.unlisted(station.store.object_ids()))
+    if not moved:
+        say("no unlisted objects in the vault: nothing to quarantine")
+    else:
+        say(f"{len(moved)} unlisted object(s) moved, still encrypted, to {where}:")
+        for object_id in moved:
+            say(f"  {object_id}")
+    if left:
+        warn(f"{left} unlisted object(s) were written after this command started and were left in place")
     return 0
 
 
@@ -198,6 +252,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("assemble", parents=[common], help="build each ACR file's searchable PDF (in the vault)")
     s.add_argument("--batch", required=True, metavar="NAME")
     s.set_defaults(func=cmd_assemble)
+
+    s = sub.add_parser("vault", parents=[common], help="vault housekeeping for the station admin (see 'vault -h')")
+    vault_sub = s.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
+    v = vault_sub.add_parser(
+        "quarantine", parents=[common],
+        help="move vault objects the station database does not list into <data_dir>/quarantine/<time>/ "
+        "(still encrypted; audited with their count and ids)",
+    )
+    v.set_defaults(func=cmd_vault_quarantine)
 
     s = sub.add_parser("cover-sheets", parents=[common], help="print QR separator sheets, one per ACR file")
     s.add_argument("--sheet", action="append", required=True, metavar="CODE:PERIOD[:NAME]")

@@ -13,8 +13,8 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanstation.cli.common import finish, load, open_station, report_outcome, say
-from scanstation.errors import ConfigError
+from scanstation.cli.common import finish, load, open_station, report_outcome, say, warn
+from scanstation.errors import ConfigError, ScanStationError, StateError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -83,8 +83,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         report = station.capture(
             args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args)
         )
-        finish(station, wait_ocr=not args.no_wait)
-        return report_outcome(report)
+        return _finish_capture(station, report, wait_ocr=not args.no_wait)
     finally:
         station.close()
 
@@ -101,8 +100,25 @@ def cmd_import(args: argparse.Namespace) -> int:
         report = station.capture(
             args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args)
         )
-        finish(station, wait_ocr=not args.no_wait)
-        return report_outcome(report)
+        return _finish_capture(station, report, wait_ocr=not args.no_wait)
+
+
+def _finish_capture(station: Any, report: Any, wait_ocr: bool) -> int:
+    """Wait (bounded) for cleaning and OCR, print the capture's outcome, then raise what went wrong.
+
+    The acknowledged pages are reported even when the wait gives up; a device fault or rejected input
+    sets the exit code before a wait that gave up (pages left pending resume at the next start).
+    """
+    try:
+        finish(station, wait_ocr=wait_ocr)
+    except StateError as e:
+        try:
+            report_outcome(report)
+        except ScanStationError:
+            warn(e.message)  # the device fault or rejected input sets the exit code
+            raise
+        raise
+    return report_outcome(report)
 
 
 def _add_index_options(sp: argparse.ArgumentParser) -> None:

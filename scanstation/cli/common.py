@@ -80,6 +80,9 @@ def event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
             warn(f"OCR failed for page id {data['page_id']} (kept, flagged 'ocr_failed'): {data['error']}")
         elif kind == "page_error":
             warn(f"page id {data['page_id']}: {data['error']}")
+        elif kind == "page_damaged":
+            warn(f"page {data['seq']} (page id {data['page_id']}) is damaged - rescan it (flagged 'damaged'): "
+                 f"its {data['object_kind']} object cannot be read: {data['error']}")
 
     return sink
 
@@ -93,10 +96,14 @@ def open_station(config: Config) -> Any:
 
 
 def finish(station: Any, wait_ocr: bool) -> None:
+    """Wait for cleaning (and OCR) to catch up; StateError naming the pending pages if it stalls.
+
+    The wait gives up when no page has finished for ``pipeline.wait_timeout_seconds``.
+    """
     def progress(info: dict[str, int]) -> None:
         say(f"OCR: {info['ocr_pending']} page(s) waiting")
 
-    station.wait_idle(include_ocr=wait_ocr, progress=progress)
+    station.wait_or_raise(include_ocr=wait_ocr, progress=progress)
 
 
 def has_display() -> bool:

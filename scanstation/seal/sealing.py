@@ -73,19 +73,25 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
     if not station.config.keys.portal_recipient:
         raise StateError("keys.portal_recipient is not set: the package could not be encrypted for the portal")
 
-    # Every page must be cleaned and read (or have failed OCR for good) before the batch is frozen.
+    # Every page must be cleaned and read (or have failed OCR for good) before the batch is frozen.  The
+    # wait is bounded: by ``wait_timeout`` if given, and always by pipeline.wait_timeout_seconds without progress.
     if not station.wait_idle(include_ocr=True, timeout=wait_timeout, batch_id=batch.id):
-        raise StateError(f"batch '{name}': its pages are still being processed; try again in a moment")
+        raise StateError(f"batch '{name}': its pages are still being processed "
+                         f"({station.pending_summary(batch.id)}); try again in a moment")
     pages = store.pages(batch.id)
     if not pages:
         raise StateError(f"batch '{name}' has no pages; there is nothing to seal")
+    _check_objects(station, batch, pages)
     unready = [p.seq for p in pages if p.state is not PageState.PROCESSED or p.ocr_state is OcrState.PENDING]
     if unready:
         raise StateError(f"batch '{name}': page(s) {unready[:10]} are not processed yet (run 'scanstation process')")
 
     documents = store.documents(batch.id)
     for doc in documents:
-        if store.document_pages(doc.id) and not store.document_pdf(doc.id):
+        pdf = store.document_pdf(doc.id)
+        if pdf and station.vault.check_ciphertext(pdf, store.object(pdf).ct_sha256):
+            pdf = None  # a damaged PDF is built again from its pages
+        if store.document_pages(doc.id) and not pdf:
             station.assemble_pdf(doc.id, actor)
 
     batch_id = batch.id
@@ -120,6 +126,35 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
         raise
     log.info("sealed batch %s: %s (%d bytes)", name, out.name, info.size)
     return info
+
+
+def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
+    """Refuse (VaultIntegrityError naming the pages, 'rescan') a batch with a damaged page.
+
+    Pages already flagged ``damaged``, and every page whose objects' encrypted files are missing or do not
+    match their recorded hashes (checked without a key, as the package writer would, but before anything
+    is written): those pages are flagged too.
+    """
+    from scanstation.facade import damaged_pages_error
+    from scanstation.store.pages import DAMAGED_FLAG
+
+    store = station.store
+    for p in pages:
+        if DAMAGED_FLAG in p.flags:
+            continue
+        for kind, oid in (("raw", p.raw_object), ("image", p.image_object), ("ocr_text", p.ocr_object),
+                          ("ocr_pdf", store.ocr_pdf_object(p.id))):
+            if not oid:
+                continue
+            problem = station.vault.check_ciphertext(oid, store.object(oid).ct_sha256)
+            if problem:
+                store.mark_damaged(p.id, kind, oid, problem)
+                station.events("page_damaged", {"page_id": p.id, "batch_id": p.batch_id, "seq": p.seq,
+                                                "object_kind": kind, "error": problem})
+                break
+    damaged = store.damaged_pages(batch.id)
+    if damaged:
+        raise damaged_pages_error(batch.name, damaged, f"batch '{batch.name}' cannot be sealed")
 
 
 def unseal_batch(station: Station, name: str, actor: str) -> None:

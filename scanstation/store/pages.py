@@ -10,6 +10,9 @@ from scanstation.domain import OcrState, Page, PageState, Side
 from scanstation.errors import ScanStationError
 from scanstation.store.connection import StoreConnection, StoredObject
 
+# The flag of a page one of whose vault objects cannot be read (undecryptable, wrong hash, missing).
+DAMAGED_FLAG = "damaged"
+
 
 def _batch_of(db: sqlite3.Connection, page_id: int) -> int:
     return int(db.execute("SELECT batch_id FROM pages WHERE id=?", (page_id,)).fetchone()[0])
@@ -226,8 +229,59 @@ class PageRepository(StoreConnection):
         rows = self._read("SELECT ocr_pdf_object FROM pages WHERE id=?", (page_id,))
         return rows[0][0] if rows else None
 
+    def mark_damaged(self, page_id: int, kind: str, object_id: str | None, reason: str, actor: str = "station") -> bool:
+        """Flag a page ``damaged`` (one of its vault objects cannot be read): it must be rescanned.
+
+        The reason is kept under ``analysis.damage``; OCR still waiting for the page fails for good (it
+        cannot be read either).  True if the page was not flagged before.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT flags, analysis, ocr_state, ocr_error FROM pages WHERE id=?",
+                             (page_id,)).fetchone()
+            if row is None:
+                raise ScanStationError(f"page {page_id} does not exist")
+            flags = json.loads(row[0])
+            added = DAMAGED_FLAG not in flags
+            if added:
+                flags.append(DAMAGED_FLAG)
+            analysis = json.loads(row[1])
+            analysis["damage"] = {
+                "code": DAMAGED_FLAG,
+                "object_kind": kind,
+                "object": object_id,
+                "reason": reason[:300],
+                "message_en": f"damaged - rescan: the page's {kind} object cannot be read from the vault",
+            }
+            ocr_state, ocr_error = OcrState(row[2]), row[3]
+            if ocr_state is OcrState.PENDING:  # final: no OCR attempt can read the page any more
+                ocr_state, ocr_error = OcrState.FAILED, f"damaged - rescan: {reason}"[:500]
+            db.execute(
+                "UPDATE pages SET flags=?, analysis=?, ocr_state=?, ocr_error=? WHERE id=?",
+                (json.dumps(flags), json.dumps(analysis, sort_keys=True), ocr_state.value, ocr_error, page_id),
+            )
+            self._audit(db, actor, "page.damaged", f"page:{page_id}",
+                        {"object_kind": kind, "object": object_id, "reason": reason[:200]},
+                        batch_id=_batch_of(db, page_id))
+        return added
+
+    def damaged_pages(self, batch_id: int | None = None) -> list[Page]:
+        """Pages flagged ``damaged`` (of one batch, if given): each needs a rescan."""
+        return [p for p in self.pages(batch_id) if DAMAGED_FLAG in p.flags]
+
+    def page_of_object(self, object_id: str) -> tuple[int, str] | None:
+        """(page id, object kind) of the page that refers to a vault object, or None."""
+        rows = self._read(
+            """SELECT id, CASE ? WHEN raw_object THEN 'raw' WHEN image_object THEN 'image'
+               WHEN ocr_object THEN 'ocr_text' ELSE 'ocr_pdf' END
+               FROM pages WHERE ? IN (raw_object, image_object, ocr_object, ocr_pdf_object) LIMIT 1""",
+            (object_id, object_id),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def pages_to_process(self) -> list[int]:
-        return [r[0] for r in self._read("SELECT id FROM pages WHERE state=? ORDER BY id", (PageState.CAPTURED.value,))]
+        """Captured pages still to be cleaned (a page flagged damaged waits for its rescan instead)."""
+        return [r[0] for r in self._read("SELECT id FROM pages WHERE state=? AND flags NOT LIKE ? ORDER BY id",
+                                         (PageState.CAPTURED.value, f'%"{DAMAGED_FLAG}"%'))]
 
     def pages_to_ocr(self, batch_id: int | None = None) -> list[int]:
         """Cleaned pages still waiting for OCR (of one batch, if given), oldest first."""

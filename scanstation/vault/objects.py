@@ -106,7 +106,8 @@ class Vault:
         and that batch key, not to the station key.
 
         When this returns, the object is complete on disk (fsynced, renamed, directory fsynced); a
-        crash before the caller commits the ref leaves an orphan, which remove_orphans clears.
+        crash before the caller commits the ref leaves an unlisted object, which the station reports
+        at its next start (see :meth:`unlisted`, :meth:`quarantine`).
         """
         if not _KIND_RE.match(kind):
             raise ValueError(f"object kind must be a short lowercase name, got {kind!r}")
@@ -234,9 +235,61 @@ class Vault:
             )
         return None
 
+    def check_ciphertext(self, object_id: str, expected_ct_sha256: str) -> str | None:
+        """The encrypted file present and matching its recorded hash (no key needed); the problem, or None."""
+        try:
+            ciphertext = self.read_ciphertext(object_id)
+        except VaultIntegrityError as e:
+            return e.message
+        actual = hashlib.sha256(ciphertext).hexdigest()
+        if not hmac.compare_digest(actual, expected_ct_sha256.lower()):
+            return (
+                f"vault object {object_id}: the encrypted file does not match its recorded hash "
+                f"(recorded {expected_ct_sha256}, found {actual})"
+            )
+        return None
+
+    def unlisted(self, known_ids: set[str]) -> list[str]:
+        """Ids of complete objects in the vault that ``known_ids`` (the store's list) does not name.
+
+        Nothing is removed: a crash between put() and the database commit leaves such an object, but so
+        can a restore from a backup or a hand-copied file, and only a person can tell which it is (see
+        :meth:`quarantine`).
+        """
+        return [object_id for object_id in self.iter_ids() if object_id not in known_ids]
+
+    def quarantine(self, object_ids: Sequence[str], dest: Path, *, written_before: float | None = None) -> list[str]:
+        """Move objects (as they are: encrypted, nothing decrypted) into ``dest``; return the ids moved.
+
+        ``written_before`` (a time.time() value) leaves alone objects whose file is newer than that,
+        e.g. objects the running station wrote after it started and may be about to record.
+        """
+        moved: list[str] = []
+        for object_id in object_ids:
+            path = self.path_of(object_id)
+            try:
+                if written_before is not None and path.stat().st_mtime >= written_before:
+                    continue
+            except FileNotFoundError:
+                continue
+            if not moved:
+                dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                os.rename(path, dest / path.name)
+            except FileNotFoundError:
+                continue
+            moved.append(object_id)
+        if moved:
+            atomic.fsync_dir(dest)
+            for shard in {object_id[:2] for object_id in moved}:
+                atomic.fsync_dir(self._objects / shard)
+        return moved
+
     def remove_orphans(self, known_ids: set[str], *, min_age_seconds: float = 0.0) -> list[str]:
         """Delete objects the database does not reference; return their ids.
 
+        The station no longer calls this (unlisted objects are reported, and moved aside only by the
+        audited ``scanstation vault quarantine``); kept for tools that own a vault of their own.
         Orphans come from a kill -9 between put() and the database commit.  Call at startup, under
         the station lock, after the database is open and before any put(): an object being stored
         right now is not yet known to the database and would be removed.  ``min_age_seconds`` keeps
