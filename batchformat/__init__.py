@@ -55,6 +55,14 @@ from batchformat.constants import (
 )
 from batchformat.errors import FormatError, KeyFormatError, PackageCheckError, PackageError, ReceiptInvalid
 from batchformat.keys import load_public_key_pem, public_key_pem, raw_public_key
+from batchformat.log_extension import (
+    LOG_EXTENSION_FORMAT,
+    LogExtension,
+    make_log_extension,
+    parse_log_extension,
+    verify_extension,
+    verify_log_extension,
+)
 from batchformat.manifest import document_digest, validate_manifest
 from batchformat.merkle import (
     EMPTY_ROOT,
@@ -73,14 +81,15 @@ from batchformat.receipts import key_id, make_receipt, receipt_documents, verify
 from batchformat.writer import ObjectSource, PackageInfo, utc_now_rfc3339, write_package
 
 __all__ = [
-    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE", "RECEIPT_FORMAT",
-    "STATION_SIGNATURE_NAME", "Checkpoint", "CheckpointFormatError", "FormatError", "KeyFormatError",
-    "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature", "NoteSignatureError", "ObjectSource",
-    "PackageCheckError", "PackageError", "PackageInfo", "ReceiptInvalid", "SignedCheckpoint", "SignedNote",
-    "VerifiedPackage", "VerifierKey", "canonical_json", "consistency_proof", "document_digest", "format_checkpoint",
-    "inclusion_proof", "iter_members", "key_id", "leaf_hash", "load_public_key_pem", "make_receipt", "node_hash",
-    "note_key_id", "open_checkpoint", "parse_checkpoint", "parse_note", "parse_vkey", "public_key_pem",
-    "raw_public_key", "read_envelope", "receipt_documents", "root_hash", "sign_checkpoint", "sign_note",
-    "utc_now_rfc3339", "validate_manifest", "verify_consistency", "verify_inclusion", "verify_note", "verify_package",
-    "verify_receipt", "vkey", "write_package",
+    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "LOG_EXTENSION_FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE",
+    "RECEIPT_FORMAT", "STATION_SIGNATURE_NAME", "Checkpoint", "CheckpointFormatError", "FormatError",
+    "KeyFormatError", "LogExtension", "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature",
+    "NoteSignatureError", "ObjectSource", "PackageCheckError", "PackageError", "PackageInfo", "ReceiptInvalid",
+    "SignedCheckpoint", "SignedNote", "VerifiedPackage", "VerifierKey", "canonical_json", "consistency_proof",
+    "document_digest", "format_checkpoint", "inclusion_proof", "iter_members", "key_id", "leaf_hash",
+    "load_public_key_pem", "make_log_extension", "make_receipt", "node_hash", "note_key_id", "open_checkpoint",
+    "parse_checkpoint", "parse_log_extension", "parse_note", "parse_vkey", "public_key_pem", "raw_public_key",
+    "read_envelope", "receipt_documents", "root_hash", "sign_checkpoint", "sign_note", "utc_now_rfc3339",
+    "validate_manifest", "verify_consistency", "verify_extension", "verify_inclusion", "verify_log_extension",
+    "verify_note", "verify_package", "verify_receipt", "vkey", "write_package",
 ]
