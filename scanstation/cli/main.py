@@ -1,7 +1,8 @@
 """The ``scanstation`` program: its parser, and the one boundary where errors become messages and exit codes.
 
 The commands live with their kind: :mod:`~scanstation.cli.station_setup` (init, start),
-:mod:`~scanstation.cli.capture` (devices, scan, import), :mod:`~scanstation.cli.batches` (status,
+:mod:`~scanstation.cli.people` (users, serve, unlock, lock, audit), :mod:`~scanstation.cli.capture`
+(devices, scan, import), :mod:`~scanstation.cli.batches` (status,
 process, verify-vault, assemble, cover-sheets) and :mod:`~scanstation.cli.transfer` (seal, unseal,
 upload, uploads).  Other installed distributions add commands through entry points
 (:mod:`~scanstation.cli.plugins`): the developer tools add ``ocr`` and ``demo``; a production station
@@ -20,8 +21,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from drivers.process_guard import no_core_dumps
 from scanstation import __version__
-from scanstation.cli import batches, capture, plugins, station_setup, transfer
+from scanstation.cli import batches, capture, people, plugins, station_setup, transfer
 from scanstation.cli.common import CONFIG_ENV, common_options, say, warn
 from scanstation.errors import FormatError, ScanStationError, exit_code_table
 
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # the page's path: set up, capture, check and finish the batch, send it
-    for commands in (station_setup, capture, batches, transfer):
+    for commands in (station_setup, people, capture, batches, transfer):
         commands.add_parsers(sub, common)
     plugins.add_commands(sub, common)
     s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")
@@ -57,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> tuple[int, bool]:
     """Run one command: its exit code, and whether its process may end at once (see :func:`entry`)."""
+    no_core_dumps()  # before any key or page is in memory: no core file, no ptrace by other processes
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

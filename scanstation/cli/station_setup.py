@@ -18,18 +18,28 @@ from scanstation.errors import ConfigError, ExternalToolError, StateError
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """Write the configuration, create the station's keys, its first admin and the recovery code.
+
+    The admin's password comes from the terminal or $SCANSTATION_PASSWORD_FILE (mode 0600); with
+    ``--unit-head`` that person's from $SCANSTATION_NEW_PASSWORD_FILE or the terminal (typed by them), and
+    they get a key slot at once.  Otherwise the first unlock is the unit head's, with the recovery code.
+    """
+    from scanstation.cli.common import read_new_password, read_password
     from scanstation.config import render_config, validate_text
-    from scanstation.vault.identity import generate_identity, parse_recipient, read_passphrase, seal_identity
+    from scanstation.service.founding import found_station
+    from scanstation.vault.identity import parse_recipient
 
     if not args.config:
         raise ConfigError("init needs --config FILE (where to write the station configuration)")
+    if not args.admin:
+        raise ConfigError("init needs --admin NAME (the station admin's account)")
     cfg_path = Path(args.config)
     parse_recipient(args.portal_recipient)
     data_dir = Path(args.data_dir).expanduser().absolute()
     values: dict[str, dict[str, Any]] = {
         "station": {"id": args.station_id, "unit": args.unit, "data_dir": str(data_dir), "operator": args.operator,
                     "mode": "training" if args.training else "production"},
-        "keys": {"portal_recipient": args.portal_recipient, "sealed_identity": "station-identity.age"},
+        "keys": {"portal_recipient": args.portal_recipient},
     }
     portal: dict[str, Any] = {}
     if args.portal_url:
@@ -47,24 +57,28 @@ def cmd_init(args: argparse.Namespace) -> int:
         values["portal"] = portal
     text = render_config(values)
     config = validate_text(cfg_path, text)
-    sealed = config.sealed_identity_path
-    if (cfg_path.exists() or sealed.exists()) and not args.force:
-        raise StateError(
-            f"{cfg_path if cfg_path.exists() else sealed}: already exists; "
-            "use --force to replace it (the old station key is then lost)"
-        )
-    passphrase = read_passphrase(prompt="New station passphrase: ", confirm=True)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret, recipient = generate_identity()
-    seal_identity(secret, passphrase, sealed, overwrite=args.force)
-    del secret
+    if cfg_path.exists() and not args.force:
+        raise StateError(f"{cfg_path}: already exists; use --force to replace it (the old station key is then lost)")
+    admin_password = read_password(f"Password for the station admin {args.admin}: ")
+    head_password = read_new_password(f"Password for the unit head {args.unit_head} (they type it): ") \
+        if args.unit_head else None
+    founded = found_station(config, args.admin, admin_password, unit_head=args.unit_head,
+                            unit_head_password=head_password, force=args.force)
     from batchformat.atomic import atomic_write
 
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(cfg_path, text.encode("utf-8"))
     say(f"configuration written to {cfg_path}")
-    say(f"sealed station identity written to {sealed}")
-    say(f"station recipient: {recipient}")
+    say(f"station recipient: {founded.recipient}")
+    say(f"station admin: {args.admin}")
+    for name in founded.enrolled:
+        say(f"key slot made for {name} (may unlock the station)")
+    say("")
+    say("RECOVERY CODE (shown once; the unit head keeps it on paper, in the unit's safe):")
+    say(f"    {founded.recovery_code}")
+    if not founded.enrolled:
+        say("first unlock: add a unit head and supervisors (scanstation users add ... --user ADMIN), then the unit "
+            "head runs 'scanstation unlock --recovery --user HEAD': everyone added gets a key slot")
     return 0
 
 
@@ -91,7 +105,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             f"--config FILE or ${CONFIG_ENV} (the demo station comes with the developer tools, "
             "scanstation-tools, which are not installed)"
         )
-    elif not config.sealed_identity_path.exists():
+    elif not (config.data_dir / "station.pub").exists():
         raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
     if args.headless or not has_display():
         if demo is None:
@@ -109,7 +123,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("init", parents=[common], help="write a configuration and a sealed station identity")
+    s = sub.add_parser("init", parents=[common],
+                       help="write a configuration; create the station key, first admin and recovery code")
     s.add_argument("--data-dir", required=True, metavar="DIR")
     s.add_argument("--portal-recipient", required=True, metavar="AGE1...", help="portal's age recipient")
     s.add_argument("--unit", default="Unit 1")
@@ -119,7 +134,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--portal-receipt-key", metavar="FILE", help="the portal's receipt-signing public key (PEM)")
     s.add_argument("--training", action="store_true",
                    help="a training station (station.mode = \"training\"): may also hold synthetic pages (demo)")
-    s.add_argument("--force", action="store_true", help="replace an existing configuration and identity")
+    s.add_argument("--admin", metavar="NAME", help="the first station admin (required)")
+    s.add_argument("--unit-head", metavar="NAME",
+                   help="also create the unit head, with a key slot at once (else: first unlock by recovery code)")
+    s.add_argument("--force", action="store_true", help="replace an existing configuration, keys and accounts")
     s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")

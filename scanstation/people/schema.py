@@ -42,4 +42,14 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 2: the latest signed audit checkpoint, kept outside audit.db: cutting back audit.db alone (entries and
+    # checkpoints together) is caught at the next unlock and by ``audit verify``.
+    """
+    CREATE TABLE audit_witness (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        note TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
