@@ -9,12 +9,18 @@
 # PDFs are opened with pikepdf *without* qpdf's recovery, because recovery "repairs" a truncated file by
 # silently dropping the pages it lost.  Pages are rendered one at a time by pdftoppm (poppler-utils) or,
 # if that is missing, ghostscript, into ``tmp_dir``; each rendered file is deleted as soon as it is read.
+#
+# The station never runs this in its own process: drivers.decode_process runs it in a fresh child with
+# memory and CPU limits (drivers.decode_worker).  There a decoder that runs out of memory raises
+# MemoryError (or the renderer dies of it); both become "needs more than <the limit> to decode".
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +30,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 from PIL import (
     BmpImagePlugin,
     Image,
@@ -37,11 +42,14 @@ from PIL import (
 
 from drivers.base import ColorMode
 from drivers.errors import ExternalToolError, InputError
+from drivers.process_guard import child_preexec
 
 MAX_PAGE_PIXELS = 120_000_000  # ~A3 at 600 dpi colour; anything bigger is a mistake or a decompression bomb
 MAX_FILE_BYTES = 1 << 30
 DEFAULT_DPI = 300
 RENDER_TIMEOUT_S = 120.0
+# What pdftoppm (C++) and gs print when an allocation fails under the memory limit.
+_OUT_OF_MEMORY = re.compile(r"bad_alloc|out of memory|cannot allocate memory|VMerror", re.IGNORECASE)
 
 # Pillow plugin ids allowed to run.  "PPM" covers PBM, PGM, PPM and PNM.
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "PPM", "WEBP")  # JPEG also opens MPO (camera JPEGs)
@@ -84,6 +92,49 @@ def load_pages(
             yield from _pdf_pages(path, resolution, mode, out_dir, on_error, max_pixels)
     else:
         yield from _image_pages(path, _read_file(path), on_error, max_pixels)
+
+
+def memory_reason(verb: str = "decode") -> str:
+    """"needs more than 2 GiB to decode": the reason given when this process's memory limit was hit."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return f"needs more memory than the station has to {verb}"
+    return f"needs more than {size_text(limit)} to {verb}"
+
+
+def vm_peak() -> int:
+    """This process's peak address space in bytes (0 where unknown)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def ran_out_of_memory(peak_before: int) -> bool:
+    """Whether a failure since ``peak_before`` (a :func:`vm_peak`) was the memory limit.
+
+    Some decoders (qpdf's content-stream parser among them) turn a failed allocation into a generic
+    "errors while decoding"; under a memory limit, an address space that grew past half of it during the
+    failed call says what happened (buffers grow by doubling, so the allocation that failed was the
+    next doubling).
+    """
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return False
+    peak = vm_peak()
+    return peak > peak_before and peak >= limit // 2
+
+
+def size_text(nbytes: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= size:
+            value = nbytes / size
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{nbytes} bytes"
 
 
 def _report(error: InputError, on_error: ErrorHandler | None) -> None:
@@ -144,6 +195,8 @@ def _image_pages(path: Path, data: bytes, on_error: ErrorHandler | None,
             image = Image.open(BytesIO(data), formats=IMAGE_FORMATS)
         except Image.DecompressionBombError as exc:
             raise InputError(str(path), f"the image is too large to be a page ({exc})") from exc
+        except MemoryError as exc:
+            raise InputError(str(path), memory_reason()) from exc
         except Image.UnidentifiedImageError as exc:
             raise InputError(str(path), _describe_unknown(data)) from exc
         except Exception as exc:
@@ -156,6 +209,8 @@ def _image_pages(path: Path, data: bytes, on_error: ErrorHandler | None,
         if image.format in _MULTIPAGE_FORMATS:
             try:
                 frame_count = int(getattr(image, "n_frames", 1))
+            except MemoryError as exc:
+                raise InputError(str(path), memory_reason()) from exc
             except Exception as exc:
                 # A broken page directory: the first page may still be readable.
                 _report(InputError(str(path), f"the page list is damaged; reading page 1 only ({exc})"),
@@ -171,6 +226,9 @@ def _image_pages(path: Path, data: bytes, on_error: ErrorHandler | None,
                     page = _decode_frame(image, source, max_pixels)
             except InputError as exc:
                 _report(exc, on_error)
+                continue
+            except MemoryError:
+                _report(InputError(source, memory_reason()), on_error)
                 continue
             except Exception as exc:
                 # Decoders of damaged data raise OSError, SyntaxError, ValueError, zlib/struct errors ...
@@ -227,6 +285,8 @@ def _flatten(rgba: Image.Image) -> Image.Image:
 
 
 def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:
+    import numpy as np  # here, not at the top: the decoder process starts faster without it
+
     values = np.asarray(image).astype(np.int64)
     if image.mode == "I" and values.size and values.min() >= 0 and values.max() <= 255:
         scaled = values  # an 8-bit image stored as 32-bit integers
@@ -279,6 +339,8 @@ def _pdf_pages(path: Path, resolution: int, mode: ColorMode, out_dir: Path, on_e
     except pikepdf.PasswordError as exc:
         raise InputError(str(path), "the PDF is password-protected; ask the sender for an unprotected copy") \
             from exc
+    except MemoryError as exc:
+        raise InputError(str(path), memory_reason()) from exc
     except Exception as exc:
         raise InputError(str(path), f"the PDF is damaged or truncated ({exc})") from exc
     with pdf:
@@ -288,6 +350,8 @@ def _pdf_pages(path: Path, resolution: int, mode: ColorMode, out_dir: Path, on_e
             raise InputError(str(path), "the PDF is encrypted (usage restrictions); decrypt it first")
         try:
             count = len(pdf.pages)
+        except MemoryError as exc:
+            raise InputError(str(path), memory_reason()) from exc
         except Exception as exc:
             raise InputError(str(path), f"the PDF page tree is damaged ({exc})") from exc
         if count == 0:
@@ -310,12 +374,17 @@ def _check_pdf_page(pdf: object, index: int, resolution: int, source: str, max_p
     import pikepdf
 
     assert isinstance(pdf, pikepdf.Pdf)
+    peak_before = vm_peak()
     try:
         page = pdf.pages[index]
         x0, y0, x1, y1 = (float(v) for v in page.cropbox)
         unit = float(page.obj.get("/UserUnit", 1))
         pikepdf.parse_content_stream(page)  # a damaged content stream renders as a silently blank page
+    except MemoryError as exc:  # a compressed content stream that expands to gigabytes
+        raise InputError(source, memory_reason()) from exc
     except Exception as exc:
+        if ran_out_of_memory(peak_before):  # qpdf reports a failed allocation as a decoding error
+            raise InputError(source, memory_reason()) from exc
         raise InputError(source, f"the PDF page is damaged ({exc})") from exc
     width = math.ceil(abs(x1 - x0) * unit / 72 * resolution)
     height = math.ceil(abs(y1 - y0) * unit / 72 * resolution)
@@ -352,14 +421,21 @@ def render_pdf_page(path: Path, number: int, resolution: int, mode: ColorMode, o
                str(path)]
     try:
         try:
-            result = subprocess.run(cmd, capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
+            result = subprocess.run(cmd, capture_output=True, timeout=RENDER_TIMEOUT_S, check=False,
+                                    preexec_fn=child_preexec())
         except subprocess.TimeoutExpired as exc:
             raise InputError(source, f"rendering took longer than {RENDER_TIMEOUT_S:g} s") from exc
         except OSError as exc:
             raise ExternalToolError(f"{tool} could not be started: {exc}") from exc
         if result.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            reason = detail[-1] if detail else f"{tool} exited with code {result.returncode}"
+            text = result.stderr.decode("utf-8", "replace")
+            if _OUT_OF_MEMORY.search(text):
+                raise InputError(source, memory_reason("render"))
+            detail = text.strip().splitlines()
+            if result.returncode < 0:
+                reason = f"{tool} crashed (signal {-result.returncode})"
+            else:
+                reason = detail[-1] if detail else f"{tool} exited with code {result.returncode}"
             raise InputError(source, f"the PDF page could not be rendered ({reason})")
         try:
             with Image.open(out, formats=["PPM"]) as rendered:
@@ -369,6 +445,8 @@ def render_pdf_page(path: Path, number: int, resolution: int, mode: ColorMode, o
                 return normalise_mode(rendered, source)
         except InputError:
             raise
+        except MemoryError as exc:
+            raise InputError(source, memory_reason()) from exc
         except Exception as exc:
             raise InputError(source, f"the rendered page is unreadable ({exc})") from exc
     finally:

@@ -8,6 +8,10 @@
 #     good pages (the Driver contract: "faults raise, delivered pages stay delivered");
 #   * if ``on_error`` is set (constructor or attribute; scanstation.facade sets it), each InputError is
 #     passed to it as it happens -- one audit entry per bad input -- and ``scan`` returns normally.
+#
+# Files are decoded outside this process (which holds the station's keys): each in its own fresh decoder
+# process with memory, CPU and time limits (drivers/decode_process.py).  The decoder for the next file is
+# started while the current one is read, so its start-up costs nothing when there are several files.
 
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ from drivers.base import (
     ScanSettings,
     Source,
 )
+from drivers.decode_process import DecodeLimits, DecoderProcess
 from drivers.errors import DeviceNotFound, InputError, ScanCancelled
-from drivers.image_loading import load_pages
 
 DEVICE_NAME = "import"
 DEVICE_INFO = DeviceInfo(name=DEVICE_NAME, vendor="ScanStation", model="File import", kind="virtual device",
@@ -54,10 +58,12 @@ class ImportDriver:
     name = "import"
 
     def __init__(self, files: Sequence[Path], tmp_dir: Path | None = None,
-                 on_error: Callable[[InputError], None] | None = None) -> None:
+                 on_error: Callable[[InputError], None] | None = None, *,
+                 limits: DecodeLimits | None = None) -> None:
         self.files = [Path(f) for f in files]
         self.tmp_dir = tmp_dir  # the station passes a private RAM-backed directory
         self.on_error = on_error
+        self.limits = limits or DecodeLimits()  # of each file's decoder process
 
     def list_devices(self) -> list[DeviceInfo]:
         return [DEVICE_INFO]
@@ -85,30 +91,45 @@ class ImportDriver:
                 report(error)
 
         delivered = 0
-        for path in self.files:
-            try:
-                digest = _sha256(path)
-                pages = load_pages(path, settings.resolution, self.tmp_dir, mode=settings.mode,
-                                   on_error=problem)
-                # closing(): a cancel or an on_page failure must still remove any rendered page at once.
-                with contextlib.closing(pages):
-                    for page in pages:
-                        if cancel.cancelled:
-                            raise ScanCancelled(f"Import cancelled after {delivered} page(s).")
-                        on_page(CapturedPage(
-                            image=page.image,
-                            dpi=page.dpi,
-                            device=DEVICE_NAME,
-                            side="import",
-                            sheet=delivered + 1,
-                            source_key=f"import:{digest}:{page.page_number - 1}",
-                            label=page.label,
-                        ))
-                        delivered += 1
-            except InputError as exc:  # the whole file is unusable; go on with the next one
-                problem(exc)
+        spare: DecoderProcess | None = None
+        try:
+            for index, path in enumerate(self.files):
+                decoder, spare = spare or DecoderProcess(self.limits), None
+                with decoder:
+                    if index + 1 < len(self.files):
+                        spare = DecoderProcess(self.limits)  # loads its modules while this file is read
+                    delivered = self._import_file(path, decoder, settings, cancel, on_page, problem, delivered)
+        finally:
+            if spare is not None:
+                spare.close()
         if problems and report is None:
             raise ImportProblems(problems, delivered)
+        return delivered
+
+    def _import_file(self, path: Path, decoder: DecoderProcess, settings: ScanSettings, cancel: CancelToken,
+                     on_page: PageCallback, problem: Callable[[InputError], None], delivered: int) -> int:
+        """Deliver the pages of one file; the running count of delivered pages."""
+        try:
+            digest = _sha256(path)
+            pages = decoder.pages(path, settings.resolution, self.tmp_dir, mode=settings.mode, on_error=problem)
+            # closing(): a cancel or an on_page failure must still stop the decoder and remove any
+            # rendered page at once.
+            with contextlib.closing(pages):
+                for page in pages:
+                    if cancel.cancelled:
+                        raise ScanCancelled(f"Import cancelled after {delivered} page(s).")
+                    on_page(CapturedPage(
+                        image=page.image,
+                        dpi=page.dpi,
+                        device=DEVICE_NAME,
+                        side="import",
+                        sheet=delivered + 1,
+                        source_key=f"import:{digest}:{page.page_number - 1}",
+                        label=page.label,
+                    ))
+                    delivered += 1
+        except InputError as exc:  # the whole file (or the rest of it) is unusable; go on with the next one
+            problem(exc)
         return delivered
 
     @staticmethod

@@ -68,6 +68,7 @@ from drivers.errors import (
     PaperJam,
     ScanCancelled,
 )
+from drivers.process_guard import child_preexec
 from drivers.sane_protocol import ProtocolError, read_frame
 from drivers.sane_status import Status
 
@@ -136,6 +137,7 @@ class _WorkerProcess:
                 env=env,
                 # Own session: Ctrl-C at the terminal reaches the station, which cancels the worker in order.
                 start_new_session=True,
+                preexec_fn=child_preexec(),  # core dumps off (None when RLIMIT_CORE 0 is inherited)
             )
         except OSError as exc:
             raise DeviceCrashed(f"the scanner worker could not be started ({exc})") from exc

@@ -26,6 +26,7 @@ import traceback
 from typing import IO, Any
 
 from drivers.base import Source
+from drivers.process_guard import no_core_dumps
 from drivers.sane_device import SaneDevice, SaneFailure, actual_dpi, configure, page_image, set_raw
 from drivers.sane_options import SettingError, capabilities_from_options
 from drivers.sane_protocol import write_frame
@@ -146,6 +147,7 @@ class _Worker:
 
 
 def main() -> int:
+    no_core_dumps()  # pages pass through this process
     # Keep the protocol on a private copy of stdout and point fd 1 at stderr, so a back end that printf()s
     # cannot corrupt the frame stream.
     out = os.fdopen(os.dup(1), "wb")

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from drivers.process_guard import no_core_dumps
 from scanstation.errors import ExternalToolError, InputError, OcrError, ScanStationError
 from scanstation.ocr.pages import DEFAULT_LANG, DEFAULT_TIMEOUT, PNG_SIGNATURE, STRATEGIES, PageOcr, Strategy, ocr_page
 
@@ -45,6 +46,7 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def _init_worker(niceness: int, station_pid: int) -> None:
+    no_core_dumps()  # pages pass through this process; a fresh interpreter is dumpable again
     os.nice(niceness)
     # the station's pid comes from the station itself: if it died while we were starting, getppid()
     # would already name init and we would wait for ever

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from drivers.process_guard import child_preexec
 from scanstation.errors import ExternalToolError, InputError, OcrError
 
 # Lets a deployment (or a test) point at another binary without code changes; an explicit
@@ -97,6 +98,7 @@ def _query(args: list[str], tesseract_cmd: str | os.PathLike[str] | None) -> str
             timeout=_QUERY_TIMEOUT,
             env=_child_env(),
             check=True,
+            preexec_fn=child_preexec(),  # core dumps off (None when RLIMIT_CORE 0 is inherited)
         )
     except subprocess.TimeoutExpired as e:
         raise ExternalToolError(f"'{exe} {' '.join(args)}' did not answer within {_QUERY_TIMEOUT:g} s") from e
@@ -255,6 +257,7 @@ def recognise(
                 env=_child_env(work_dir),
                 cwd=work_dir,
                 check=False,
+                preexec_fn=child_preexec(),
             )
         except subprocess.TimeoutExpired as e:
             # subprocess.run has already killed and reaped the child.
@@ -376,6 +379,7 @@ class WarmRun:
                 stderr=subprocess.PIPE,
                 env=_child_env(work_dir),
                 cwd=work_dir,
+                preexec_fn=child_preexec(),
             )
         except OSError as e:
             raise ExternalToolError(f"cannot run the OCR program {self._run.exe}: {e.strerror or e}") from e

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from drivers.process_guard import child_preexec, no_core_dumps
 from scanstation.errors import ExternalToolError, OcrError
 from scanstation.ocr.tesseract_program import _SETPRIV, DEFAULT_VARIABLES, _child_env, _describe_exit, debian_package
 
@@ -123,6 +124,7 @@ def _serve(work_dir: Path, requests: IO[bytes], replies: IO[bytes]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    no_core_dumps()  # pages pass through this process (libtesseract)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
         print("usage: python -m scanstation.ocr.tesseract_worker WORK_DIR", file=sys.stderr)
@@ -232,6 +234,7 @@ class TesseractWorker:
                 stderr=subprocess.PIPE,
                 env=env,
                 cwd=self._dir,
+                preexec_fn=child_preexec(),  # RLIMIT_CORE 0 from the start (None when inherited)
             )
         except OSError as e:
             self._remove_dir()

@@ -18,6 +18,7 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name
 from PIL import Image
 
+from drivers.process_guard import child_preexec
 from scanstation import __version__
 from scanstation.errors import ExternalToolError, InputError
 from scanstation.pdf.page_images import EncodedImage, encode_pil, load_image
@@ -352,6 +353,7 @@ def pdf_text(pdf_bytes: bytes, *, timeout: float = _PDFTOTEXT_TIMEOUT) -> str:
             capture_output=True,
             timeout=timeout,
             check=True,
+            preexec_fn=child_preexec(),  # core dumps off (None when RLIMIT_CORE 0 is inherited)
         )
     except subprocess.TimeoutExpired as e:
         raise ExternalToolError(f"pdftotext timed out after {timeout:g} s") from e
