@@ -26,10 +26,11 @@ from drivers.errors import (
 )
 
 __all__ = [
-    "EXIT_CODES", "AuditIntegrityError", "ConfigError", "CoverOpen", "DeviceBusy", "DeviceCrashed", "DeviceError", "DeviceNotFound",
-    "DeviceOffline", "ExternalToolError", "FeederEmpty", "FormatError", "InputError", "KeyFormatError",
-    "OcrError", "PackageError", "PaperJam", "PermissionDenied", "PortalRejected", "ReceiptInvalid", "ScanCancelled",
-    "ScanStationError", "SignInError", "StateError", "StationLocked", "UnlockError", "UploadError", "VaultIntegrityError", "exit_code_table",
+    "EXIT_CODES", "AuditIntegrityError", "ConfigError", "CoverOpen", "DeviceBusy", "DeviceCrashed", "DeviceError",
+    "DeviceNotFound", "DeviceOffline", "ExternalToolError", "FeederEmpty", "FormatError", "InputError",
+    "KeyFormatError", "OcrError", "PackageError", "PaperJam", "PermissionDenied", "PortalRejected", "ReceiptInvalid",
+    "ScanCancelled", "ScanStationError", "SignInError", "StateError", "StationLocked", "UnlockError", "UploadError",
+    "VaultIntegrityError", "exit_code_table",
 ]
 
 

@@ -1,10 +1,23 @@
-"""Test helpers: a fresh initialised station (real CLI, real keys) and the portal identity that reads it."""
+"""Test helpers: a fresh initialised station (real CLI, real keys, real people) and the portal identity.
+
+A station here has four people, all with the password in ``password.txt``: ``admin`` (created by
+``init``), ``head`` (the unit head, created by ``init --unit-head`` with a key slot), ``sup`` (a
+supervisor, given a key slot at the first unlock) and ``op`` (an operator).  Commands run as ``sup`` by
+default, in-process (a supervisor's own key slot unlocks the station for the command); the commands
+that only the unit head or the admin may run go as them (:data:`COMMAND_USERS`).  :meth:`StationEnv.serve`
+starts ``scanstation serve`` instead, unlocked by the unit head, for tests of the running service.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +25,10 @@ from typing import Any
 import pyrage
 
 REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "scanning room test words 2026"
+PEOPLE = {"admin": "admin", "head": "unit-head", "sup": "supervisor", "op": "operator"}
+# Who runs a command when the test does not say (--user): the role the permission matrix wants.
+COMMAND_USERS = {"seal": "head", "unseal": "head", "vault": "admin", "users": "admin"}
 
 
 @dataclass
@@ -21,27 +38,67 @@ class StationEnv:
     data_dir: Path
     portal_identity_file: Path  # an age identity file for `age -d -i`
     env: dict[str, str]
+    recovery_code: str = ""
+
+    def _argv(self, args: tuple[str, ...]) -> list[str]:
+        if "--user" in args or not args:
+            return list(args)
+        user = COMMAND_USERS.get(args[0])
+        return [*args, "--user", user] if user else list(args)
 
     def run(self, *args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "scanstation.cli.main", *args], env=self.env, text=True,
-                              capture_output=True, timeout=timeout, cwd=REPO)
+        proc = subprocess.run([sys.executable, "-m", "scanstation.cli.main", *self._argv(args)], env=self.env,
+                              text=True, capture_output=True, timeout=timeout, cwd=REPO)
         if check and proc.returncode != 0:
             cmd = " ".join(args)
             raise AssertionError(f"scanstation {cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     def unlock(self) -> tuple[Any, Any]:
-        """(config, unlocked station key) for driving a Station in this process."""
+        """(config, unlocked station key) for driving a Station in this process (the unit head's slot)."""
         from scanstation.config import load_config
-        from scanstation.vault.identity import read_passphrase, unlock_identity
+        from scanstation.people.accounts import People
+        from scanstation.vault.key_slots import KeySlots
 
         config = load_config(self.config)
-        passphrase = read_passphrase(environ={"SCANSTATION_PASSPHRASE_FILE": self.env["SCANSTATION_PASSPHRASE_FILE"]})
-        return config, unlock_identity(config.sealed_identity_path, passphrase)
+        people = People(config.data_dir / "people.db")
+        try:
+            return config, KeySlots(people).open_with_password("head", PASSWORD)
+        finally:
+            people.close()
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", *args], env=self.env, text=True,
+        return subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", *self._argv(args)], env=self.env,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+
+    @contextmanager
+    def serve(self, unlock_as: str | None = "head") -> Iterator[subprocess.Popen[str]]:
+        """``scanstation serve`` running (unlocked by ``unlock_as``); stopped (SIGTERM) afterwards."""
+        proc = subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", "serve"], env=self.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        try:
+            from scanstation.config import load_config
+
+            sock = load_config(self.config).socket_path
+            deadline = time.monotonic() + 60
+            while not sock.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"scanstation serve did not start: {proc.communicate(timeout=5)}")
+                time.sleep(0.05)
+            if unlock_as:
+                self.run("unlock", "--user", unlock_as, check=True)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str, str] | None = None,
@@ -53,18 +110,30 @@ def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str,
     portal_file = root / "portal-identity.txt"
     portal_file.write_text(f"{portal}\n")
     os.chmod(portal_file, 0o600)
-    pass_file = root / "passphrase.txt"
-    pass_file.write_text("correct horse battery staple\n")
+    pass_file = root / "password.txt"
+    pass_file.write_text(PASSWORD + "\n")
     os.chmod(pass_file, 0o600)
     config = root / "station.toml"
     data_dir = root / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
-    env.update({"SCANSTATION_CONFIG": str(config), "SCANSTATION_PASSPHRASE_FILE": str(pass_file),
+    env.update({"SCANSTATION_CONFIG": str(config), "SCANSTATION_PASSWORD_FILE": str(pass_file),
+                "SCANSTATION_NEW_PASSWORD_FILE": str(pass_file), "SCANSTATION_USER": "sup",
                 "PYTHONPATH": str(REPO)})
     env.update(extra_env or {})
     st = StationEnv(root, config, data_dir, portal_file, env)
-    st.run("init", "--config", str(config), "--data-dir", str(data_dir),
-           "--portal-recipient", str(portal.to_public()), "--unit", "Test Unit", *init_args, check=True)
+    init = st.run("init", "--config", str(config), "--data-dir", str(data_dir), "--admin", "admin",
+                  "--unit-head", "head", "--portal-recipient", str(portal.to_public()), "--unit", "Test Unit",
+                  *init_args, check=True)
+    code = re.search(r"^\s+([A-Z2-7]{4}(?:-[A-Z2-7]{4}){7})\s*$", init.stdout, re.M)
+    assert code, f"init printed no recovery code:\n{init.stdout}"
+    st.recovery_code = code.group(1)
+    recovery_file = root / "recovery.txt"
+    recovery_file.write_text(st.recovery_code + "\n")
+    os.chmod(recovery_file, 0o600)
+    st.env["SCANSTATION_RECOVERY_FILE"] = str(recovery_file)
     with config.open("a") as f:
         f.write(f"\n[ocr]\nlanguages = \"{ocr_languages}\"\n{extra_config}")
+    st.run("users", "add", "sup", "--role", "supervisor", check=True)
+    st.run("users", "add", "op", "--role", "operator", check=True)
+    st.run("unlock", "--user", "head", check=True)  # gives sup a key slot
     return st

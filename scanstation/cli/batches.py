@@ -12,78 +12,73 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanstation.cli.common import finish, load, open_station, say, warn
+from scanstation.cli.common import actor, finish, load, open_station, say, warn
 from scanstation.errors import ConfigError, ScanStationError, StateError, VaultIntegrityError
+from scanstation.people.roles import Action
 
 if TYPE_CHECKING:
     from scanstation.config import Config
 
 
-def _status_data(config: Config, batch: str | None) -> dict[str, Any]:
-    from scanstation.cli.common import unlock
-    from scanstation.facade import open_store
-
-    store = open_store(config, unlock(config))  # station.db is encrypted: reading it needs the key
-    try:
-        batches = store.batches()
-        if batch is not None:
-            batches = [b for b in batches if b.name == batch]
-            if not batches:
-                raise StateError(f"no batch called '{batch}'")
-        out: dict[str, Any] = {
-            "station": config.station.id,
-            "unit": config.station.unit,
-            "data_dir": str(config.data_dir),
-            "batches": [],
-        }
-        for b in batches:
-            pages = store.pages(b.id)
-            docs = store.documents(b.id)
-            out["batches"].append(
-                {
-                    "name": b.name,
-                    "state": b.state.value,
-                    "operator": b.operator,
-                    "created_at": b.created_at,
-                    "pages": len(pages),
-                    "counts": store.counts(b.id),
-                    "flags": {
-                        f: sum(1 for p in pages if f in p.flags) for f in sorted({f for p in pages for f in p.flags})
-                    },
-                    "documents": [
-                        {
-                            "id": d.id,
-                            "seq": d.seq,
-                            "employee_code": d.employee_code,
-                            "acr_period": d.acr_period,
-                            "pages": sum(1 for p in pages if p.document_id == d.id),
-                            "pdf": store.document_pdf(d.id) is not None,
-                        }
-                        for d in docs
-                    ],
-                    "page_list": [
-                        {
-                            "seq": p.seq,
-                            "id": p.id,
-                            "state": p.state.value,
-                            "ocr": p.ocr_state.value,
-                            "flags": p.flags,
-                            "side": p.side.value,
-                            "device": p.device,
-                            "raw_sha256": p.raw_sha256,
-                            "image_sha256": p.image_sha256,
-                            "source_key": p.source_key,
-                            "document_id": p.document_id,
-                            "analysis": p.analysis,  # measurements (skew, borders, ink, quality), no content
-                            "objects": _page_objects(store, p),
-                        }
-                        for p in pages
-                    ],
-                }
-            )
-        return out
-    finally:
-        store.close()
+def _status_data(config: Config, store: Any, batch: str | None, personal: bool) -> dict[str, Any]:
+    """States, counts and measurements; employee codes and source keys only for ``personal`` readers."""
+    batches = store.batches()
+    if batch is not None:
+        batches = [b for b in batches if b.name == batch]
+        if not batches:
+            raise StateError(f"no batch called '{batch}'")
+    out: dict[str, Any] = {
+        "station": config.station.id,
+        "unit": config.station.unit,
+        "data_dir": str(config.data_dir),
+        "batches": [],
+    }
+    for b in batches:
+        pages = store.pages(b.id)
+        docs = store.documents(b.id)
+        out["batches"].append(
+            {
+                "name": b.name,
+                "state": b.state.value,
+                "operator": b.operator,
+                "created_at": b.created_at,
+                "pages": len(pages),
+                "counts": store.counts(b.id),
+                "flags": {
+                    f: sum(1 for p in pages if f in p.flags) for f in sorted({f for p in pages for f in p.flags})
+                },
+                "documents": [
+                    {
+                        "id": d.id,
+                        "seq": d.seq,
+                        "employee_code": d.employee_code if personal else "(hidden)",
+                        "acr_period": d.acr_period if personal else "(hidden)",
+                        "pages": sum(1 for p in pages if p.document_id == d.id),
+                        "pdf": store.document_pdf(d.id) is not None,
+                    }
+                    for d in docs
+                ],
+                "page_list": [
+                    {
+                        "seq": p.seq,
+                        "id": p.id,
+                        "state": p.state.value,
+                        "ocr": p.ocr_state.value,
+                        "flags": p.flags,
+                        "side": p.side.value,
+                        "device": p.device,
+                        "raw_sha256": p.raw_sha256,
+                        "image_sha256": p.image_sha256,
+                        "source_key": p.source_key if personal else "(hidden)",
+                        "document_id": p.document_id,
+                        "analysis": p.analysis,  # measurements (skew, borders, ink, quality), no content
+                        "objects": _page_objects(store, p),
+                    }
+                    for p in pages
+                ],
+            }
+        )
+    return out
 
 
 def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
@@ -94,7 +89,13 @@ def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data = _status_data(load(args), args.batch)
+    """Counts and states for anyone signed in; employee codes, periods and source keys only for the
+    roles that may see personal fields (supervisor, unit head)."""
+    from scanstation.cli.common import open_station_as
+    from scanstation.people.permissions import sees_personal_fields
+
+    with open_station_as(args, Action.STATUS) as (station, caller):
+        data = _status_data(station.config, station.store, args.batch, sees_personal_fields(caller.role))
     if args.json:
         say(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -121,8 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify_vault(args: argparse.Namespace) -> int:
     from scanstation.facade import integrity_error
 
-    config = load(args)
-    with open_station(config) as station:
+    with open_station(args, Action.READ_AUDIT) as station:
         problems = station.verify_vault()
         n = len(station.store.objects())
     if problems:
@@ -135,16 +135,15 @@ def cmd_verify_vault(args: argparse.Namespace) -> int:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     """Every ACR file of the batch that can be assembled is; damaged pages fail their file, named, at the end."""
-    config = load(args)
     failed: list[ScanStationError] = []
-    with open_station(config) as station:
+    with open_station(args, Action.INDEX) as station:
         batch = station.store.batch(args.batch)
         if batch is None:
             raise StateError(f"no batch called '{args.batch}'")
         station.wait_or_raise(include_ocr=True, batch_id=batch.id, what=f"batch {batch.name}: not assembled")
         for doc in station.store.documents(batch.id):
             try:
-                obj = station.assemble_pdf(doc.id)
+                obj = station.assemble_pdf(doc.id, actor(args))
             except VaultIntegrityError as e:
                 warn(e.message)
                 failed.append(e)
@@ -164,8 +163,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     from scanstation.domain import BatchState
     from scanstation.facade import damaged_pages_error
 
-    config = load(args)
-    with open_station(config) as station:
+    with open_station(args, Action.SCAN) as station:
         batch_id = None
         if args.batch is not None:
             batch = station.store.batch(args.batch)
@@ -173,7 +171,7 @@ def cmd_process(args: argparse.Namespace) -> int:
                 raise StateError(f"no batch called '{args.batch}'")
             batch_id = batch.id
         if args.retry_failed:
-            say(f"{station.retry_failed_ocr(args.batch)} page(s) queued for another OCR attempt")
+            say(f"{station.retry_failed_ocr(args.batch, actor(args))} page(s) queued for another OCR attempt")
         finish(station, wait_ocr=True)
         open_states = (BatchState.SCANNING, BatchState.VERIFIED, BatchState.SIGNED)
         damaged: list[tuple[str, list[Any]]] = []
@@ -196,9 +194,8 @@ def cmd_vault_quarantine(args: argparse.Namespace) -> int:
     The station never deletes such objects itself (start and verify-vault only report them); they stay
     encrypted where they are moved to, and nothing is decrypted.
     """
-    config = load(args)
-    with open_station(config) as station:
-        moved, where = station.quarantine_unlisted(config.station.operator)
+    with open_station(args, Action.CONFIGURE) as station:
+        moved, where = station.quarantine_unlisted(actor(args))
         left = len(station.vault.unlisted(station.store.object_ids()))
     if not moved:
         say("no unlisted objects in the vault: nothing to quarantine")
@@ -239,19 +236,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("status", parents=[common], help="batches, pages and processing state")
     s.add_argument("--batch", metavar="NAME")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_status)
+    s.set_defaults(func=cmd_status, via_service=True)
 
     s = sub.add_parser("verify-vault", parents=[common], help="check every vault object against its recorded hash")
-    s.set_defaults(func=cmd_verify_vault)
+    s.set_defaults(func=cmd_verify_vault, via_service=True)
 
     s = sub.add_parser("process", parents=[common], help="finish cleaning and OCR left over from an earlier run")
     s.add_argument("--batch", metavar="NAME")
     s.add_argument("--retry-failed", action="store_true", help="give pages whose OCR failed another attempt")
-    s.set_defaults(func=cmd_process)
+    s.set_defaults(func=cmd_process, via_service=True)
 
     s = sub.add_parser("assemble", parents=[common], help="build each ACR file's searchable PDF (in the vault)")
     s.add_argument("--batch", required=True, metavar="NAME")
-    s.set_defaults(func=cmd_assemble)
+    s.set_defaults(func=cmd_assemble, via_service=True)
 
     s = sub.add_parser("vault", parents=[common], help="vault housekeeping for the station admin (see 'vault -h')")
     vault_sub = s.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
@@ -260,7 +257,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="move vault objects the station database does not list into <data_dir>/quarantine/<time>/ "
         "(still encrypted; audited with their count and ids)",
     )
-    v.set_defaults(func=cmd_vault_quarantine)
+    v.set_defaults(func=cmd_vault_quarantine, via_service=True)
 
     s = sub.add_parser("cover-sheets", parents=[common], help="print QR separator sheets, one per ACR file")
     s.add_argument("--sheet", action="append", required=True, metavar="CODE:PERIOD[:NAME]")

@@ -10,11 +10,12 @@ import argparse
 import dataclasses
 import json
 import signal
-from pathlib import Path
+import threading
 from typing import TYPE_CHECKING, Any
 
-from scanstation.cli.common import finish, load, open_station, report_outcome, say, warn
+from scanstation.cli.common import actor, client_path, finish, load, open_station, report_outcome, say, warn
 from scanstation.errors import ConfigError, ScanStationError, StateError
+from scanstation.people.roles import Action
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -60,11 +61,12 @@ def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
     return settings
 
 
-def _document(station: Any, args: argparse.Namespace) -> Any:
+def _document(station: Any, args: argparse.Namespace, who: str) -> Any:
     """The ACR file named by ``--employee`` (opened or created), or None."""
     if not getattr(args, "employee", None):
         return None
-    return station.open_document(args.batch, args.employee, args.name or "", args.rank or "", args.period or "")
+    return station.open_document(args.batch, args.employee, args.name or "", args.rank or "", args.period or "",
+                                 operator=who)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -73,32 +75,33 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     config = load(args)
     settings = _settings(args, config)
-    station = open_station(config)
     cancel = CancelToken()
-    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
-    try:
+    if threading.current_thread() is threading.main_thread():  # not inside the service
+        signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    with open_station(args, Action.SCAN) as station:
+        who = actor(args)
         driver = get_driver(args.device, tmp_dir=station.ramdir.path)
         if args.source is None:
             settings = _default_source_for(driver, args.device, settings)
         report = station.capture(
-            args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args)
+            args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args, who),
+            operator=who,
         )
         return _finish_capture(station, report, wait_ocr=not args.no_wait)
-    finally:
-        station.close()
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from drivers.base import CancelToken, ColorMode, ScanSettings, Source
     from drivers.registry import get_driver
 
-    config = load(args)
-    with open_station(config) as station:
-        files = [Path(f) for f in args.files]
+    with open_station(args, Action.SCAN) as station:
+        who = actor(args)
+        files = [client_path(f) for f in args.files]
         driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
         settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=args.resolution or 300)
         report = station.capture(
-            args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args)
+            args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args, who),
+            operator=who,
         )
         return _finish_capture(station, report, wait_ocr=not args.no_wait)
 
@@ -143,11 +146,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--option", action="append", metavar="NAME=VALUE", help="back-end option (repeatable)")
     s.add_argument("--batch", required=True, metavar="NAME")
     _add_index_options(s)
-    s.set_defaults(func=cmd_scan)
+    s.set_defaults(func=cmd_scan, via_service=True)
 
     s = sub.add_parser("import", parents=[common], help="import image/TIFF/PDF files into a batch")
     s.add_argument("--batch", required=True, metavar="NAME")
     s.add_argument("--resolution", type=int, metavar="N", help="PDF rendering resolution (default 300)")
     s.add_argument("files", nargs="+", metavar="FILE")
     _add_index_options(s)
-    s.set_defaults(func=cmd_import)
+    s.set_defaults(func=cmd_import, via_service=True)

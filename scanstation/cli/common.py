@@ -10,24 +10,59 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanstation.errors import InputError, StateError
+from scanstation.errors import InputError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
+    from scanstation.people.roles import Action
 
 CONFIG_ENV = "SCANSTATION_CONFIG"  # the same name as scanstation.config.CONFIG_ENV (a test checks)
 
 
+@dataclass(frozen=True)
+class InService:
+    """A command running inside the station service for a signed-in client (see :func:`connect`)."""
+
+    service: Any  # scanstation.service.core.StationService
+    token: str
+    output: Callable[[str, str], None]  # (stream "out"/"err", line) back to the client
+    cwd: str = "/"  # the client's working directory: relative file names are the client's
+
+
+def client_path(name: str) -> Path:
+    """A file name given on the command line, as the client meant it (inside the service too)."""
+    path = Path(name)
+    ctx = IN_SERVICE.get()
+    if ctx is not None and not path.is_absolute():
+        return Path(ctx.cwd) / path
+    return path
+
+
+# Set (per thread) while the service runs a command for a client: its lines go to that client.
+IN_SERVICE: ContextVar[InService | None] = ContextVar("scanstation_in_service", default=None)
+
+
 def say(*args: Any) -> None:
     """A line for the operator on stdout (flushed: other programs read it line by line)."""
+    ctx = IN_SERVICE.get()
+    if ctx is not None:
+        ctx.output("out", " ".join(str(a) for a in args))
+        return
     print(*args, flush=True)
 
 
 def warn(msg: str) -> None:
+    ctx = IN_SERVICE.get()
+    if ctx is not None:
+        ctx.output("err", f"scanstation: {msg}")
+        return
     print(f"scanstation: {msg}", file=sys.stderr, flush=True)
 
 
@@ -40,12 +75,26 @@ def common_options() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"station configuration (default: ${CONFIG_ENV} or embedded defaults)",
     )
+    common.add_argument(
+        "--user",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="the person this command acts for (default: $SCANSTATION_USER); the password comes from the "
+        "terminal or the file named by $SCANSTATION_PASSWORD_FILE (mode 0600)",
+    )
     return common
 
 
 def load(args: argparse.Namespace) -> Config:
-    """The configuration named by ``--config`` or $SCANSTATION_CONFIG, else the embedded defaults."""
+    """The configuration named by ``--config`` or $SCANSTATION_CONFIG, else the embedded defaults.
+
+    Inside the service, always the service's own configuration (never a file a client names).
+    """
     from scanstation.config import load_config
+
+    ctx = IN_SERVICE.get()
+    if ctx is not None:
+        return ctx.service.config
 
     path = getattr(args, "config", None)
     return load_config(Path(path) if path else None)
@@ -56,15 +105,6 @@ def config_or_none(args: argparse.Namespace) -> Config | None:
     if getattr(args, "config", None) or os.environ.get(CONFIG_ENV):
         return load(args)
     return None
-
-
-def unlock(config: Config) -> Any:
-    from scanstation.vault.identity import read_passphrase, unlock_identity
-
-    path = config.sealed_identity_path
-    if not path.exists():
-        raise StateError(f"{path}: no sealed station identity (run 'scanstation init')")
-    return unlock_identity(path, read_passphrase(prompt="Station passphrase: ", require_private=True))
 
 
 def event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
@@ -87,12 +127,33 @@ def event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
     return sink
 
 
-def open_station(config: Config) -> Any:
-    """The station, unlocked (asks for the passphrase), printing what happens to pages."""
-    from scanstation.facade import Station
+@contextmanager
+def open_station(args: argparse.Namespace, action: Action) -> Iterator[Any]:
+    """The open station, for a signed-in person allowed ``action`` (the service checks and audits).
 
-    key = unlock(config)
-    return Station(config, key, events=event_printer())
+    In this process (no service running), a supervisor or unit head unlocks it with their own key
+    slot for this one command; anyone else needs the running service, unlocked by one of them.
+    """
+    with open_station_as(args, action) as (station, _caller):
+        yield station
+
+
+@contextmanager
+def open_station_as(args: argparse.Namespace, action: Action) -> Iterator[tuple[Any, Any]]:
+    """:func:`open_station`, and the signed-in caller (name and role) it was opened for."""
+    with connect(args) as (conn, password):
+        service = conn.service
+        caller = service.caller(conn.token)
+        with service.unlocked_for(caller, password):
+            yield service.station(caller, action), caller
+
+
+def actor(args: argparse.Namespace) -> str:
+    """The signed-in person a command acts for (names them in the store and the audit trail)."""
+    ctx = IN_SERVICE.get()
+    if ctx is not None:
+        return str(ctx.service.caller(ctx.token).name)
+    return user_name(args)
 
 
 def finish(station: Any, wait_ocr: bool) -> None:
@@ -123,3 +184,70 @@ def report_outcome(report: Any) -> int:
     if inputs:
         raise InputError(f"{len(inputs)} input(s)", "rejected: " + "; ".join(str(p) for p in inputs[:10]))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------- people
+USER_ENV = "SCANSTATION_USER"
+PASSWORD_FILE_ENV = "SCANSTATION_PASSWORD_FILE"
+NEW_PASSWORD_FILE_ENV = "SCANSTATION_NEW_PASSWORD_FILE"
+
+
+def user_name(args: argparse.Namespace) -> str:
+    """The person this command acts for: ``--user`` or $SCANSTATION_USER."""
+    from scanstation.errors import SignInError
+
+    name = getattr(args, "user", None) or os.environ.get(USER_ENV, "")
+    if not name:
+        raise SignInError(f"this command acts for a person: give --user NAME (or set {USER_ENV})")
+    return str(name)
+
+
+def read_password(prompt: str = "Password: ") -> str:
+    """The acting person's password: the file named by $SCANSTATION_PASSWORD_FILE (mode 0600), else the terminal."""
+    from scanstation.vault.identity import read_passphrase
+
+    return read_passphrase(PASSWORD_FILE_ENV, prompt, require_private=True)
+
+
+def read_new_password(prompt: str) -> str:
+    """A new password (a new person's first, or a change): $SCANSTATION_NEW_PASSWORD_FILE, else typed twice."""
+    from scanstation.vault.identity import read_passphrase
+
+    return read_passphrase(NEW_PASSWORD_FILE_ENV, prompt, confirm=True, require_private=True)
+
+
+@contextmanager
+def connect(args: argparse.Namespace, *, sign_in: bool = True) -> Iterator[tuple[Any, str | None]]:
+    """A connection to the station service (its socket if it runs, else in this process), signed in.
+
+    Yields ``(connection, password)``: the password only for in-process use, where a supervisor's or
+    unit head's own key slot unlocks the station for the one command.
+    """
+    from scanstation.service.client import LocalConnection, RemoteConnection, service_running
+
+    ctx = IN_SERVICE.get()
+    if ctx is not None:  # already inside the service, for a client who signed in there
+        inside = LocalConnection(ctx.service, owns_service=False)
+        inside.token = ctx.token
+        yield inside, None
+        return
+    config = load(args)
+    if service_running(config.socket_path):
+        conn: Any = RemoteConnection(config.socket_path)
+        remote = True
+    else:
+        from scanstation.service.core import StationService
+
+        conn = LocalConnection(StationService(config, events=event_printer()))
+        remote = False
+    password = None
+    try:
+        if sign_in:
+            name = user_name(args)
+            password = read_password(f"Password for {name}: ")
+            conn.token = conn.call("sign_in", name=name, password=password)["token"]
+        yield conn, (None if remote else password)
+        if sign_in and remote:
+            conn.call("sign_out")
+    finally:
+        conn.close()

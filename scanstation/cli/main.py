@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from drivers.process_guard import no_core_dumps
 from scanstation import __version__
@@ -71,6 +71,10 @@ def _run(argv: Sequence[str] | None) -> tuple[int, bool]:
         return 2, False
     ends_at_once = bool(getattr(args, "ends_at_once", False))
     try:
+        if getattr(args, "via_service", False):
+            forwarded = _forward(args, list(sys.argv[1:] if argv is None else argv))
+            if forwarded is not None:
+                return forwarded, ends_at_once
         return int(args.func(args)), ends_at_once
     except (ScanStationError, FormatError) as e:
         warn(e.message)
@@ -80,6 +84,75 @@ def _run(argv: Sequence[str] | None) -> tuple[int, bool]:
         return 130, ends_at_once
     except BrokenPipeError:
         return 1, ends_at_once
+
+
+def _client_argv(argv: list[str]) -> list[str]:
+    """The command line without the options that belong to this side (--config, --user, -v)."""
+    out: list[str] = []
+    skip = False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in ("--config", "--user"):
+            skip = True
+        elif not item.startswith(("--config=", "--user=")) and item not in ("-v", "--verbose"):
+            out.append(item)
+    return out
+
+
+def _forward(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """Run the command inside the station service when one runs (it holds the keys); None when none does."""
+    from scanstation.cli.common import IN_SERVICE, load, read_password, user_name
+    from scanstation.service.client import RemoteConnection, service_running
+
+    if IN_SERVICE.get() is not None:
+        return None
+    config = load(args)
+    if not service_running(config.socket_path):
+        return None
+    name = user_name(args)
+    password = read_password(f"Password for {name}: ")
+
+    def relay(kind: str, data: dict[str, object]) -> None:
+        line = str(data.get("line", ""))
+        print(line, file=sys.stderr if kind == "err" else sys.stdout, flush=True)
+
+    with RemoteConnection(config.socket_path, timeout=None) as conn:
+        conn.token = conn.call("sign_in", name=name, password=password)["token"]
+        try:
+            result = conn.call("run", on_event=relay, argv=_client_argv(argv), cwd=os.getcwd())
+        finally:
+            conn.call("sign_out")
+    return int(result["exit"])
+
+
+def run_for_client(service: object, token: str, argv: list[str], cwd: str,
+                   emit: Callable[[str, dict[str, object]], None]) -> int:
+    """Inside the service: run one command for a signed-in client, its output going back to them.
+
+    Only commands marked ``via_service`` run here (capture, batches, transfer); the same permission
+    checks apply inside (:func:`scanstation.cli.common.open_station`).
+    """
+    from scanstation.cli.common import IN_SERVICE, InService
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        emit("err", {"line": f"scanstation: command-line usage error: {' '.join(argv)[:200]}"})
+        return 2
+    if not getattr(args, "via_service", False):
+        emit("err", {"line": f"scanstation: '{getattr(args, 'command', '')}' does not run inside the station service"})
+        return 2
+    ctx = InService(service, token, lambda stream, line: emit(stream, {"line": line}), cwd)
+    reset = IN_SERVICE.set(ctx)
+    try:
+        return int(args.func(args))
+    except (ScanStationError, FormatError) as e:
+        warn(e.message)
+        return e.exit_code
+    finally:
+        IN_SERVICE.reset(reset)
 
 
 def entry() -> None:

@@ -10,16 +10,15 @@ import argparse
 import json
 from typing import Any
 
-from scanstation.cli.common import load, open_station, say, warn
-from scanstation.errors import StateError
+from scanstation.cli.common import actor, open_station, say, warn
+from scanstation.people.roles import Action
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
     from scanstation.seal.sealing import seal_batch
 
-    config = load(args)
-    with open_station(config) as station:
-        info = seal_batch(station, args.batch, config.station.operator)
+    with open_station(args, Action.SEAL) as station:
+        info = seal_batch(station, args.batch, actor(args))
     say(f"sealed batch {args.batch}: {info.path} ({info.size} bytes, sha256 {info.sha256})")
     return 0
 
@@ -27,18 +26,14 @@ def cmd_seal(args: argparse.Namespace) -> int:
 def cmd_unseal(args: argparse.Namespace) -> int:
     from scanstation.seal.sealing import unseal_batch
 
-    config = load(args)
-    with open_station(config) as station:
-        unseal_batch(station, args.batch, config.station.operator)
+    with open_station(args, Action.SEAL) as station:
+        unseal_batch(station, args.batch, actor(args))
     say(f"batch {args.batch} is open for scanning again; its package was deleted")
     return 0
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from scanstation.upload.queue import Outcome, UploadQueue
-
-    config = load(args)
-    station = open_station(config)
 
     def progress(kind: str, data: dict[str, Any]) -> None:
         if kind == "upload_progress" and args.verbose:
@@ -52,11 +47,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
         else:
             warn(f"batch {o.batch}: upload {o.state}: {o.detail}")
 
-    try:
+    with open_station(args, Action.UPLOAD) as station:
         queue = UploadQueue(station, events=progress)
-        outcomes = queue.run(args.batch, actor=config.station.operator, on_outcome=report)
-    finally:
-        station.close()
+        outcomes = queue.run(args.batch, actor=actor(args), on_outcome=report)
     if not outcomes:
         say("nothing to upload")
     failed = [o for o in outcomes if o.state not in ("received", "purged")]
@@ -71,20 +64,11 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_uploads(args: argparse.Namespace) -> int:
-    from scanstation.cli.common import unlock
-    from scanstation.facade import open_store
     from scanstation.upload.queue import uploads_report_from_store
 
-    config = load(args)
-    # Read-only view, but station.db is encrypted: reading it needs the key (no station lock).
-    db = config.data_dir / "station.db"
-    if not db.exists():
-        raise StateError(f"{db}: no station database (run 'scanstation init' and scan first)")
-    store = open_store(config, unlock(config))
-    try:
-        rows = uploads_report_from_store(store)
-    finally:
-        store.close()
+    # station.db is encrypted: even this read-only view needs the unlocked station (states, no content)
+    with open_station(args, Action.STATUS) as station:
+        rows = uploads_report_from_store(station.store)
     if args.json:
         say(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
@@ -103,18 +87,18 @@ def cmd_uploads(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("seal", parents=[common], help="seal a batch into a signed, encrypted package for the portal")
     s.add_argument("--batch", required=True, metavar="NAME")
-    s.set_defaults(func=cmd_seal)
+    s.set_defaults(func=cmd_seal, via_service=True)
 
     s = sub.add_parser("unseal", parents=[common], help="return a sealed (not yet uploading) batch to scanning")
     s.add_argument("--batch", required=True, metavar="NAME")
-    s.set_defaults(func=cmd_unseal)
+    s.set_defaults(func=cmd_unseal, via_service=True)
 
     s = sub.add_parser("upload", parents=[common],
                        help="upload sealed batches; returns when each is received (receipt verified) "
                        "or failed for good")
     s.add_argument("--batch", metavar="NAME", help="this batch (queued if needed); default: every queued batch")
-    s.set_defaults(func=cmd_upload)
+    s.set_defaults(func=cmd_upload, via_service=True)
 
     s = sub.add_parser("uploads", parents=[common], help="the upload queue: states, progress, receipt ids")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_uploads)
+    s.set_defaults(func=cmd_uploads, via_service=True)

@@ -74,9 +74,10 @@ class RemoteConnection:
 class LocalConnection:
     """The same operations against a StationService in this process (no service running)."""
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, *, owns_service: bool = True) -> None:
         self.service = service
         self.token: str | None = None
+        self._owns = owns_service
 
     def call(self, op: str, on_event: EventSink | None = None, **args: Any) -> Any:
         from scanstation.service.server import OPERATIONS
@@ -92,7 +93,8 @@ class LocalConnection:
         return handler(self.service, caller, args, on_event or (lambda kind, data: None))
 
     def close(self) -> None:
-        self.service.close()
+        if self._owns:
+            self.service.close()
 
 
 def service_running(path: Path) -> bool:

@@ -108,6 +108,18 @@ def _op_passwd(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit)
     return None
 
 
+def _op_run(s: StationService, c: Caller | None, a: dict[str, Any], e: Emit) -> Any:
+    """A command of the scanstation CLI, run here for the signed-in client (its lines stream back)."""
+    from scanstation.cli.main import run_for_client
+
+    assert c is not None
+    argv = a.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(x, str) for x in argv):
+        raise StateError("request field 'argv' must be a list of text")
+    cwd = a.get("cwd")
+    return {"exit": run_for_client(s, c.token, argv, cwd if isinstance(cwd, str) else "/", e)}
+
+
 # name -> (handler, needs a session)
 OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "sign_in": (_op_sign_in, False),
@@ -125,6 +137,7 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "users_passwd": (_op_passwd, True),
     "audit_show": (_op_audit_show, True),
     "audit_verify": (_op_audit_verify, True),
+    "run": (_op_run, True),
 }
 
 
