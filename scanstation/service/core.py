@@ -227,6 +227,37 @@ class StationService:
             if opened:
                 self.lock(caller)
 
+    # ------------------------------------------------------------------ pages, for the people who may see them
+    def batch_facts(self, batch_name: str, page_id: int | None = None) -> BatchFacts:
+        """What the four-eyes and own-batch rules need to know about a batch (from the open store)."""
+        station = self._station
+        if station is None:
+            raise StationLocked("the station is locked: a supervisor or the unit head must unlock it")
+        batch = station.store.batch(batch_name)
+        if batch is None:
+            raise StateError(f"no batch called '{batch_name}'")
+        capturers = station.store.captured_by(batch.id)
+        return BatchFacts(batch=batch.name, state=batch.state,
+                          captured_by=frozenset(n for n in capturers.values() if n), opened_by=batch.operator,
+                          page_captured_by=capturers.get(page_id) if page_id else None)
+
+    def page_image(self, caller: Caller, batch_name: str, seq: int) -> bytes:
+        """One page's image (the cleaned one once it exists) as PNG bytes, for display: never a file."""
+        station = self._station
+        if station is None:
+            raise StationLocked("the station is locked: a supervisor or the unit head must unlock it")
+        batch = station.store.batch(batch_name)
+        page = next((p for p in station.store.pages(batch.id) if p.seq == seq), None) if batch else None
+        if batch is None or page is None:
+            raise StateError(f"no page {seq} in batch '{batch_name}'")
+        station = self.station(caller, Action.VIEW_PAGE, self.batch_facts(batch_name, page.id))
+        if page.image_object and page.image_sha256:
+            data: bytes = station.vault.get(page.image_object, page.image_sha256)
+        else:
+            data = station.vault.get(page.raw_object, page.raw_sha256)
+        station.store.audit(caller.name, "page.view", f"page:{page.id}", {"seq": seq}, batch_id=batch.id)
+        return data
+
     # ------------------------------------------------------------------ accounts (the station admin)
     def add_person(self, caller: Caller, name: str, role: Role, password: str) -> Person:
         self.authorize(caller, Action.MANAGE_USERS)

@@ -120,6 +120,14 @@ def _op_run(s: StationService, c: Caller | None, a: dict[str, Any], e: Emit) -> 
     return {"exit": run_for_client(s, c.token, argv, cwd if isinstance(cwd, str) else "/", e)}
 
 
+def _op_page_image(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    assert c is not None
+    seq = a.get("seq")
+    if not isinstance(seq, int):
+        raise StateError("request field 'seq' must be a number")
+    return s.page_image(c, _text(a, "batch"), seq)
+
+
 # name -> (handler, needs a session)
 OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "sign_in": (_op_sign_in, False),
@@ -138,6 +146,7 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "audit_show": (_op_audit_show, True),
     "audit_verify": (_op_audit_verify, True),
     "run": (_op_run, True),
+    "page_image": (_op_page_image, True),
 }
 
 

@@ -64,6 +64,11 @@ class PageRepository(StoreConnection):
             raise ScanStationError(f"page {page_id} does not exist")
         return self._page(rows[0])
 
+    def captured_by(self, batch_id: int) -> dict[int, str]:
+        """Page id -> the person who captured it (the four-eyes rules; an operator's view of their own pages)."""
+        return {int(r[0]): str(r[1]) for r in self._read("SELECT id, captured_by FROM pages WHERE batch_id=?",
+                                                          (batch_id,))}
+
     def pages(self, batch_id: int | None = None) -> list[Page]:
         if batch_id is None:
             return [self._page(r) for r in self._read(self._PAGE_SELECT + " ORDER BY p.batch_id, p.seq")]
@@ -110,8 +115,8 @@ class PageRepository(StoreConnection):
             self._insert_object(db, raw)
             cur = db.execute(
                 """INSERT INTO pages (batch_id, seq, source_key, label, side, device, captured_at, width, height, dpi,
-                   mode, raw_object, state, ocr_state, document_id, position)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   mode, raw_object, state, ocr_state, document_id, position, captured_by)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     batch_id,
                     seq,
@@ -129,6 +134,7 @@ class PageRepository(StoreConnection):
                     ocr_state.value,
                     document_id,
                     position,
+                    actor,
                 ),
             )
             page_id = int(cur.lastrowid or 0)

@@ -118,4 +118,8 @@ MIGRATIONS: list[str] = [
     """
     DROP TABLE IF EXISTS audit;
     """,
+    # 5: issue 13 - who captured each page (the four-eyes rules and an operator's own-page view need it).
+    """
+    ALTER TABLE pages ADD COLUMN captured_by TEXT NOT NULL DEFAULT '';
+    """,
 ]
