@@ -314,6 +314,33 @@ class StationService:
         self.audit.append(caller.name, "audit.verify", "audit", {"result": "intact"})
         return report
 
+    # ------------------------------------------------------------------ the kiosk: batch list, lock screen
+    def batch_overview(self, caller: Caller) -> list[dict[str, Any]]:
+        """One row per batch for the kiosk's home screen: name, state, page counts, flagged pages and the upload
+        state.  No personal data (no employee, period, operator or file name), no page content."""
+        store = self.station(caller, Action.STATUS).store
+        rows: list[dict[str, Any]] = []
+        for b in store.batches():
+            counts = store.counts(b.id)
+            up = store.upload(b.id)
+            rows.append({
+                "name": b.name, "state": b.state.value, "pages": counts["pages"],
+                "processed": counts.get("state_processed", 0), "ocr_done": counts.get("ocr_done", 0),
+                "ocr_pending": counts.get("ocr_pending", 0),
+                "flagged": sum(1 for p in store.pages(b.id) if p.flags),
+                "upload": None if up is None else {
+                    k: up[k] for k in ("state", "size", "confirmed_offset", "last_error", "receipt_id")},
+            })
+        return rows
+
+    def end_locked_session(self, caller: Caller, token: str) -> None:
+        """The lock screen's "someone else": the newly signed-in ``caller`` ends the (locked) session left on
+        the kiosk, without its owner's password.  Ending a session reveals and grants nothing; audited."""
+        if token == caller.token:
+            raise StateError("that is your own session: use sign out")
+        self.sessions.end(token)
+        self.audit.append(caller.name, "session.ended_at_lock_screen", "session", {})
+
     # ------------------------------------------------------------------ status (no personal data)
     def status(self, caller: Caller) -> dict[str, Any]:
         self.authorize(caller, Action.STATUS)

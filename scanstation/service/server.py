@@ -146,6 +146,9 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "audit_show": (_op_audit_show, True),
     "audit_verify": (_op_audit_verify, True),
     "run": (_op_run, True),
+    # the kiosk (ui/): its home screen's batch list; "someone else" at its lock screen (args: token)
+    "batches": (lambda s, c, a, e: s.batch_overview(c) if c else None, True),
+    "end_locked_session": (lambda s, c, a, e: s.end_locked_session(c, _text(a, "token")) if c else None, True),
     "page_image": (_op_page_image, True),
 }
 
