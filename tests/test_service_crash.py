@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from scanstation_tools.synth import PageSpec, render_acr_page
 
@@ -28,7 +27,8 @@ def _core_files(*roots: Path) -> list[Path]:
     found: list[Path] = []
     for root in roots:
         if root.is_dir():
-            found += [p for p in root.rglob("core*") if p.is_file() and (p.name == "core" or p.name.startswith("core."))]
+            found += [p for p in root.rglob("core*")
+                      if p.is_file() and (p.name == "core" or p.name.startswith("core."))]
     return found
 
 
