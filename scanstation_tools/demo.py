@@ -5,6 +5,16 @@
 pages never go into a production station's store: the demo refuses a station whose ``station.mode`` is
 ``production``; the demo station it creates says ``mode = "demo"``.
 
+The demo station has people, as every station does (issue 13): the admin ``demo-admin`` and the unit
+head ``demo-head`` (founded like ``scanstation init --admin --unit-head``) and the operator
+``demo-operator``.  Their generated passwords are kept beside the station in ``DEMO-ONLY-password-NAME.txt``
+files (0600) so that the demo runs unattended; a real station's passwords are never written down.  The
+demo runs the station service in this process: the unit head's key slot unlocks the station, the operator
+scans, the unit head seals and uploads to a local reference receiver whose private key (the demo plays
+both sides) is ``demo-portal/DEMO-ONLY-portal-identity.txt`` (0600).  On a training station the demo acts
+for the person named by ``--user`` (a supervisor or unit head unlocks for the run, as for any command) and
+leaves the batch there.
+
 Building the command line imports this module for every command: the configuration model is imported
 only when the demo runs.
 """
@@ -14,7 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from collections.abc import Callable
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +36,21 @@ from scanstation.errors import StateError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
-    from scanstation.vault.identity import StationKey
 
 Printer = Callable[..., None]
-DEMO_PASSPHRASE_FILE = "DEMO-ONLY-passphrase.txt"
-DEMO_PORTAL_IDENTITY = "demo-portal-identity.age"
+DEMO_ADMIN = "demo-admin"
+DEMO_HEAD = "demo-head"
+DEMO_OPERATOR = "demo-operator"
+DEMO_PEOPLE = (DEMO_ADMIN, DEMO_HEAD, DEMO_OPERATOR)
+DEMO_PORTAL_DIR = "demo-portal"
+DEMO_PORTAL_IDENTITY = "DEMO-ONLY-portal-identity.txt"  # in DEMO_PORTAL_DIR
+# what a demo station of wave 1 (one shared passphrase, no people) left in its data directory
+_WAVE1_DEMO_FILES = ("DEMO-ONLY-passphrase.txt", "demo-portal-identity.age")
+
+
+def demo_password_file(data_dir: Path, name: str) -> Path:
+    """Where a demo person's generated password is kept (DEMO ONLY: a real station's never are)."""
+    return data_dir / f"DEMO-ONLY-password-{name}.txt"
 
 
 def _refuse_production(config: Config) -> None:
@@ -38,6 +62,16 @@ def _refuse_production(config: Config) -> None:
         )
 
 
+def _founded(config: Config) -> bool:
+    return (config.data_dir / "station.pub").exists()
+
+
+def is_demo_station(config: Config) -> bool:
+    """The demo's own station (mode "demo", its people's passwords and the demo portal beside it)."""
+    return (config.station.mode == "demo" and (config.data_dir / DEMO_PORTAL_DIR / DEMO_PORTAL_IDENTITY).exists()
+            and all(demo_password_file(config.data_dir, n).exists() for n in DEMO_PEOPLE))
+
+
 def _demo_config() -> tuple[Config, Path]:
     """Embedded defaults' data dir, with a station file inside it (created on first use)."""
     from scanstation.config import load_config
@@ -45,82 +79,156 @@ def _demo_config() -> tuple[Config, Path]:
     base = load_config(None)
     cfg_path = base.data_dir / "station.toml"
     if cfg_path.exists():
-        _add_demo_mode(cfg_path, base.data_dir)
+        _retire_wave1_demo(cfg_path, base.data_dir)
+    if cfg_path.exists():
         return load_config(cfg_path), cfg_path
     return base, cfg_path
 
 
-def _add_demo_mode(cfg_path: Path, data_dir: Path) -> None:
-    """A demo station made before ``station.mode`` existed gets ``mode = "demo"`` (it holds synthetic pages)."""
+def _retire_wave1_demo(cfg_path: Path, data_dir: Path) -> None:
+    """A demo station from before people existed (one shared passphrase) cannot be opened any more: its
+    files (synthetic pages only) are moved aside, into ``wave1-demo-TIME/``, and a new demo station is made."""
     import tomllib
-
-    from batchformat.atomic import atomic_write
-    from scanstation.config import render_config
 
     try:
         values = tomllib.loads(cfg_path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return  # load_config names the problem
     station = values.get("station")
-    if not isinstance(station, dict) or "mode" in station or station.get("id") != "demo-station":
+    if (not isinstance(station, dict) or station.get("id") != "demo-station"
+            or station.get("mode", "demo") != "demo" or (data_dir / "station.pub").exists()
+            or not any((data_dir / n).exists() for n in _WAVE1_DEMO_FILES)):
         return
-    if not (data_dir / DEMO_PORTAL_IDENTITY).exists():
-        return
-    station["mode"] = "demo"
-    atomic_write(cfg_path, render_config(values).encode())
+    aside = data_dir / time.strftime("wave1-demo-%Y%m%d-%H%M%S")
+    aside.mkdir(mode=0o700)
+    for entry in data_dir.iterdir():
+        if entry != aside and not entry.name.startswith("wave1-demo-"):
+            shutil.move(str(entry), aside / entry.name)
 
 
 def ensure_demo_station(config: Config | None, out: Printer) -> Config:
-    """Initialise a demo station on first use: a generated portal key and passphrase, clearly labelled.
+    """Initialise a demo station on first use: a generated portal key and people, clearly labelled.
 
-    A demo station holds only synthetic pages; its passphrase is kept beside it so that the demo runs
-    unattended.  A production station is created with 'scanstation init' and a real portal key, and the
-    demo refuses it (StateError); a training station ('init --training') takes the demo's pages.
+    A demo station holds only synthetic pages; its people's passwords and the demo portal's key are
+    kept beside it so that the demo runs unattended.  A production station is created with
+    'scanstation init' and a real portal key, and the demo refuses it (StateError); a training station
+    ('init --training') takes the demo's pages.
     """
-    from batchformat.atomic import atomic_write
-    from scanstation.config import load_config, render_config, validate_text
-    from scanstation.vault.identity import generate_identity, seal_identity
+    from scanstation.config import load_config
 
     if config is not None:
         _refuse_production(config)
-        if not config.sealed_identity_path.exists():
+        if not _founded(config):
             raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
         return config
     config, cfg_path = _demo_config()
     if cfg_path.exists():
         _refuse_production(config)
-    if config.sealed_identity_path.exists() and cfg_path.exists():
-        _use_demo_passphrase(config)
-        return config
-    data_dir = config.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _founded(config):
+            return config
+    _create_demo_station(config.data_dir, cfg_path)
+    out(f"demo station initialised in {config.data_dir} (synthetic data only; portal key and demo people's "
+        "passwords generated locally, in its DEMO-ONLY files)")
+    return load_config(cfg_path)
+
+
+def _create_demo_station(data_dir: Path, cfg_path: Path) -> None:
+    """Found the demo station (keys, people, audit trail) and write its configuration last: a station file
+    exists only for a complete demo station, so an interrupted creation starts again from the beginning."""
+    from batchformat.atomic import atomic_write, ensure_dir
+    from scanstation.config import render_config, validate_text
+    from scanstation.people.roles import Role
+    from scanstation.service.core import StationService
+    from scanstation.service.founding import found_station
+    from scanstation.vault.identity import generate_identity
+
+    ensure_dir(data_dir)
+    os.chmod(data_dir, 0o700)
+    portal_dir = data_dir / DEMO_PORTAL_DIR
+    ensure_dir(portal_dir)
     portal_secret, portal_recipient = generate_identity()
-    env_file = os.environ.get("SCANSTATION_PASSPHRASE_FILE")
-    passphrase = Path(env_file).read_text("utf-8").rstrip("\n") if env_file else secrets.token_urlsafe(24)
-    if not env_file:
-        atomic_write(data_dir / DEMO_PASSPHRASE_FILE, passphrase.encode())
-        os.chmod(data_dir / DEMO_PASSPHRASE_FILE, 0o600)
-    # The demo portal's identity is sealed with the same passphrase: the demo receiver can use it.
-    seal_identity(portal_secret, passphrase, data_dir / DEMO_PORTAL_IDENTITY, overwrite=True)
-    secret, _ = generate_identity()
-    seal_identity(secret, passphrase, config.sealed_identity_path, overwrite=True)
+    atomic_write(portal_dir / DEMO_PORTAL_IDENTITY, (
+        "# DEMO ONLY: the private key of the local demo portal (the reference receiver 'scanstation demo'\n"
+        "# uploads to). The demo plays both sides on this machine; a real portal's key never comes near a\n"
+        "# station. Synthetic pages only.\n"
+        f"# public key: {portal_recipient}\n"
+        f"{portal_secret}\n").encode(), mode=0o600)
+    del portal_secret
+    passwords = {name: secrets.token_urlsafe(24) for name in DEMO_PEOPLE}
+    for name, password in passwords.items():
+        atomic_write(demo_password_file(data_dir, name), f"{password}\n".encode(), mode=0o600)
     text = render_config({
-        "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": "demo",
+        "station": {"id": "demo-station", "unit": "Demo Unit", "data_dir": str(data_dir), "operator": DEMO_OPERATOR,
                     "mode": "demo"},
         "keys": {"portal_recipient": portal_recipient},
     })
-    validate_text(cfg_path, text)
+    config = validate_text(cfg_path, text)
+    found_station(config, DEMO_ADMIN, passwords[DEMO_ADMIN], unit_head=DEMO_HEAD,
+                  unit_head_password=passwords[DEMO_HEAD], force=True)
+    with StationService(config) as service:  # the operator is added by the admin, as on any station
+        admin = service.sign_in(DEMO_ADMIN, passwords[DEMO_ADMIN])
+        service.add_person(admin, DEMO_OPERATOR, Role.OPERATOR, passwords[DEMO_OPERATOR])
+        service.sign_out(admin.token)
     atomic_write(cfg_path, text.encode())
-    out(f"demo station initialised in {data_dir} (synthetic data only; portal key generated locally)")
-    config = load_config(cfg_path)
-    _use_demo_passphrase(config)
-    return config
 
 
-def _use_demo_passphrase(config: Config) -> None:
-    f = config.data_dir / DEMO_PASSPHRASE_FILE
-    if f.exists() and not os.environ.get("SCANSTATION_PASSPHRASE_FILE"):
-        os.environ["SCANSTATION_PASSPHRASE_FILE"] = str(f)
+def _demo_password(config: Config, name: str) -> str:
+    return demo_password_file(config.data_dir, name).read_text("utf-8").rstrip("\n")
+
+
+@dataclass
+class DemoRun:
+    """The open station for the demo's capture, who captures, and (on the demo station) the unit head's
+    service session that seals and uploads."""
+
+    station: Any
+    operator: str
+    service: Any = None
+    head: Any = None
+
+
+@contextmanager
+def _demo_station_open(config: Config, out: Printer) -> Iterator[DemoRun]:
+    """The demo station, in an in-process station service: unlocked by the demo unit head's key slot."""
+    from scanstation.people.roles import Action
+    from scanstation.service.client import service_running
+    from scanstation.service.core import StationService
+
+    if service_running(config.socket_path):
+        raise StateError(f"{config.socket_path}: a station service runs on the demo station; stop it first "
+                         "(the demo runs the station in its own process)")
+
+    def events(kind: str, data: dict[str, Any]) -> None:
+        if kind == "page_acknowledged":
+            out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
+
+    with StationService(config, events=events) as service:
+        head = service.sign_in(DEMO_HEAD, _demo_password(config, DEMO_HEAD))
+        service.unlock(head, _demo_password(config, DEMO_HEAD))
+        operator = service.sign_in(DEMO_OPERATOR, _demo_password(config, DEMO_OPERATOR))
+        try:
+            yield DemoRun(service.station(operator, Action.SCAN), operator.name, service, head)
+        finally:
+            service.sign_out(operator.token)
+            service.lock(head)
+            service.sign_out(head.token)
+
+
+@contextmanager
+def _station_open(args: argparse.Namespace, config: Config, out: Printer) -> Iterator[DemoRun]:
+    from scanstation.cli.common import IN_SERVICE
+
+    if is_demo_station(config) and IN_SERVICE.get() is None:
+        with _demo_station_open(config, out) as run:
+            yield run
+        return
+    # a training station (or any station inside its running service): the person named by --user, through
+    # the station service like any command
+    from scanstation.cli.common import open_station_as
+    from scanstation.people.roles import Action
+
+    with open_station_as(args, Action.SCAN) as (station, caller):
+        yield DemoRun(station, caller.name)
 
 
 def _demo_pages(seed: int, n_pages: int) -> list[Any]:
@@ -141,25 +249,18 @@ def _demo_pages(seed: int, n_pages: int) -> list[Any]:
 def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> int:
     from drivers.base import CancelToken, ScanSettings
     from drivers.import_driver import ImportDriver
-    from scanstation.facade import Station, integrity_error
-    from scanstation.vault.identity import read_passphrase, unlock_identity
+    from scanstation.facade import integrity_error
 
     config = ensure_demo_station(config, out)
-    key = unlock_identity(config.sealed_identity_path, read_passphrase(prompt="Station passphrase: "))
-    acked = []
-
-    def events(kind: str, data: dict[str, Any]) -> None:
-        if kind == "page_acknowledged":
-            acked.append(data["seq"])
-            out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
-
-    batch = args.batch or _demo_batch_name(config, key, args.seed)
-    with Station(config, key, events=events) as station:
+    acked = 0
+    with _station_open(args, config, out) as run:
+        station = run.station
+        batch = args.batch or _demo_batch_name(station, args.seed)
         for i in range(args.files):
             pages = _demo_pages(args.seed + i, args.pages)
             fields = pages[0].fields
             doc = station.open_document(batch, fields["employee_code"], fields["name"], fields["rank"],
-                                        fields["acr_period"])
+                                        fields["acr_period"], operator=run.operator)
             files = []
             try:
                 for n, page in enumerate(pages, 1):
@@ -169,10 +270,11 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
                     files.append(f)
                 driver = ImportDriver(files, tmp_dir=station.ramdir.path)
                 report = station.capture(batch, driver, "import", ScanSettings(), cancel=CancelToken(),
-                                         document=doc)
+                                         document=doc, operator=run.operator)
             finally:
                 for f in files:
                     f.unlink(missing_ok=True)
+            acked += len(report.acknowledged)
             out(f"ACR file {fields['employee_code']} ({fields['name']}, {fields['acr_period']}): "
                 f"{len(report.acknowledged)} page(s) captured")
         out("waiting for cleaning and OCR to finish…")
@@ -180,7 +282,7 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
         b = station.store.batch(batch)
         assert b is not None
         for doc in station.store.documents(b.id):
-            obj = station.assemble_pdf(doc.id)
+            obj = station.assemble_pdf(doc.id, run.operator)
             out(f"searchable PDF for {doc.employee_code}: {obj.size} bytes, encrypted in the vault")
         for p in station.store.pages(b.id):
             out(f"page {p.seq}: {p.state.value}, OCR {p.ocr_state.value}"
@@ -188,50 +290,45 @@ def run_demo(args: argparse.Namespace, config: Config | None, out: Printer) -> i
         problems = station.verify_vault()
         if problems:
             raise integrity_error(problems)
-        out(f"demo batch '{batch}': {len(acked)} new page(s); vault verified")
+        out(f"demo batch '{batch}': {acked} new page(s); vault verified")
         if getattr(args, "no_upload", False):
             pass
-        elif not (config.data_dir / DEMO_PORTAL_IDENTITY).exists():
+        elif run.service is None:
             # A real station's demo never talks to its real portal; seal and upload are explicit commands.
-            out("not a demo station: the batch stays here (use 'scanstation seal' and 'scanstation upload')")
+            out("not the demo's own station (or run inside its service): the batch stays here "
+                "(use 'scanstation seal' and 'scanstation upload')")
         else:
-            _seal_and_upload(station, config, batch, out)
+            _seal_and_upload(run, config, batch, out)
     return 0
 
 
-def _demo_batch_name(config: Config, key: StationKey, seed: int) -> str:
+def _demo_batch_name(station: Any, seed: int) -> str:
     """demo-SEED, or demo-SEED-N when that batch is already sealed or uploaded (a demo can run again)."""
-    from scanstation.facade import open_store
-
-    db = config.data_dir / "station.db"
-    if not db.exists():
-        return f"demo-{seed}"
-    store = open_store(config, key)
-    try:
-        n = 1
-        name = f"demo-{seed}"
-        while (b := store.batch(name)) is not None and b.state.value != "scanning":
-            n += 1
-            name = f"demo-{seed}-{n}"
-        return name
-    finally:
-        store.close()
+    n = 1
+    name = f"demo-{seed}"
+    while (b := station.store.batch(name)) is not None and b.state.value != "scanning":
+        n += 1
+        name = f"demo-{seed}-{n}"
+    return name
 
 
-def _seal_and_upload(station: Any, config: Config, batch: str, out: Printer) -> None:
-    """The rest of the flow on one machine: seal, start a local reference receiver, upload, verify the receipt."""
+def _seal_and_upload(run: DemoRun, config: Config, batch: str, out: Printer) -> None:
+    """The rest of the flow on one machine: the unit head seals, a local reference receiver starts, the unit
+    head uploads to it, the receipt is verified."""
+    from scanstation.people.roles import Action
     from scanstation.seal.sealing import seal_batch
     from scanstation.upload.queue import UploadQueue
 
-    info = seal_batch(station, batch, "demo")
+    head = run.head
+    info = seal_batch(run.service.station(head, Action.SEAL), batch, head.name)
     out(f"sealed batch '{batch}': {info.size} bytes, sha256 {info.sha256[:16]}…")
-    portal_dir = config.data_dir / "demo-portal"
+    portal_dir = config.data_dir / DEMO_PORTAL_DIR
     with DemoReceiver(config, portal_dir) as url:
         receipt_key = (portal_dir / "receipt-key.pub").read_text("ascii")
         demo_cfg = config.model_copy(update={
             "portal": config.portal.model_copy(update={"url": url, "receipt_key": receipt_key}),
         })
-        outcomes = UploadQueue(station, config=demo_cfg).run(batch, actor="demo")
+        outcomes = UploadQueue(run.service.station(head, Action.UPLOAD), config=demo_cfg).run(batch, actor=head.name)
     for o in outcomes:
         if o.state != "received":
             raise (o.error or StateError)(f"demo upload of '{o.batch}' {o.state}: {o.detail}")
@@ -254,16 +351,10 @@ class DemoReceiver:
 
         import requests
 
-        from batchformat.atomic import atomic_write, ensure_dir
-        from scanstation.vault.identity import read_passphrase, unlock_identity
-
-        ensure_dir(self.root)
-        identity_file = self.root / "DEMO-ONLY-portal-identity.txt"
+        identity_file = self.root / DEMO_PORTAL_IDENTITY
         if not identity_file.exists():
-            # The demo portal's key lives on this machine only because the demo plays both sides.
-            portal = unlock_identity(self.config.data_dir / DEMO_PORTAL_IDENTITY,
-                                     read_passphrase(prompt="Station passphrase: "))
-            atomic_write(identity_file, f"{portal.identity}\n".encode(), mode=0o600)
+            raise StateError(f"{identity_file}: the demo portal's key is missing (remove {self.config.data_dir} "
+                             "to start a new demo station)")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -311,13 +402,18 @@ class DemoStation:
     @staticmethod
     def run_batch(config: Config, out: Printer) -> int:
         """The demo batch that ``start`` runs headless and the window's demo button runs."""
-        return run_demo(argparse.Namespace(files=2, pages=2, seed=2026, batch=None), config, out)
+        # a training station's run acts for the person of --user / $SCANSTATION_USER, on this station
+        args = argparse.Namespace(files=2, pages=2, seed=2026, batch=None)
+        if Path(config.source).is_file():
+            args.config = config.source
+        return run_demo(args, config, out)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scanstation.cli.common import config_or_none, say
+    from scanstation.cli.common import IN_SERVICE, config_or_none, load, say
 
-    return run_demo(args, config_or_none(args), say)
+    # inside the station service (forwarded by the CLI when one runs): always the service's own station
+    return run_demo(args, load(args) if IN_SERVICE.get() is not None else config_or_none(args), say)
 
 
 def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -329,4 +425,5 @@ def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--batch", default=None, metavar="NAME")
     s.add_argument("--no-upload", action="store_true",
                    help="stop after scanning (default: seal and upload to a local demo receiver)")
-    s.set_defaults(func=cmd_demo)
+    # run inside the station service when one runs on the station (it holds the keys), like scan and import
+    s.set_defaults(func=cmd_demo, via_service=True)
