@@ -28,7 +28,7 @@ import pytest
 from scanstation_tools.synth import PageSpec, SyntheticPage, render_acr_page
 
 from .sane_env import sane_test_env
-from .stationkit import REPO, make_station
+from .stationkit import PASSWORD, REPO, make_station
 from .test_confidentiality import SIGNATURES, _files, _leaks_in
 
 # the developer tools' modules (synth*, demo, ocr_command, ...): none may turn up anywhere in a production wheel
@@ -151,26 +151,31 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     for d in (home, work, tmp, inputs, out):
         d.mkdir()
     portal = pyrage.x25519.Identity.generate()
-    passphrase = tmp_path / "passphrase.txt"
-    passphrase.write_text("correct horse battery staple\n")
-    passphrase.chmod(0o600)
+    password = tmp_path / "password.txt"  # everyone's, for the test: admin, head (unit head), sup, op
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
     config, data = tmp_path / "station.toml", tmp_path / "data"
-    env = production.env(home, TMPDIR=str(tmp), SCANSTATION_CONFIG=str(config),
-                         SCANSTATION_PASSPHRASE_FILE=str(passphrase), **sane_test_env(tmp_path))
+    env = production.env(home, TMPDIR=str(tmp), SCANSTATION_CONFIG=str(config), SCANSTATION_USER="sup",
+                         SCANSTATION_PASSWORD_FILE=str(password), SCANSTATION_NEW_PASSWORD_FILE=str(password),
+                         **sane_test_env(tmp_path))
     page = _page()
     page.image.save(inputs / "page.png")
     page.image.convert("L").save(inputs / "page.pgm")
-    given = set(_files(tmp_path, None))  # the test's own: inputs, passphrase, SANE configuration
+    given = set(_files(tmp_path, None))  # the test's own: inputs, password, SANE configuration
 
     def ok(*args: str) -> subprocess.CompletedProcess[str]:
         proc = production.run(*args, env=env, cwd=work)
         assert proc.returncode == 0, f"scanstation {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
 
-    ok("init", "--config", str(config), "--data-dir", str(data), "--portal-recipient", str(portal.to_public()))
+    ok("init", "--config", str(config), "--data-dir", str(data), "--portal-recipient", str(portal.to_public()),
+       "--admin", "admin", "--unit-head", "head")
     assert 'mode = "production"' in config.read_text()
     with config.open("a") as f:
         f.write('\n[ocr]\nlanguages = "eng"\n')
+    ok("users", "add", "sup", "--role", "supervisor", "--user", "admin")
+    ok("users", "add", "op", "--role", "operator", "--user", "admin")
+    ok("unlock", "--user", "head")  # gives sup a key slot: the supervisor unlocks for each command below
     ok("devices")
     ok("scan", "--device", "pnm:0", "--option", f"filename={inputs / 'page.pgm'}", "--batch", "B1",
        "--employee", "UP-12-004512", "--name", "Test Officer", "--period", "2019-20")
@@ -184,10 +189,10 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     ok("assemble", "--batch", "B1")
     ok("assemble", "--batch", "B2")
     ok("cover-sheets", "--sheet", "UP-12-004514:2021-22:Next Officer", "-o", str(out / "cover-sheets.pdf"))
-    ok("seal", "--batch", "B1")
+    ok("seal", "--batch", "B1", "--user", "head")
     ok("uploads")
-    ok("unseal", "--batch", "B1")
-    ok("seal", "--batch", "B2")
+    ok("unseal", "--batch", "B1", "--user", "head")
+    ok("seal", "--batch", "B2", "--user", "head")
     upload = production.run("upload", "--batch", "B2", env=env, cwd=work)  # no portal set up: refused, nothing sent
     assert upload.returncode != 0 and upload.stderr.startswith("scanstation: "), upload.stderr
     start = ok("start", "--headless")
@@ -218,6 +223,11 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     assert not leaks, "\n".join(leaks[:20])
 
 
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    """Every entry under ``folder`` with its modification time (ns): what opening a station would change."""
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
 def test_demo_refuses_a_production_station_in_the_developer_install(tmp_path: Path) -> None:
     st = make_station(tmp_path / "st")
     assert 'mode = "production"' in st.config.read_text()
@@ -225,14 +235,15 @@ def test_demo_refuses_a_production_station_in_the_developer_install(tmp_path: Pa
     st.env.pop("DISPLAY", None)
     st.env.pop("WAYLAND_DISPLAY", None)
     st.env.pop("QT_QPA_PLATFORM", None)
+    before = _listing(st.data_dir)
     proc = st.run("demo", "--files", "1", "--pages", "1")
     assert proc.returncode == 7, proc.stdout + proc.stderr
     assert 'station.mode is "production"' in proc.stderr and "synthetic" in proc.stderr, proc.stderr
     # start on a production station: no demo batch either, headless or not
     start = st.run("start", "--headless", check=True)
     assert "no display" in start.stdout and "demo" not in start.stdout
-    # the station was not even opened: no store, no demo portal key
-    assert sorted(p.name for p in st.data_dir.iterdir()) == ["station-identity.age"]
+    # the station was not even opened: no store, no demo portal key; nothing in its data directory changed
+    assert _listing(st.data_dir) == before
     assert not (tmp_path / "home").exists()
 
     training = make_station(tmp_path / "training", init_args=("--training",))
@@ -281,10 +292,10 @@ def test_start_hands_the_window_the_demo_only_off_production(tmp_path: Path, mon
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # a display, as far as start can tell
     st = make_station(tmp_path / "st")
     monkeypatch.setenv("SCANSTATION_CONFIG", str(st.config))
-    monkeypatch.setenv("SCANSTATION_PASSPHRASE_FILE", st.env["SCANSTATION_PASSPHRASE_FILE"])
+    monkeypatch.setenv("SCANSTATION_PASSWORD_FILE", st.env["SCANSTATION_PASSWORD_FILE"])
     assert cli.main(["start"]) == 0
     monkeypatch.delenv("SCANSTATION_CONFIG")
-    monkeypatch.delenv("SCANSTATION_PASSPHRASE_FILE")
+    monkeypatch.delenv("SCANSTATION_PASSWORD_FILE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cli.main(["start"]) == 0
     assert opened == [("production", False), ("demo", True)]
