@@ -195,7 +195,8 @@ def test_unlisted_object_is_reported_kept_and_quarantined_on_request(tmp_path: P
     assert _audit(st, "station.start")[-1]["unlisted_objects"] == 1
     assert planted.read_bytes() == content  # reported, never deleted
 
-    moved = st.run("vault", "quarantine", check=True, timeout=FAST)
+    with st.serve():  # the admin's command; only a running service unlocked by the unit head lets it act
+        moved = st.run("vault", "quarantine", check=True, timeout=FAST)
     assert stray in moved.stdout
     assert not planted.exists()
     (where,) = (st.data_dir / "quarantine").iterdir()
@@ -205,5 +206,6 @@ def test_unlisted_object_is_reported_kept_and_quarantined_on_request(tmp_path: P
     assert _object_path(st, listed).is_file()  # listed objects stay
 
     assert st.run("verify-vault", timeout=FAST).returncode == 0
-    again = st.run("vault", "quarantine", check=True, timeout=FAST)
+    with st.serve():
+        again = st.run("vault", "quarantine", check=True, timeout=FAST)
     assert "nothing to quarantine" in again.stdout
