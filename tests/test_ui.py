@@ -1,8 +1,10 @@
-"""The station window starts offscreen and shows the batches from the store."""
+"""The station window starts offscreen on the sign-in screen and, once a supervisor has signed in and
+unlocked, lists the batches it reads through the station service (the window holds no key)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from scanstation.config import load_config
 
-from .stationkit import make_station
+from .stationkit import PASSWORD, make_station
 
 
 def test_station_window_lists_batches(tmp_path: Path) -> None:
@@ -26,11 +28,26 @@ def test_station_window_lists_batches(tmp_path: Path) -> None:
     render_acr_page(PageSpec(seed=3, dpi=100)).image.save(good)
     st.run("import", "--batch", "UI-1", str(good), "--no-wait", check=True)
     app = QApplication.instance() or QApplication([])
-    win = StationWindow(load_config(st.config), key=st.unlock()[1])  # station.db is encrypted
+    win = StationWindow(load_config(st.config))  # no service runs: one in this process (development)
+    assert win.link.in_process
     win.resize(1000, 400)
     win.show()
-    app.processEvents()
-    assert win.table.rowCount() == 1
+    assert win.stack.currentWidget() is win.sign_in
+
+    def until(cond: object, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < deadline, what
+            app.processEvents()
+            time.sleep(0.01)
+
+    win.sign_in.name.setText("sup")
+    win.sign_in.password.setText(PASSWORD)
+    win.sign_in.button.click()
+    until(lambda: win.stack.currentWidget() is win.unlock, "the unlock screen")
+    win.unlock.password.setText(PASSWORD)
+    win.unlock.button.click()
+    until(lambda: win.table.rowCount() == 1, "the batch list")
     assert win.table.item(0, 0).text() == "UI-1"
     assert win.table.item(0, 2).text() == "1"
     shot = tmp_path / "window.png"

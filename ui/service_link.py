@@ -1,0 +1,77 @@
+"""The kiosk's one line to the station service: every screen calls the service through a :class:`ServiceLink`.
+
+The kiosk is a *client*: it never holds a key, opens no store and reads no vault.  In production the
+station service runs as its own process and system user (``scanstation serve``; the installer's systemd
+unit) and the kiosk reaches it over its Unix socket (:class:`~scanstation.service.client.RemoteConnection`).
+Only when no service answers on the configured socket (a developer's machine, the demo station, the
+tests) does :func:`open_link` run a :class:`~scanstation.service.core.StationService` inside the UI's
+process (:class:`~scanstation.service.client.LocalConnection`): the same operations, permission checks
+and audit entries, but then this process holds the keys once someone unlocks; the window says so.
+
+Calls go off the UI thread (:meth:`ServiceLink.submit`, the :mod:`ui.background` pattern) and are
+serialised on the one connection: a socket carries one request at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from scanstation.config import Config
+from scanstation.errors import SignInError
+from scanstation.service.client import LocalConnection, RemoteConnection, ServiceConnection, service_running
+
+from .background import run_in_background
+
+NO_SESSION_OPS = frozenset({"sign_in", "resume"})
+
+
+def session_over(err: BaseException) -> bool:
+    """Whether a call failed because the session behind the token has ended (not a wrong password)."""
+    return isinstance(err, SignInError) and "session" in err.message
+
+
+class ServiceLink:
+    """A ServiceConnection, the session token of whoever is signed in at the kiosk, and a lock."""
+
+    def __init__(self, connection: ServiceConnection, *, in_process: bool) -> None:
+        self.connection = connection
+        self.in_process = in_process
+        self.token: str | None = None
+        # told (on the UI thread) when a call finds the signed-in session over: idle, 12 h, locked elsewhere
+        self.session_lost: Callable[[BaseException], None] | None = None
+        self._lock = threading.Lock()
+
+    def call(self, op: str, **args: Any) -> Any:
+        """One operation, blocking: only ever from a background thread (or a test)."""
+        with self._lock:
+            self.connection.token = self.token
+            return self.connection.call(op, **args)
+
+    def submit(self, op: str, args: dict[str, Any], on_done: Callable[[Any], None],
+               on_failed: Callable[[BaseException], None]) -> None:
+        """Run ``op`` in the background; ``on_done(result)`` or ``on_failed(error)`` run on the UI thread."""
+        token = self.token
+
+        def failed(err: BaseException) -> None:
+            on_failed(err)
+            if session_over(err) and op not in NO_SESSION_OPS and token == self.token \
+                    and self.session_lost is not None:
+                self.session_lost(err)
+
+        run_in_background(lambda: self.call(op, **args), on_done, failed)
+
+    def close(self) -> None:
+        with self._lock:
+            self.connection.close()
+
+
+def open_link(config: Config) -> ServiceLink:
+    """The running station service when one answers on ``config.socket_path``; else one in this process
+    (development and demo only: production runs ``scanstation serve`` separately)."""
+    if service_running(config.socket_path):
+        return ServiceLink(RemoteConnection(config.socket_path), in_process=False)
+    from scanstation.service.core import StationService
+
+    return ServiceLink(LocalConnection(StationService(config)), in_process=True)

@@ -1,0 +1,315 @@
+"""The kiosk's shell: one full-screen window that moves between its screens as the station service answers.
+
+    sign-in ──► (station locked?) ──► supervisor / unit head: start-of-day unlock ──► work
+                                 └──► operator: "station locked — a supervisor must unlock it"
+            ──► (unlocked, or the admin) ──────────────────────────────────────────► work
+    work: batches (operators, supervisors, unit heads), accounts (admin), audit trail (supervisors,
+          unit heads, admin); buttons: Lock, End of day: lock the station, Sign out
+    idle for the session's idle time, or Lock ──► lock screen ──► the same person's password ──► back
+                                                            └──► someone else signs in (their own session)
+
+Every call goes through a :class:`~ui.service_link.ServiceLink`, off the UI thread.  The idle time is
+``config.service.idle_minutes`` (at most 15) unless a test injects ``idle_ms``; any key, click or touch
+restarts it, and at most once a minute such activity is reported to the service (``whoami``) so that the
+service's own idle limit follows the person at the kiosk, not the kiosk's polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from scanstation.config import Config
+
+from .accounts import AccountsScreen
+from .audit_view import AuditScreen
+from .batches import BatchesScreen
+from .lock_screen import LockScreen
+from .qt import (
+    QApplication,
+    QEvent,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QObject,
+    QStackedWidget,
+    QTabWidget,
+    QThreadPool,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+)
+from .service_link import ServiceLink, open_link
+from .sign_in import SignInScreen
+from .unlock import StationLockedScreen, UnlockScreen
+from .widgets import bi, button, describe_error
+
+REFRESH_MS = 3000
+HEARTBEAT_MS = 60_000
+MAY_UNLOCK = ("supervisor", "unit-head")
+MAY_LOCK_STATION = ("supervisor", "unit-head", "admin")
+MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
+ACTIVITY = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel,
+                      QEvent.Type.TouchBegin, QEvent.Type.MouseMove})
+
+
+class _ActivityFilter(QObject):
+    def __init__(self, on_activity: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_activity = on_activity
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in ACTIVITY:
+            self._on_activity()
+        return False
+
+
+class StationWindow(QMainWindow):
+    def __init__(self, config: Config, demo_action: Callable[[], object] | None = None, *,
+                 link: ServiceLink | None = None, idle_ms: int | None = None) -> None:
+        """``link``: the station service (default: :func:`~ui.service_link.open_link`, the running service
+        or, without one, an in-process service for development); ``idle_ms``: the lock-screen idle time
+        (default: the session idle time of the configuration); ``demo_action``: see :mod:`ui.batches`."""
+        super().__init__()
+        self.config = config
+        self.link = link if link is not None else open_link(config)
+        self.link.session_lost = self._session_lost
+        self.person: dict[str, Any] | None = None
+        self.title = f"ScanStation · {config.station.unit}"
+        mode = "" if config.station.mode == "production" else f" · {config.station.mode}"
+        self.setWindowTitle(f"ScanStation — {config.station.unit} ({config.station.id})")
+
+        self.stack = QStackedWidget()
+        self.sign_in = SignInScreen(self.link, self.title + mode)
+        self.unlock = UnlockScreen(self.link)
+        self.station_locked = StationLockedScreen()
+        self.lock_screen = LockScreen(self.link)
+        self.batches = BatchesScreen(self.link, demo_action)
+        self.accounts = AccountsScreen(self.link)
+        self.audit = AuditScreen(self.link)
+        self.work = self._work_page(mode)
+        for page in (self.sign_in, self.unlock, self.station_locked, self.work, self.lock_screen):
+            self.stack.addWidget(page)
+        self.setCentralWidget(self.stack)
+
+        # compatibility with the window before the shell: the batch table and the demo button
+        self.table = self.batches.table
+        self.demo_button = self.batches.demo_button
+        self.demo_action = demo_action
+
+        self.sign_in.signed_in.connect(self._signed_in)
+        self.unlock.unlocked.connect(self._enter_work)
+        self.unlock.sign_out_requested.connect(self.sign_out)
+        self.station_locked.check_again.connect(self._check_station)
+        self.station_locked.sign_out_requested.connect(self.sign_out)
+        self.lock_screen.resumed.connect(self._resumed)
+        self.lock_screen.someone_else.connect(self._someone_else)
+
+        self.idle_ms = idle_ms if idle_ms is not None else int(config.service.idle_minutes * 60_000)
+        self.idle_timer = QTimer(self)
+        self.idle_timer.setSingleShot(True)
+        self.idle_timer.timeout.connect(self.lock)
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.timeout.connect(self.batches.refresh)
+        self._active = False
+        self.heartbeat = QTimer(self)
+        self.heartbeat.timeout.connect(self._heartbeat)
+        self._filter = _ActivityFilter(self._activity)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self._filter)
+        self._locked_token: str | None = None  # the session left locked when someone else signs in
+        self.screen_locked = False  # answers to calls made before the lock must not uncover the screen
+        self.show_sign_in()
+
+    # ------------------------------------------------------------------ layout of the work page
+    def _work_page(self, mode: str) -> QWidget:
+        page = QWidget()
+        outer = QVBoxLayout(page)
+        bar = QHBoxLayout()
+        self.header = QLabel(f"<h2>{self.title}{mode}</h2>")
+        bar.addWidget(self.header)
+        bar.addStretch(1)
+        self.who = QLabel("")
+        bar.addWidget(self.who)
+        self.lock_button = button(bi("स्क्रीन बंद करें", "Lock"))
+        self.end_of_day_button = button(bi("दिन समाप्त: स्टेशन बंद करें", "End of day: lock the station"))
+        self.sign_out_button = button(bi("बाहर निकलें", "Sign out"))
+        for b in (self.lock_button, self.end_of_day_button, self.sign_out_button):
+            bar.addWidget(b)
+        outer.addLayout(bar)
+        self.notice = QLabel("")
+        self.notice.setStyleSheet("color: #8a4b00;")
+        outer.addWidget(self.notice)
+        if self.link.in_process:
+            self.notice.setText(bi("विकास मोड: स्टेशन सेवा इसी प्रक्रिया में चल रही है",
+                                   "development mode: no station service was running, so it runs inside this "
+                                   "window's process (production runs 'scanstation serve' separately)"))
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.batches, bi("बैच", "Batches"))
+        self.tabs.addTab(self.accounts, bi("खाते", "Accounts"))
+        self.tabs.addTab(self.audit, bi("ऑडिट", "Audit"))
+        self.tabs.currentChanged.connect(self._tab_shown)
+        outer.addWidget(self.tabs, 1)
+        self.message = QLabel("")
+        outer.addWidget(self.message)
+        self.lock_button.clicked.connect(self.lock)
+        self.end_of_day_button.clicked.connect(self.lock_station)
+        self.sign_out_button.clicked.connect(self.sign_out)
+        return page
+
+    # ------------------------------------------------------------------ moving between screens
+    def show_sign_in(self, note: str = "") -> None:
+        self.person = None
+        self.screen_locked = False
+        self.link.token = None
+        self.idle_timer.stop()
+        self.refresh_timer.stop()
+        self.heartbeat.stop()
+        self.sign_in.reset(note)
+        self.stack.setCurrentWidget(self.sign_in)
+
+    def _signed_in(self, person: dict[str, Any]) -> None:
+        self.person = person
+        self.idle_timer.start(self.idle_ms)
+        self.heartbeat.start(HEARTBEAT_MS)
+        old, self._locked_token = self._locked_token, None
+        if old is not None and old != self.link.token:  # "someone else" at the lock screen: end that session
+            self.link.submit("end_locked_session", {"token": old}, lambda _r: None, lambda _e: None)
+        self._check_station()
+
+    def _check_station(self) -> None:
+        self.link.submit("status", {}, self._status, self._call_failed)
+
+    def _status(self, status: Any) -> None:
+        if self.person is None or self.screen_locked:
+            return
+        role = str(self.person["role"])
+        if not status.get("locked") or role == "admin":
+            self._enter_work()
+        elif role in MAY_UNLOCK:
+            self.unlock.prepare(str(self.person["name"]), role)
+            self.stack.setCurrentWidget(self.unlock)
+        else:
+            self.station_locked.prepare(str(self.person["name"]), role)
+            self.stack.setCurrentWidget(self.station_locked)
+
+    def _enter_work(self) -> None:
+        if self.person is None or self.screen_locked:
+            return
+        name, role = str(self.person["name"]), str(self.person["role"])
+        self.who.setText(bi(f"{name} ({role})", "signed in"))
+        self.tabs.setTabVisible(self.tabs.indexOf(self.batches), role != "admin")  # the admin sees no batch
+        self.tabs.setTabVisible(self.tabs.indexOf(self.accounts), role == "admin")
+        self.tabs.setTabVisible(self.tabs.indexOf(self.audit), role in MAY_READ_AUDIT)
+        self.end_of_day_button.setVisible(role in MAY_LOCK_STATION)
+        self.message.setText("")
+        self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.batches)
+        self.stack.setCurrentWidget(self.work)
+        self._tab_shown(self.tabs.currentIndex())
+
+    def _tab_shown(self, _index: int) -> None:
+        if self.stack.currentWidget() is not self.work or self.person is None:
+            return
+        current = self.tabs.currentWidget()
+        if current is self.batches:
+            self.batches.refresh()
+            self.refresh_timer.start(REFRESH_MS)
+        else:
+            self.refresh_timer.stop()
+            if current is self.accounts:
+                self.accounts.refresh()
+            elif current is self.audit:
+                self.audit.refresh()
+
+    # ------------------------------------------------------------------ idle, lock screen, resume
+    def _activity(self) -> None:
+        if self.person is not None and not self.screen_locked:
+            self._active = True
+            self.idle_timer.start(self.idle_ms)
+
+    def _heartbeat(self) -> None:
+        if self._active and self.person is not None and not self.screen_locked:
+            self._active = False
+            self.link.submit("whoami", {}, lambda _r: None, lambda _e: None)
+
+    def lock(self) -> None:
+        """Cover everything; only the same person's password (or someone else signing in) goes on."""
+        if self.person is None or self.screen_locked:
+            return
+        self.screen_locked = True
+        self.idle_timer.stop()
+        self.refresh_timer.stop()
+        self.heartbeat.stop()
+        self.lock_screen.prepare(str(self.person["name"]), self.link.token)
+        self.stack.setCurrentWidget(self.lock_screen)
+        self.link.submit("lock_session", {}, lambda _r: None, self._lock_failed)
+
+    def _lock_failed(self, err: BaseException) -> None:
+        # the session had already ended (idle in the service): nothing to resume
+        if self.screen_locked and self.stack.currentWidget() is self.lock_screen:
+            self.show_sign_in(describe_error(err))
+
+    def _resumed(self) -> None:
+        self.screen_locked = False
+        self.idle_timer.start(self.idle_ms)
+        self.heartbeat.start(HEARTBEAT_MS)
+        self._check_station()
+
+    def _someone_else(self) -> None:
+        token = self.lock_screen.locked_token
+        self.show_sign_in(bi("अपने नाम से प्रवेश करें; बंद सत्र समाप्त हो जाएगा",
+                             "sign in with your own name; the locked session will be ended"))
+        self._locked_token = token
+
+    # ------------------------------------------------------------------ sign out, end of day
+    def sign_out(self) -> None:
+        if self.link.token is not None:
+            self.link.submit("sign_out", {}, lambda _r: None, lambda _e: None)
+        self.show_sign_in()
+
+    def lock_station(self) -> None:
+        """End of day: the service wipes the keys from memory; then this person is signed out."""
+        self.end_of_day_button.setEnabled(False)
+        self.link.submit("lock", {}, self._station_locked_for_the_day, self._call_failed)
+
+    def _station_locked_for_the_day(self, _result: Any) -> None:
+        self.end_of_day_button.setEnabled(True)
+        self.link.submit("sign_out", {}, lambda _r: None, lambda _e: None)
+        self.show_sign_in(bi("स्टेशन दिन भर के लिए बंद कर दिया गया", "the station is locked for the day"))
+
+    def _call_failed(self, err: BaseException) -> None:
+        self.end_of_day_button.setEnabled(True)
+        self.message.setText(describe_error(err))
+        if self.stack.currentWidget() is self.station_locked:
+            self.station_locked.message.setText(describe_error(err))
+
+    def _session_lost(self, err: BaseException) -> None:
+        if self.screen_locked or self.stack.currentWidget() is self.sign_in:
+            return
+        self.show_sign_in(describe_error(err))
+
+    # ------------------------------------------------------------------ the window itself
+    def show_kiosk(self) -> None:
+        """Fill the primary screen: with no window manager (the kiosk's X session, Xvfb)
+        ``showFullScreen`` alone leaves the window at 640x480, so the geometry is set first."""
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(screen.geometry())
+        self.showFullScreen()
+
+    def closeEvent(self, event: Any) -> None:
+        self.idle_timer.stop()
+        self.refresh_timer.stop()
+        self.heartbeat.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self._filter)
+        QThreadPool.globalInstance().waitForDone(10_000)  # calls under way finish before the link closes
+        if self.link.token is not None:
+            with contextlib.suppress(Exception):  # closing: the session ends with the service anyway
+                self.link.call("sign_out")
+            self.link.token = None
+        self.link.close()
+        super().closeEvent(event)
