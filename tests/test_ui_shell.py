@@ -289,6 +289,5 @@ def test_the_kiosk_is_a_client_of_the_running_service(station: StationEnv, qtbot
         sign_in(qtbot, window, "op")
         wait_for(qtbot, window, window.work)  # unlocked by the unit head in the service
         qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=WAIT)
-        assert window.table.item(0, 0).text() == "KIOSK-1"
-        assert window.table.item(0, 2).text() == "1"
+        assert [window.table.item(0, c).text() for c in (0, 2)] == ["KIOSK-1", "1"]  # type: ignore[union-attr]
         window.close()
