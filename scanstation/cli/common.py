@@ -128,6 +128,19 @@ def event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
 
 
 @contextmanager
+def unlocked_here(conn: Any, password: str | None) -> Iterator[None]:
+    """In-process only: a supervisor's or unit head's own slot unlocks the station for this command
+    (anyone else: nothing happens); a running service is unlocked, or not, by the day's unlock."""
+    from scanstation.service.client import LocalConnection
+
+    if isinstance(conn, LocalConnection) and password is not None:
+        with conn.service.unlocked_for(conn.service.caller(conn.token), password):
+            yield
+    else:
+        yield
+
+
+@contextmanager
 def open_station(args: argparse.Namespace, action: Action) -> Iterator[Any]:
     """The open station, for a signed-in person allowed ``action`` (the service checks and audits).
 

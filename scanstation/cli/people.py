@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from scanstation.cli.common import connect, load, read_new_password, say
+from scanstation.cli.common import connect, load, read_new_password, say, unlocked_here
 
 RECOVERY_FILE_ENV = "SCANSTATION_RECOVERY_FILE"
 
@@ -103,14 +103,16 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_show(args: argparse.Namespace) -> int:
-    with connect(args) as (conn, _):
+    with connect(args) as (conn, password), unlocked_here(conn, password):  # personal fields need the batch keys
         entries: list[dict[str, Any]] = conn.call("audit_show", batch=args.batch)
     if args.json:
         say(json.dumps(entries, indent=2, ensure_ascii=False))
         return 0
     for e in entries:
         detail = json.dumps(e.get("detail", {}), ensure_ascii=False, separators=(",", ":"))
-        sealed = " [personal fields sealed]" if e.get("sealed") else ""
+        personal = e.get("personal")
+        sealed = (" " + json.dumps(personal, ensure_ascii=False, separators=(",", ":")) if personal
+                  else " [personal fields sealed]" if e.get("sealed") else "")
         say(f"{e['seq']:>7} {e['ts']} {e['actor']} ({e.get('role') or '-'}) {e['action']} {e['subject']} "
             f"{detail}{sealed}")
     return 0

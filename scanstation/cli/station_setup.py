@@ -31,8 +31,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     if not args.config:
         raise ConfigError("init needs --config FILE (where to write the station configuration)")
-    if not args.admin:
-        raise ConfigError("init needs --admin NAME (the station admin's account)")
     cfg_path = Path(args.config)
     parse_recipient(args.portal_recipient)
     data_dir = Path(args.data_dir).expanduser().absolute()
@@ -59,6 +57,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = validate_text(cfg_path, text)
     if cfg_path.exists() and not args.force:
         raise StateError(f"{cfg_path}: already exists; use --force to replace it (the old station key is then lost)")
+    if not args.admin:
+        raise ConfigError("init needs --admin NAME (the station admin's account)")
     admin_password = read_password(f"Password for the station admin {args.admin}: ")
     head_password = read_new_password(f"Password for the unit head {args.unit_head} (they type it): ") \
         if args.unit_head else None

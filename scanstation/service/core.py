@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyrage import x25519
@@ -69,6 +70,7 @@ class StationService:
                                 station_recipient=self.public.age_recipient())
         self.witness = AuditWitness(self.people.database)
         self.audit.add_checkpoint_listener(self.witness.keep)
+        self.audit_config()
         self._lock = threading.RLock()
         self._key: StationKey | None = None
         self._station: Any = None  # scanstation.facade.Station while unlocked
@@ -298,11 +300,50 @@ class StationService:
         self.audit.append(caller.name, "user.password", f"person:{name}", {"by": "admin reset"})
 
     # ------------------------------------------------------------------ audit trail
-    def audit_entries(self, caller: Caller, batch: str | None = None) -> list[Any]:
+    def audit_entries(self, caller: Caller, batch: str | None = None) -> list[dict[str, Any]]:
+        """The trail (or one batch's entries: its own and those about it), as dicts.
+
+        Personal fields are opened (``"personal"``) only for readers whose role may see them and only
+        while the station is unlocked (they are sealed to batch keys); others see that they are sealed.
+        """
+        from scanstation.people.permissions import sees_personal_fields
+
         self.authorize(caller, Action.READ_AUDIT)
-        entries = self.audit.entries(subject=batch)
-        self.audit.append(caller.name, "audit.read", batch or "all", {"entries": len(entries)})
-        return entries
+        station = self._station
+        if batch is None:
+            entries = self.audit.entries()
+        else:
+            found = station.store.batch(batch) if station is not None else None
+            by_id = self.audit.entries(batch_id=found.id) if found is not None else []
+            seen = {e.seq for e in by_id}
+            entries = sorted(by_id + [e for e in self.audit.entries(subject=batch) if e.seq not in seen],
+                             key=lambda e: e.seq)
+        identities: list[Any] = []
+        if station is not None and sees_personal_fields(caller.role):
+            identities = [*station.batch_keys.identities(), self._key.identity] if self._key else []
+        rows = []
+        for e in entries:
+            row = {"seq": e.seq, "ts": e.ts, "actor": e.actor, "role": e.role, "action": e.action,
+                   "subject": e.subject, "detail": e.detail, "sealed": e.sealed is not None, "batch_id": e.batch_id}
+            if identities and e.sealed is not None:
+                row["personal"] = AuditTrail.open_personal(e, identities)
+            rows.append(row)
+        self.audit.append(caller.name, "audit.read", batch or "all", {"entries": len(rows)})
+        return rows
+
+    def audit_config(self) -> None:
+        """Record the configuration the service runs with: a changed file between starts is an audited event."""
+        import hashlib
+
+        source = Path(self.config.source)
+        text = source.read_bytes() if source.is_file() else b""
+        digest = hashlib.sha256(text).hexdigest()
+        last = next((e for e in reversed(self.audit.entries(subject="configuration"))), None)
+        previous = last.detail.get("sha256") if last is not None else None
+        if previous != digest:
+            self.audit.append("station", "config.changed" if previous else "config.first", "configuration",
+                              {"file": str(source) if source.is_file() else "<embedded defaults>",
+                               "sha256": digest, "previous": previous})
 
     def audit_verify(self, caller: Caller) -> Any:
         self.authorize(caller, Action.READ_AUDIT)

@@ -93,7 +93,7 @@ def jsonable(value: Any) -> Any:
 def _op_audit_show(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     assert c is not None
     batch = a.get("batch")
-    return [jsonable(e) for e in s.audit_entries(c, batch if isinstance(batch, str) else None)]
+    return jsonable(s.audit_entries(c, batch if isinstance(batch, str) else None))
 
 
 def _op_audit_verify(s: StationService, c: Caller | None, _a: dict[str, Any], _e: Emit) -> Any:
