@@ -28,6 +28,12 @@ ROLES = [("operator", "ऑपरेटर"), ("supervisor", "पर्यवे�
 COLUMNS = [bi("नाम", "Name"), bi("भूमिका", "Role"), bi("स्थिति", "State")]
 
 
+def wrapped(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
+
+
 def role_text(role: str) -> str:
     hindi = dict(ROLES).get(role, "")
     return bi(hindi, role) if hindi else role
@@ -63,7 +69,7 @@ class AccountsScreen(QWidget):
         self.reset_repeat = password_field()
         reset.addRow(bi("नया पासवर्ड", "New password"), self.reset_password)
         reset.addRow(bi("फिर से", "Again"), self.reset_repeat)
-        left.addWidget(QLabel(bi("चुने गए व्यक्ति का पासवर्ड बदलें", "Reset the selected person's password")))
+        left.addWidget(wrapped(bi("चुने गए व्यक्ति का पासवर्ड बदलें", "Reset the selected person's password")))
         left.addLayout(reset)
         self.reset_button = button(bi("पासवर्ड बदलें", "Reset password"))
         left.addWidget(self.reset_button)
@@ -85,8 +91,8 @@ class AccountsScreen(QWidget):
         right.addLayout(form)
         self.add_button = button(bi("जोड़ें", "Add"))
         right.addWidget(self.add_button)
-        right.addWidget(QLabel(bi("पासवर्ड: कम से कम 10 अक्षर; आम पासवर्ड नहीं चलेंगे",
-                                  "password: at least 10 characters; common passwords are refused")))
+        right.addWidget(wrapped(bi("पासवर्ड: कम से कम 10 अक्षर; आम पासवर्ड नहीं चलेंगे",
+                                   "password: at least 10 characters; common passwords are refused")))
         right.addStretch(1)
         body.addLayout(right, 2)
 

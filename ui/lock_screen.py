@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .qt import QHBoxLayout, QLabel, QVBoxLayout, QWidget, Signal
+from .qt import QHBoxLayout, QLabel, Qt, QVBoxLayout, QWidget, Signal
 from .service_link import ServiceLink
 from .widgets import CENTER, bi, button, heading, message_line, password_field, show_error
 
@@ -25,7 +25,7 @@ class LockScreen(QWidget):
         super().__init__()
         self.link = link
         self.locked_token: str | None = None
-        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # the dark cover over everything
         self.setStyleSheet("LockScreen { background: #263238; } QLabel { color: white; }")
         outer = QVBoxLayout(self)
         outer.addStretch(2)
@@ -79,3 +79,4 @@ class LockScreen(QWidget):
         self.password.clear()
         self.button.setEnabled(True)
         show_error(self.message, err)
+        self.message.setStyleSheet("color: #ff8a80; font-weight: bold;")  # readable on the dark cover

@@ -133,6 +133,9 @@ class StationWindow(QMainWindow):
         bar.addStretch(1)
         self.who = QLabel("")
         bar.addWidget(self.who)
+        outer.addLayout(bar)
+        bar = QHBoxLayout()
+        bar.addStretch(1)
         self.lock_button = button(bi("स्क्रीन बंद करें", "Lock"))
         self.end_of_day_button = button(bi("दिन समाप्त: स्टेशन बंद करें", "End of day: lock the station"))
         self.sign_out_button = button(bi("बाहर निकलें", "Sign out"))
@@ -141,6 +144,7 @@ class StationWindow(QMainWindow):
         outer.addLayout(bar)
         self.notice = QLabel("")
         self.notice.setStyleSheet("color: #8a4b00;")
+        self.notice.setWordWrap(True)
         outer.addWidget(self.notice)
         if self.link.in_process:
             self.notice.setText(bi("विकास मोड: स्टेशन सेवा इसी प्रक्रिया में चल रही है",
@@ -153,6 +157,7 @@ class StationWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_shown)
         outer.addWidget(self.tabs, 1)
         self.message = QLabel("")
+        self.message.setWordWrap(True)
         outer.addWidget(self.message)
         self.lock_button.clicked.connect(self.lock)
         self.end_of_day_button.clicked.connect(self.lock_station)
@@ -199,7 +204,7 @@ class StationWindow(QMainWindow):
         if self.person is None or self.screen_locked:
             return
         name, role = str(self.person["name"]), str(self.person["role"])
-        self.who.setText(bi(f"{name} ({role})", "signed in"))
+        self.who.setText(f"{bi('प्रवेश', 'signed in')}: {name} ({role})")
         self.tabs.setTabVisible(self.tabs.indexOf(self.batches), role != "admin")  # the admin sees no batch
         self.tabs.setTabVisible(self.tabs.indexOf(self.accounts), role == "admin")
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit), role in MAY_READ_AUDIT)

@@ -79,7 +79,7 @@ def show_ok(line: QLabel, text: str) -> None:
 def text_field(placeholder: str = "") -> QLineEdit:
     field = QLineEdit()
     field.setPlaceholderText(placeholder)
-    field.setMinimumWidth(320)
+    field.setMinimumWidth(240)
     return field
 
 
