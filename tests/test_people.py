@@ -378,6 +378,21 @@ def test_session_token_and_idle_time_out(signed_in: tuple[People, Sessions, Fake
         sessions.touch(session.token)
 
 
+def test_polling_does_not_keep_an_unattended_session_alive(signed_in: tuple[People, Sessions, FakeClock]) -> None:
+    people, sessions, clock = signed_in
+    session = sessions.start(people.authenticate("sup", GOOD))
+    for _ in range(14):  # a screen refreshing every minute, nobody at the keyboard
+        clock.advance(60)
+        assert sessions.peek(session.token).name == "sup"
+    clock.advance(60 + 1)
+    with pytest.raises(SignInError, match="15 minutes idle"):
+        sessions.peek(session.token)
+    locked = sessions.start(people.authenticate("sup", GOOD))
+    sessions.lock(locked.token)
+    with pytest.raises(SignInError, match="locked"):
+        sessions.peek(locked.token)
+
+
 def test_session_absolute_limit(signed_in: tuple[People, Sessions, FakeClock]) -> None:
     people, sessions, clock = signed_in
     session = sessions.start(people.authenticate("op", OTHER))

@@ -98,6 +98,15 @@ class Sessions:
             self._open[token] = session
         return session
 
+    def peek(self, token: str) -> Session:
+        """The live, unlocked session without marking it used: a screen polling for updates (the batch
+        list refreshing) must not keep an unattended session alive past its idle limit."""
+        with self._lock:
+            session = self._live(token, self._clock())
+        if session.locked:
+            raise SignInError(f"{session.name}'s session is locked: {session.name}'s password resumes it")
+        return session
+
     def lock(self, token: str) -> Session:
         """Lock the session (lock screen); it does not end it.  Idle time keeps running."""
         with self._lock:

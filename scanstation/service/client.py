@@ -80,7 +80,7 @@ class LocalConnection:
         self._owns = owns_service
 
     def call(self, op: str, on_event: EventSink | None = None, **args: Any) -> Any:
-        from scanstation.service.server import OPERATIONS
+        from scanstation.service.server import OPERATIONS, PASSIVE_OPERATIONS
 
         if op not in OPERATIONS:
             raise StateError(f"unknown operation {op!r}")
@@ -89,7 +89,7 @@ class LocalConnection:
         if needs_session:
             if not self.token:
                 raise ScanStationError("sign in first")
-            caller = self.service.caller(self.token)
+            caller = self.service.caller(self.token, passive=op in PASSIVE_OPERATIONS)
         return handler(self.service, caller, args, on_event or (lambda kind, data: None))
 
     def close(self) -> None:

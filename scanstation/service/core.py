@@ -96,9 +96,12 @@ class StationService:
         self.audit.append(person.name, "signin", f"person:{person.name}", {"role": person.role.value})
         return Caller(session.token, person.name, person.role)
 
-    def caller(self, token: str) -> Caller:
-        """The live session behind ``token`` (SignInError when it timed out or was locked)."""
-        session: Session = self.sessions.touch(token)
+    def caller(self, token: str, *, passive: bool = False) -> Caller:
+        """The live session behind ``token`` (SignInError when it timed out or was locked).
+
+        ``passive``: a poll (status, the batch list refreshing) that does not count as use.
+        """
+        session: Session = self.sessions.peek(token) if passive else self.sessions.touch(token)
         return Caller(session.token, session.name, Role(session.role))
 
     def sign_out(self, token: str) -> None:

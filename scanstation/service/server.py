@@ -43,10 +43,14 @@ def _text(args: dict[str, Any], key: str) -> str:
     return value
 
 
-def _caller(service: StationService, token: Any) -> Caller:
+# Polls a screen makes on its own: they do not keep a session alive (the idle limit counts a person's use).
+PASSIVE_OPERATIONS = frozenset({"status", "batches", "whoami"})
+
+
+def _caller(service: StationService, token: Any, op: str = "") -> Caller:
     if not isinstance(token, str) or not token:
         raise SignInError("sign in first")
-    return service.caller(token)
+    return service.caller(token, passive=op in PASSIVE_OPERATIONS)
 
 
 def _person(p: Any) -> dict[str, Any]:
@@ -275,7 +279,7 @@ class ServiceServer:
             if not isinstance(op, str) or op not in OPERATIONS or not isinstance(args, dict):
                 raise StateError(f"unknown operation {op!r}")
             handler, needs_session = OPERATIONS[op]
-            caller = _caller(self.service, request.get("token")) if needs_session else None
+            caller = _caller(self.service, request.get("token"), op) if needs_session else None
             result = handler(self.service, caller, args, emit)
             if isinstance(result, bytes):  # a page image or PDF travels as an attachment
                 send_message(conn, {"ok": True, "result": {"blob": 0}}, [result])
