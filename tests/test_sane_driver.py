@@ -542,7 +542,7 @@ def test_on_page_failure_propagates_and_stops_the_worker(driver: SaneDriver) -> 
 
 def test_worker_inherits_sane_env_but_not_station_settings(driver: SaneDriver,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCANSTATION_PASSPHRASE_FILE", "/run/station/passphrase")
+    monkeypatch.setenv("SCANSTATION_PASSWORD_FILE", "/run/station/password")
     seen: dict[str, str] = {}
 
     def on_page(page: CapturedPage) -> None:
@@ -550,7 +550,7 @@ def test_worker_inherits_sane_env_but_not_station_settings(driver: SaneDriver,
 
     driver.scan("test:0", ScanSettings(resolution=25), CancelToken(), on_page)
     assert seen["SANE_CONFIG_DIR"] == os.environ["SANE_CONFIG_DIR"]
-    assert "SCANSTATION_PASSPHRASE_FILE" not in seen
+    assert "SCANSTATION_PASSWORD_FILE" not in seen
 
 
 def test_cancel_before_start(driver: SaneDriver) -> None:
