@@ -1,4 +1,4 @@
-"""CLI behaviour around the edges: version, devices, init errors, bad input files, wrong passphrase."""
+"""CLI behaviour around the edges: version, devices, init errors, bad input files, wrong password."""
 
 from __future__ import annotations
 
@@ -61,15 +61,16 @@ def test_init_refuses_bad_recipient_and_overwrite(tmp_path: Path) -> None:
     assert again.returncode == 7 and "already exists" in again.stderr
 
 
-def test_wrong_passphrase_exits_5(tmp_path: Path) -> None:
+def test_wrong_password_exits_23_and_nothing_opens(tmp_path: Path) -> None:
+    # Issue 13: the shared passphrase is gone; a person's wrong password is a refused sign-in.
     st = make_station(tmp_path / "st")
     bad = tmp_path / "bad-pass"
-    bad.write_text("not the passphrase\n")
+    bad.write_text("not the password of anyone\n")
     bad.chmod(0o600)
-    st.env["SCANSTATION_PASSPHRASE_FILE"] = str(bad)
+    st.env["SCANSTATION_PASSWORD_FILE"] = str(bad)
     proc = st.run("verify-vault")
-    assert proc.returncode == 5, proc.stderr
-    assert "passphrase" in proc.stderr
+    assert proc.returncode == 23, proc.stderr
+    assert "name or the password is wrong" in proc.stderr
 
 
 def test_malformed_config_exits_3_naming_file_and_key(tmp_path: Path) -> None:
