@@ -47,8 +47,8 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,7 @@ from batchformat import (
 from scanstation.audit.entries import AuditEntry, jsonable, parse_detail, stored_leaf_bytes
 from scanstation.audit.sink import AuditSink
 from scanstation.errors import AuditIntegrityError, ScanStationError
+from scanstation.sqlite_files import immediate_transaction, run_migrations, schema_version
 
 Clock = Callable[[], datetime]
 
@@ -191,33 +192,15 @@ class AuditTrail(AuditSink):
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
+        try:
+            run_migrations(db, [_SCHEMA], schema_version(db, self.path, "audit trail", _SCHEMA_VERSION))
+        except BaseException:
             db.close()
-            raise ScanStationError(f"{self.path}: audit trail schema {version} is newer than this software")
-        if version == 0:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA.split(";"):
-                    db.execute(stmt)
-                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                db.close()
-                raise
+            raise
         return db
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._db, self._lock)
 
     def _reload(self) -> None:
         """The in-memory tree and latest checkpoint from audit.db (at open, or if the file changed size)."""

@@ -11,8 +11,8 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from batchformat.atomic import ensure_dir
 from scanstation.errors import ConfigError, ScanStationError
 from scanstation.people.schema import MIGRATIONS
+from scanstation.sqlite_files import immediate_transaction, run_migrations, schema_version
 
 Clock = Callable[[], datetime]
 
@@ -92,35 +93,12 @@ class PeopleDatabase:
 
     def _migrate(self) -> None:
         with self._lock:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise ScanStationError(
-                    f"{self.path}: people database schema {version} is newer than this software "
-                    f"({len(MIGRATIONS)}); install the newer ScanStation"
-                )
-            for i in range(version, len(MIGRATIONS)):
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in MIGRATIONS[i].split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version={i + 1}")
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+            version = schema_version(self._db, self.path, "people database", len(MIGRATIONS))
+            run_migrations(self._db, MIGRATIONS, version)
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on any error)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return immediate_transaction(self._db, self._lock)
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -18,8 +18,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ import sqlcipher3
 from scanstation.audit.sink import AuditSink
 from scanstation.domain import BatchState, check_transition
 from scanstation.errors import ScanStationError, UnlockError
+from scanstation.sqlite_files import immediate_transaction, run_migrations, schema_version
 from scanstation.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -230,25 +231,10 @@ class StoreConnection:
 
     def _migrate(self) -> None:
         with self._lock:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise ScanStationError(
-                    f"{self.path}: database schema {version} is newer than this software "
-                    f"({len(MIGRATIONS)}); install the newer ScanStation"
-                )
+            version = schema_version(self._db, self.path, "database", len(MIGRATIONS))
             if version < len(MIGRATIONS):
                 self._note_legacy_audit()
-            for i in range(version, len(MIGRATIONS)):
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in MIGRATIONS[i].split(";"):
-                        if stmt.strip():
-                            self._db.execute(stmt)
-                    self._db.execute(f"PRAGMA user_version={i + 1}")
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+            run_migrations(self._db, MIGRATIONS, version)
 
     def _note_legacy_audit(self) -> None:
         """Before a pending migration drops wave 1's hash-chained ``audit`` table: its size and head hash
@@ -263,16 +249,8 @@ class StoreConnection:
         self._audit_sink.append("station", "audit.legacy_chain_dropped", self.path.name,
                                 {"entries": int(row[0]), "head_hash": str(head[0]), "head_ts": str(head[1])})
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._db, self._lock)
 
     def _now(self) -> str:
         return self._clock().isoformat(timespec="milliseconds")
