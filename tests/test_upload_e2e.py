@@ -144,18 +144,22 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
         st.config.write_text(text)
         st.run("import", "--batch", "B4", *_pages(tmp_path, 51, 3), check=True)
         st.run("seal", "--batch", "B4", check=True)
-        proc = st.popen("upload", "--batch", "B4")
-        deadline = time.monotonic() + 120
-        offset = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = json.loads(st.run("uploads", "--json", check=True).stdout)
-            offset = rows[0]["confirmed_offset"] if rows else 0
-            if offset > 0:
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None and offset > 0, "upload finished before it could be interrupted"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        # The station runs as its service (the only process holding the keys, so the only one that can
+        # report the upload's progress while it runs); the upload runs inside it and the service is killed.
+        with st.serve() as service:
+            proc = st.popen("upload", "--batch", "B4")
+            deadline = time.monotonic() + 120
+            offset = 0
+            while time.monotonic() < deadline and proc.poll() is None:
+                rows = json.loads(st.run("uploads", "--json", check=True).stdout)
+                offset = rows[0]["confirmed_offset"] if rows else 0
+                if offset > 0:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None and offset > 0, "upload finished before it could be interrupted"
+            service.send_signal(signal.SIGKILL)
+            service.wait()
+            proc.communicate()
         size = json.loads(st.run("uploads", "--json", check=True).stdout)[0]["size"]
         assert offset < size
         # Also restart the receiver (kill -9) while the station is down: both must recover.
