@@ -20,7 +20,9 @@ on it and on nothing else of ours.  Its modules: :mod:`~batchformat.constants` (
 :mod:`~batchformat.keys`, :mod:`~batchformat.errors`, :mod:`~batchformat.atomic` (durable file writes,
 which both sides need), :mod:`~batchformat.merkle` (RFC 6962 tree heads, inclusion and consistency proofs)
 and :mod:`~batchformat.checkpoints` (C2SP signed notes and tlog checkpoints, the station's signed audit
-tree heads).  The names below are the public interface.
+tree heads), :mod:`~batchformat.log_extension` and :mod:`~batchformat.package_log` (the audit checkpoint and
+consistency proofs a package carries, and the portal's check that a station's log only grows).
+The names below are the public interface.
 """
 
 from batchformat.canonical_json import canonical_json
@@ -47,10 +49,12 @@ from batchformat.checkpoints import (
 from batchformat.constants import (
     ENVELOPE_NAME,
     FORMAT,
+    FORMAT_V1,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     MEDIA_TYPE,
     RECEIPT_FORMAT,
+    RECEIPT_FORMAT_V1,
     STATION_SIGNATURE_NAME,
 )
 from batchformat.errors import FormatError, KeyFormatError, PackageCheckError, PackageError, ReceiptInvalid
@@ -76,20 +80,38 @@ from batchformat.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from batchformat.package_log import (
+    MAX_LOG_PROOFS,
+    LogAcceptance,
+    LogProof,
+    PackageLog,
+    audit_head,
+    audit_log_fields,
+    check_station_log,
+    parse_package_log,
+)
 from batchformat.reader import VerifiedPackage, iter_members, read_envelope, verify_package
-from batchformat.receipts import key_id, make_receipt, receipt_documents, verify_receipt
+from batchformat.receipts import (
+    key_id,
+    make_receipt,
+    receipt_audit_checkpoint,
+    receipt_documents,
+    verify_receipt,
+)
 from batchformat.writer import ObjectSource, PackageInfo, utc_now_rfc3339, write_package
 
 __all__ = [
-    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "LOG_EXTENSION_FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME", "MEDIA_TYPE",
-    "RECEIPT_FORMAT", "STATION_SIGNATURE_NAME", "Checkpoint", "CheckpointFormatError", "FormatError",
-    "KeyFormatError", "LogExtension", "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature",
-    "NoteSignatureError", "ObjectSource", "PackageCheckError", "PackageError", "PackageInfo", "ReceiptInvalid",
-    "SignedCheckpoint", "SignedNote", "VerifiedPackage", "VerifierKey", "canonical_json", "consistency_proof",
-    "document_digest", "format_checkpoint", "inclusion_proof", "iter_members", "key_id", "leaf_hash",
-    "load_public_key_pem", "make_log_extension", "make_receipt", "node_hash", "note_key_id", "open_checkpoint",
-    "parse_checkpoint", "parse_log_extension", "parse_note", "parse_vkey", "public_key_pem", "raw_public_key",
-    "read_envelope", "receipt_documents", "root_hash", "sign_checkpoint", "sign_note", "utc_now_rfc3339",
-    "validate_manifest", "verify_consistency", "verify_extension", "verify_inclusion", "verify_log_extension",
-    "verify_note", "verify_package", "verify_receipt", "vkey", "write_package",
+    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "FORMAT_V1", "LOG_EXTENSION_FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME",
+    "MAX_LOG_PROOFS", "MEDIA_TYPE", "RECEIPT_FORMAT", "RECEIPT_FORMAT_V1", "STATION_SIGNATURE_NAME", "Checkpoint",
+    "CheckpointFormatError", "FormatError", "KeyFormatError", "LogAcceptance", "LogExtension", "LogProof",
+    "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature", "NoteSignatureError", "ObjectSource",
+    "PackageCheckError", "PackageError", "PackageInfo", "PackageLog", "ReceiptInvalid", "SignedCheckpoint",
+    "SignedNote", "VerifiedPackage", "VerifierKey", "audit_head", "audit_log_fields", "canonical_json",
+    "check_station_log", "consistency_proof", "document_digest", "format_checkpoint", "inclusion_proof",
+    "iter_members", "key_id", "leaf_hash", "load_public_key_pem", "make_log_extension", "make_receipt", "node_hash",
+    "note_key_id", "open_checkpoint", "parse_checkpoint", "parse_log_extension", "parse_note", "parse_package_log",
+    "parse_vkey", "public_key_pem", "raw_public_key", "read_envelope", "receipt_audit_checkpoint",
+    "receipt_documents", "root_hash", "sign_checkpoint", "sign_note", "utc_now_rfc3339", "validate_manifest",
+    "verify_consistency", "verify_extension", "verify_inclusion", "verify_log_extension", "verify_note",
+    "verify_package", "verify_receipt", "vkey", "write_package",
 ]

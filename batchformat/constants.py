@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 
-FORMAT = "scanstation-package/1"
-MANIFEST_FORMAT = "scanstation-manifest/1"
-RECEIPT_FORMAT = "scanstation-receipt/1"
+# Version 2 (issue 13): the manifest carries the station's signed audit checkpoint and consistency proofs
+# (``audit_head`` an object, ``audit_log``); readers accept only this version.  Receipts of version 2 carry
+# the checkpoint the portal acknowledged; version 1 receipts (of version 1 packages) still verify.
+FORMAT = "scanstation-package/2"
+MANIFEST_FORMAT = "scanstation-manifest/2"
+RECEIPT_FORMAT = "scanstation-receipt/2"
+FORMAT_V1 = "scanstation-package/1"
+RECEIPT_FORMAT_V1 = "scanstation-receipt/1"
 MEDIA_TYPE = "application/x-scanstation-package"
 
 ENVELOPE_NAME = "scanstation-package.json"
@@ -23,6 +28,7 @@ MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_OBJECT_BYTES = 256 * 1024 * 1024
 MAX_SIGNATURE_MEMBERS = 16
 MAX_RECEIPT_BYTES = 16 * 1024 * 1024
+MAX_NOTE_TEXT = 64 * 1024  # a signed checkpoint note in a manifest or receipt (batchformat.checkpoints)
 # tarfile pads archives to 20 blocks; allow that much (and a bit) of zeros after the end marker.
 MAX_TRAILING_ZERO_BYTES = 64 * 1024
 

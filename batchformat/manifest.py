@@ -17,6 +17,7 @@ from batchformat.constants import (
     KIND,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
+    MAX_NOTE_TEXT,
     MAX_OBJECT_BYTES,
     MAX_TEXT,
     RFC3339,
@@ -102,7 +103,7 @@ def validate_manifest(manifest: Any) -> None:
     if not RFC3339.match(_req(manifest, "created_at", str, "manifest")):
         raise _fail("manifest_format", "created_at is not an RFC 3339 timestamp")
     _req(manifest, "software_version", str, "manifest")
-    _req(manifest, "audit_head", str, "manifest")
+    _validate_audit_fields(manifest)
     station = _req(manifest, "station", dict, "manifest")
     for key in ("id", "unit", "public_key", "recipient"):
         _req(station, key, str, "manifest.station")
@@ -150,6 +151,41 @@ def validate_manifest(manifest: Any) -> None:
 
 
 _OBJECT_KEYS = {"id", "kind", "sha256", "size", "ct_sha256", "ct_size"}
+
+
+def _validate_audit_fields(manifest: dict[str, Any]) -> None:
+    """The structure of ``audit_head`` and ``audit_log`` (their signatures and proofs:
+    :func:`batchformat.package_log.parse_package_log`)."""
+    head = _req(manifest, "audit_head", dict, "manifest")
+    if set(head) != {"origin", "size", "root"}:
+        raise _fail("manifest_format", "manifest.audit_head must have exactly origin, size and root")
+    _req(head, "origin", str, "manifest.audit_head")
+    _req(head, "size", int, "manifest.audit_head")
+    root = _req(head, "root", str, "manifest.audit_head")
+    try:
+        raw = base64.b64decode(root, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != root:
+        raise _fail("manifest_format", "manifest.audit_head.root is not the canonical base64 of 32 bytes")
+    log = _req(manifest, "audit_log", dict, "manifest")
+    if set(log) != {"vkey", "checkpoint", "proofs"}:
+        raise _fail("manifest_format", "manifest.audit_log must have exactly vkey, checkpoint and proofs")
+    _req(log, "vkey", str, "manifest.audit_log")
+    _note(log, "checkpoint", "manifest.audit_log")
+    for i, entry in enumerate(_req(log, "proofs", list, "manifest.audit_log")):
+        here = f"manifest.audit_log.proofs[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"from", "consistency"}:
+            raise _fail("manifest_format", f"{here} must be an object with exactly from and consistency")
+        _note(entry, "from", here)
+        if not all(isinstance(h, str) for h in _req(entry, "consistency", list, here)):
+            raise _fail("manifest_format", f"{here}.consistency must be a list of base64 strings")
+
+
+def _note(mapping: dict[str, Any], key: str, where: str) -> None:
+    value = mapping.get(key)
+    if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > MAX_NOTE_TEXT:
+        raise _fail("manifest_format", f"{where}.{key} must be a signed note of at most {MAX_NOTE_TEXT} bytes")
 
 
 def decode_public_key(value: str, where: str, member: str) -> bytes:

@@ -22,6 +22,7 @@ from batchformat.constants import (
     COPY_CHUNK,
     ENVELOPE_NAME,
     FORMAT,
+    FORMAT_V1,
     HEX32,
     HEX64,
     MANIFEST_NAME,
@@ -41,6 +42,7 @@ from batchformat.constants import (
 )
 from batchformat.errors import PackageCheckError, PackageError
 from batchformat.manifest import decode_public_key, validate_manifest
+from batchformat.package_log import PackageLog, parse_package_log
 
 
 @dataclass
@@ -48,7 +50,9 @@ class VerifiedPackage:
     """A package that passed every check of :func:`verify_package`.
 
     ``manifest_bytes`` are the exact signed plaintext bytes (keep them to re-check the signature
-    later); ``signatures`` maps each ``signatures/*.json`` member name to its parsed content.
+    later); ``signatures`` maps each ``signatures/*.json`` member name to its parsed content;
+    ``audit_log`` is the station's verified audit checkpoint and consistency proofs (manifest
+    ``audit_log``), which a portal checks against the checkpoint it keeps for the station.
     """
 
     envelope: dict[str, Any]
@@ -59,6 +63,7 @@ class VerifiedPackage:
     path: Path | None = None
     manifest_bytes: bytes = field(default=b"", repr=False)
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    audit_log: PackageLog | None = field(default=None, repr=False)
     _object_spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def object_member(self, object_id: str) -> bytes:
@@ -270,6 +275,9 @@ def _validate_envelope(env: Any) -> None:
 
     if not isinstance(env, dict):
         raise bad("not a JSON object")
+    if env.get("format") == FORMAT_V1:
+        raise bad(f"format is {FORMAT_V1!r}: sealed by older software, without the station's audit checkpoint "
+                  f"(expected {FORMAT!r}); unseal the batch and seal it again")
     if env.get("format") != FORMAT:
         raise bad(f"format is {env.get('format')!r}, expected {FORMAT!r}")
     expected = {"format", "package_id", "station_id", "batch_uid", "created_at", "manifest_ct_sha256"}
@@ -305,7 +313,8 @@ def verify_package(
     structure and member order/names/types/sizes, envelope, manifest ciphertext hash against the
     envelope, manifest decryption with ``identities`` (pyrage identities), canonical form and schema,
     envelope/manifest agreement, the station's Ed25519 signature (and, if ``trusted_station_keys``
-    is given, that the station is known and signed with its registered raw key), then per object:
+    is given, that the station is known and signed with its registered raw key), the station's audit
+    log (checkpoint signature and consistency proofs, check ``audit_log``), then per object:
     ciphertext size and SHA-256, decryption, plaintext size and SHA-256.  ``on_object(entry,
     plaintext)`` is called for each verified object (the receiver re-encrypts it for its store
     without reading the package twice); exceptions from it propagate.
@@ -333,6 +342,7 @@ def verify_package(
 
         signatures, member = _read_signatures(reader)
         station_key = _verify_station_signature(signatures, manifest, manifest_bytes, trusted_station_keys)
+        audit_log = parse_package_log(manifest)
 
         spans: dict[str, tuple[int, int]] = {}
         for entry in manifest["objects"]:
@@ -353,7 +363,8 @@ def verify_package(
         reader.finish()
     return VerifiedPackage(envelope=envelope, manifest=manifest, station_public_key=station_key,
                            sha256=reader.hash.hexdigest(), size=reader.pos, path=path,
-                           manifest_bytes=manifest_bytes, signatures=signatures, _object_spans=spans)
+                           manifest_bytes=manifest_bytes, signatures=signatures, audit_log=audit_log,
+                           _object_spans=spans)
 
 
 def _check_envelope_matches(envelope: dict[str, Any], manifest: dict[str, Any]) -> None:

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from batchformat.canonical_json import canonical_json, strict_json
-from batchformat.constants import MAX_RECEIPT_BYTES, RECEIPT_FORMAT
-from batchformat.errors import PackageCheckError, PackageError, ReceiptInvalid
+from batchformat.checkpoints import open_checkpoint, parse_vkey
+from batchformat.constants import MAX_NOTE_TEXT, MAX_RECEIPT_BYTES, RECEIPT_FORMAT, RECEIPT_FORMAT_V1
+from batchformat.errors import FormatError, PackageCheckError, PackageError, ReceiptInvalid
 from batchformat.manifest import document_digest
 from batchformat.reader import VerifiedPackage
 
@@ -40,8 +41,17 @@ def make_receipt(
     receipt_id: str,
     received_at: str,
     portal_key: Ed25519PrivateKey,
+    audit_checkpoint: str | None = None,
 ) -> bytes:
-    """The portal's signed receipt (JSON bytes) for a verified package."""
+    """The portal's signed receipt (``scanstation-receipt/2``, JSON bytes) for a verified package.
+
+    ``audit_checkpoint``: the station's checkpoint note the portal holds after accepting the package (its
+    latest for the station); by default the package's own checkpoint.
+    """
+    if audit_checkpoint is None:
+        if verified.audit_log is None:
+            raise PackageError("make_receipt: the package carries no audit checkpoint")
+        audit_checkpoint = verified.audit_log.checkpoint.note
     receipt = {
         "format": RECEIPT_FORMAT,
         "receipt_id": receipt_id,
@@ -53,13 +63,29 @@ def make_receipt(
         "received_at": received_at,
         "documents": receipt_documents(verified.manifest),
         "portal_key_id": key_id(portal_key.public_key()),
+        "audit_checkpoint": audit_checkpoint,
     }
     signature = base64.b64encode(portal_key.sign(canonical_json(receipt))).decode()
     return canonical_json({"receipt": receipt, "signature": signature})
 
 
-_RECEIPT_KEYS = {"format", "receipt_id", "package_id", "package_sha256", "package_size", "batch_uid",
-                 "station_id", "received_at", "documents", "portal_key_id"}
+_RECEIPT_KEYS_V1 = frozenset({"format", "receipt_id", "package_id", "package_sha256", "package_size", "batch_uid",
+                              "station_id", "received_at", "documents", "portal_key_id"})
+_RECEIPT_KEYS = {RECEIPT_FORMAT_V1: _RECEIPT_KEYS_V1, RECEIPT_FORMAT: _RECEIPT_KEYS_V1 | {"audit_checkpoint"}}
+
+
+def receipt_audit_checkpoint(data: bytes) -> str | None:
+    """The station checkpoint note a stored (already verified) receipt acknowledges; None for a version 1
+    receipt or anything that does not parse.  The caller verifies the note with its own key."""
+    try:
+        outer = strict_json(data, "receipt", require_canonical=False)
+    except PackageCheckError:
+        return None
+    receipt = outer.get("receipt") if isinstance(outer, dict) else None
+    if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
+        return None
+    note = receipt.get("audit_checkpoint")
+    return note if isinstance(note, str) else None
 
 
 def verify_receipt(
@@ -71,8 +97,11 @@ def verify_receipt(
 ) -> dict[str, Any]:
     """Check a receipt's signature and that it is for this package; return the inner ``receipt``.
 
-    With ``manifest``, also checks package id, batch, station and every document line (digest
-    included) against it.  Any problem raises ReceiptInvalid saying what did not match.
+    Versions 1 and 2 are accepted (each with exactly its own fields).  With ``manifest``, also checks
+    package id, batch, station and every document line (digest included) against it, and, for a
+    manifest carrying the station's audit log, that the receipt is version 2 and acknowledges a
+    checkpoint of that station's log (signed by the manifest's ``audit_log.vkey``) at least as large as
+    the package's.  Any problem raises ReceiptInvalid saying what did not match.
     """
     if len(data) > MAX_RECEIPT_BYTES:
         raise ReceiptInvalid(f"receipt is larger than {MAX_RECEIPT_BYTES} bytes")
@@ -83,10 +112,18 @@ def verify_receipt(
     if not isinstance(outer, dict) or set(outer) != {"receipt", "signature"}:
         raise ReceiptInvalid("receipt must be a JSON object with exactly 'receipt' and 'signature'")
     receipt, sig_text = outer["receipt"], outer["signature"]
-    if not isinstance(receipt, dict) or set(receipt) != _RECEIPT_KEYS:
-        raise ReceiptInvalid(f"receipt fields must be exactly {sorted(_RECEIPT_KEYS)}")
-    if receipt["format"] != RECEIPT_FORMAT:
-        raise ReceiptInvalid(f"receipt format is {receipt['format']!r}, expected {RECEIPT_FORMAT!r}")
+    if not isinstance(receipt, dict):
+        raise ReceiptInvalid("receipt must be a JSON object")
+    fmt = receipt.get("format")
+    keys = _RECEIPT_KEYS.get(fmt) if isinstance(fmt, str) else None
+    if keys is None:
+        raise ReceiptInvalid(f"receipt format is {receipt.get('format')!r}, expected {RECEIPT_FORMAT!r} "
+                             f"(or {RECEIPT_FORMAT_V1!r})")
+    if set(receipt) != keys:
+        raise ReceiptInvalid(f"{receipt['format']} receipt fields must be exactly {sorted(keys)}")
+    if "audit_checkpoint" in receipt and (not isinstance(receipt["audit_checkpoint"], str)
+                                          or len(receipt["audit_checkpoint"]) > MAX_NOTE_TEXT):
+        raise ReceiptInvalid("receipt audit_checkpoint must be a signed checkpoint note")
     try:
         signature = base64.b64decode(str(sig_text), validate=True)
         portal_public_key.verify(signature, canonical_json(receipt))
@@ -105,4 +142,24 @@ def verify_receipt(
                 raise ReceiptInvalid(f"receipt {key} is {receipt[key]!r}, the package's is {expected!r}")
         if receipt["documents"] != receipt_documents(manifest):
             raise ReceiptInvalid("receipt document list or per-document digests differ from the package's manifest")
+        if "audit_log" in manifest:
+            _check_acknowledged(receipt, manifest)
     return receipt
+
+
+def _check_acknowledged(receipt: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+    """A receipt for a package with an audit log acknowledges a checkpoint of that log, no smaller than its own."""
+    if receipt["format"] != RECEIPT_FORMAT:
+        raise ReceiptInvalid(f"the package carries the station's audit log, so its receipt must be {RECEIPT_FORMAT} "
+                             f"with the checkpoint the portal acknowledged, not {receipt['format']}")
+    try:
+        verifier = parse_vkey(manifest["audit_log"]["vkey"])
+        acknowledged = open_checkpoint(receipt["audit_checkpoint"], verifier, origin=verifier.name)
+    except FormatError as e:
+        raise ReceiptInvalid(f"the receipt's audit_checkpoint is not a checkpoint of this station's log: "
+                             f"{e.message}") from None
+    head = manifest["audit_head"]
+    if acknowledged.size < head["size"] or (acknowledged.size == head["size"]
+                                            and base64.b64encode(acknowledged.root).decode() != head["root"]):
+        raise ReceiptInvalid(f"the receipt acknowledges the audit checkpoint of size {acknowledged.size}, which does "
+                             f"not cover the package's checkpoint of size {head['size']}")

@@ -34,6 +34,7 @@ from batchformat.constants import (
 )
 from batchformat.errors import PackageCheckError, PackageError
 from batchformat.manifest import validate_manifest
+from batchformat.package_log import parse_package_log
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def write_package(
 
     ``manifest`` gets its ``objects`` list from ``objects`` (in that order), ``package_id`` and
     ``created_at`` if absent, ``station.public_key`` from ``signing_key`` if absent; every string is
-    NFC-normalised.  The manifest is encrypted to ``recipients`` (portal + batch), signed, and each
+    NFC-normalised; its ``audit_head``/``audit_log`` must verify (the checkpoint signed by ``signing_key``,
+    see :mod:`batchformat.package_log`).  The manifest is encrypted to ``recipients`` (portal + batch), signed, and each
     object file is copied while its SHA-256 is checked against ``ct_sha256`` (PackageError naming the
     object and file on mismatch: nothing is left behind).  The file appears at ``out_path`` only
     complete and fsynced (temp file in the same directory, rename, directory fsync).
@@ -161,6 +163,7 @@ def write_package(
     m["objects"] = entries
     try:
         validate_manifest(m)
+        parse_package_log(m)
         manifest_bytes = canonical_json(m)
     except PackageCheckError as e:
         raise PackageError(f"write_package: invalid manifest: {e.detail}") from None

@@ -1,8 +1,14 @@
 """All database access of the receiver (SQLAlchemy Core; SQLite by default, PostgreSQL by URL).
 
-Three tables: ``uploads`` (tus state; ``upload_offset`` is the durable, acknowledged offset),
-``packages`` (one row per accepted package, with its receipt; unique package hash and batch uid give
-dedup) and ``documents`` (per accepted ACR file: where it is stored and its receipt digest).
+Tables: ``uploads`` (tus state; ``upload_offset`` is the durable, acknowledged offset), ``packages``
+(one row per accepted package, with its receipt; unique package hash and batch uid give dedup),
+``documents`` (per accepted ACR file: where it is stored and its receipt digest), ``station_logs`` (per
+station: the checkpoint verifier key pinned at its first package and the latest audit checkpoint
+accepted from it) and ``station_log_prefixes`` (checkpoints known to be earlier states of that log: a
+package sealed before another but received after it is accepted, nothing else smaller).
+
+Schema versions: 1 (uploads, packages, documents), 2 (issue 13: station_logs, station_log_prefixes).
+``create_all`` adds missing tables on SQLite and PostgreSQL alike; ``schema_info`` records the version.
 Every method is synchronous and short; the async HTTP layer calls them in a worker thread.
 """
 
@@ -36,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -85,6 +91,25 @@ documents = Table(
 )
 Index("documents_employee", documents.c.employee_code, documents.c.acr_period)
 
+station_logs = Table(
+    "station_logs", metadata,
+    Column("station_id", String(128), primary_key=True),
+    Column("origin", String(256), nullable=False),
+    Column("vkey", Text, nullable=False),       # pinned at the station's first package (trust on first use)
+    Column("size", BigInteger, nullable=False),
+    Column("root", String(64), nullable=False),  # hex
+    Column("note", Text, nullable=False),       # the signed checkpoint note, returned in receipts
+    Column("package_sha256", String(64), nullable=False),  # the package that brought it
+    Column("updated_at", Float, nullable=False),
+)
+
+station_log_prefixes = Table(
+    "station_log_prefixes", metadata,
+    Column("station_id", String(128), primary_key=True),
+    Column("size", BigInteger, primary_key=True),
+    Column("root", String(64), nullable=False),  # hex
+)
+
 schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
 
 
@@ -116,6 +141,37 @@ class AcceptedPackage:
     receipt_id: str
 
 
+@dataclass(frozen=True)
+class StationLog:
+    station_id: str
+    origin: str
+    vkey: str
+    size: int
+    root: bytes
+    note: str
+
+
+@dataclass(frozen=True)
+class StationLogUpdate:
+    """What an accepted package changes in its station's log record (see batchformat.check_station_log).
+
+    ``previous``: the record the check was made against (None: the station's first package), so a
+    concurrent change is noticed; ``latest``: set when the package's checkpoint becomes the latest;
+    ``prefixes``: (size, root) of checkpoints now known to be earlier states of the latest.
+    """
+
+    station_id: str
+    origin: str
+    vkey: str
+    previous: StationLog | None
+    latest: tuple[int, bytes, str] | None
+    prefixes: tuple[tuple[int, bytes], ...]
+
+
+class StationLogConflict(Exception):
+    """The station's log record changed between the check and the commit (a concurrent ingest)."""
+
+
 class BatchConflict(Exception):
     """The batch uid was already received as a different package."""
 
@@ -140,10 +196,15 @@ class Database:
         self.engine: Engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        metadata.create_all(self.engine)  # version 1 -> 2: the station log tables are simply added
         with self.engine.begin() as conn:
-            if conn.execute(select(schema_info.c.version)).first() is None:
+            row = conn.execute(select(schema_info.c.version)).first()
+            if row is None:
                 conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
+            elif row[0] > SCHEMA_VERSION:
+                raise RuntimeError(f"receiver database schema {row[0]} is newer than this receiver ({SCHEMA_VERSION})")
+            elif row[0] < SCHEMA_VERSION:
+                conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -210,16 +271,64 @@ class Database:
             return None
         return AcceptedPackage(row["package_sha256"], row["batch_uid"], bytes(row["receipt"]), row["receipt_id"])
 
+    # ------------------------------------------------------------------ station logs
+
+    def station_log(self, station_id: str) -> StationLog | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(station_logs).where(station_logs.c.station_id == station_id)).mappings().first()
+        if row is None:
+            return None
+        return StationLog(row["station_id"], row["origin"], row["vkey"], row["size"], bytes.fromhex(row["root"]),
+                          row["note"])
+
+    def is_log_prefix(self, station_id: str, size: int, root: bytes) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(station_log_prefixes.c.root).where(
+                station_log_prefixes.c.station_id == station_id, station_log_prefixes.c.size == size)).first()
+        return row is not None and row[0] == root.hex()
+
+    def _update_station_log(self, conn: Connection, log: StationLogUpdate, package_sha256: str) -> None:
+        now = time.time()
+        prev = log.previous
+        if log.latest is not None:
+            size, root, note = log.latest
+            values = {"origin": log.origin, "vkey": log.vkey, "size": size, "root": root.hex(), "note": note,
+                      "package_sha256": package_sha256, "updated_at": now}
+            if prev is None:
+                conn.execute(insert(station_logs).values(station_id=log.station_id, **values))
+            else:
+                changed = conn.execute(update(station_logs).where(
+                    station_logs.c.station_id == log.station_id, station_logs.c.size == prev.size,
+                    station_logs.c.root == prev.root.hex(), station_logs.c.vkey == prev.vkey).values(**values))
+                if changed.rowcount != 1:
+                    raise StationLogConflict(log.station_id)
+        elif prev is not None:  # the record the check relied on must still be the same
+            row = conn.execute(select(station_logs.c.size, station_logs.c.root).where(
+                station_logs.c.station_id == log.station_id)).first()
+            if row is None or (row[0], row[1]) != (prev.size, prev.root.hex()):
+                raise StationLogConflict(log.station_id)
+        for size, root in log.prefixes:
+            known = conn.execute(select(station_log_prefixes.c.root).where(
+                station_log_prefixes.c.station_id == log.station_id, station_log_prefixes.c.size == size)).first()
+            if known is None:
+                conn.execute(insert(station_log_prefixes).values(station_id=log.station_id, size=size, root=root.hex()))
+            elif known[0] != root.hex():  # impossible for checkpoints proven consistent: never overwrite
+                raise StationLogConflict(log.station_id)
+
     def record_package(self, *, upload_id: str, package_sha256: str, batch_uid: str, package_id: str,
                        station_id: str, size: int, received_at: str, receipt_id: str, receipt: bytes,
-                       docs: list[dict[str, Any]]) -> AcceptedPackage:
-        """Insert an accepted package, its documents and mark the upload accepted, in one transaction.
+                       docs: list[dict[str, Any]], station_log: StationLogUpdate | None = None) -> AcceptedPackage:
+        """Insert an accepted package, its documents, its station's log update and mark the upload accepted,
+        in one transaction.
 
         If the same package was recorded meanwhile (a concurrent upload of the same bytes), that
-        record wins and is returned; the same batch uid with another hash raises BatchConflict.
+        record wins and is returned; the same batch uid with another hash raises BatchConflict; a station
+        log record changed since the check raises StationLogConflict (nothing is recorded).
         """
         try:
             with self._tx() as conn:
+                if station_log is not None:
+                    self._update_station_log(conn, station_log, package_sha256)
                 conn.execute(insert(packages).values(
                     package_sha256=package_sha256, batch_uid=batch_uid, package_id=package_id,
                     station_id=station_id, package_size=size, received_at=received_at, receipt_id=receipt_id,

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import batchformat
 from batchformat import PackageCheckError, VerifiedPackage, atomic
 
-from .db import BatchConflict, Database, Upload
+from .db import BatchConflict, Database, StationLogConflict, StationLogUpdate, Upload
 from .storage import DataDir, move_into, write_file
 
 log = logging.getLogger("receiver.ingest")
@@ -34,6 +34,12 @@ class Outcome:
     receipt: bytes | None = None
     check: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _LogDecision:
+    update: StationLogUpdate
+    acknowledged: str  # the checkpoint note the receipt acknowledges: the portal's latest for the station
 
 
 class Refused(Exception):
@@ -129,22 +135,53 @@ class Ingestor:
         if verified.sha256 != sha:  # the file changed under us: never sign for bytes we did not verify
             raise Refused("package_sha256", "package changed during verification")
         self._check_batch_free(env["batch_uid"], sha)
+        log_update = self._check_station_log(verified)
 
         docs = self._place(verified, staging)
         receipt = batchformat.make_receipt(verified, receipt_id=secrets.token_hex(16),
-                                           received_at=batchformat.utc_now_rfc3339(), portal_key=self.receipt_key)
+                                           received_at=batchformat.utc_now_rfc3339(), portal_key=self.receipt_key,
+                                           audit_checkpoint=log_update.acknowledged)
         inner = batchformat.verify_receipt(receipt, self.receipt_key.public_key(), package_sha256=sha,
                                            manifest=verified.manifest)
         try:
             recorded = self.db.record_package(
                 upload_id=upload.id, package_sha256=sha, batch_uid=env["batch_uid"], package_id=env["package_id"],
                 station_id=env["station_id"], size=verified.size, received_at=inner["received_at"],
-                receipt_id=inner["receipt_id"], receipt=receipt, docs=docs)
+                receipt_id=inner["receipt_id"], receipt=receipt, docs=docs, station_log=log_update.update)
         except BatchConflict as c:
             raise Refused("batch_conflict", f"batch {env['batch_uid']!r} was already received as package "
                                             f"{c.existing_sha256}") from None
+        except StationLogConflict:  # not the package's fault: retried at the next receipt request
+            raise RuntimeError(f"the audit log record of station {env['station_id']!r} changed during "
+                               "verification") from None
         log.info("package %s (batch %s) accepted, %d documents", sha, env["batch_uid"], len(docs))
         return recorded.receipt
+
+    def _check_station_log(self, verified: VerifiedPackage) -> _LogDecision:
+        """The station's audit log must extend the checkpoint the portal holds for it (batchformat.check_station_log).
+
+        First package of a station: its checkpoint verifier key is pinned (trust on first use) and its
+        checkpoint kept.  Refusals: ``audit_log_key_changed``, ``audit_log_cut_back``, ``audit_log_rewritten``.
+        """
+        log = verified.audit_log
+        station_id = verified.envelope["station_id"]
+        if log is None:  # the reader accepts no package without one; never accept one here either
+            raise Refused("audit_log", "package refused: it carries no audit checkpoint")
+        if log.checkpoint.size >= 1 << 63:
+            raise Refused("audit_log", f"package refused: audit checkpoint size {log.checkpoint.size} is too large")
+        stored = self.db.station_log(station_id)
+        try:
+            accepted = batchformat.check_station_log(
+                log, pinned_vkey=stored.vkey if stored else None, latest_note=stored.note if stored else None,
+                known_prefix=lambda size, root: self.db.is_log_prefix(station_id, size, root))
+        except PackageCheckError as e:
+            raise Refused(e.check, f"package refused: {e}") from None
+        latest = accepted.latest
+        update = StationLogUpdate(
+            station_id=station_id, origin=log.origin, vkey=log.vkey, previous=stored,
+            latest=(latest.size, latest.root, latest.note) if accepted.advanced else None,
+            prefixes=tuple((p.size, p.root) for p in accepted.prefixes if p.size < latest.size))
+        return _LogDecision(update, latest.note)
 
     def _check_batch_free(self, batch_uid: str, sha: str) -> None:
         other = self.db.package_by_batch(batch_uid)

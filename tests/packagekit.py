@@ -2,7 +2,9 @@
 
 Objects are random bytes age-encrypted (pyrage) to the portal recipient and a fresh batch identity,
 exactly as the vault stores them; the manifest follows docs/portal-api.md; the station key is a fresh
-Ed25519 key unless one is given.  Reused by the receiver, tus-client and upload tests.
+Ed25519 key unless one is given.  The station's audit log is a :class:`FakeLog` (random leaves, checkpoints
+signed with the station key): pass one ``log`` to several packages to seal them from one growing log.
+Reused by the receiver, tus-client and upload tests.
 """
 
 from __future__ import annotations
@@ -18,7 +20,52 @@ import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import batchformat as package
-from batchformat import ObjectSource, PackageInfo
+from batchformat import Checkpoint, MerkleTree, ObjectSource, PackageInfo, SignedCheckpoint, sign_checkpoint
+
+
+class FakeLog:
+    """A station's audit log as packages see it: leaves, signed checkpoints, what the portal acknowledged.
+
+    :meth:`fields` grows the log, signs a checkpoint and returns the manifest's ``audit_head``/``audit_log``
+    with proofs from the acknowledged checkpoint and from every checkpoint sealed since (as the station
+    does); :meth:`acknowledge` takes the checkpoint a receipt acknowledged.
+    """
+
+    def __init__(self, station_id: str, key: Ed25519PrivateKey) -> None:
+        self.origin = f"scanstation/{station_id}"
+        self.key = key
+        self.tree = MerkleTree()
+        self.acknowledged: SignedCheckpoint | None = None
+        self.pending: list[SignedCheckpoint] = []
+
+    @property
+    def vkey(self) -> str:
+        return package.vkey(self.origin, self.key.public_key())
+
+    def grow(self, n: int) -> None:
+        for _ in range(n):
+            self.tree.append(package.leaf_hash(os.urandom(48)))
+
+    def checkpoint(self) -> SignedCheckpoint:
+        return sign_checkpoint(Checkpoint(self.origin, self.tree.size, self.tree.root()), self.origin, self.key)
+
+    def fields(self, grow: int = 7) -> dict[str, Any]:
+        self.grow(grow)
+        cp = self.checkpoint()
+        bases = [b for b in [self.acknowledged, *self.pending] if b is not None and b.size < cp.size]
+        proofs = [(b, self.tree.consistency_proof(b.size, cp.size) if b.size else []) for b in bases]
+        self.pending = [*self.pending, cp][-(package.MAX_LOG_PROOFS - 1):]
+        return package.audit_log_fields(self.vkey, cp, proofs)
+
+    def acknowledge(self, receipt: bytes) -> SignedCheckpoint:
+        note = package.receipt_audit_checkpoint(receipt)
+        assert note is not None, "not a receipt that acknowledges a checkpoint"
+        verifier = package.parse_vkey(self.vkey)
+        cp = package.open_checkpoint(note, verifier, origin=self.origin)
+        if self.acknowledged is None or cp.size > self.acknowledged.size:
+            self.acknowledged = cp
+        self.pending = [p for p in self.pending if p.size > cp.size]
+        return cp
 
 
 @dataclass
@@ -33,6 +80,7 @@ class Expected:
     batch_uid: str
     objects_dir: Path
     sources: list[ObjectSource] = field(default_factory=list)
+    log: FakeLog | None = None
 
     @property
     def station_public_raw(self) -> bytes:
@@ -66,14 +114,21 @@ def make_test_package(
     unfiled_pages: int = 0,
     out_name: str | None = None,
     employee_codes: list[str] | None = None,
+    log: FakeLog | None = None,
+    log_fields: dict[str, Any] | None = None,
 ) -> tuple[PackageInfo, Expected]:
     """Build a package under ``tmp_path``; return (PackageInfo, Expected).
 
     Each document gets a PDF object and, per page, a raw image, a cleaned image and an OCR text
     object (``object_size`` random bytes each; texts are short).  Total size is roughly
-    ``n_docs * (1 + 3 * pages_per_doc) * object_size``.
+    ``n_docs * (1 + 3 * pages_per_doc) * object_size``.  ``log``: the station's audit log (a fresh one
+    by default; its key signs the package); ``log_fields``: the manifest's audit fields as given.
     """
+    if log is not None:
+        assert signing_key is None or signing_key is log.key
+        signing_key = log.key
     signing_key = signing_key or Ed25519PrivateKey.generate()
+    log = log or FakeLog(station_id, signing_key)
     batch_identity = pyrage.x25519.Identity.generate()
     batch_uid = batch_uid or f"B-{secrets.token_hex(6)}"
     recipients = [pyrage.x25519.Recipient.from_str(portal_recipient), batch_identity.to_public()]
@@ -116,14 +171,14 @@ def make_test_package(
         "station": {"id": station_id, "unit": "Test Unit", "recipient": str(batch_identity.to_public())},
         "batch": {"uid": batch_uid, "name": f"Batch {batch_uid}", "unit": "Test Unit", "operator": "op1",
                   "created_at": "2026-01-02T03:04:05Z", "sealed_at": "2026-01-02T04:05:06Z", "page_count": seq},
-        "audit_head": hashlib.sha256(batch_uid.encode()).hexdigest(),
         "documents": documents,
         "unfiled_pages": unfiled,
+        **(log_fields if log_fields is not None else log.fields()),
     }
     out = work / (out_name or f"{batch_uid}.scanpkg")
     info = package.write_package(out, manifest, sources, signing_key=signing_key,
                                  recipients=[portal_recipient, str(batch_identity.to_public())])
     expected = Expected(manifest=info.manifest, plaintexts=plaintexts, signing_key=signing_key,
                         batch_identity=batch_identity, station_id=station_id, batch_uid=batch_uid,
-                        objects_dir=objects_dir, sources=sources)
+                        objects_dir=objects_dir, sources=sources, log=log)
     return info, expected

@@ -101,3 +101,36 @@ def test_receiver_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         assert conn.execute("SELECT count(*) FROM packages").fetchone() == (1,)
         codes = [r[0] for r in conn.execute("SELECT employee_code FROM documents ORDER BY doc_id")]
     assert codes == [d["employee_code"] for d in info.manifest["documents"]]
+
+
+def test_station_logs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The station log tables on PostgreSQL: the checkpoint kept, a cut-back log refused, the next one accepted."""
+    import psycopg
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from .packagekit import FakeLog
+
+    identity = write_identity(tmp_path / "portal.txt")
+    log = FakeLog("ST-PG", Ed25519PrivateKey.generate())
+
+    def build(name: str, station_log: FakeLog, grow: int = 7) -> package.PackageInfo:
+        return make_test_package(tmp_path / name, portal_recipient=str(identity.to_public()), n_docs=1,
+                                 pages_per_doc=1, station_id="ST-PG", log=station_log,
+                                 log_fields=station_log.fields(grow))[0]
+
+    with start_receiver(tmp_path, tmp_path / "portal.txt", database_url=postgres_url) as rx:
+        first = build("a", log)
+        receipt = upload_package(rx, first, "ST-PG")[1]
+        assert receipt.status_code == 200, receipt.text
+        acknowledged = log.acknowledge(receipt.content)
+        cut = FakeLog("ST-PG", log.key)
+        cut.tree.append(log.tree.leaf(0))
+        refused = upload_package(rx, build("b", cut, grow=2), "ST-PG")[1]  # 3 entries, the portal holds 7
+        assert refused.status_code == 422 and refused.json()["check"] == "audit_log_cut_back", refused.text
+        assert upload_package(rx, build("c", log), "ST-PG")[1].status_code == 200
+    conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT size, vkey FROM station_logs WHERE station_id = 'ST-PG'").fetchone()
+        prefixes = [r[0] for r in conn.execute("SELECT size FROM station_log_prefixes WHERE station_id = 'ST-PG'")]
+        version = conn.execute("SELECT version FROM schema_info").fetchone()
+    assert row == (log.tree.size, log.vkey) and prefixes == [acknowledged.size] and version == (2,)

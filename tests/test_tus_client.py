@@ -588,14 +588,20 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield rx
 
 
+_STATION_LOGS: dict[int, Any] = {}  # one station (key and audit log) per receiver: it pins the station's key
+
+
 def _package(tmp_path: Path, rx: Any) -> tuple[Any, dict[str, str]]:
-    from tests.packagekit import make_test_package
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.packagekit import FakeLog, make_test_package
     from tests.receiverkit import package_metadata
 
     recipient = rx.identity_path.read_text().split("# public key: ")[1].split()[0]
+    log = _STATION_LOGS.setdefault(id(rx), FakeLog("ST-TUS-01", Ed25519PrivateKey.generate()))
     # about 1.3 MB: five or six PATCHes of 256 KiB
     info, expected = make_test_package(tmp_path, portal_recipient=recipient, n_docs=2, pages_per_doc=3,
-                                       object_size=64 * 1024, station_id="ST-TUS-01")
+                                       object_size=64 * 1024, station_id="ST-TUS-01", log=log)
     return info, package_metadata(info, expected.station_id)
 
 

@@ -3,6 +3,12 @@
 A sealed batch is frozen (state SEALED): the package holds the vault's ciphertexts as they are, a
 manifest encrypted to the portal and the batch key, and the station's Ed25519 signature over the
 manifest.  Sealing is idempotent: sealing a sealed batch returns the package it already has.
+
+The manifest carries the station's audit log (batchformat.package_log): the checkpoint the trail signs at
+the seal, and consistency proofs to it from the last checkpoint the portal acknowledged (in a verified
+receipt kept in station.db) and from the checkpoints of the packages sealed since and not yet
+acknowledged, so the portal finds a proof from whatever checkpoint it holds.  A log that no longer
+extends one of those checkpoints (cut back or rewritten) is refused here, before anything is written.
 """
 
 from __future__ import annotations
@@ -13,10 +19,26 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchformat import ObjectSource, PackageInfo, atomic, canonical_json, utc_now_rfc3339, write_package
+from batchformat import (
+    MANIFEST_FORMAT,
+    MAX_LOG_PROOFS,
+    FormatError,
+    ObjectSource,
+    PackageInfo,
+    SignedCheckpoint,
+    VerifierKey,
+    atomic,
+    audit_log_fields,
+    canonical_json,
+    open_checkpoint,
+    receipt_audit_checkpoint,
+    utc_now_rfc3339,
+    write_package,
+)
 from scanstation import __version__
+from scanstation.audit.trail import AuditTrail
 from scanstation.domain import Batch, BatchState, OcrState, Page, PageState
-from scanstation.errors import PackageError, StateError
+from scanstation.errors import AuditIntegrityError, PackageError, ScanStationError, StateError
 from scanstation.store.database import StoredObject
 
 if TYPE_CHECKING:
@@ -97,11 +119,10 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
     batch_id = batch.id
     store.ensure_batch_uid(batch_id, lambda: f"{station.config.station.id}-{batch_id}-{secrets.token_hex(6)}")
     batch = store.batch_by_id(batch_id)
-    # TODO(issue 13, architect): the package is to carry the signed audit checkpoint at seal time and a
-    # consistency proof instead of "audit_head".  Until then the field names the audit-trail entry that
-    # records this manifest being built ("seq:N", N its sequence number): the trail up to N covers the batch.
-    seq = store.audit(actor, "batch.manifest", batch.name, {"uid": batch.uid or ""}, batch_id=batch.id)
-    manifest, object_ids = _manifest(station, batch, audit_head=f"seq:{seq}")
+    # The trail records the manifest being built, then signs the checkpoint the package carries (it covers
+    # that entry); the proofs reach it from every checkpoint the portal may hold for this station.
+    store.audit(actor, "batch.manifest", batch.name, {"uid": batch.uid or ""}, batch_id=batch.id)
+    manifest, object_ids = _manifest(station, batch, audit=_audit_log(station, batch))
     objects = []
     for oid in object_ids:
         rec = store.object(oid)
@@ -126,6 +147,81 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
         raise
     log.info("sealed batch %s: %s (%d bytes)", name, out.name, info.size)
     return info
+
+
+def _trail(station: Station) -> AuditTrail:
+    trail = station.audit
+    if not isinstance(trail, AuditTrail):
+        raise StateError("sealing needs the station's audit trail (its checkpoint goes into the package)")
+    return trail
+
+
+def acknowledged_checkpoint(station: Station, verifier: VerifierKey) -> SignedCheckpoint | None:
+    """The largest checkpoint of this station's log that the portal acknowledged (in the receipts kept).
+
+    Receipts were verified against the portal key when they arrived; the note must also verify with the
+    station's own checkpoint key (a note that does not is skipped, with a warning).
+    """
+    best: SignedCheckpoint | None = None
+    for row in station.store.uploads():
+        if not row["receipt"]:
+            continue
+        note = receipt_audit_checkpoint(bytes(row["receipt"]))
+        if note is None:
+            continue
+        try:
+            cp = open_checkpoint(note, verifier, origin=verifier.name)
+        except FormatError as e:
+            log.warning("the receipt of batch %s acknowledges a checkpoint that does not verify: %s",
+                        row["batch_name"], e)
+            continue
+        if best is None or cp.size > best.size:
+            best = cp
+    return best
+
+
+def _pending_checkpoints(station: Station, batch: Batch, verifier: VerifierKey) -> list[SignedCheckpoint]:
+    """The checkpoints of this station's other packages that are sealed but not yet acknowledged."""
+    out = []
+    for other in station.store.batches():
+        if other.id == batch.id or other.state not in (BatchState.SEALED, BatchState.UPLOADING):
+            continue
+        try:
+            note = package_manifest(station, other.id).get("audit_log", {}).get("checkpoint")
+            if isinstance(note, str):
+                out.append(open_checkpoint(note, verifier, origin=verifier.name))
+        except (ScanStationError, FormatError, ValueError) as e:  # a wave-1 package has none: it is sealed again
+            log.warning("batch %s: its package's audit checkpoint is not usable (%s)", other.name, e)
+    return out
+
+
+def _audit_log(station: Station, batch: Batch) -> dict[str, Any]:
+    """The manifest's ``audit_head`` and ``audit_log``: the checkpoint signed now and the proofs to it."""
+    trail = _trail(station)
+    checkpoint = trail.checkpoint()  # raises AuditIntegrityError if the trail refuses to sign
+    if checkpoint is None:
+        raise StateError("the station is locked: its audit checkpoint cannot be signed for the package")
+    verifier = VerifierKey.from_public_key(trail.origin, station.key.signing_key.public_key())
+    acknowledged = acknowledged_checkpoint(station, verifier)
+    bases: dict[int, SignedCheckpoint] = {}
+    for base in [*([acknowledged] if acknowledged else []), *_pending_checkpoints(station, batch, verifier)]:
+        what = ("the checkpoint the portal acknowledged" if base is acknowledged
+                else "the checkpoint of a package sealed earlier")
+        if base.size > checkpoint.size:
+            raise AuditIntegrityError(f"the audit log has {checkpoint.size} entries, but {what} covers {base.size}: "
+                                      "the log was cut back; the portal would refuse the package. "
+                                      "Run `scanstation audit verify` and call the unit head")
+        if trail.root(base.size) != base.root:
+            raise AuditIntegrityError(f"the audit log no longer matches {what} (size {base.size}): it was "
+                                      "rewritten; the portal would refuse the package. Run `scanstation audit verify`")
+        if 0 < base.size < checkpoint.size:
+            bases[base.size] = base
+    chosen = [base for _, base in sorted(bases.items())]
+    if len(chosen) > MAX_LOG_PROOFS:  # the acknowledged one and the latest packages sealed since
+        first = [chosen[0]] if acknowledged is not None and chosen[0].size == acknowledged.size else []
+        chosen = first + chosen[len(chosen) - (MAX_LOG_PROOFS - len(first)):]
+    proofs = [(base, trail.consistency_proof(base.size, checkpoint.size)) for base in chosen]
+    return audit_log_fields(verifier.text, checkpoint, proofs)
 
 
 def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
@@ -186,7 +282,7 @@ def _page_entry(p: Page) -> dict[str, Any]:
     }
 
 
-def _manifest(station: Station, batch: Batch, *, audit_head: str) -> tuple[dict[str, Any], list[str]]:
+def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The manifest (without ``objects``, which write_package fills) and the object ids, in order."""
     store = station.store
     order: list[str] = []
@@ -224,13 +320,13 @@ def _manifest(station: Station, batch: Batch, *, audit_head: str) -> tuple[dict[
         unfiled.append(_page_entry(p))
     cfg = station.config
     manifest: dict[str, Any] = {
-        "format": "scanstation-manifest/1",
+        "format": MANIFEST_FORMAT,
         "software_version": __version__,
         "station": {"id": cfg.station.id, "unit": cfg.station.unit,
                     "recipient": str(station.batch_keys.recipient(batch.id))},
         "batch": {"uid": batch.uid or "", "name": batch.name, "unit": batch.unit, "operator": batch.operator,
                   "created_at": batch.created_at, "sealed_at": utc_now_rfc3339(), "page_count": len(all_pages)},
-        "audit_head": audit_head,
+        **audit,  # audit_head and audit_log
         "documents": docs_out,
         "unfiled_pages": unfiled,
     }
