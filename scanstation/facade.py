@@ -104,14 +104,17 @@ def _open_audit(config: Config, key: StationKey, batch_recipient: Callable[[int]
     return trail
 
 
-def open_store(config: Config, key: StationKey) -> Store:
+def open_store(config: Config, key: StationKey, audit: AuditSink | None = None) -> Store:
     """The database alone, without the station lock (read-mostly commands such as status).
 
-    station.db is encrypted (SQLCipher), so even a read needs the unlocked station key.
+    station.db is encrypted (SQLCipher), so even a read needs the unlocked station key.  ``audit``: the
+    trail to write through (the service's); without it one is opened (and closed with the store).
     """
     db = config.data_dir / "station.db"
     if not db.exists():
         raise StateError(f"{config.data_dir}: no station here yet (run 'scanstation init')")
+    if audit is not None:
+        return Store(db, key=key.store_key, audit=audit)
     stores: list[Store] = []
     # no signer: a read-only command signs no checkpoint (the station or the service does)
     audit = _open_audit(config, key, _batch_recipient_of(lambda: stores[0] if stores else None), sign=False)

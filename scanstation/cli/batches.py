@@ -91,11 +91,11 @@ def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts and states for anyone signed in; employee codes, periods and source keys only for the
     roles that may see personal fields (supervisor, unit head)."""
-    from scanstation.cli.common import open_station_as
+    from scanstation.cli.common import open_store_as
     from scanstation.people.permissions import sees_personal_fields
 
-    with open_station_as(args, Action.STATUS) as (station, caller):
-        data = _status_data(station.config, station.store, args.batch, sees_personal_fields(caller.role))
+    with open_store_as(args, Action.STATUS) as (store, caller):
+        data = _status_data(load(args), store, args.batch, sees_personal_fields(caller.role))
     if args.json:
         say(json.dumps(data, indent=2, ensure_ascii=False))
         return 0

@@ -152,6 +152,16 @@ def open_station(args: argparse.Namespace, action: Action) -> Iterator[Any]:
 
 
 @contextmanager
+def open_store_as(args: argparse.Namespace, action: Action) -> Iterator[tuple[Any, Any]]:
+    """The station's store (read-only views) and the caller, without taking the data directory's lock."""
+    with connect(args) as (conn, password):
+        service = conn.service
+        caller = service.caller(conn.token)
+        with service.read_only_store(caller, password, action) as store:
+            yield store, caller
+
+
+@contextmanager
 def open_station_as(args: argparse.Namespace, action: Action) -> Iterator[tuple[Any, Any]]:
     """:func:`open_station`, and the signed-in caller (name and role) it was opened for."""
     with connect(args) as (conn, password):

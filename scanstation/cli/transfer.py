@@ -64,11 +64,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_uploads(args: argparse.Namespace) -> int:
+    from scanstation.cli.common import open_store_as
     from scanstation.upload.queue import uploads_report_from_store
 
-    # station.db is encrypted: even this read-only view needs the unlocked station (states, no content)
-    with open_station(args, Action.STATUS) as station:
-        rows = uploads_report_from_store(station.store)
+    # station.db is encrypted: even this read-only view needs a key (states, no content), not the station lock
+    with open_store_as(args, Action.STATUS) as (store, _caller):
+        rows = uploads_report_from_store(store)
     if args.json:
         say(json.dumps(rows, indent=2, ensure_ascii=False))
     else:

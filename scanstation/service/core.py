@@ -217,6 +217,32 @@ class StationService:
         return station
 
     @contextmanager
+    def read_only_store(self, caller: Caller, password: str | None, action: Action) -> Iterator[Any]:
+        """The store for a read-only view (status, the upload queue), without taking the data directory.
+
+        The open station's store when unlocked; in-process, a supervisor's or unit head's own slot opens
+        the store alone (no station lock: a view beside a running upload or scan in another process).
+        """
+        from scanstation.facade import open_store
+
+        self.authorize(caller, action)
+        if self._station is not None:
+            yield self._station.store
+            return
+        if password is None or not caller.role.may_unlock:
+            raise StationLocked("the station is locked: a supervisor or the unit head must unlock it "
+                                "(scanstation unlock, or sign in at the kiosk)")
+        key = self.slots.open_with_password(caller.name, password)
+        self.public.check_matches(key)
+        self.audit.append(caller.name, "unlock.read_only", "station", {"action": action.value})
+        store = open_store(self.config, key, audit=self.audit)
+        try:
+            yield store
+        finally:
+            store.close()
+            del key
+
+    @contextmanager
     def unlocked_for(self, caller: Caller, password: str | None) -> Iterator[None]:
         """In-process use (no service running): unlock with the caller's own slot for one command.
 
