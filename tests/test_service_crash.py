@@ -28,8 +28,20 @@ def _core_files(*roots: Path) -> list[Path]:
     for root in roots:
         if root.is_dir():
             found += [p for p in root.rglob("core*")
-                      if p.is_file() and (p.name == "core" or p.name.startswith("core."))]
+                      if p.is_file() and (p.name == "core" or p.name.startswith("core.")) and _is_core_dump(p)]
     return found
+
+
+def _is_core_dump(path: Path) -> bool:
+    """An ELF file of type ET_CORE (other files are called "core" too: a venv's JSON schemas, source files)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    if len(head) < 18 or head[:4] != b"\x7fELF":
+        return False
+    return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == 4  # e_type ET_CORE
 
 
 def _unlimited_cores() -> None:
