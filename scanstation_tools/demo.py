@@ -22,6 +22,7 @@ only when the demo runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanstation.errors import StateError
+from scanstation.errors import ScanStationError, StateError
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -209,9 +210,10 @@ def _demo_station_open(config: Config, out: Printer) -> Iterator[DemoRun]:
         try:
             yield DemoRun(service.station(operator, Action.SCAN), operator.name, service, head)
         finally:
-            service.sign_out(operator.token)
-            service.lock(head)
-            service.sign_out(head.token)
+            service.lock(head)  # the day's end for the demo (closing the service would lock it too)
+            for session in (operator, head):
+                with contextlib.suppress(ScanStationError):  # a long run's session may have timed out
+                    service.sign_out(session.token)
 
 
 @contextmanager
