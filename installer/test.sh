@@ -7,4 +7,10 @@ export QT_QPA_PLATFORM=offscreen
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 .venv/bin/lint-imports   # the dependency contracts in pyproject.toml: a wrong arrow between packages fails here
+if [ "$#" -eq 0 ]; then
+  # The core-dump tests first, in a process of their own: they need to allow cores (ulimit -c unlimited),
+  # and a station command run in-process by another test lowers that limit for good in its process.
+  .venv/bin/python -m pytest -q tests/test_process_guard.py tests/test_service_crash.py
+  exec .venv/bin/python -m pytest -q -n 2 --ignore=tests/test_process_guard.py --ignore=tests/test_service_crash.py
+fi
 exec .venv/bin/python -m pytest -q -n 2 "$@"
