@@ -243,8 +243,9 @@ def read_new_password(prompt: str) -> str:
 def connect(args: argparse.Namespace, *, sign_in: bool = True) -> Iterator[tuple[Any, str | None]]:
     """A connection to the station service (its socket if it runs, else in this process), signed in.
 
-    Yields ``(connection, password)``: the password only for in-process use, where a supervisor's or
-    unit head's own key slot unlocks the station for the one command.
+    Yields ``(connection, password)``: the password the person signed in with (None inside the service),
+    read once: ``unlock`` and a change of one's own password send it again; in-process, a supervisor's or
+    unit head's own key slot unlocks the station with it for the one command (:func:`unlocked_here`).
     """
     from scanstation.service.client import LocalConnection, RemoteConnection, service_running
 
@@ -269,7 +270,7 @@ def connect(args: argparse.Namespace, *, sign_in: bool = True) -> Iterator[tuple
             name = user_name(args)
             password = read_password(f"Password for {name}: ")
             conn.token = conn.call("sign_in", name=name, password=password)["token"]
-        yield conn, (None if remote else password)
+        yield conn, password
         if sign_in and remote:
             conn.call("sign_out")
     finally:

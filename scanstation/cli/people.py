@@ -81,9 +81,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         if args.recovery:
             result = conn.call("unlock", recovery_code=_recovery_code())
         else:
-            from scanstation.cli.common import read_password
-
-            result = conn.call("unlock", password=password if password is not None else read_password())
+            result = conn.call("unlock", password=password)
         status = conn.call("status")
     for name in result["enrolled"]:
         say(f"key slot made for {name}")
