@@ -10,24 +10,38 @@ from scanstation.errors import StateError
 
 
 class BatchState(enum.StrEnum):
-    SCANNING = "scanning"
-    VERIFIED = "verified"
-    SIGNED = "signed"
+    SCANNING = "scanning"  # the operator captures and indexes
+    CLOSED = "closed"  # the operator ended capture; waiting for a supervisor
+    IN_VERIFICATION = "in-verification"  # a supervisor has started giving verdicts
+    RETURNED = "returned"  # sent back to the operator with reasons (rescans); capture is open again
+    VERIFIED = "verified"  # a supervisor approved every page and flag (four eyes: not its capturer)
+    SIGNED = "signed"  # the unit head's sign-off (issue 15)
     SEALED = "sealed"  # packaged and signed by the station key; nothing in it may change any more
     UPLOADING = "uploading"
     UPLOADED = "uploaded"  # the portal's signed receipt is verified and stored
     PURGED = "purged"  # local copies destroyed (after the receipt and the retention period)
 
 
-# Allowed transitions.  Verification and sign-off (a later issue) drive the first edges; "returns for
-# rescan" are the edges back to SCANNING.  SCANNING -> SEALED is the path while no sign-off is required
-# (config upload.require_signoff); seal.py enforces that rule.  UPLOADING -> SEALED is a failed-for-good
-# upload, kept for a person to look at.  Kept as data so the UI can ask "what may happen next?".
+# States in which pages may be added, replaced or indexed by the operator.
+CAPTURE_STATES: frozenset[BatchState] = frozenset({BatchState.SCANNING, BatchState.RETURNED})
+
+# Allowed transitions, kept as data so the UI can ask "what may happen next?".
+#   scanning -> closed (the operator) -> in-verification (the first verdict) -> verified (approve)
+#   closed / in-verification -> returned (a supervisor, with reasons) -> closed (the operator, after rescans)
+#   verified / signed -> returned (the unit head refuses to sign) ; verified -> in-verification (verified again)
+#   verified -> sealed only while no sign-off is required (config upload.require_signoff; seal.py enforces it)
+#   sealed -> returned is "unseal" (the package is destroyed; what changes afterwards is verified again);
+#   uploading -> sealed is a failed-for-good upload, kept for a person to look at.
+# Nothing reaches sealed without a supervisor's verification.
 BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
-    BatchState.SCANNING: frozenset({BatchState.VERIFIED, BatchState.SEALED}),
-    BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SEALED, BatchState.SCANNING}),
-    BatchState.SIGNED: frozenset({BatchState.SEALED, BatchState.SCANNING}),
-    BatchState.SEALED: frozenset({BatchState.UPLOADING, BatchState.SCANNING}),
+    BatchState.SCANNING: frozenset({BatchState.CLOSED}),
+    BatchState.CLOSED: frozenset({BatchState.IN_VERIFICATION, BatchState.RETURNED}),
+    BatchState.IN_VERIFICATION: frozenset({BatchState.VERIFIED, BatchState.RETURNED}),
+    BatchState.RETURNED: frozenset({BatchState.CLOSED}),
+    BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SEALED, BatchState.RETURNED,
+                                    BatchState.IN_VERIFICATION}),
+    BatchState.SIGNED: frozenset({BatchState.SEALED, BatchState.RETURNED, BatchState.IN_VERIFICATION}),
+    BatchState.SEALED: frozenset({BatchState.UPLOADING, BatchState.RETURNED}),
     BatchState.UPLOADING: frozenset({BatchState.UPLOADED, BatchState.SEALED}),
     BatchState.UPLOADED: frozenset({BatchState.PURGED}),
     BatchState.PURGED: frozenset(),

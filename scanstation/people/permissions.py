@@ -6,16 +6,16 @@ roles table of the mission (../shared/docs/mission.md); each row of :data:`_TABL
 
 The decisions that were not obvious
 -----------------------------------
-* **Operators** (contractor staff) scan, index and close *their* batch and see the station status.
-  They see a page only while indexing it: :attr:`Action.VIEW_PAGE` is allowed for an operator only for
-  a page *they* captured, of a batch still in capture (:attr:`BatchState.SCANNING`).  Once the batch is
-  closed the operator sees none of it ("never read back earlier batches"); if it comes back for rescan
-  they see again only the pages they captured themselves.  INDEX and CLOSE_BATCH likewise need their
-  own batch (opened or captured by them) still in capture.  SCAN is not tied to a batch (starting a
-  new batch has none yet; adding pages reveals nothing); the batch state machine refuses pages for a
-  batch not in capture.  Operators never unlock
-  (no key slot), never lock (an operator locking the station mid-day would stop everyone until a
-  supervisor comes; locking their own *session* is not a permission), never read the audit trail.
+* **Operators** (contractor staff) scan, index and close *their* batch and see the station status. They
+  see a page only while indexing it: :attr:`Action.VIEW_PAGE` is allowed for an operator only for a page
+  *they* captured, of a batch still in capture (:data:`CAPTURE_STATES`: scanning, or returned).  Once
+  the batch is closed the operator sees none of it ("never read back earlier batches"); if it comes back
+  for rescan they see again only the pages they captured themselves.  INDEX and CLOSE_BATCH likewise
+  need their own batch (opened or captured by them) still in capture.  SCAN is not tied to a batch
+  (starting a new batch has none yet; adding pages reveals nothing); the batch state machine refuses
+  pages for a batch not in capture.  Operators never unlock (no key slot), never lock (an operator
+  locking the station mid-day would stop everyone until a supervisor comes; locking their own *session*
+  is not a permission), never read the audit trail.
 * **Supervisors** verify, return and approve, and see pages to do so.  They may also scan, index and
   close a batch (a small unit, a rescan the operator cannot do, a batch left open at the end of a
   shift); the four-eyes rule then keeps them from verifying it.  Correcting an index (the employee of
@@ -59,7 +59,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from scanstation.domain import BatchState
+from scanstation.domain import CAPTURE_STATES, BatchState
 from scanstation.errors import PermissionDenied
 from scanstation.people.roles import Action, Role
 
@@ -215,7 +215,7 @@ def _own_batch_refusal(person: str, role: Role, action: Action, facts: BatchFact
     if facts is None:
         return f"'{action.value}' is allowed only on their own batch in capture, and no batch was named"
     rule = f"rule for {role.value} '{action.value}': {OWN_BATCH_RULES[(role, action)]}"
-    if facts.state is not BatchState.SCANNING:
+    if facts.state not in CAPTURE_STATES:
         return f"the batch is {facts.state.value}, no longer in capture ({rule})"
     if action is Action.VIEW_PAGE:
         if facts.page_captured_by != person:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from scanstation.domain import Batch, BatchState
+from scanstation.domain import CAPTURE_STATES, Batch, BatchState
 from scanstation.errors import StateError
 from scanstation.store.connection import StoreConnection
 
@@ -43,8 +43,9 @@ class BatchRepository(StoreConnection):
                 row = db.execute("SELECT * FROM batches WHERE name=?", (name,)).fetchone()
                 self._audit(db, operator, "batch.create", name, {"unit": unit}, batch_id=row["id"])
         batch = self._batch(row)
-        if batch.state is not BatchState.SCANNING:
-            raise StateError(f"batch '{name}' is {batch.state.value}; pages can only be added while scanning")
+        if batch.state not in CAPTURE_STATES:
+            raise StateError(f"batch '{name}' is {batch.state.value}; pages can only be added while it is scanning "
+                             "or returned for rescans")
         return batch
 
     def set_batch_state(self, batch_id: int, target: BatchState, actor: str) -> Batch:

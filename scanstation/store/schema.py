@@ -122,4 +122,78 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE pages ADD COLUMN captured_by TEXT NOT NULL DEFAULT '';
     """,
+    # 6: issue 14 - the unit's roster (personal data: it lives here, in the SQLCipher store, like all of it) and
+    # the validated index of an ACR file: its period as dates, "not in roster" with the operator's reason, and
+    # the flags raised on the file itself (not_in_roster, duplicate).  A roster re-import keeps people who left
+    # the export (active = 0): ACR files of staff transferred out are still scanned.
+    """
+    CREATE TABLE roster_imports (
+        id INTEGER PRIMARY KEY,
+        imported_at TEXT NOT NULL,
+        imported_by TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        added INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        deactivated INTEGER NOT NULL
+    );
+    CREATE TABLE roster (
+        employee_code TEXT PRIMARY KEY,
+        name_hi TEXT NOT NULL DEFAULT '',
+        name_en TEXT NOT NULL DEFAULT '',
+        rank TEXT NOT NULL DEFAULT '',
+        unit TEXT NOT NULL DEFAULT '',
+        birth_date TEXT,
+        joining_date TEXT,
+        active INTEGER NOT NULL DEFAULT 1,
+        import_id INTEGER NOT NULL REFERENCES roster_imports(id)
+    );
+    ALTER TABLE documents ADD COLUMN period_start TEXT;
+    ALTER TABLE documents ADD COLUMN period_end TEXT;
+    ALTER TABLE documents ADD COLUMN not_in_roster TEXT NOT NULL DEFAULT '';
+    ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE documents ADD COLUMN indexed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE documents ADD COLUMN removed TEXT NOT NULL DEFAULT '';
+    CREATE INDEX documents_employee ON documents (employee_code);
+    """,
+    # 7: issue 14 - verification.  A page's current verdict (its history is in the audit trail); which pages
+    # were served to whom (approval needs every page served to the approving supervisor); verdicts on flags
+    # (a page verdict covers that page's flags; a document's flags get their own); quarter turns a supervisor
+    # applied; deletion with a reason (kept in the vault until purge, never uploaded); a rescan replacing a
+    # page in place; the reasons a batch was returned with.
+    """
+    ALTER TABLE pages ADD COLUMN rotation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE pages ADD COLUMN deleted_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE pages ADD COLUMN replaced_by INTEGER REFERENCES pages(id);
+    CREATE TABLE page_verdicts (
+        page_id INTEGER PRIMARY KEY REFERENCES pages(id),
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        given_by TEXT NOT NULL,
+        given_at TEXT NOT NULL
+    );
+    CREATE TABLE page_views (
+        page_id INTEGER NOT NULL REFERENCES pages(id),
+        person TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        PRIMARY KEY (page_id, person)
+    );
+    CREATE TABLE flag_verdicts (
+        subject TEXT NOT NULL,
+        flag TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        given_by TEXT NOT NULL,
+        given_at TEXT NOT NULL,
+        PRIMARY KEY (subject, flag)
+    );
+    CREATE TABLE batch_returns (
+        id INTEGER PRIMARY KEY,
+        batch_id INTEGER NOT NULL REFERENCES batches(id),
+        returned_by TEXT NOT NULL,
+        returned_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        closed_at TEXT
+    );
+    """,
 ]
