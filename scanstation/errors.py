@@ -121,6 +121,37 @@ class AuditIntegrityError(ScanStationError):
     summary = "audit trail failed verification (the first bad entry is named)"
 
 
+class RosterError(ScanStationError):
+    """A roster file (the HR portal's staff list) cannot be imported: every bad row is named with its row,
+    column and reason, and nothing of the file is imported."""
+
+    exit_code = 26
+    summary = "roster file refused (every bad row named; nothing imported)"
+
+
+class NotInRoster(ScanStationError):
+    """An employee code that is not in the station's roster, given without ``--not-in-roster REASON``."""
+
+    exit_code = 27
+    summary = "employee code not in the roster (give --not-in-roster REASON to file it for the supervisor)"
+
+
+class DuplicateAcr(ScanStationError):
+    """The same employee with an overlapping ACR period is already filed (this batch, an earlier one, or an
+    uploaded one); the message names where."""
+
+    exit_code = 28
+    summary = "duplicate ACR: the same employee and an overlapping period are already filed"
+
+
+class VerificationIncomplete(ScanStationError):
+    """A batch cannot be approved yet: pages not served to the approving supervisor, pages or flags without
+    a verdict, rescans outstanding (the message names them)."""
+
+    exit_code = 29
+    summary = "verification incomplete: pages unseen or without a verdict, flags without a verdict"
+
+
 # Exit codes that no exception class carries.
 _PLAIN_CODES = {0: "success", 2: "command-line usage error"}
 
