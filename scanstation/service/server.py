@@ -27,13 +27,13 @@ from typing import Any
 
 from scanstation.errors import ScanStationError, SignInError, StateError
 from scanstation.people.roles import Role
+from scanstation.service import ops_capture, ops_progress, ops_roster, ops_verification
 from scanstation.service.core import Caller, StationService
+from scanstation.service.op_types import Emit, Handler
 from scanstation.service.wire import WireError, error_payload, recv_message, send_message
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, dict[str, Any]], None]
-Handler = Callable[[StationService, Caller | None, dict[str, Any], Emit], Any]
 
 
 def _text(args: dict[str, Any], key: str) -> str:
@@ -155,6 +155,12 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "end_locked_session": (lambda s, c, a, e: s.end_locked_session(c, _text(a, "token")) if c else None, True),
     "page_image": (_op_page_image, True),
 }
+# Issue 14's operations live beside the work they serve; a name may be defined only once.
+for _module in (ops_roster, ops_capture, ops_verification, ops_progress):
+    _clash = OPERATIONS.keys() & _module.OPERATIONS.keys()
+    if _clash:
+        raise RuntimeError(f"{_module.__name__} redefines service operations {sorted(_clash)}")
+    OPERATIONS.update(_module.OPERATIONS)
 
 
 def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
