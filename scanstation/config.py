@@ -9,11 +9,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scanstation.errors import ConfigError
 
 CONFIG_ENV = "SCANSTATION_CONFIG"
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
 
@@ -48,6 +49,54 @@ class ScanSection(_Section):
     mode: Literal["gray", "color", "lineart"]
     resolution: int = Field(ge=75, le=1200)
     page_size: Literal["A4", "legal", "letter", "max"]
+    # The profile a scan uses when none is named ("" = none: the free settings above, for a supervisor's
+    # shell).  Set it on a kiosk station so that leaving out --profile cannot get round a profile's locks.
+    profile: str = Field(default="", max_length=64)
+
+
+# What a profile may leave to the operator (``unlocked``); everything else is the admin's, as in NAPS2's
+# admin-locked settings.  The blank-page rule is not among them: blank pages are flagged, never dropped.
+PROFILE_FIELDS = ("source", "mode", "resolution", "page_size", "separators", "options")
+
+
+class ScanProfile(_Section):
+    """One admin-defined scan profile (``[profiles.<name>]``), picked by name by the operator."""
+
+    description: str = Field(default="", max_length=200)
+    source: Literal["flatbed", "adf", "duplex"]
+    mode: Literal["gray", "color", "lineart"]
+    resolution: int = Field(ge=75, le=1200)
+    page_size: Literal["A4", "legal", "letter", "max"] = "A4"
+    # Blank pages are flagged for the supervisor's verdict; nothing is dropped (a "blank" back may hold a
+    # faint note).  The only value, so a "drop" in a station file is refused rather than ignored.
+    blank_pages: Literal["flag"] = "flag"
+    # QR cover sheets start a new ACR file (true) or are not looked for at all (false: e.g. rescans).
+    separators: bool = True
+    # Back-end options NAME=VALUE applied after the settings above (brightness, a test device's faults).
+    options: tuple[str, ...] = ()
+    # The values the operator may change when scanning with this profile; default: none (all locked).
+    unlocked: tuple[str, ...] = ()
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for opt in v:
+            name, sep, _value = opt.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"option {opt!r}: expected NAME=VALUE")
+        return v
+
+    @field_validator("unlocked")
+    @classmethod
+    def _unlocked(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if name not in PROFILE_FIELDS:
+                raise ValueError(f"{name!r} cannot be unlocked (choose from {', '.join(PROFILE_FIELDS)}; "
+                                 "blank pages are always flagged)")
+        return v
+
+    def locked(self, field: str) -> bool:
+        return field not in self.unlocked
 
 
 class PipelineSection(_Section):
@@ -150,8 +199,25 @@ class Config(_Section):
     upload: UploadSection
     limits: LimitsSection
     service: ServiceSection
+    # Scan profiles by name; a station file adds its own or overrides an embedded one key by key.
+    profiles: dict[str, ScanProfile] = Field(default_factory=dict)
     # where it came from, for messages; not part of the file
     source: str = "<embedded defaults>"
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_names(cls, v: dict[str, ScanProfile]) -> dict[str, ScanProfile]:
+        for name in v:
+            if not _PROFILE_NAME.match(name):
+                raise ValueError(f"profile name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        return v
+
+    @model_validator(mode="after")
+    def _default_profile(self) -> Config:
+        if self.scan.profile and self.scan.profile not in self.profiles:
+            raise ValueError(f"scan.profile names no profile: {self.scan.profile!r} "
+                             f"(defined: {', '.join(sorted(self.profiles)) or 'none'})")
+        return self
 
     @property
     def data_dir(self) -> Path:
@@ -180,6 +246,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any], where: str, prefix: str =
     out = dict(base)
     for key, value in over.items():
         dotted = f"{prefix}{key}"
+        if key not in base and prefix == "profiles.":
+            # a station's own profile: a whole new table, validated by ScanProfile (unknown keys refused)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: key '{dotted}' must be a table ([{dotted}])")
+            out[key] = value
+            continue
         if key not in base:
             raise ConfigError(f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(base))})")
         if isinstance(base[key], dict):
