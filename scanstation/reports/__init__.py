@@ -1,0 +1,1 @@
+"""Reports computed from the store (no Qt): progress against the roster."""
