@@ -284,14 +284,17 @@ class Station:
         cancel: CancelToken | None = None,
         document: Document | None = None,
         operator: str | None = None,
+        separators: bool = True,
     ) -> CaptureReport:
-        """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
+        """Scan or import into ``batch_name``; device faults and bad files are reported, not raised.
+
+        ``separators``: look for QR cover sheets (a scan profile may turn that off)."""
         # The batch's key first: the personal fields of the capture's audit entries (file names, cover
         # sheets' employee codes) are sealed to it, so purging the batch shreds them.
         batch = self.store.open_batch(batch_name, self.config.station.unit, operator or self.config.station.operator)
         self.batch_keys.recipient(batch.id)
         return capture_batch(self, batch_name, driver, device, settings, cancel=cancel, document=document,
-                             operator=operator)
+                             operator=operator, separators=separators)
 
     def add_page(
         self, batch: Batch, cp: CapturedPage, *, document: Document | None = None, operator: str | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
-from scanstation.capture.cover_sheets import inspect_cover_sheet
+from scanstation.capture.cover_sheets import CoverDetection, inspect_cover_sheet
 from scanstation.cleanup import arrays as imaging
 from scanstation.cleanup.blank import blank_score
 from scanstation.config import Config
@@ -59,8 +59,12 @@ def capture_batch(
     cancel: CancelToken | None = None,
     document: Document | None = None,
     operator: str | None = None,
+    separators: bool = True,
 ) -> CaptureReport:
-    """Scan or import into ``batch_name``; device faults and bad files are reported, not raised."""
+    """Scan or import into ``batch_name``; device faults and bad files are reported, not raised.
+
+    ``separators``: look for QR cover sheets; False (a scan profile's separator rule) stores every
+    sheet as a page of the current ACR file."""
     operator = operator or station.config.station.operator
     batch = station.store.open_batch(batch_name, station.config.station.unit, operator)
     report = CaptureReport(batch_name)
@@ -89,7 +93,7 @@ def capture_batch(
                                 batch_id=batch.id)
             return
         cover_sheet_front[0] = None
-        cover = inspect_cover_sheet(gray, cp.dpi)
+        cover = inspect_cover_sheet(gray, cp.dpi) if separators else CoverDetection(None)
         if cover.info is not None:
             # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
             info = cover.info
