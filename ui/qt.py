@@ -1,30 +1,68 @@
 """The one shim through which the UI imports Qt, so a binding change touches one file."""
 
-from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QElapsedTimer,
+    QEvent,
+    QMimeData,
+    QObject,
+    QPoint,
+    QRectF,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QDropEvent,
+    QFont,
+    QIcon,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QResizeEvent,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
     QFormLayout,
     QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMainWindow,
+    QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 __all__ = [
-    "QAbstractItemView", "QApplication", "QComboBox", "QEvent", "QFont", "QFormLayout", "QFrame", "QHBoxLayout",
-    "QHeaderView", "QKeySequence", "QLabel", "QLineEdit", "QMainWindow", "QObject", "QPushButton", "QRunnable",
-    "QShortcut", "QStackedWidget", "QTabWidget", "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer",
+    "QAbstractItemView", "QApplication", "QBrush", "QColor", "QComboBox", "QDropEvent", "QElapsedTimer", "QEvent",
+    "QFont", "QFormLayout", "QFrame", "QGraphicsPixmapItem", "QGraphicsScene", "QGraphicsView", "QHBoxLayout",
+    "QHeaderView", "QIcon", "QImage", "QKeyEvent", "QKeySequence", "QLabel", "QLineEdit", "QListWidget",
+    "QListWidgetItem", "QMainWindow", "QMimeData", "QObject", "QPainter", "QPixmap", "QPlainTextEdit", "QPoint",
+    "QPushButton", "QRectF", "QResizeEvent", "QRunnable", "QShortcut", "QSize", "QSplitter", "QStackedWidget",
+    "QTabWidget", "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer", "QTreeWidget", "QTreeWidgetItem",
     "QVBoxLayout", "QWidget", "Qt", "Signal",
 ]
