@@ -52,6 +52,43 @@ def _settings(args: argparse.Namespace, config: Config) -> Any:
     )
 
 
+def _profile_scan(args: argparse.Namespace, config: Config, station: Any, who: str) -> Any:
+    """The scan profile's settings (``--profile``, else ``scan.profile``) with the person's changes, or None
+    (no profile: the free settings).  A change of a locked value is refused (exit 22) and audited."""
+    from scanstation.capture.profiles import ProfileLocked, profile_settings
+
+    name = args.profile or config.scan.profile
+    if not name:
+        return None
+    try:
+        return profile_settings(config, name, source=args.source, mode=args.mode, resolution=args.resolution,
+                                options=args.option or ())
+    except ProfileLocked as e:
+        station.store.audit(who, "scan.profile_refused", f"profile:{name}", {"attempts": list(e.attempts)})
+        raise
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """The station's scan profiles: what each fixes and what it leaves to the operator."""
+    from scanstation.capture.profiles import describe_profile
+
+    config = load(args)
+    rows = [describe_profile(name, p) for name, p in sorted(config.profiles.items())]
+    if args.json:
+        say(json.dumps({"default": config.scan.profile, "profiles": rows}, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        say(f"no scan profiles in {config.source}")
+    for r in rows:
+        mark = " (default)" if r["name"] == config.scan.profile else ""
+        say(f"{r['name']}{mark}\t{r['source']} {r['mode']} {r['resolution']} dpi {r['page_size']}; "
+            f"cover sheets {'on' if r['separators'] else 'off'}; blank pages flagged; "
+            f"operator may change: {', '.join(r['unlocked']) or 'nothing'}"
+            + (f"; options {' '.join(r['options'])}" if r["options"] else "")
+            + (f"\n\t{r['description']}" if r["description"] else ""))
+    return 0
+
+
 def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
     """The configured source when the device has it; else the device's own (a flatbed-only scanner)."""
     sources = driver.capabilities(device).sources
@@ -80,12 +117,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
     with open_station(args, Action.SCAN) as station:
         who = actor(args)
+        profile = _profile_scan(args, config, station, who)
+        if profile is not None:
+            settings = profile.settings  # a profile's source is the admin's: never swapped for the device's
         driver = get_driver(args.device, tmp_dir=station.ramdir.path)
-        if args.source is None:
+        if args.source is None and profile is None:
             settings = _default_source_for(driver, args.device, settings)
         report = station.capture(
             args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args, who),
-            operator=who,
+            operator=who, separators=True if profile is None else profile.separators,
         )
         return _finish_capture(station, report, wait_ocr=not args.no_wait)
 
@@ -145,8 +185,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--mode", choices=["gray", "color", "lineart"])
     s.add_argument("--option", action="append", metavar="NAME=VALUE", help="back-end option (repeatable)")
     s.add_argument("--batch", required=True, metavar="NAME")
+    s.add_argument("--profile", metavar="NAME",
+                   help="scan profile (see 'scanstation profiles'; default: scan.profile); its locked values "
+                        "cannot be changed with --source/--mode/--resolution/--option")
     _add_index_options(s)
     s.set_defaults(func=cmd_scan, via_service=True)
+
+    s = sub.add_parser("profiles", parents=[common], help="list the station's scan profiles")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_profiles)
 
     s = sub.add_parser("import", parents=[common], help="import image/TIFF/PDF files into a batch")
     s.add_argument("--batch", required=True, metavar="NAME")
