@@ -43,6 +43,8 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "unlock":       ("no",     "yes",    "yes",    "no"),
     "lock":         ("no",     "yes",    "yes",    "yes"),
     "status":       ("yes",    "yes",    "yes",    "yes"),
+    "read-roster":  ("yes",    "yes",    "yes",    "no"),
+    "manage-roster": ("no",    "yes",    "yes",    "no"),
 }
 ROLE_COLUMNS = ("operator", "supervisor", "unit-head", "admin")
 PERSON = {"operator": "omkar", "supervisor": "sunita", "unit-head": "uday", "admin": "anil"}

@@ -112,6 +112,12 @@ _TABLE: tuple[tuple[Action, frozenset[Role], str], ...] = (
      "wiping the keys is safe; the admin can stop the service anyway; an operator could stop the room"),
     (Action.STATUS, _roles(_OP, _SUP, _HEAD, _ADMIN),
      "counts and states, no personal data"),
+    (Action.READ_ROSTER, _roles(_OP, _SUP, _HEAD),
+     "finding the employee of an ACR file by code or name is indexing work (the ACR itself shows the same "
+     "name and rank); the admin never sees personal data"),
+    (Action.MANAGE_ROSTER, _roles(_SUP, _HEAD),
+     "the staff list decides which codes are accepted at entry: the unit's own officers bring it from the HR "
+     "portal (and the import needs the unlocked store); not the contractor operators, not the admin"),
 )
 
 MATRIX: Mapping[Action, frozenset[Role]] = MappingProxyType({action: roles for action, roles, _why in _TABLE})
@@ -150,6 +156,8 @@ _VERB: Mapping[Action, str] = MappingProxyType({
     Action.UNLOCK: "unlock the station",
     Action.LOCK: "lock the station",
     Action.STATUS: "see the status",
+    Action.READ_ROSTER: "search the roster",
+    Action.MANAGE_ROSTER: "import the roster",
 })
 
 
@@ -200,7 +208,7 @@ def sees_personal_fields(role: Role) -> bool:
 
 
 _STATION_ACTIONS = frozenset({Action.MANAGE_USERS, Action.CONFIGURE, Action.READ_AUDIT, Action.UNLOCK,
-                              Action.LOCK, Action.STATUS})
+                              Action.LOCK, Action.STATUS, Action.READ_ROSTER, Action.MANAGE_ROSTER})
 _PREPOSITION: Mapping[Action, str] = MappingProxyType({Action.SCAN: " into", Action.VIEW_PAGE: " of"})
 
 

@@ -48,3 +48,5 @@ class Action(StrEnum):
     UNLOCK = "unlock"  # start of day: put the station's keys in memory
     LOCK = "lock"  # end of day: wipe them
     STATUS = "status"  # counts and states, no personal data
+    READ_ROSTER = "read-roster"  # look people up in the roster (by code or name) to index an ACR file
+    MANAGE_ROSTER = "manage-roster"  # import the unit's staff list (the roster) from the HR portal's export
