@@ -75,6 +75,9 @@ class StationService:
         self._key: StationKey | None = None
         self._station: Any = None  # scanstation.facade.Station while unlocked
         self._unlocked_by: str | None = None
+        # Run before the station closes at a lock (capture jobs stop their scans): nothing may still be
+        # using the store or the vault when they close.
+        self.before_lock: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ helpers the trail calls back
     def _role_of(self, name: str) -> str:
@@ -186,6 +189,11 @@ class StationService:
         with self._lock:
             if self._key is None:
                 return
+            for hook in list(self.before_lock):
+                try:
+                    hook()
+                except Exception:  # the keys must go all the same
+                    log.exception("before-lock hook failed")
             self.audit.append(caller.name if caller else "station", "lock", "station", {})
             try:
                 self.audit.checkpoint()  # the day's last entries signed before the key goes
