@@ -3,8 +3,9 @@
     sign-in ──► (station locked?) ──► supervisor / unit head: start-of-day unlock ──► work
                                  └──► operator: "station locked — a supervisor must unlock it"
             ──► (unlocked, or the admin) ──────────────────────────────────────────► work
-    work: batches (operators, supervisors, unit heads), accounts (admin), audit trail (supervisors,
-          unit heads, admin); buttons: Lock, End of day: lock the station, Sign out
+    work: batches (operators, supervisors, unit heads), verification (supervisors), progress
+          (supervisors, unit heads), accounts (admin), audit trail (supervisors, unit heads, admin);
+          buttons: Lock, End of day: lock the station, Sign out
     idle for the session's idle time, or Lock ──► lock screen ──► the same person's password ──► back
                                                             └──► someone else signs in (their own session)
 
@@ -25,6 +26,7 @@ from scanstation.config import Config
 from .accounts import AccountsScreen
 from .audit_view import AuditScreen
 from .batches import BatchesScreen
+from .dashboard import DashboardScreen
 from .lock_screen import LockScreen
 from .qt import (
     QApplication,
@@ -43,6 +45,7 @@ from .qt import (
 from .service_link import ServiceLink, open_link
 from .sign_in import SignInScreen
 from .unlock import StationLockedScreen, UnlockScreen
+from .verify import VerifyScreen
 from .widgets import bi, button, describe_error
 
 REFRESH_MS = 3000
@@ -50,6 +53,8 @@ HEARTBEAT_MS = 60_000
 MAY_UNLOCK = ("supervisor", "unit-head")
 MAY_LOCK_STATION = ("supervisor", "unit-head", "admin")
 MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
+MAY_VERIFY = ("supervisor",)  # the first pair of eyes (ui/verify.py)
+MAY_SEE_PROGRESS = ("supervisor", "unit-head")  # the dashboard (ui/dashboard.py; service op progress)
 ACTIVITY = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel,
                       QEvent.Type.TouchBegin, QEvent.Type.MouseMove})
 
@@ -88,6 +93,8 @@ class StationWindow(QMainWindow):
         self.batches = BatchesScreen(self.link, demo_action)
         self.accounts = AccountsScreen(self.link)
         self.audit = AuditScreen(self.link)
+        self.verify = VerifyScreen(self.link)
+        self.dashboard = DashboardScreen(self.link)
         self.work = self._work_page(mode)
         for page in (self.sign_in, self.unlock, self.station_locked, self.work, self.lock_screen):
             self.stack.addWidget(page)
@@ -153,6 +160,8 @@ class StationWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.batches, bi("बैच", "Batches"))
         self.tabs.addTab(self.accounts, bi("खाते", "Accounts"))
+        self.tabs.addTab(self.verify, bi("सत्यापन", "Verification"))
+        self.tabs.addTab(self.dashboard, bi("प्रगति", "Progress"))
         self.tabs.addTab(self.audit, bi("ऑडिट", "Audit"))
         self.tabs.currentChanged.connect(self._tab_shown)
         outer.addWidget(self.tabs, 1)
@@ -208,6 +217,8 @@ class StationWindow(QMainWindow):
         self.tabs.setTabVisible(self.tabs.indexOf(self.batches), role != "admin")  # the admin sees no batch
         self.tabs.setTabVisible(self.tabs.indexOf(self.accounts), role == "admin")
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit), role in MAY_READ_AUDIT)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.verify), role in MAY_VERIFY)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.dashboard), role in MAY_SEE_PROGRESS)
         self.end_of_day_button.setVisible(role in MAY_LOCK_STATION)
         self.message.setText("")
         self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.batches)
@@ -227,6 +238,11 @@ class StationWindow(QMainWindow):
                 self.accounts.refresh()
             elif current is self.audit:
                 self.audit.refresh()
+            elif current is self.verify:
+                self.verify.refresh()
+                self.verify.setFocus()  # the screen's keys work at once
+            elif current is self.dashboard:
+                self.dashboard.refresh()
 
     # ------------------------------------------------------------------ idle, lock screen, resume
     def _activity(self) -> None:
@@ -312,6 +328,7 @@ class StationWindow(QMainWindow):
         if app is not None:
             app.removeEventFilter(self._filter)
         QThreadPool.globalInstance().waitForDone(10_000)  # calls under way finish before the link closes
+        self.verify.cache.wait(10_000)  # and the page images being fetched
         if self.link.token is not None:
             with contextlib.suppress(Exception):  # closing: the session ends with the service anyway
                 self.link.call("sign_out")
