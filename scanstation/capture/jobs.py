@@ -177,8 +177,8 @@ class CaptureJob:
         while True:
             try:
                 self._refresh_pages()
-            except ScanStationError as e:  # the store is gone (the station was locked): say so, once
-                log.info("capture job %s: page states not readable: %s", self.id, e)
+            except Exception as e:  # the store closed under us (the station was locked): the events still go
+                log.info("capture job %s: page states not readable: %s", self.id, type(e).__name__)
             with self._cv:
                 fresh = self._events[since:] if since >= 0 else list(self._events)
                 remaining = deadline - time.monotonic()
