@@ -177,6 +177,33 @@ class LimitsSection(_Section):
     max_file_bytes: int = Field(ge=1024)
 
 
+class RosterSection(_Section):
+    # The financial years the unit scans ACRs for ("2017-18", ...): expected files = active roster x these
+    # (the progress dashboard), and the default of `cover-sheets --roster` without --period(s).
+    periods: list[str] = Field(max_length=60)
+    # A roster file larger than this is refused (a unit's staff list is a few hundred kilobytes).
+    max_file_mb: int = Field(ge=1, le=200)
+
+    @field_validator("periods")
+    @classmethod
+    def _periods(cls, v: list[str]) -> list[str]:
+        from scanstation.errors import StateError
+        from scanstation.roster.periods import parse_period
+
+        out = []
+        for text in v:
+            try:
+                period = parse_period(text)
+            except StateError as e:
+                raise ValueError(e.message) from e
+            if not period.financial_year:
+                raise ValueError(f"{text!r}: roster periods are financial years like 2019-20")
+            out.append(period.label)
+        if len(set(out)) != len(out):
+            raise ValueError("a financial year is listed twice")
+        return out
+
+
 class ServiceSection(_Section):
     # The station service's Unix socket ("" = station.sock in the data directory).  Clients (kiosk UI,
     # CLI) connect here; the service checks each peer's credentials (SO_PEERCRED).
@@ -199,6 +226,7 @@ class Config(_Section):
     upload: UploadSection
     limits: LimitsSection
     service: ServiceSection
+    roster: RosterSection
     # Scan profiles by name; a station file adds its own or overrides an embedded one key by key.
     profiles: dict[str, ScanProfile] = Field(default_factory=dict)
     # where it came from, for messages; not part of the file

@@ -97,7 +97,14 @@ class Document:
     employee_code: str = ""
     employee_name: str = ""
     rank: str = ""
-    acr_period: str = ""
+    acr_period: str = ""  # the period's canonical label: "2019-20" or "2019-04-01..2019-09-30"
+    period_start: str | None = None  # ISO dates of the checked period (None: indexed before periods were checked)
+    period_end: str | None = None
+    not_in_roster: str = ""  # the operator's reason for filing a code the roster lacks ("" = in the roster)
+    flags: list[str] = field(default_factory=list)  # raised on the file itself: "not_in_roster", "duplicate", ...
+    indexed_by: str = ""  # who last set the index (a supervisor's correction counts as capture)
+    removed: str = ""  # why the file no longer exists (merged into another); "" = a live ACR file
+    duplicate_reason: str = ""  # the operator's reason for filing an overlapping period anyway
 
 
 @dataclass(slots=True)

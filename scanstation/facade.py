@@ -602,14 +602,29 @@ class Station:
         rank: str = "",
         acr_period: str = "",
         operator: str | None = None,
+        *,
+        index: Any = None,
     ) -> Document:
+        """The batch's ACR file of this employee and period: the existing one (more pages of it), else a new one.
+
+        ``index``: the :class:`~scanstation.roster.index_check.IndexCheck` the entry made (the period's dates,
+        "not in roster" and its reason, the file's flags are recorded with it); without one the index is
+        stored as given (tests, the developer tools' demo).  The checks themselves live in
+        :mod:`scanstation.roster.indexing`, which calls this.
+        """
         operator = operator or self.config.station.operator
         batch = self.store.open_batch(batch_name, self.config.station.unit, operator)
         found = self.store.find_document(batch.id, employee_code, acr_period)
         if found is not None:
             return found
         self.batch_keys.recipient(batch.id)  # the audit entry's employee fields are sealed to the batch key
-        return self.store.add_document(batch.id, operator, employee_code, employee_name, rank, acr_period)
+        if index is None:
+            return self.store.add_document(batch.id, operator, employee_code, employee_name, rank, acr_period)
+        fields = index.index_fields()
+        return self.store.add_document(
+            batch.id, operator, employee_code, employee_name, rank, acr_period, period_start=fields["period_start"],
+            period_end=fields["period_end"], not_in_roster=fields["not_in_roster"], flags=fields["flags"],
+            duplicate_reason=fields["duplicate_reason"])
 
     def assemble_pdf(self, doc_id: int, actor: str = "station") -> StoredObject:
         """Build the searchable PDF of one ACR file in memory and store it, encrypted, in the vault."""

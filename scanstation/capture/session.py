@@ -19,6 +19,7 @@ from scanstation.cleanup.blank import blank_score
 from scanstation.config import Config
 from scanstation.domain import Batch, Document, Page
 from scanstation.errors import DeviceError, InputError, ScanStationError
+from scanstation.roster.indexing import check_entry, open_checked_document
 from scanstation.store.database import Store
 
 
@@ -33,7 +34,7 @@ class CaptureTarget(Protocol):
                  operator: str | None = None) -> Page | None: ...
 
     def open_document(self, batch_name: str, employee_code: str, employee_name: str, rank: str,
-                      acr_period: str, operator: str | None = None) -> Document: ...
+                      acr_period: str, operator: str | None = None, *, index: Any = None) -> Document: ...
 
 
 @dataclass(slots=True)
@@ -97,17 +98,27 @@ def capture_batch(
         if cover.info is not None:
             # A separator sheet starts the next ACR file; it is recorded, not stored as a page.
             info = cover.info
-            doc = station.open_document(batch_name, info.employee_code, info.employee_name, "",
-                                     info.acr_period, operator=operator)
+            # Checked against the roster like an index typed at entry, but never refused: the ACR behind the
+            # sheet is already in the feeder.  An unknown code, an implausible period or a duplicate is
+            # filed with its flag for the supervisor, and the operator is told (event "index_flagged").
+            check, _continued = check_entry(station.store, batch_name, employee_code=info.employee_code,
+                                            period=info.acr_period, refuse=False)
+            doc = open_checked_document(station, batch_name, check, operator=operator)
             current[0] = doc
             report.cover_sheets += 1
             cover_sheet_front[0] = cp.sheet if cp.side == "front" else None
-            station.store.audit(operator, "separator.detected", batch_name, {"unit": info.unit, "document_id": doc.id},
+            station.store.audit(operator, "separator.detected", batch_name,
+                                {"unit": info.unit, "document_id": doc.id, "flags": doc.flags},
                                 personal={"employee_code": info.employee_code, "acr_period": info.acr_period,
                                           "source_key": cp.source_key},
                                 batch_id=batch.id)
-            station.events("cover_sheet", {"employee_code": info.employee_code, "acr_period": info.acr_period,
-                                         "label": cp.label})
+            station.events("cover_sheet", {"employee_code": doc.employee_code, "acr_period": doc.acr_period,
+                                         "employee_name": doc.employee_name, "rank": doc.rank,
+                                         "document_id": doc.id, "flags": doc.flags, "label": cp.label})
+            if doc.flags:
+                station.events("index_flagged", {"document_id": doc.id, "employee_code": doc.employee_code,
+                                                 "acr_period": doc.acr_period, "flags": doc.flags,
+                                                 "problem": check.problem, "label": cp.label})
             return
         page = station.add_page(batch, cp, document=current[0], operator=operator)
         if page is not None and cover.problem:

@@ -99,11 +99,34 @@ def _default_source_for(driver: Any, device: str, settings: Any) -> Any:
 
 
 def _document(station: Any, args: argparse.Namespace, who: str) -> Any:
-    """The ACR file named by ``--employee`` (opened or created), or None."""
+    """The ACR file named by ``--employee`` and ``--period`` (opened or created), or None; checked against the
+    roster first (docs/roster.md): an unknown code is refused (NotInRoster, exit 27) unless
+    ``--not-in-roster REASON``, an overlapping period already filed (DuplicateAcr, exit 28) unless
+    ``--duplicate-reason TEXT``, an implausible period (exit 7).  Nothing is captured after a refusal."""
+    from scanstation.roster.indexing import check_entry, open_checked_document
+
     if not getattr(args, "employee", None):
+        given = [o for o, v in (("--period", args.period), ("--not-in-roster", args.not_in_roster),
+                                ("--duplicate-reason", args.duplicate_reason), ("--name", args.name),
+                                ("--rank", args.rank)) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)} describe an ACR file: give --employee CODE too")
         return None
-    return station.open_document(args.batch, args.employee, args.name or "", args.rank or "", args.period or "",
-                                 operator=who)
+    if not args.period:
+        raise ConfigError(f"--employee {args.employee}: an ACR file is one employee and one period: give --period "
+                          "(a financial year like 2019-20, or a range like 2019-04-01..2019-09-30)")
+    check, _continued = check_entry(station.store, args.batch, employee_code=args.employee, period=args.period,
+                                    not_in_roster=args.not_in_roster, duplicate_reason=args.duplicate_reason)
+    if check.employee is not None and args.name:
+        from scanstation.roster.search import RosterIndex
+
+        if not RosterIndex([check.employee]).search(args.name, limit=1):
+            warn(f"--name does not look like the roster's name for {check.employee_code} "
+                 f"({check.employee.display_name}); the roster's name is used")
+    for flag in check.flags:
+        warn(f"ACR file {check.employee_code} {check.period.label} filed with the flag '{flag}' for the supervisor")
+    return open_checked_document(station, args.batch, check, operator=who, employee_name=args.name or "",
+                                 rank=args.rank or "")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -166,10 +189,16 @@ def _finish_capture(station: Any, report: Any, wait_ocr: bool) -> int:
 
 def _add_index_options(sp: argparse.ArgumentParser) -> None:
     g = sp.add_argument_group("ACR file index (optional)")
-    g.add_argument("--employee", metavar="CODE", help="employee code of the ACR file these pages belong to")
-    g.add_argument("--name", help="employee name")
-    g.add_argument("--rank", help="rank")
-    g.add_argument("--period", help="ACR period, e.g. 2019-20")
+    g.add_argument("--employee", metavar="CODE",
+                   help="employee code of the ACR file these pages belong to (must be in the roster)")
+    g.add_argument("--period", metavar="P",
+                   help="ACR period: a financial year (2019-20) or a part-year range (2019-04-01..2019-09-30)")
+    g.add_argument("--not-in-roster", metavar="REASON",
+                   help="file a code the roster lacks anyway, flagged for the supervisor, with this reason")
+    g.add_argument("--duplicate-reason", metavar="TEXT",
+                   help="file an ACR whose period overlaps one already filed, flagged for the supervisor")
+    g.add_argument("--name", help="employee name (only for a code not in the roster; else the roster's)")
+    g.add_argument("--rank", help="rank (only for a code not in the roster; else the roster's)")
     sp.add_argument("--no-wait", action="store_true", help="return after capture; OCR resumes on next start")
 
 

@@ -14,11 +14,12 @@ from scanstation.store.documents import DocumentRepository
 from scanstation.store.objects import ObjectRepository
 from scanstation.store.pages import PageRepository
 from scanstation.store.progress import ProgressQueries
+from scanstation.store.roster import RosterRepository
 from scanstation.store.transfers import TransferRepository
 
 __all__ = ["Store", "StoredObject", "utc_now"]
 
 
 class Store(BatchRepository, DocumentRepository, PageRepository, ObjectRepository, TransferRepository, AuditLog,
-            ProgressQueries):
+            ProgressQueries, RosterRepository):
     """The station's database.  All writes pass through one lock and one connection (one writer)."""

@@ -154,6 +154,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE documents ADD COLUMN indexed_by TEXT NOT NULL DEFAULT '';
     ALTER TABLE documents ADD COLUMN removed TEXT NOT NULL DEFAULT '';
+    ALTER TABLE documents ADD COLUMN duplicate_reason TEXT NOT NULL DEFAULT '';
     CREATE INDEX documents_employee ON documents (employee_code);
     """,
     # 7: issue 14 - verification.  A page's current verdict (its history is in the audit trail); which pages
