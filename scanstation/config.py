@@ -216,6 +216,20 @@ class ServiceSection(_Section):
     absolute_hours: float = Field(gt=0, le=12)
 
 
+class VerificationSection(_Section):
+    # The reasons a supervisor picks from for rescan, delete and return (free text is allowed too): Kofax
+    # Capture's default QC notes and what an ACR file goes wrong with.
+    reasons: list[str] = Field(min_length=1, max_length=50)
+
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, v: list[str]) -> list[str]:
+        cleaned = [r.strip() for r in v]
+        if any(not r or len(r) > 80 for r in cleaned):
+            raise ValueError("each reason must be 1 to 80 characters")
+        return cleaned
+
+
 class Config(_Section):
     station: StationSection
     keys: KeysSection
@@ -227,6 +241,7 @@ class Config(_Section):
     limits: LimitsSection
     service: ServiceSection
     roster: RosterSection
+    verification: VerificationSection
     # Scan profiles by name; a station file adds its own or overrides an embedded one key by key.
     profiles: dict[str, ScanProfile] = Field(default_factory=dict)
     # where it came from, for messages; not part of the file

@@ -134,3 +134,11 @@ class Page:
     ocr_error: str = ""
     analysis: dict[str, Any] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    rotation: int = 0  # clockwise quarter turn (0, 90, 180, 270) a supervisor set; the stored image is untouched
+    deleted_reason: str = ""  # deleted in verification ("" = live): never packaged, kept in the vault until purge
+    replaced_by: int | None = None  # the page id of the rescan that replaced this one (never packaged)
+
+    @property
+    def live(self) -> bool:
+        """Whether the page belongs to the batch's content (not deleted, not replaced by a rescan)."""
+        return not self.deleted_reason and self.replaced_by is None

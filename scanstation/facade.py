@@ -431,6 +431,10 @@ class Station:
                         # Final: reading again cannot help (and used to retry for ever, hanging every wait).
                         self._page_damaged(page, "image", page.image_object, e)
                         continue
+                    if page.rotation:  # a supervisor turned the page: read it upright (verify.images)
+                        from scanstation.verify.images import rotated_png
+
+                        png = rotated_png(png, page.rotation)
                     try:
                         fut = self._pool().submit(page_id, png, page.dpi)
                     except Exception as e:  # counts as an attempt: a pool that keeps refusing ends in FAILED
@@ -440,13 +444,13 @@ class Station:
                         self._ocr_failed(page_id, f"OCR could not be started: {e!r}")
                         continue
                     self._ocr_inflight[page_id] = fut
-                    fut.add_done_callback(lambda f, pid=page_id: self._ocr_done(pid, f))
+                    fut.add_done_callback(lambda f, pid=page_id, turn=page.rotation: self._ocr_done(pid, f, turn))
             except Exception:
                 if not self._closing.is_set():
                     log.exception("OCR feeder error")
                 time.sleep(0.5)
 
-    def _ocr_done(self, page_id: int, fut: Future[Any]) -> None:
+    def _ocr_done(self, page_id: int, fut: Future[Any], rotation: int = 0) -> None:
         try:
             if self._closing.is_set() and fut.cancelled():
                 return
@@ -462,7 +466,7 @@ class Station:
             batch_recipient = self.batch_keys.recipient(self.store.page(page_id).batch_id)
             tref = self.vault.put(text, kind="ocr_text", batch_recipient=batch_recipient)
             pref = self.vault.put(res.text_pdf, kind="ocr_pdf", batch_recipient=batch_recipient)
-            self.store.set_ocr_done(
+            recorded = self.store.set_ocr_done(
                 page_id,
                 _stored(tref, "ocr_text"),
                 _stored(pref, "ocr_pdf"),
@@ -470,8 +474,14 @@ class Station:
                     "lang": res.lang_used,
                     "seconds": round(res.seconds, 2),
                     "confidence": None if res.confidence is None else round(res.confidence, 1),
+                    "rotation": rotation,
                 },
+                rotation=rotation,
             )
+            if not recorded:  # read before a supervisor turned the page: dropped, it is read again turned
+                self.vault.delete(tref.id)
+                self.vault.delete(pref.id)
+                return
             self.events("page_ocr_done", {"page_id": page_id})
         except Exception as e:
             if not self._closing.is_set():
@@ -648,7 +658,8 @@ class Station:
             try:
                 png = self.vault.get(p.image_object, p.image_sha256)
                 text_pdf = None
-                ocr_pdf = self.store.ocr_pdf_object(p.id)
+                # only a current text layer: a page turned in verification keeps its old one until read again
+                ocr_pdf = self.store.ocr_pdf_object(p.id) if p.ocr_state is OcrState.DONE else None
                 if ocr_pdf:
                     kind, obj_id = "ocr_pdf", ocr_pdf
                     text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
@@ -660,7 +671,9 @@ class Station:
             # would make the PDF - which travels in the sealed package - about a fifth bigger.
             image = encode_image(png, label=f"page {p.seq} of document {doc_id}")
             del png
-            pdf_pages.append(PdfPage(image_png=image, dpi=p.dpi, text_pdf=text_pdf))
+            # A supervisor's quarter turn: the stored pixels are drawn turned (lossless); the text layer was
+            # read from the turned image (the OCR feeder turns it), so it fits the turned page.
+            pdf_pages.append(PdfPage(image_png=image, dpi=p.dpi, text_pdf=text_pdf, turn=p.rotation))
         meta = PdfMetadata(
             title=f"ACR {doc.employee_code} {doc.acr_period}".strip(),
             employee_code=doc.employee_code,

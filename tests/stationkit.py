@@ -1,8 +1,10 @@
 """Test helpers: a fresh initialised station (real CLI, real keys, real people) and the portal identity.
 
-A station here has four people, all with the password in ``password.txt``: ``admin`` (created by
-``init``), ``head`` (the unit head, created by ``init --unit-head`` with a key slot), ``sup`` (a
-supervisor, given a key slot at the first unlock) and ``op`` (an operator).  Commands run as ``sup`` by
+A station here has five people, all with the password in ``password.txt``: ``admin`` (created by
+``init``), ``head`` (the unit head, created by ``init --unit-head`` with a key slot), ``sup`` and
+``sup2`` (supervisors, given a key slot at the first unlock) and ``op`` (an operator).  ``sup`` scans by
+default, so ``sup2`` verifies (four eyes): :meth:`StationEnv.verify` takes a scanned batch to VERIFIED,
+as nothing is sealed unverified.  Commands run as ``sup`` by
 default, in-process (a supervisor's own key slot unlocks the station for the command); the commands
 that only the unit head or the admin may run go as them (:data:`COMMAND_USERS`).  :meth:`StationEnv.serve`
 starts ``scanstation serve`` instead, unlocked by the unit head, for tests of the running service.
@@ -26,7 +28,7 @@ import pyrage
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "scanning room test words 2026"
-PEOPLE = {"admin": "admin", "head": "unit-head", "sup": "supervisor", "op": "operator"}
+PEOPLE = {"admin": "admin", "head": "unit-head", "sup": "supervisor", "sup2": "supervisor", "op": "operator"}
 # Who runs a command when the test does not say (--user): the role the permission matrix wants.
 COMMAND_USERS = {"seal": "head", "unseal": "head", "vault": "admin", "users": "admin"}
 
@@ -53,6 +55,19 @@ class StationEnv:
             cmd = " ".join(args)
             raise AssertionError(f"scanstation {cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    def verify(self, batch: str, *, closed_by: str = "sup", verifier: str = "sup2") -> None:
+        """Take a scanned batch to VERIFIED the way a station does: ``closed_by`` (who scanned it) closes it,
+        ``verifier`` gives every live page the verdict ok (scripted QC) and approves it."""
+        import json
+
+        self.run("batch", "close", "--batch", batch, "--user", closed_by, check=True)
+        status = json.loads(self.run("status", "--batch", batch, "--json", "--user", verifier, check=True).stdout)
+        pages = [str(p["seq"]) for p in status["batches"][0]["page_list"]
+                 if not p["deleted"] and p["replaced_by"] is None]
+        self.run("review", "--batch", batch, *(a for seq in pages for a in ("--page", seq)), "--verdict", "ok",
+                 "--user", verifier, check=True)
+        self.run("approve", "--batch", batch, "--user", verifier, check=True)
 
     def unlock(self) -> tuple[Any, Any]:
         """(config, unlocked station key) for driving a Station in this process (the unit head's slot)."""
@@ -134,6 +149,7 @@ def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str,
     with config.open("a") as f:
         f.write(f"\n[ocr]\nlanguages = \"{ocr_languages}\"\n{extra_config}")
     st.run("users", "add", "sup", "--role", "supervisor", check=True)
+    st.run("users", "add", "sup2", "--role", "supervisor", check=True)
     st.run("users", "add", "op", "--role", "operator", check=True)
-    st.run("unlock", "--user", "head", check=True)  # gives sup a key slot
+    st.run("unlock", "--user", "head", check=True)  # gives sup and sup2 a key slot
     return st

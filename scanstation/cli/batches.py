@@ -36,6 +36,7 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
     for b in batches:
         pages = store.pages(b.id)
         docs = store.documents(b.id)
+        verdicts = store.page_verdicts(b.id)  # verification (issue 14): each page's current verdict
         out["batches"].append(
             {
                 "name": b.name,
@@ -73,6 +74,13 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
                         "document_id": p.document_id,
                         "analysis": p.analysis,  # measurements (skew, borders, ink, quality), no content
                         "objects": _page_objects(store, p),
+                        "verdict": verdicts[p.id].verdict if p.id in verdicts else None,
+                        # free text may name someone: for the readers who see personal fields only
+                        "reason": (verdicts[p.id].reason if personal else "(hidden)") if p.id in verdicts else "",
+                        "rotation": p.rotation,
+                        "deleted": bool(p.deleted_reason),
+                        "deleted_reason": p.deleted_reason if personal or not p.deleted_reason else "(hidden)",
+                        "replaced_by": p.replaced_by,
                     }
                     for p in pages
                 ],

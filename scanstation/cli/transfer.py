@@ -28,7 +28,8 @@ def cmd_unseal(args: argparse.Namespace) -> int:
 
     with open_station(args, Action.SEAL) as station:
         unseal_batch(station, args.batch, actor(args))
-    say(f"batch {args.batch} is open for scanning again; its package was deleted")
+    say(f"batch {args.batch} is returned to its operator (open for rescans; closed and verified again before "
+        "the next seal); its package was deleted")
     return 0
 
 
@@ -90,7 +91,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--batch", required=True, metavar="NAME")
     s.set_defaults(func=cmd_seal, via_service=True)
 
-    s = sub.add_parser("unseal", parents=[common], help="return a sealed (not yet uploading) batch to scanning")
+    s = sub.add_parser("unseal", parents=[common], help="return a sealed (not yet uploading) batch to its operator")
     s.add_argument("--batch", required=True, metavar="NAME")
     s.set_defaults(func=cmd_unseal, via_service=True)
 

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PACKAGE_SUFFIX = ".pkg"
-_SEALABLE = {BatchState.SCANNING, BatchState.VERIFIED, BatchState.SIGNED}
+# Nothing is sealed without a supervisor's verification (issue 14): VERIFIED while no sign-off is required
+# (upload.require_signoff), else only SIGNED.
+_SEALABLE = {BatchState.VERIFIED, BatchState.SIGNED}
 
 
 def package_path(station: Station, batch: Batch) -> Path:
@@ -89,7 +91,8 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
             raise StateError(f"batch '{name}' is {batch.state.value} but has no package record")
         return info
     if batch.state not in _SEALABLE:
-        raise StateError(f"batch '{name}' is {batch.state.value}; only a scanned batch can be sealed")
+        raise StateError(f"batch '{name}' is {batch.state.value}; only a verified batch can be sealed (close it, "
+                         "have a supervisor verify and approve it: scanstation batch close / review / approve)")
     if station.config.upload.require_signoff and batch.state is not BatchState.SIGNED:
         raise StateError(f"batch '{name}' must be signed off by the unit head before it is sealed")
     if not station.config.keys.portal_recipient:
@@ -100,7 +103,9 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
     if not station.wait_idle(include_ocr=True, timeout=wait_timeout, batch_id=batch.id):
         raise StateError(f"batch '{name}': its pages are still being processed "
                          f"({station.pending_summary(batch.id)}); try again in a moment")
-    pages = store.pages(batch.id)
+    # Pages deleted in verification or replaced by a rescan are never packaged (they stay in the vault,
+    # encrypted to the batch key, until the purge shreds it).
+    pages = [p for p in store.pages(batch.id) if p.live]
     if not pages:
         raise StateError(f"batch '{name}' has no pages; there is nothing to seal")
     _check_objects(station, batch, pages)
@@ -254,7 +259,8 @@ def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
 
 
 def unseal_batch(station: Station, name: str, actor: str) -> None:
-    """Return a sealed (not yet uploading) batch to scanning: the package is deleted, pages kept."""
+    """Return a sealed (not yet uploading) batch to the operator (RETURNED): the package is deleted, pages
+    kept; it is closed, verified and approved again before it is sealed again."""
     store = station.store
     batch = store.batch(name)
     if batch is None:
@@ -262,17 +268,19 @@ def unseal_batch(station: Station, name: str, actor: str) -> None:
     if batch.state is not BatchState.SEALED:
         raise StateError(f"batch '{name}' is {batch.state.value}; only a sealed batch can be unsealed")
     info = existing_package(station, batch) if store.package(batch.id) else None
-    store.set_batch_state(batch.id, BatchState.SCANNING, actor)
+    # Back to the operator (RETURNED): whatever changes now is closed and verified again before a new seal.
+    store.return_batch(batch.id, actor, "unsealed")
     store.drop_package(batch.id)
     if info is not None:
         with contextlib.suppress(FileNotFoundError):
             info.path.unlink()
 
 
-def _page_entry(p: Page) -> dict[str, Any]:
+def _page_entry(p: Page, position: int | None = None) -> dict[str, Any]:
     return {
         "seq": p.seq,
-        "position": p.position if p.position is not None else p.seq,
+        "position": position if position is not None else p.position if p.position is not None else p.seq,
+        "rotation": p.rotation,  # clockwise quarter turn set in verification (the PDF shows it turned)
         "side": str(p.side),
         "flags": list(p.flags),
         "ocr_state": str(p.ocr_state),
@@ -296,22 +304,24 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any]) -> tuple
     docs_out = []
     filed: set[int] = set()
     for doc in store.documents(batch.id):
-        doc_pages = store.document_pages(doc.id)
+        doc_pages = store.document_pages(doc.id)  # live pages only, in reading order
+        if getattr(doc, "removed", "") and not doc_pages:
+            continue  # merged into another ACR file in verification
         pdf = store.document_pdf(doc.id)
         use(pdf)
         entries = []
-        for p in doc_pages:
+        for position, p in enumerate(doc_pages, start=1):
             filed.add(p.id)
             for oid in (p.raw_object, p.image_object, p.ocr_object):
                 use(oid)
-            entries.append(_page_entry(p))
+            entries.append(_page_entry(p, position))
         docs_out.append({
             "id": f"doc-{doc.seq}", "seq": doc.seq, "employee_code": doc.employee_code,
             "employee_name": doc.employee_name, "rank": doc.rank, "acr_period": doc.acr_period,
             "page_count": len(entries), "pdf": pdf, "pages": entries,
         })
     unfiled = []
-    all_pages = store.pages(batch.id)
+    all_pages = [p for p in store.pages(batch.id) if p.live]
     for p in all_pages:
         if p.id in filed:
             continue

@@ -276,25 +276,36 @@ class StationService:
         if batch is None:
             raise StateError(f"no batch called '{batch_name}'")
         capturers = station.store.captured_by(batch.id)
+        approved_by = station.store.batch_marks(batch.id).get("approved_by") or None
         return BatchFacts(batch=batch.name, state=batch.state,
                           captured_by=frozenset(n for n in capturers.values() if n), opened_by=batch.operator,
-                          page_captured_by=capturers.get(page_id) if page_id else None)
+                          page_captured_by=capturers.get(page_id) if page_id else None,
+                          verified_by=frozenset(station.store.verified_by(batch.id)), approved_by=approved_by)
 
     def page_image(self, caller: Caller, batch_name: str, seq: int) -> bytes:
-        """One page's image (the cleaned one once it exists) as PNG bytes, for display: never a file."""
+        """One page's image (the cleaned one once it exists) as PNG bytes, for display: never a file.
+
+        Turned by the page's quarter turn (losslessly, :mod:`scanstation.verify.images`), and recorded as
+        served to the caller: approval needs every page served to the approving supervisor.
+        """
+        from scanstation.verify.images import rotated_png
+
         station = self._station
         if station is None:
             raise StationLocked("the station is locked: a supervisor or the unit head must unlock it")
         batch = station.store.batch(batch_name)
-        page = next((p for p in station.store.pages(batch.id) if p.seq == seq), None) if batch else None
-        if batch is None or page is None:
+        if batch is None:
             raise StateError(f"no page {seq} in batch '{batch_name}'")
+        page = station.store.page_by_seq(batch.id, seq)
         station = self.station(caller, Action.VIEW_PAGE, self.batch_facts(batch_name, page.id))
         if page.image_object and page.image_sha256:
             data: bytes = station.vault.get(page.image_object, page.image_sha256)
         else:
             data = station.vault.get(page.raw_object, page.raw_sha256)
-        station.store.audit(caller.name, "page.view", f"page:{page.id}", {"seq": seq}, batch_id=batch.id)
+        data = rotated_png(data, page.rotation)
+        station.store.record_page_view(page.id, caller.name, "screen")
+        station.store.audit(caller.name, "page.view", f"page:{page.id}", {"seq": seq, "rotation": page.rotation},
+                            batch_id=batch.id)
         return data
 
     # ------------------------------------------------------------------ accounts (the station admin)

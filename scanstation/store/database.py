@@ -16,10 +16,11 @@ from scanstation.store.pages import PageRepository
 from scanstation.store.progress import ProgressQueries
 from scanstation.store.roster import RosterRepository
 from scanstation.store.transfers import TransferRepository
+from scanstation.store.verification import VerificationRepository
 
 __all__ = ["Store", "StoredObject", "utc_now"]
 
 
 class Store(BatchRepository, DocumentRepository, PageRepository, ObjectRepository, TransferRepository, AuditLog,
-            ProgressQueries, RosterRepository):
+            ProgressQueries, VerificationRepository, RosterRepository):
     """The station's database.  All writes pass through one lock and one connection (one writer)."""

@@ -49,6 +49,9 @@ class PageRepository(StoreConnection):
             ocr_error=r["ocr_error"],
             analysis=json.loads(r["analysis"]),
             flags=json.loads(r["flags"]),
+            rotation=r["rotation"],
+            deleted_reason=r["deleted_reason"],
+            replaced_by=r["replaced_by"],
         )
 
     _PAGE_SELECT = """
@@ -76,10 +79,14 @@ class PageRepository(StoreConnection):
             self._page(r) for r in self._read(self._PAGE_SELECT + " WHERE p.batch_id=? ORDER BY p.seq", (batch_id,))
         ]
 
-    def document_pages(self, doc_id: int) -> list[Page]:
+    def document_pages(self, doc_id: int, *, include_removed: bool = False) -> list[Page]:
+        """The ACR file's pages in reading order: its live pages only (what the PDF and the package hold),
+        or with ``include_removed`` also those deleted in verification or replaced by a rescan."""
+        live = "" if include_removed else " AND p.deleted_reason = '' AND p.replaced_by IS NULL"
         return [
             self._page(r)
-            for r in self._read(self._PAGE_SELECT + " WHERE p.document_id=? ORDER BY p.position, p.seq", (doc_id,))
+            for r in self._read(self._PAGE_SELECT + f" WHERE p.document_id=?{live} ORDER BY p.position, p.seq",
+                                (doc_id,))
         ]
 
     def has_source_key(self, batch_id: int, source_key: str) -> bool:
@@ -194,8 +201,15 @@ class PageRepository(StoreConnection):
         return [(r[0], r[1], r[2]) for r in self._read(
             "SELECT id, height, dpi FROM pages WHERE batch_id=? ORDER BY seq", (batch_id,))]
 
-    def set_ocr_done(self, page_id: int, text: StoredObject, text_pdf: StoredObject, detail: dict[str, Any]) -> None:
+    def set_ocr_done(self, page_id: int, text: StoredObject, text_pdf: StoredObject, detail: dict[str, Any],
+                     rotation: int | None = None) -> bool:
+        """Record a page's OCR result; False (nothing recorded) when it was read at another ``rotation`` than
+        the page has now (a supervisor turned it meanwhile: it is read again, turned)."""
         with self._write() as db:
+            if rotation is not None:
+                now = db.execute("SELECT rotation FROM pages WHERE id=?", (page_id,)).fetchone()[0]
+                if int(now) != rotation:
+                    return False
             self._insert_object(db, text)
             self._insert_object(db, text_pdf)
             flags = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
@@ -207,6 +221,7 @@ class PageRepository(StoreConnection):
             )
             self._audit(db, "station", "page.ocr", f"page:{page_id}", {"text_sha256": text.sha256, **detail},
                         batch_id=_batch_of(db, page_id))
+        return True
 
     def set_ocr_failed(self, page_id: int, error: str, final: bool) -> None:
         with self._write() as db:

@@ -161,8 +161,15 @@ MIGRATIONS: list[str] = [
     # were served to whom (approval needs every page served to the approving supervisor); verdicts on flags
     # (a page verdict covers that page's flags; a document's flags get their own); quarter turns a supervisor
     # applied; deletion with a reason (kept in the vault until purge, never uploaded); a rescan replacing a
-    # page in place; the reasons a batch was returned with.
+    # page in place; the reasons a batch was returned with.  page_views.how: "screen" (the image was served) or
+    # "script" (a scripted `review` from a shell, which never showed it: kept apart so it can be reported).
+    # batches.closed_by/at: who ended capture last (the supervisors' queue); approved_by/at: who approved (the
+    # sign-off's four-eyes rule).
     """
+    ALTER TABLE batches ADD COLUMN closed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN closed_at TEXT;
+    ALTER TABLE batches ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN approved_at TEXT;
     ALTER TABLE pages ADD COLUMN rotation INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE pages ADD COLUMN deleted_reason TEXT NOT NULL DEFAULT '';
     ALTER TABLE pages ADD COLUMN replaced_by INTEGER REFERENCES pages(id);
@@ -177,6 +184,7 @@ MIGRATIONS: list[str] = [
         page_id INTEGER NOT NULL REFERENCES pages(id),
         person TEXT NOT NULL,
         first_at TEXT NOT NULL,
+        how TEXT NOT NULL DEFAULT 'screen',
         PRIMARY KEY (page_id, person)
     );
     CREATE TABLE flag_verdicts (
