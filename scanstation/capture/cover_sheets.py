@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,7 +28,9 @@ A4_MM = (210.0, 297.0)
 DETECT_DPI = 100.0
 QR_SIZE_MM = 80.0
 # Field limits keep the symbol at a low QR version (big modules survive 150-dpi B/W scans).
-_MAX_LEN = {"employee_code": 40, "acr_period": 20, "unit": 80}
+_MAX_LEN = {"employee_code": 40, "acr_period": 30, "unit": 80}
+# Printed only (not in the QR): optional, bounded so that the sheet's layout holds.
+_PRINTED_LEN = {"employee_name": 120, "name_hi": 120, "name_en": 120, "rank": 80}
 # Everything else is percent-encoded, so '|' can separate fields and the payload stays ASCII.
 _SAFE = " -_./:()&,'#+"
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
@@ -40,7 +43,11 @@ class CoverInfo:
     employee_code: str
     acr_period: str
     unit: str
-    employee_name: str = ""
+    employee_name: str = ""  # a name typed for the sheet (--sheet CODE:PERIOD:NAME)
+    # From the roster (cover-sheets --roster): printed on the sheet for the operator, never put in the QR code.
+    name_hi: str = ""
+    name_en: str = ""
+    rank: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,10 @@ class CoverDetection:
 
 def _clean(value: str, name: str) -> str:
     value = unicodedata.normalize("NFC", value.strip())
-    if name != "employee_name":
+    if name in _PRINTED_LEN:
+        if len(value) > _PRINTED_LEN[name]:
+            raise ValueError(f"{name} is longer than {_PRINTED_LEN[name]} characters")
+    else:
         if not value:
             raise ValueError(f"{name} must not be empty")
         if len(value) > _MAX_LEN[name]:
@@ -185,8 +195,9 @@ def render_cover_sheet(info: CoverInfo) -> Image.Image:
     """An A4 separator sheet at 300 dpi (mode "L"): a large QR code with the versioned payload, and the
     same particulars in English and Hindi for the operator and supervisor."""
     payload = encode_payload(info)
-    code, period, unit, name = (
-        _clean(getattr(info, n), n) for n in ("employee_code", "acr_period", "unit", "employee_name")
+    code, period, unit, name, name_hi, name_en, rank = (
+        _clean(getattr(info, n), n)
+        for n in ("employee_code", "acr_period", "unit", "employee_name", "name_hi", "name_en", "rank")
     )
     page = Image.new("L", (_px(A4_MM[0]), _px(A4_MM[1])), 255)
     draw = ImageDraw.Draw(page)
@@ -205,11 +216,17 @@ def render_cover_sheet(info: CoverInfo) -> Image.Image:
     ]
     if name:
         rows.append(("Name / नाम", name))
-    y = qr_bottom_mm + 24
+    if name_hi:
+        rows.append(("नाम (हिंदी)", name_hi))
+    if name_en:
+        rows.append(("Name (English)", name_en))
+    if rank:
+        rows.append(("Rank / पद", rank))
+    y = qr_bottom_mm + 24 if len(rows) <= 5 else qr_bottom_mm + 20
     for label, value in rows:
         _text(draw, y, label, 12, x_mm=25, max_mm=62)
         _text(draw, y, value, 16, bold=True, x_mm=90, max_mm=96)
-        y += 13
+        y += 13 if len(rows) <= 5 else 11
     draw.rectangle([_px(20), _px(qr_bottom_mm + 13), _px(190), _px(y - 6)], outline=0, width=_px(0.4))
     _text(draw, 272, "Keep this sheet in the secure scanning area; it is not stored with the ACR.", 10)
     _text(draw, 279, "यह पृष्ठ सुरक्षित स्कैनिंग कक्ष में ही रखें; यह एसीआर के साथ संग्रहीत नहीं होता।", 10)
@@ -217,21 +234,44 @@ def render_cover_sheet(info: CoverInfo) -> Image.Image:
     return page
 
 
-def cover_sheet_pdf(infos: list[CoverInfo]) -> bytes:
-    """All sheets as one printable PDF (1-bit, CCITT G4, A4 at 300 dpi), built in memory."""
-    if not infos:
+MAX_SHEETS = 20_000  # a unit of 2,000 people x 10 financial years
+
+
+def cover_sheet_pdf(infos: Iterable[CoverInfo], *, limit: int = MAX_SHEETS) -> bytes:
+    """All sheets as one printable PDF (1-bit, CCITT G4, A4 at 300 dpi), built in memory.
+
+    Sheets are rendered one at a time and only their compressed image (~40 kB) is kept, so a whole
+    unit's sheets (thousands) fit in memory.
+    """
+    import pikepdf
+    from pikepdf import Dictionary, Name
+
+    from scanstation.pdf.page_images import encode_pil
+
+    pdf = pikepdf.new()
+    width_pt, height_pt = (round(mm * 72 / 25.4, 2) for mm in A4_MM)
+    for n, info in enumerate(infos, start=1):
+        if n > limit:
+            raise ValueError(f"more than {limit} separator sheets in one PDF; print fewer at a time")
+        page = render_cover_sheet(info).point(lambda v: 255 if v >= 128 else 0).convert("1")
+        enc = encode_pil(page, photo=False)
+        image = pikepdf.Stream(pdf, enc.data)
+        image.Type, image.Subtype = Name.XObject, Name.Image
+        image.Width, image.Height, image.BitsPerComponent = enc.width, enc.height, enc.bits
+        image.ColorSpace = Name("/" + enc.colour_space)
+        image.Filter = Name("/" + enc.filter)
+        if enc.decode_parms:
+            image.DecodeParms = Dictionary({f"/{k}": v for k, v in enc.decode_parms})
+        content = pikepdf.Stream(pdf, f"q {width_pt} 0 0 {height_pt} 0 0 cm /Im0 Do Q".encode())
+        pdf.pages.append(pikepdf.Page(Dictionary(
+            Type=Name.Page, MediaBox=[0, 0, width_pt, height_pt],
+            Resources=Dictionary(XObject=Dictionary(Im0=image)), Contents=content)))
+    if not len(pdf.pages):
         raise ValueError("no separator sheets to print")
-    pages = [render_cover_sheet(i).point(lambda v: 255 if v >= 128 else 0).convert("1") for i in infos]
+    pdf.docinfo["/Title"] = "ScanStation separator sheets"
+    pdf.docinfo["/Producer"] = "ScanStation"
     buf = io.BytesIO()
-    pages[0].save(
-        buf,
-        format="PDF",
-        save_all=True,
-        append_images=pages[1:],
-        resolution=float(DPI),
-        title="ScanStation separator sheets",
-        producer="ScanStation",
-    )
+    pdf.save(buf)
     return buf.getvalue()
 
 

@@ -219,24 +219,62 @@ def cmd_vault_quarantine(args: argparse.Namespace) -> int:
 def cmd_cover_sheets(args: argparse.Namespace) -> int:
     """Printable separator sheets (QR + text): they carry only the index, never ACR content.
 
-    The one production command that writes a PDF outside the vault: its content is the index the
-    operator typed here (employee code, period, name, unit), no page image and no OCR text.
+    The one production command that writes a PDF outside the vault: its content is the index given here
+    (``--sheet``) or read from a roster file (``--roster``: employee code, period, unit, names and rank
+    printed, the QR code holding code, period and unit only), no page image and no OCR text.  With
+    ``--roster`` the sheets are made from the file alone: no station, no unlock, any machine.
     """
     from batchformat.atomic import atomic_write
-    from scanstation.capture.cover_sheets import CoverInfo, cover_sheet_pdf
+    from scanstation.capture.cover_sheets import CoverInfo, cover_sheet_pdf, encode_payload
+    from scanstation.roster.periods import financial_years, parse_period
 
     config = load(args)
-    infos = []
-    for spec in args.sheet:
-        parts = spec.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise ConfigError(f"--sheet {spec!r}: expected EMPLOYEE_CODE:PERIOD[:NAME]")
+    unit = args.unit or config.station.unit
+    infos: list[CoverInfo] = []
+    skipped = 0
+    if bool(args.sheet) == bool(args.roster):
+        raise ConfigError("cover-sheets: give either --sheet CODE:PERIOD[:NAME] (repeatable) or --roster FILE")
+    if args.sheet:
+        if args.employee or args.all or args.periods or args.period:
+            raise ConfigError("--employee, --all, --period and --periods go with --roster, not with --sheet")
+        for spec in args.sheet:
+            parts = spec.split(":")
+            if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+                raise ConfigError(f"--sheet {spec!r}: expected EMPLOYEE_CODE:PERIOD[:NAME]")
+            try:
+                period = parse_period(parts[1]).label
+            except StateError as e:
+                raise ConfigError(f"--sheet {spec!r}: {e.message}") from e
+            infos.append(CoverInfo(parts[0], period, unit, parts[2] if len(parts) == 3 else ""))
+    else:
+        from scanstation.roster.reader import read_roster
+        from scanstation.roster.sheets import plan_sheets
+
+        if bool(args.employee) == bool(args.all):
+            raise ConfigError("--roster: choose the people with --employee CODE (repeatable) or --all")
+        periods = []
         try:
-            infos.append(CoverInfo(parts[0], parts[1], config.station.unit, parts[2] if len(parts) == 3 else ""))
+            for text in args.periods or []:
+                periods.extend(financial_years(text))
+            periods.extend(parse_period(text) for text in args.period or [])
+            if not periods:
+                periods = [parse_period(text) for text in config.roster.periods]
+        except StateError as e:
+            raise ConfigError(e.message) from e
+        periods = list({p.label: p for p in periods}.values())
+        roster = read_roster(Path(args.roster), max_bytes=config.roster.max_file_mb * 1024 * 1024)
+        plan = plan_sheets(roster, employees=None if args.all else args.employee, periods=periods, unit=unit)
+        infos, skipped = plan.infos, plan.skipped_before_joining
+    for info in infos:
+        try:
+            encode_payload(info)
         except ValueError as e:
-            raise ConfigError(f"--sheet {spec!r}: {e}") from e
+            raise ConfigError(f"separator sheet {info.employee_code} {info.acr_period}: {e}") from e
+    if not infos:
+        raise StateError("no separator sheets to print (every period ends before the people chosen joined)")
     atomic_write(Path(args.output), cover_sheet_pdf(infos))
-    say(f"{len(infos)} separator sheet(s) written to {args.output}")
+    say(f"{len(infos)} separator sheet(s) written to {args.output}"
+        + (f" ({skipped} left out: the period ends before the employee joined)" if skipped else ""))
     return 0
 
 
@@ -268,6 +306,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     v.set_defaults(func=cmd_vault_quarantine, via_service=True)
 
     s = sub.add_parser("cover-sheets", parents=[common], help="print QR separator sheets, one per ACR file")
-    s.add_argument("--sheet", action="append", required=True, metavar="CODE:PERIOD[:NAME]")
+    s.add_argument("--sheet", action="append", metavar="CODE:PERIOD[:NAME]", help="one sheet (repeatable)")
+    s.add_argument("--roster", metavar="FILE", help="make the sheets from this roster file (CSV/XLSX; no station "
+                   "or unlock needed): names in Devanagari and English printed, not in the QR code")
+    s.add_argument("--employee", action="append", metavar="CODE", help="with --roster: this employee (repeatable)")
+    s.add_argument("--all", action="store_true", help="with --roster: everyone in the file")
+    s.add_argument("--periods", action="append", metavar="FIRST..LAST",
+                   help="with --roster: financial years, e.g. 2017-18..2019-20 (default: [roster] periods)")
+    s.add_argument("--period", action="append", metavar="P",
+                   help="with --roster: one period, a financial year or a part-year range (repeatable)")
+    s.add_argument("--unit", metavar="UNIT", help="the unit printed and encoded (default: station.unit)")
     s.add_argument("-o", "--output", required=True, metavar="FILE.pdf")
     s.set_defaults(func=cmd_cover_sheets)
