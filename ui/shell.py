@@ -3,8 +3,9 @@
     sign-in ──► (station locked?) ──► supervisor / unit head: start-of-day unlock ──► work
                                  └──► operator: "station locked — a supervisor must unlock it"
             ──► (unlocked, or the admin) ──────────────────────────────────────────► work
-    work: batches (operators, supervisors, unit heads), verification (supervisors), progress
-          (supervisors, unit heads), accounts (admin), audit trail (supervisors, unit heads, admin);
+    work: scan (operators, supervisors), batches (operators, supervisors, unit heads), verification
+          (supervisors), progress (supervisors, unit heads), accounts (admin), audit trail (supervisors,
+          unit heads, admin);
           buttons: Lock, End of day: lock the station, Sign out
     idle for the session's idle time, or Lock ──► lock screen ──► the same person's password ──► back
                                                             └──► someone else signs in (their own session)
@@ -28,6 +29,7 @@ from .audit_view import AuditScreen
 from .batches import BatchesScreen
 from .dashboard import DashboardScreen
 from .lock_screen import LockScreen
+from .operator import OperatorScreen
 from .qt import (
     QApplication,
     QEvent,
@@ -53,6 +55,7 @@ HEARTBEAT_MS = 60_000
 MAY_UNLOCK = ("supervisor", "unit-head")
 MAY_LOCK_STATION = ("supervisor", "unit-head", "admin")
 MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
+MAY_SCAN = ("operator", "supervisor")  # the permission matrix's SCAN cell
 MAY_VERIFY = ("supervisor",)  # the first pair of eyes (ui/verify.py)
 MAY_SEE_PROGRESS = ("supervisor", "unit-head")  # the dashboard (ui/dashboard.py; service op progress)
 ACTIVITY = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel,
@@ -91,6 +94,7 @@ class StationWindow(QMainWindow):
         self.station_locked = StationLockedScreen()
         self.lock_screen = LockScreen(self.link)
         self.batches = BatchesScreen(self.link, demo_action)
+        self.operator = OperatorScreen(self.link)
         self.accounts = AccountsScreen(self.link)
         self.audit = AuditScreen(self.link)
         self.verify = VerifyScreen(self.link)
@@ -158,6 +162,7 @@ class StationWindow(QMainWindow):
                                    "development mode: no station service was running, so it runs inside this "
                                    "window's process (production runs 'scanstation serve' separately)"))
         self.tabs = QTabWidget()
+        self.tabs.addTab(self.operator, bi("स्कैन", "Scan"))
         self.tabs.addTab(self.batches, bi("बैच", "Batches"))
         self.tabs.addTab(self.accounts, bi("खाते", "Accounts"))
         self.tabs.addTab(self.verify, bi("सत्यापन", "Verification"))
@@ -181,6 +186,7 @@ class StationWindow(QMainWindow):
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
+        self.operator.reset()
         self.sign_in.reset(note)
         self.stack.setCurrentWidget(self.sign_in)
 
@@ -216,12 +222,14 @@ class StationWindow(QMainWindow):
         self.who.setText(f"{bi('प्रवेश', 'signed in')}: {name} ({role})")
         self.tabs.setTabVisible(self.tabs.indexOf(self.batches), role != "admin")  # the admin sees no batch
         self.tabs.setTabVisible(self.tabs.indexOf(self.accounts), role == "admin")
+        self.tabs.setTabVisible(self.tabs.indexOf(self.operator), role in MAY_SCAN)
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit), role in MAY_READ_AUDIT)
         self.tabs.setTabVisible(self.tabs.indexOf(self.verify), role in MAY_VERIFY)
         self.tabs.setTabVisible(self.tabs.indexOf(self.dashboard), role in MAY_SEE_PROGRESS)
         self.end_of_day_button.setVisible(role in MAY_LOCK_STATION)
         self.message.setText("")
-        self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.batches)
+        self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.operator if role == "operator"
+                                   else self.batches)
         self.stack.setCurrentWidget(self.work)
         self._tab_shown(self.tabs.currentIndex())
 
@@ -229,6 +237,10 @@ class StationWindow(QMainWindow):
         if self.stack.currentWidget() is not self.work or self.person is None:
             return
         current = self.tabs.currentWidget()
+        if current is self.operator:
+            self.operator.shown()
+        else:
+            self.operator.hidden()
         if current is self.batches:
             self.batches.refresh()
             self.refresh_timer.start(REFRESH_MS)
@@ -263,6 +275,7 @@ class StationWindow(QMainWindow):
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
+        self.operator.hidden()  # the scan goes on in the service; its events wait for the person's return
         self.lock_screen.prepare(str(self.person["name"]), self.link.token)
         self.stack.setCurrentWidget(self.lock_screen)
         self.link.submit("lock_session", {}, lambda _r: None, self._lock_failed)

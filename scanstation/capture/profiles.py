@@ -113,9 +113,9 @@ def profile_settings(
             raise ConfigError(str(e)) from e
         touched = [*initial, *(pair for pairs in scheduled.values() for pair in pairs)]
         for opt_name, value in touched:
-            field = _OPTION_TOUCHES.get(opt_name.lower())
-            if field is not None and profile.locked(field):
-                refused.append(f"{field} (through option {opt_name}={value})")
+            touches = _OPTION_TOUCHES.get(opt_name.lower())
+            if touches is not None and profile.locked(touches):
+                refused.append(f"{touches} (through option {opt_name}={value})")
     if refused:
         raise ProfileLocked(name, refused)
     settings = ScanSettings(

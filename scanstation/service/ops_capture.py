@@ -12,7 +12,8 @@ within about a second (the kiosk serialises its calls on one connection).  Shape
   (PermissionDenied, exit 22) and audited (``scan.profile_refused``)
 * ``scan_events`` {job, since, wait?} -> {job, state, events: [{n, kind, ...}], next, prompt, batch,
   document_id} (waits at most 1 s for a new event)
-* ``scan_continue`` {job} / ``scan_stop`` {job} -> {job, state, ...}
+* ``scan_continue`` {job, document_id?} (after a device error, or to scan more; ``document_id``: the
+  next pages go into that ACR file) / ``scan_stop`` {job} -> {job, state, ...}
 * ``scan_jobs`` -> the caller's live jobs (a kiosk started again finds its scan)
 * ``operator_batches`` -> [{name, state, pages, documents, returned}]: the caller's own batches still in
   capture (scanning, or returned for rescans), to resume
@@ -130,8 +131,15 @@ def _op_scan_events(s: StationService, c: Caller | None, a: dict[str, Any], _e: 
 
 def _op_scan_continue(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     job = _job(s, c, a)
-    if s.station(_caller(c), Action.SCAN) is not job.station:
+    station = s.station(_caller(c), Action.SCAN)
+    if station is not job.station:
         raise StateError("the station was locked since this scan started: start the scan again")
+    if a.get("document_id") is not None:  # the operator indexed a new ACR file by hand: the next pages are its
+        document = station.store.document(int_arg(a, "document_id"))
+        batch = station.store.batch(job.batch)
+        if batch is None or document.batch_id != batch.id:
+            raise StateError(f"ACR file {a['document_id']} is not in batch {job.batch}")
+        job.document = document
     job.resume()
     return job.describe()
 

@@ -1,0 +1,684 @@
+"""The operator's screen: pick scanner and profile, scan or resume a batch, confirm ACR files, answer scanner prompts.
+
+A client of the station service like every kiosk screen (:class:`~ui.service_link.ServiceLink`, never a
+blocking call on the UI thread).  The scan itself runs in the service (``scan_start``, see
+:mod:`scanstation.service.ops_capture`); this screen polls its events (``scan_events``, each call back
+within a second) and shows them:
+
+* every page as a tile the moment it is acknowledged, with its processing state; the tile's picture
+  comes from ``page_thumbnail`` once the page is cleaned (an operator sees only pages they captured, of a
+  batch in capture), a drawn placeholder until then;
+* a QR cover sheet opens a new ACR file whose index (employee code, name from the roster, period) is
+  shown prefilled: **Enter** confirms it (``index_document``): one keystroke per ACR file;
+* a scanner fault (jam, feeder empty, cover open, offline) covers the work area with its message in
+  Hindi and English, and **Continue** (Enter, or F5) once fixed; **Stop** (F8) ends the scan;
+* an ACR file without a cover sheet is indexed by hand: code or name searched in the roster
+  (``roster_search``, Ctrl+F), period, Enter; the next pages scanned go into it;
+* F9 closes the batch (``close_batch``) for the supervisor; the rescans the supervisor asked for are
+  listed (``rescans``).
+
+Everything is on the keyboard (the shortcuts are written on the buttons).  There is no clipboard, no
+save, no print and no file dialog: pages never leave the service except as the thumbnails shown here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .qt import (
+    QAbstractItemView,
+    QColor,
+    QComboBox,
+    QFont,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QIcon,
+    QKeySequence,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPainter,
+    QPixmap,
+    QShortcut,
+    QSize,
+    Qt,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+)
+from .service_link import ServiceLink
+from .widgets import bi, button, describe_error, message_line, show_error, show_ok, text_field
+
+POLL_MS = 250
+THUMB_WIDTH = 120
+THUMB_SIZE = QSize(THUMB_WIDTH, int(THUMB_WIDTH * 1.414))
+STATE_TEXT = {
+    "captured": bi("प्राप्त", "received"),
+    "processed": bi("साफ़", "cleaned"),
+}
+OCR_TEXT = {
+    "pending": bi("पढ़ना बाकी", "OCR pending"),
+    "done": bi("पढ़ा गया", "OCR done"),
+    "failed": bi("पढ़ा नहीं गया", "OCR failed"),
+    "skipped": bi("खाली पन्ना", "blank"),
+}
+ENDED = ("stopped", "failed")
+
+
+def _unknown_operation(err: BaseException) -> bool:
+    """The service does not offer this operation (yet): the screen does without it."""
+    return "unknown operation" in str(getattr(err, "message", err))
+
+
+def placeholder(seq: int, state: str) -> QPixmap:
+    """The tile of a page not cleaned yet (or without thumbnails): its number and state, drawn."""
+    pixmap = QPixmap(THUMB_SIZE)
+    pixmap.fill(QColor("#eceff1") if state == "captured" else QColor("#e8f5e9"))
+    painter = QPainter(pixmap)
+    painter.setPen(QColor("#455a64"))
+    painter.drawRect(0, 0, THUMB_SIZE.width() - 1, THUMB_SIZE.height() - 1)
+    font = QFont()
+    font.setPointSize(20)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.drawText(pixmap.rect(), int(Qt.AlignmentFlag.AlignCenter), str(seq))
+    painter.end()
+    return pixmap
+
+
+def _tile_text(page: dict[str, Any]) -> str:
+    state = STATE_TEXT.get(str(page.get("state")), str(page.get("state")))
+    ocr = OCR_TEXT.get(str(page.get("ocr")), "") if page.get("state") == "processed" else ""
+    flags = page.get("flags") or []
+    lines = [f"{page['seq']} · {state}"] + ([ocr] if ocr else []) + ([", ".join(flags)] if flags else [])
+    return "\n".join(lines)
+
+
+class DevicePrompt(QFrame):
+    """A scanner fault: what to do, in Hindi and English, and Continue (once fixed) or Stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("devicePrompt")
+        self.setStyleSheet("#devicePrompt { background: #fff3e0; border: 3px solid #e65100; }")
+        layout = QVBoxLayout(self)
+        self.title = QLabel(bi("स्कैनर रुक गया", "The scanner stopped"))
+        font = QFont()
+        font.setPointSize(18)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.hindi = QLabel("")
+        self.english = QLabel("")
+        big = QFont()
+        big.setPointSize(15)
+        for label in (self.hindi, self.english):
+            label.setWordWrap(True)
+            label.setFont(big)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        for w in (self.title, self.hindi, self.english, self.detail):
+            layout.addWidget(w)
+        row = QHBoxLayout()
+        self.continue_button = button(bi("ठीक कर दिया: जारी रखें", "Fixed: continue") + "  [Enter / F5]")
+        self.stop_button = button(bi("स्कैन रोकें", "Stop scanning") + "  [F8]")
+        row.addWidget(self.continue_button, 2)
+        row.addWidget(self.stop_button, 1)
+        layout.addLayout(row)
+        self.hide()
+
+    def show_prompt(self, prompt: dict[str, Any]) -> None:
+        self.hindi.setText(str(prompt.get("message_hi", "")))
+        self.english.setText(str(prompt.get("message_en", "")))
+        kept = int(prompt.get("pages_received") or 0)
+        self.detail.setText(bi(f"इस बार {kept} पन्ने सुरक्षित", f"{kept} page(s) of this run kept") +
+                            (f" — {prompt['detail']}" if prompt.get("detail") else ""))
+        self.show()
+        self.continue_button.setFocus()
+
+
+class IndexPanel(QFrame):
+    """The ACR file being indexed: prefilled from a cover sheet (confirm with Enter) or typed by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        self.title = QLabel(bi("ACR फ़ाइल", "ACR file"))
+        font = QFont()
+        font.setPointSize(14)
+        font.setBold(True)
+        self.title.setFont(font)
+        layout.addWidget(self.title)
+        self.source = QLabel(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
+        self.source.setWordWrap(True)
+        layout.addWidget(self.source)
+        form = QFormLayout()
+        self.search = text_field(bi("कोड या नाम (हिंदी/English)", "code or name") + "  [Ctrl+F]")
+        self.results = QListWidget()
+        self.results.setMaximumHeight(110)
+        self.code = text_field(bi("कर्मचारी कोड", "employee code"))
+        self.name = QLabel("")
+        self.name.setWordWrap(True)
+        self.period = text_field(bi("अवधि, जैसे 2019-20", "period, e.g. 2019-20"))
+        form.addRow(bi("खोजें", "Search"), self.search)
+        form.addRow("", self.results)
+        form.addRow(bi("कोड", "Code"), self.code)
+        form.addRow(bi("नाम", "Name"), self.name)
+        form.addRow(bi("अवधि", "Period"), self.period)
+        layout.addLayout(form)
+        self.flags = QLabel("")
+        self.flags.setWordWrap(True)
+        self.flags.setStyleSheet("color: #8a4b00; font-weight: bold;")
+        layout.addWidget(self.flags)
+        self.confirm_button = button(bi("पुष्टि करें", "Confirm") + "  [Enter]")
+        layout.addWidget(self.confirm_button)
+        self.pending = QLabel("")
+        layout.addWidget(self.pending)
+        self.document_id: int | None = None
+
+    def prefill(self, acr: dict[str, Any] | None, waiting: int) -> None:
+        """Show a cover sheet's ACR file (or an empty form for one typed by hand)."""
+        self.document_id = None if acr is None else int(acr["document_id"])
+        if acr is None:
+            self.title.setText(bi("ACR फ़ाइल", "ACR file"))
+            self.source.setText(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
+            self.code.clear()
+            self.period.clear()
+            self.name.setText("")
+            self.flags.setText("")
+        else:
+            self.title.setText(bi("नई ACR फ़ाइल (कवर शीट से)", "New ACR file (from its cover sheet)"))
+            self.source.setText(bi("जाँचें और Enter दबाएँ", "check it and press Enter"))
+            self.code.setText(str(acr.get("employee_code", "")))
+            self.period.setText(str(acr.get("acr_period", "")))
+            self.name.setText(str(acr.get("employee_name", "")))
+            flags = acr.get("flags") or []
+            self.flags.setText(bi("ध्यान दें", "note") + ": " + ", ".join(flags) if flags else "")
+            self.confirm_button.setFocus()
+        self.pending.setText(bi(f"{waiting} और फ़ाइलें पुष्टि के लिए", f"{waiting} more file(s) to confirm")
+                             if waiting else "")
+
+
+class OperatorScreen(QWidget):
+    """The scanning screen of operators (and of a supervisor who scans)."""
+
+    def __init__(self, link: ServiceLink, *, poll_ms: int = POLL_MS) -> None:
+        super().__init__()
+        self.link = link
+        self.job: str | None = None
+        self.job_state = ""
+        self.batch = ""
+        self.since = 0
+        self.tiles: dict[int, QListWidgetItem] = {}  # seq -> tile
+        self.pages: dict[int, dict[str, Any]] = {}  # seq -> last known fields
+        self.to_confirm: deque[dict[str, Any]] = deque()  # ACR files from cover sheets awaiting Enter
+        self.next_document: int | None = None  # an ACR file indexed by hand: the next pages go into it
+        self.thumbnails_offered = True
+        self._thumb_queue: deque[int] = deque()
+        self._thumb_busy = False
+        self._polling = False
+
+        outer = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.scanner = QComboBox()
+        self.scanner.setMinimumWidth(220)
+        self.profile = QComboBox()
+        self.profile.setMinimumWidth(220)
+        self.batch_name = text_field(bi("बैच का नाम", "batch name"))
+        self.resume_list = QComboBox()
+        self.resume_list.setMinimumWidth(180)
+        for label, widget in ((bi("स्कैनर", "Scanner"), self.scanner), (bi("प्रोफ़ाइल", "Profile"), self.profile),
+                              (bi("बैच", "Batch"), self.batch_name), (bi("जारी रखें", "Resume"), self.resume_list)):
+            top.addWidget(QLabel(label))
+            top.addWidget(widget, 1)
+        outer.addLayout(top)
+        self.profile_note = QLabel("")
+        self.profile_note.setWordWrap(True)
+        outer.addWidget(self.profile_note)
+
+        buttons = QHBoxLayout()
+        self.scan_button = button(bi("स्कैन करें", "Scan") + "  [F5]")
+        self.stop_button = button(bi("रोकें", "Stop") + "  [F8]")
+        self.close_button = button(bi("बैच बंद करें", "Close batch") + "  [F9]")
+        self.refresh_button = button(bi("ताज़ा करें", "Refresh") + "  [Ctrl+R]")
+        for b in (self.scan_button, self.stop_button, self.close_button, self.refresh_button):
+            buttons.addWidget(b)
+        self.state_label = QLabel("")
+        buttons.addWidget(self.state_label, 2)
+        outer.addLayout(buttons)
+
+        middle = QHBoxLayout()
+        left = QVBoxLayout()
+        self.prompt = DevicePrompt()
+        left.addWidget(self.prompt)
+        self.tiles_view = QListWidget()
+        self.tiles_view.setViewMode(QListWidget.ViewMode.IconMode)
+        self.tiles_view.setIconSize(THUMB_SIZE)
+        self.tiles_view.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.tiles_view.setMovement(QListWidget.Movement.Static)
+        self.tiles_view.setSpacing(6)
+        self.tiles_view.setWordWrap(True)
+        self.tiles_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        left.addWidget(self.tiles_view, 1)
+        middle.addLayout(left, 3)
+        right = QVBoxLayout()
+        self.index = IndexPanel()
+        right.addWidget(self.index)
+        right.addWidget(QLabel(bi("दोबारा स्कैन करने को कहे गए पन्ने", "Pages the supervisor asked to rescan")))
+        self.rescans = QListWidget()
+        self.rescans.setMaximumHeight(140)
+        right.addWidget(self.rescans)
+        middle.addLayout(right, 2)
+        outer.addLayout(middle, 1)
+        self.message = message_line()
+        outer.addWidget(self.message)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(poll_ms)
+        self.timer.timeout.connect(self._poll)
+
+        self.scan_button.clicked.connect(self.scan)
+        self.stop_button.clicked.connect(self.stop)
+        self.close_button.clicked.connect(self.close_batch)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.prompt.continue_button.clicked.connect(self.scan)
+        self.prompt.stop_button.clicked.connect(self.stop)
+        self.index.confirm_button.clicked.connect(self.confirm)
+        self.index.code.returnPressed.connect(self.confirm)
+        self.index.period.returnPressed.connect(self.confirm)
+        self.index.search.textEdited.connect(self._search_soon)
+        self.index.search.returnPressed.connect(self._pick_first_result)
+        self.index.results.itemActivated.connect(self._pick_result)
+        self.profile.currentIndexChanged.connect(self._profile_chosen)
+        self.resume_list.activated.connect(self._resume_chosen)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(250)
+        self._search_timer.timeout.connect(self._search)
+        self._profiles: list[dict[str, Any]] = []
+        for keys, slot in (("F5", self.scan), ("F8", self.stop), ("F9", self.close_batch),
+                           ("Ctrl+R", self.refresh), ("Ctrl+F", self.index.search.setFocus)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ lists: scanners, profiles, batches, rescans
+    def refresh(self) -> None:
+        self.link.submit("scanners", {}, self._scanners, self._failed)
+        self.link.submit("profiles", {}, self._profiles_listed, self._failed)
+        self.link.submit("operator_batches", {}, self._batches, self._failed)
+        self.link.submit("rescans", {}, self._rescans, self._optional_failed)
+        if self.job is None:
+            self.link.submit("scan_jobs", {}, self._jobs, self._failed)
+
+    def _scanners(self, reply: Any) -> None:
+        current = self.scanner.currentData()
+        self.scanner.clear()
+        for d in reply.get("devices", []):
+            self.scanner.addItem(f"{d['name']} — {d['vendor']} {d['model']}".strip(), d["name"])
+        if current is not None and self.scanner.findData(current) >= 0:
+            self.scanner.setCurrentIndex(self.scanner.findData(current))
+        if reply.get("searching"):
+            QTimer.singleShot(1000, lambda: self.link.submit("scanners", {}, self._scanners, self._failed))
+        elif not reply.get("devices"):
+            show_error(self.message, RuntimeError(bi("कोई स्कैनर नहीं मिला", "no scanner found") +
+                                                  (f": {reply['error']}" if reply.get("error") else "")))
+
+    def _profiles_listed(self, reply: Any) -> None:
+        current = self.profile.currentData()
+        self._profiles = list(reply.get("profiles", []))
+        self.profile.blockSignals(True)
+        self.profile.clear()
+        for p in self._profiles:
+            self.profile.addItem(p["name"], p["name"])
+        wanted = current or reply.get("default")
+        if wanted and self.profile.findData(wanted) >= 0:
+            self.profile.setCurrentIndex(self.profile.findData(wanted))
+        self.profile.blockSignals(False)
+        self._profile_chosen()
+
+    def _profile_chosen(self, _index: int = 0) -> None:
+        name = self.profile.currentData()
+        p = next((x for x in self._profiles if x["name"] == name), None)
+        if p is None:
+            self.profile_note.setText("")
+            return
+        self.profile_note.setText(
+            f"{p['source']} · {p['mode']} · {p['resolution']} dpi · {p['page_size']} · "
+            + bi("कवर शीट", "cover sheets") + (" ✓" if p["separators"] else " ✗") + " · "
+            + bi("खाली पन्ने चिह्नित, हटाए नहीं जाते", "blank pages flagged, never dropped")
+            + (f" · {p['description']}" if p.get("description") else ""))
+
+    def _batches(self, rows: Any) -> None:
+        self.resume_list.clear()
+        self.resume_list.addItem(bi("— नया बैच —", "— new batch —"), "")
+        for b in rows or []:
+            mark = bi(" (लौटाया गया)", " (returned)") if b.get("returned") else ""
+            self.resume_list.addItem(f"{b['name']} · {b['pages']} p{mark}", b["name"])
+
+    def _resume_chosen(self, index: int) -> None:
+        name = self.resume_list.itemData(index)
+        if name:
+            self.batch_name.setText(str(name))
+
+    def _rescans(self, rows: Any) -> None:
+        self.rescans.clear()
+        for r in rows or []:
+            reason = r.get("reason") or ""
+            self.rescans.addItem(f"{r.get('batch', '')} · {bi('पन्ना', 'page')} {r.get('seq')} · {reason}")
+
+    def _jobs(self, jobs: Any) -> None:
+        if self.job is None and jobs:  # the kiosk was started again while a scan of this person's ran on
+            j = jobs[0]
+            self._attach(str(j["job"]), str(j["batch"]))
+
+    # ------------------------------------------------------------------ scanning
+    def scan(self) -> None:
+        """F5: start a scan, or continue the current one (after a fault was fixed, or to scan more)."""
+        if self.job is not None and self.job_state in ("waiting", "idle"):
+            args: dict[str, Any] = {"job": self.job}
+            if self.next_document is not None:
+                args["document_id"] = self.next_document
+            self.scan_button.setEnabled(False)
+            self.link.submit("scan_continue", args, self._continued, self._scan_failed)
+            return
+        if self.job is not None and self.job_state == "running":
+            return
+        batch = self.batch_name.text().strip()
+        device, profile = self.scanner.currentData(), self.profile.currentData()
+        if not batch or not device or not profile:
+            show_error(self.message, RuntimeError(bi("स्कैनर, प्रोफ़ाइल और बैच चुनें",
+                                                     "choose a scanner, a profile and a batch")))
+            return
+        args = {"batch": batch, "device": device, "profile": profile}
+        if self.next_document is not None and batch == self.batch:
+            args["document_id"] = self.next_document
+        self.scan_button.setEnabled(False)
+        self.link.submit("scan_start", args, self._started, self._scan_failed)
+
+    def _started(self, reply: Any) -> None:
+        self.tiles.clear()
+        self.pages.clear()
+        self.tiles_view.clear()
+        self._thumb_queue.clear()
+        self._attach(str(reply["job"]), str(reply["batch"]))
+        show_ok(self.message, bi("स्कैन शुरू", "scanning started"))
+
+    def _attach(self, job: str, batch: str) -> None:
+        self.job, self.batch, self.since, self.job_state = job, batch, 0, "running"
+        self.batch_name.setText(batch)
+        self.next_document = None
+        self.timer.start()
+        self._update_buttons()
+
+    def _continued(self, reply: Any) -> None:
+        self.next_document = None
+        self.job_state = str(reply["state"])
+        self.prompt.hide()
+        self.timer.start()
+        show_ok(self.message, bi("स्कैन जारी", "scanning"))
+        self._update_buttons()
+
+    def _scan_failed(self, err: BaseException) -> None:
+        show_error(self.message, err)
+        self._update_buttons()
+
+    def stop(self) -> None:
+        if self.job is None:
+            return
+        self.link.submit("scan_stop", {"job": self.job}, lambda r: None, self._failed)
+
+    def _poll(self) -> None:
+        if self.job is None or self._polling:
+            return
+        self._polling = True
+        self.link.submit("scan_events", {"job": self.job, "since": self.since, "wait": 0.5}, self._events,
+                         self._poll_failed)
+
+    def _poll_failed(self, err: BaseException) -> None:
+        self._polling = False
+        show_error(self.message, err)
+        if "no scan job" in describe_error(err):
+            self.timer.stop()
+            self.job = None
+            self._update_buttons()
+
+    def _events(self, reply: Any) -> None:
+        self._polling = False
+        if reply.get("job") != self.job:
+            return  # an answer for a job this screen has left
+        for event in reply.get("events", []):
+            self._event(event)
+        self.since = int(reply.get("next", self.since))
+        self.job_state = str(reply.get("state", ""))
+        if self.job_state == "waiting" and reply.get("prompt") and not self.prompt.isVisible():
+            self.prompt.show_prompt(reply["prompt"])
+        if self.job_state in ENDED:
+            self.prompt.hide()
+            self.timer.stop()
+            self.job = None
+        self._update_buttons()
+
+    def _event(self, e: dict[str, Any]) -> None:
+        kind = e.get("kind")
+        if kind in ("page", "page_state"):
+            self._page(e)
+        elif kind == "acr_file":
+            self.to_confirm.append(e)
+            if len(self.to_confirm) == 1:
+                self._show_next_file()
+            else:
+                self.index.pending.setText(bi(f"{len(self.to_confirm) - 1} और फ़ाइलें पुष्टि के लिए",
+                                              f"{len(self.to_confirm) - 1} more file(s) to confirm"))
+        elif kind == "device_error":
+            self.prompt.show_prompt(e)
+        elif kind == "run_finished":
+            show_ok(self.message, bi(f"{e.get('acknowledged', 0)} पन्ने सुरक्षित", f"{e.get('acknowledged', 0)} "
+                                     "page(s) stored") + (f"; {e['cover_sheets']} " + bi("कवर शीट", "cover sheet(s)")
+                                                          if e.get("cover_sheets") else ""))
+        elif kind == "input_rejected":
+            show_error(self.message, RuntimeError(f"{e.get('input')}: {e.get('reason')}"))
+        elif kind == "failed":
+            show_error(self.message, RuntimeError(str(e.get("message", ""))))
+        elif kind == "stopped":
+            show_ok(self.message, bi("स्कैन रोका गया; पन्ने सुरक्षित हैं", "scan stopped; the pages are kept"))
+
+    def _page(self, page: dict[str, Any]) -> None:
+        seq = int(page["seq"])
+        known = self.pages.setdefault(seq, {})
+        known.update({k: v for k, v in page.items() if k not in ("kind", "n")})
+        item = self.tiles.get(seq)
+        if item is None:
+            item = QListWidgetItem(QIcon(placeholder(seq, str(known.get("state")))), "")
+            item.setData(Qt.ItemDataRole.UserRole, seq)
+            self.tiles[seq] = item
+            self.tiles_view.addItem(item)
+            self.tiles_view.scrollToItem(item)
+        item.setText(_tile_text(known))
+        if known.get("state") == "processed" and not known.get("thumb") and self.thumbnails_offered:
+            known["thumb"] = "queued"
+            self._thumb_queue.append(seq)
+            self._next_thumbnail()
+
+    # ------------------------------------------------------------------ thumbnails (H2's page_thumbnail)
+    def _next_thumbnail(self) -> None:
+        if self._thumb_busy or not self._thumb_queue or not self.batch:
+            return
+        seq = self._thumb_queue.popleft()
+        self._thumb_busy = True
+        def done(data: Any) -> None:
+            self._thumbnail(seq, data)
+
+        self.link.submit("page_thumbnail", {"batch": self.batch, "seq": seq, "width": THUMB_WIDTH}, done,
+                         self._thumbnail_failed)
+
+    def _thumbnail(self, seq: int, data: Any) -> None:
+        self._thumb_busy = False
+        pixmap = QPixmap()
+        if isinstance(data, bytes | bytearray) and pixmap.loadFromData(bytes(data)) and seq in self.tiles:
+            self.tiles[seq].setIcon(QIcon(pixmap))
+            self.pages[seq]["thumb"] = "shown"
+        self._next_thumbnail()
+
+    def _thumbnail_failed(self, err: BaseException) -> None:
+        self._thumb_busy = False
+        if _unknown_operation(err):
+            self.thumbnails_offered = False  # a service without thumbnails: the drawn tiles stay
+            self._thumb_queue.clear()
+            return
+        self._next_thumbnail()
+
+    # ------------------------------------------------------------------ ACR files: confirm, index by hand
+    def _show_next_file(self) -> None:
+        acr = self.to_confirm[0] if self.to_confirm else None
+        self.index.prefill(acr, max(0, len(self.to_confirm) - 1))
+
+    def confirm(self) -> None:
+        """Enter: confirm the prefilled ACR file, or index the one typed by hand (the next pages go into it)."""
+        code, period = self.index.code.text().strip(), self.index.period.text().strip()
+        batch = self.batch or self.batch_name.text().strip()
+        if not code or not period or not batch:
+            show_error(self.message, RuntimeError(bi("बैच, कोड और अवधि चाहिए", "a batch, a code and a period "
+                                                                              "are needed")))
+            return
+        args: dict[str, Any] = {"batch": batch, "employee_code": code, "period": period}
+        if self.index.document_id is not None:
+            args["document_id"] = self.index.document_id
+        self.index.confirm_button.setEnabled(False)
+        self.link.submit("index_document", args, self._indexed, self._index_failed)
+
+    def _indexed(self, reply: Any) -> None:
+        self.index.confirm_button.setEnabled(True)
+        confirmed_cover = self.index.document_id is not None
+        doc = reply.get("document", reply) if isinstance(reply, dict) else {}
+        doc_id = doc.get("id", doc.get("document_id")) if isinstance(doc, dict) else None
+        if confirmed_cover:
+            if self.to_confirm:
+                self.to_confirm.popleft()
+        elif doc_id is not None:
+            self.next_document = int(doc_id)  # the next Scan / Continue puts pages into it
+        show_ok(self.message, bi("ACR फ़ाइल की पुष्टि हुई", "ACR file confirmed") +
+                f": {self.index.code.text()} {self.index.period.text()}")
+        self._show_next_file()
+        if self.to_confirm:
+            self.index.confirm_button.setFocus()
+        else:
+            self.index.search.setFocus()
+
+    def _index_failed(self, err: BaseException) -> None:
+        self.index.confirm_button.setEnabled(True)
+        show_error(self.message, err)
+
+    def _search_soon(self, _text: str) -> None:
+        self._search_timer.start()
+
+    def _search(self) -> None:
+        query = self.index.search.text().strip()
+        if len(query) < 2:
+            self.index.results.clear()
+            return
+        self.link.submit("roster_search", {"query": query, "limit": 8}, self._found, self._optional_failed)
+
+    def _found(self, rows: Any) -> None:
+        self.index.results.clear()
+        for r in rows or []:
+            names = " / ".join(n for n in (r.get("name_hi"), r.get("name_en")) if n)
+            item = QListWidgetItem(f"{r['employee_code']} · {names} · {r.get('rank', '')}")
+            item.setData(Qt.ItemDataRole.UserRole, r)
+            self.index.results.addItem(item)
+        if self.index.results.count():
+            self.index.results.setCurrentRow(0)
+
+    def _pick_first_result(self) -> None:
+        if self.index.results.count():
+            self._pick_result(self.index.results.item(0))
+
+    def _pick_result(self, item: QListWidgetItem) -> None:
+        row = item.data(Qt.ItemDataRole.UserRole) or {}
+        self.index.document_id = None
+        self.index.code.setText(str(row.get("employee_code", "")))
+        self.index.name.setText(" / ".join(n for n in (row.get("name_hi"), row.get("name_en")) if n))
+        self.index.period.setFocus()
+
+    # ------------------------------------------------------------------ closing the batch
+    def close_batch(self) -> None:
+        batch = self.batch or self.batch_name.text().strip()
+        if not batch:
+            return
+        if self.job is not None and self.job_state == "running":
+            show_error(self.message, RuntimeError(bi("पहले स्कैन रोकें", "stop the scan first")))
+            return
+        if self.to_confirm:
+            show_error(self.message, RuntimeError(bi("पहले सभी ACR फ़ाइलों की पुष्टि करें",
+                                                     "confirm every ACR file first")))
+            return
+        self.link.submit("close_batch", {"batch": batch}, self._closed, self._failed)
+
+    def _closed(self, _reply: Any) -> None:
+        if self.job is not None:
+            self.link.submit("scan_stop", {"job": self.job}, lambda r: None, lambda e: None)
+        show_ok(self.message, bi(f"बैच {self.batch_name.text()} बंद: सुपरवाइज़र के पास गया",
+                                 f"batch {self.batch_name.text()} closed: it goes to the supervisor"))
+        self.batch = ""
+        self.batch_name.clear()
+        self.refresh()
+
+    # ------------------------------------------------------------------ small things
+    def _update_buttons(self) -> None:
+        running = self.job is not None and self.job_state == "running"
+        self.scan_button.setEnabled(not running)
+        self.scan_button.setText((bi("और स्कैन करें", "Scan more") if self.job_state == "idle" and self.job
+                                  else bi("स्कैन करें", "Scan")) + "  [F5]")
+        self.stop_button.setEnabled(self.job is not None)
+        state = {"running": bi("स्कैन हो रहा है…", "scanning…"), "waiting": bi("स्कैनर की प्रतीक्षा", "waiting for "
+                 "the scanner"), "idle": bi("तैयार", "ready")}.get(self.job_state, "") if self.job else ""
+        self.state_label.setText(f"{self.batch} · {state}" if state else "")
+
+    def _failed(self, err: BaseException) -> None:
+        show_error(self.message, err)
+
+    def _optional_failed(self, err: BaseException) -> None:
+        if not _unknown_operation(err):  # an operation another part of the service does not offer yet
+            show_error(self.message, err)
+
+    def shown(self) -> None:
+        """The tab was shown: lists refreshed, a running scan followed again."""
+        self.refresh()
+        if self.job is not None:
+            self.timer.start()
+
+    def hidden(self) -> None:
+        self.timer.stop()
+
+    def reset(self) -> None:
+        """Someone signed out (or in): nothing of the last person's scan stays on the screen."""
+        self.timer.stop()
+        self.job, self.job_state, self.batch, self.since = None, "", "", 0
+        self.tiles.clear()
+        self.pages.clear()
+        self.tiles_view.clear()
+        self.to_confirm.clear()
+        self._thumb_queue.clear()
+        self.next_document = None
+        self._polling = False
+        self.thumbnails_offered = True
+        self.prompt.hide()
+        self.index.prefill(None, 0)
+        self.batch_name.clear()
+        self.rescans.clear()
+        self.message.setText("")
+        self._update_buttons()
+
+    def keyPressEvent(self, event: Any) -> None:
+        # Enter anywhere on the screen: Continue at a scanner prompt, else confirm the ACR file shown.
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.prompt.isVisible():
+                self.scan()
+                return
+            if self.to_confirm:
+                self.confirm()
+                return
+        super().keyPressEvent(event)
