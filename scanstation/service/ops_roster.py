@@ -1,9 +1,151 @@
-"""Service operations (issue 14) for the roster: search by code or name (Devanagari or Latin) and the
-index check at entry.
+"""Service operations (issue 14) for the roster: search by code or name (Devanagari or Latin), the index check
+at entry, indexing an ACR file, and OCR index suggestions matched against the roster.
+
+``roster_search`` {query, limit?} -> [{employee_code, name_hi, name_en, rank, unit, active, score, matched}]
+    READ_ROSTER (operator, supervisor, unit head).  Not audited: a screen searches as the operator types.
+``index_check`` {batch, employee_code, period, not_in_roster?, duplicate_reason?, document_id?}
+    -> {ok, refused: "not_in_roster"|"duplicate"|"bad_period"|None, message, flags, duplicates, employee, period}
+    Nothing is written: the operator's screen shows the answer before the file is created.
+``index_document`` {batch, document_id?, employee_code, period, not_in_roster?, duplicate_reason?, name?, rank?}
+    -> {document: {...}, flags, duplicates, employee}.  Without ``document_id`` the ACR file is created (or the
+    batch's file of that employee and period continued); with it the file is indexed again (the operator
+    confirming a cover sheet's or a suggestion's index, a supervisor correcting one).  Refusals are the
+    errors NotInRoster (27), DuplicateAcr (28), StateError (a bad period).
+``index_suggestions`` {batch, document_id} -> {suggestions, candidates, period, needs_confirmation: true}
+    The OCR's reading of the file's first pages and the roster people it points to; never applied.
+
+Permissions: INDEX with the batch's facts (an operator: their own batch in capture); for a batch that does
+not exist yet, SCAN (the operator's first ACR file creates it).  The logic lives in
+:mod:`scanstation.roster` (index_check, indexing, search, suggest).
 """
 
 from __future__ import annotations
 
-from scanstation.service.op_types import Operations
+from typing import TYPE_CHECKING, Any
 
-OPERATIONS: Operations = {}
+from scanstation.errors import DuplicateAcr, NotInRoster, StateError
+from scanstation.people.roles import Action
+from scanstation.service.op_types import Emit, Operations, int_arg, text_arg
+
+if TYPE_CHECKING:
+    from scanstation.service.core import Caller, StationService
+
+MAX_LIMIT = 50
+
+
+def _optional_text(a: dict[str, Any], key: str) -> str | None:
+    value = a.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StateError(f"request field '{key}' must be text")
+    return value
+
+
+def _station_for_index(s: StationService, c: Caller, batch: str) -> Any:
+    """The open station for indexing in ``batch``: INDEX with its facts, or SCAN when it does not exist yet."""
+    station = s.station(c, Action.STATUS)  # locked -> StationLocked before anything else
+    if station.store.batch(batch) is None:
+        return s.station(c, Action.SCAN)
+    return s.station(c, Action.INDEX, s.batch_facts(batch))
+
+
+def _document_of(station: Any, batch: str, doc_id: int) -> Any:
+    b = station.store.batch(batch)
+    docs = {d.id: d for d in station.store.documents(b.id)} if b is not None else {}
+    if doc_id not in docs:
+        raise StateError(f"no ACR file with id {doc_id} in batch '{batch}'")
+    return docs[doc_id]
+
+
+def _document_dict(d: Any) -> dict[str, Any]:
+    return {"id": d.id, "seq": d.seq, "employee_code": d.employee_code, "employee_name": d.employee_name,
+            "rank": d.rank, "acr_period": d.acr_period, "period_start": d.period_start, "period_end": d.period_end,
+            "not_in_roster": d.not_in_roster, "flags": list(d.flags), "duplicate_reason": d.duplicate_reason}
+
+
+def _op_roster_search(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.roster.search import search_roster
+
+    assert c is not None
+    limit = a.get("limit", 10)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise StateError(f"request field 'limit' must be a whole number from 1 to {MAX_LIMIT}")
+    station = s.station(c, Action.READ_ROSTER)
+    return [m.as_dict() for m in search_roster(station.store, text_arg(a, "query"), limit=limit)]
+
+
+def _op_index_check(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.roster.index_check import check_index
+    from scanstation.roster.indexing import check_entry
+
+    assert c is not None
+    batch = text_arg(a, "batch")
+    station = _station_for_index(s, c, batch)
+    code, period = text_arg(a, "employee_code"), text_arg(a, "period")
+    nir, dup = _optional_text(a, "not_in_roster"), _optional_text(a, "duplicate_reason")
+    try:
+        if a.get("document_id") is not None:
+            doc = _document_of(station, batch, int_arg(a, "document_id"))
+            check = check_index(station.store, employee_code=code, period=period, batch_id=doc.batch_id,
+                                exclude_document=doc.id, not_in_roster=nir, duplicate_reason=dup)
+        else:
+            check, _continued = check_entry(station.store, batch, employee_code=code, period=period,
+                                            not_in_roster=nir, duplicate_reason=dup)
+    except (NotInRoster, DuplicateAcr, StateError) as e:
+        refused = ("not_in_roster" if isinstance(e, NotInRoster) else "duplicate" if isinstance(e, DuplicateAcr)
+                   else "bad_period")
+        return {"ok": False, "refused": refused, "message": e.message, "flags": [], "duplicates": [],
+                "employee": None, "period": None}
+    return {"ok": True, "refused": None, "message": "", "flags": check.flags,
+            "duplicates": [d.as_dict() for d in check.duplicates],
+            "employee": check.employee.as_dict() if check.employee is not None else None,
+            "period": check.period.as_dict()}
+
+
+def _op_index_document(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.roster.indexing import check_entry, open_checked_document, reindex_document
+
+    assert c is not None
+    batch = text_arg(a, "batch")
+    station = _station_for_index(s, c, batch)
+    code, period = text_arg(a, "employee_code"), text_arg(a, "period")
+    nir, dup = _optional_text(a, "not_in_roster"), _optional_text(a, "duplicate_reason")
+    name, rank = _optional_text(a, "name") or "", _optional_text(a, "rank") or ""
+    if a.get("document_id") is not None:
+        doc = _document_of(station, batch, int_arg(a, "document_id"))
+        check = reindex_document(station.store, doc.id, c.name, employee_code=code, period=period,
+                                 not_in_roster=nir, duplicate_reason=dup, employee_name=name, rank=rank)
+        doc = station.store.document(doc.id)
+    else:
+        check, _continued = check_entry(station.store, batch, employee_code=code, period=period,
+                                        not_in_roster=nir, duplicate_reason=dup)
+        doc = open_checked_document(station, batch, check, operator=c.name, employee_name=name, rank=rank)
+    return {"document": _document_dict(doc), "flags": check.flags,
+            "duplicates": [d.as_dict() for d in check.duplicates],
+            "employee": check.employee.as_dict() if check.employee is not None else None}
+
+
+def _op_index_suggestions(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.ocr.index_suggestions import suggest_index
+    from scanstation.roster.suggest import roster_candidates
+
+    assert c is not None
+    batch = text_arg(a, "batch")
+    station = s.station(c, Action.INDEX, s.batch_facts(batch))
+    doc = _document_of(station, batch, int_arg(a, "document_id"))
+    texts = []
+    for p in station.store.document_pages(doc.id)[:3]:
+        if p.ocr_object and p.ocr_sha256:
+            texts.append(station.vault.get(p.ocr_object, p.ocr_sha256).decode("utf-8", errors="replace"))
+    result = roster_candidates(station.store, suggest_index(texts))
+    result["pages_read"] = len(texts)
+    return result
+
+
+OPERATIONS: Operations = {
+    "roster_search": (_op_roster_search, True),
+    "index_check": (_op_index_check, True),
+    "index_document": (_op_index_document, True),
+    "index_suggestions": (_op_index_suggestions, True),
+}
