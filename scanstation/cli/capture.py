@@ -146,10 +146,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         driver = get_driver(args.device, tmp_dir=station.ramdir.path)
         if args.source is None and profile is None:
             settings = _default_source_for(driver, args.device, settings)
+        _check_placement(station, args)
         report = station.capture(
             args.batch, driver, args.device, settings, cancel=cancel, document=_document(station, args, who),
             operator=who, separators=True if profile is None else profile.separators,
         )
+        _place(station, args, report, who)
         return _finish_capture(station, report, wait_ocr=not args.no_wait)
 
 
@@ -162,11 +164,44 @@ def cmd_import(args: argparse.Namespace) -> int:
         files = [client_path(f) for f in args.files]
         driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
         settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=args.resolution or 300)
+        _check_placement(station, args)
         report = station.capture(
             args.batch, driver, "import", settings, cancel=CancelToken(), document=_document(station, args, who),
             operator=who,
         )
+        _place(station, args, report, who)
         return _finish_capture(station, report, wait_ocr=not args.no_wait)
+
+
+def _check_placement(station: Any, args: argparse.Namespace) -> None:
+    """--replace-page / --insert-before: the page named exists and its batch takes rescans, before capture."""
+    seq = args.replace_page if args.replace_page is not None else args.insert_before
+    if seq is None:
+        return
+    if getattr(args, "employee", None):
+        raise ConfigError("--replace-page and --insert-before put pages into the ACR file of the page named: "
+                          "--employee does not go with them")
+    from scanstation.verify.core import check_placement
+
+    check_placement(station, args.batch, seq)
+
+
+def _place(station: Any, args: argparse.Namespace, report: Any, who: str) -> None:
+    """Put the rescan where the supervisor asked (the pages are stored whatever happens here)."""
+    from scanstation.verify import core
+
+    if args.replace_page is not None:
+        if len(report.acknowledged) != 1:
+            raise StateError(f"--replace-page {args.replace_page} takes exactly one page and "
+                             f"{len(report.acknowledged)} were captured (kept as page(s) "
+                             f"{', '.join(map(str, report.acknowledged)) or 'none'} of the batch, in no ACR file's "
+                             "place): delete the extra ones in verification, or scan again")
+        core.replace_page(station, args.batch, args.replace_page, report.acknowledged[0], who)
+        say(f"page {report.acknowledged[0]} replaces page {args.replace_page} of batch {args.batch}")
+    elif args.insert_before is not None and report.acknowledged:
+        core.insert_before(station, args.batch, args.insert_before, list(report.acknowledged), who)
+        say(f"page(s) {', '.join(map(str, report.acknowledged))} inserted before page {args.insert_before} "
+            f"of batch {args.batch}")
 
 
 def _finish_capture(station: Any, report: Any, wait_ocr: bool) -> int:
@@ -200,6 +235,12 @@ def _add_index_options(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--name", help="employee name (only for a code not in the roster; else the roster's)")
     g.add_argument("--rank", help="rank (only for a code not in the roster; else the roster's)")
     sp.add_argument("--no-wait", action="store_true", help="return after capture; OCR resumes on next start")
+    r = sp.add_argument_group("rescans asked for in verification (scanstation rescans)").add_mutually_exclusive_group()
+    r.add_argument("--replace-page", type=int, metavar="SEQ",
+                   help="capture exactly one page that replaces page SEQ in its ACR file and position (the old "
+                   "page is kept, never uploaded)")
+    r.add_argument("--insert-before", type=int, metavar="SEQ",
+                   help="the captured pages go into page SEQ's ACR file, before it (a missing page)")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -157,7 +157,7 @@ def _reindex(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -
     station = authorized(s, caller, Action.VERIFY, batch)
     doc_id = int_arg(a, "document_id")
     core.reindex(station, batch, doc_id, text_arg(a, "employee_code"), text_arg(a, "period"),
-                 _opt_text(a, "not_in_roster"), caller.name)
+                 _opt_text(a, "not_in_roster"), caller.name, duplicate_reason=_opt_text(a, "duplicate_reason"))
     return _document(station, doc_id)
 
 

@@ -230,6 +230,31 @@ def replace_page(station: Any, batch_name: str, old_seq: int, new_seq: int, acto
     return store.page(new.id)
 
 
+def check_placement(station: Any, batch_name: str, seq: int) -> Page:
+    """Before a rescan is captured: page ``seq`` exists, is live, is filed, and its batch is in capture."""
+    batch = find_batch(station, batch_name)
+    if batch.state not in CAPTURE_STATES:
+        raise StateError(f"batch '{batch.name}' is {batch.state.value}: rescans go into a batch in capture "
+                         "(returned by the supervisor)")
+    page: Page = station.store.page_by_seq(batch.id, seq)
+    if not page.live:
+        raise StateError(f"page {seq} of batch '{batch.name}' was already "
+                         + ("replaced by a rescan" if page.replaced_by is not None else "deleted"))
+    return page
+
+
+def insert_before(station: Any, batch_name: str, before_seq: int, new_seqs: list[int], actor: str) -> None:
+    """The operator's pages ``new_seqs`` (just captured) go into page ``before_seq``'s ACR file, before it."""
+    before = check_placement(station, batch_name, before_seq)
+    if before.document_id is None:
+        raise StateError(f"page {before_seq} is in no ACR file: nothing to insert into")
+    store = station.store
+    for seq in new_seqs:
+        page = store.page_by_seq(before.batch_id, seq)
+        position = store.page(before.id).position or 1
+        store.place_page(page, before.document_id, position, actor, action="page.insert", verifying=False)
+
+
 def split_document(station: Any, batch_name: str, document_id: int, at_seq: int, actor: str) -> int:
     batch = find_batch(station, batch_name)
     _verifiable(batch)
@@ -244,10 +269,11 @@ def merge_documents(station: Any, batch_name: str, document_id: int, into: int, 
 
 
 def reindex(station: Any, batch_name: str, document_id: int, employee_code: str, period: str,
-            not_in_roster: str | None, actor: str) -> None:
+            not_in_roster: str | None, actor: str, *, duplicate_reason: str | None = None) -> None:
     """A supervisor corrects an ACR file's index during verification: checked against the roster again
     (:func:`scanstation.roster.index_check.check_index`, which raises NotInRoster, DuplicateAcr or
-    StateError), stored with its new flags; the file's flag verdicts are cleared (judged again)."""
+    StateError unless a reason is given), stored with its new flags; the file's flag verdicts are cleared
+    (its flags are judged again).  This is verifying, not capturing: the supervisor may still approve."""
     from scanstation.roster.index_check import check_index
 
     batch = find_batch(station, batch_name)
@@ -256,36 +282,13 @@ def reindex(station: Any, batch_name: str, document_id: int, employee_code: str,
     doc = store.document_row(document_id)
     if doc.batch_id != batch.id:
         raise StateError(f"ACR file {document_id} is not part of batch '{batch.name}'")
+    if doc.removed:
+        raise StateError(f"ACR file {doc.seq} was removed ({doc.removed})")
     result = check_index(store, employee_code=employee_code, period=period, not_in_roster=not_in_roster,
-                         batch_id=batch.id, exclude_document=document_id)
-    employee = result.employee
-    label, start, end = _period_parts(result.period)
+                         batch_id=batch.id, exclude_document=document_id, duplicate_reason=duplicate_reason)
     store.mark_verifying(batch.id, actor)
-    store.set_document_index(
-        document_id, actor, employee_code=employee_code,
-        employee_name=_employee_name(employee), rank=str(getattr(employee, "rank", "") or ""),
-        acr_period=label, period_start=start, period_end=end, not_in_roster=not_in_roster or "",
-        flags=list(result.flags))
+    store.set_document_index(document_id, actor, **result.index_fields())
     store.clear_flag_verdicts(document_id, actor)
-
-
-def _period_parts(period: Any) -> tuple[str, str | None, str | None]:
-    """(label, start, end) of check_index's period, whether a tuple or an object with those fields."""
-    if isinstance(period, tuple):
-        label, start, end = period
-    else:
-        label, start, end = period.label, period.start, period.end
-    return str(label), None if start is None else str(start), None if end is None else str(end)
-
-
-def _employee_name(employee: Any) -> str:
-    if employee is None:
-        return ""
-    for attr in ("name_en", "name_hi", "name"):
-        value = getattr(employee, attr, "") or (employee.get(attr, "") if isinstance(employee, dict) else "")
-        if value:
-            return str(value)
-    return ""
 
 
 # ---------------------------------------------------------------------------------------------- views
