@@ -116,6 +116,9 @@ def event_printer(quiet: bool = False) -> Callable[[str, dict[str, Any]], None]:
             say(f"already stored, skipped: {data['label'] or data['source_key']}")
         elif kind == "input_rejected":
             warn(f"rejected {data['input']}: {data['reason']}")
+        elif kind == "index_flagged":  # a cover sheet's index the roster check could not accept (docs/roster.md)
+            warn(f"cover sheet {data['label']}: ACR file {data['employee_code']} {data['acr_period']} flagged "
+                 f"{', '.join(data['flags'])} for the supervisor: {data['problem']}")
         elif kind == "page_ocr_failed" and data.get("final"):
             warn(f"OCR failed for page id {data['page_id']} (kept, flagged 'ocr_failed'): {data['error']}")
         elif kind == "page_error":
