@@ -35,13 +35,11 @@ from .qt import (
     QFrame,
     QHBoxLayout,
     QIcon,
-    QKeySequence,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPainter,
     QPixmap,
-    QShortcut,
     QSize,
     Qt,
     QTimer,
@@ -298,11 +296,12 @@ class OperatorScreen(QWidget):
         self._search_timer.setInterval(250)
         self._search_timer.timeout.connect(self._search)
         self._profiles: list[dict[str, Any]] = []
-        for keys, slot in (("F5", self.scan), ("F8", self.stop), ("F9", self.close_batch),
-                           ("Ctrl+R", self.refresh), ("Ctrl+F", self.index.search.setFocus)):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        # The screen's keys, handled in keyPressEvent (a key a field does not use comes up to the screen)
+        self.keys: dict[tuple[Qt.Key, bool], Any] = {
+            (Qt.Key.Key_F5, False): self.scan, (Qt.Key.Key_F8, False): self.stop,
+            (Qt.Key.Key_F9, False): self.close_batch, (Qt.Key.Key_R, True): self.refresh,
+            (Qt.Key.Key_F, True): self.index.search.setFocus,
+        }
         self._update_buttons()
 
     # ------------------------------------------------------------------ lists: scanners, profiles, batches, rescans
@@ -673,6 +672,11 @@ class OperatorScreen(QWidget):
         self._update_buttons()
 
     def keyPressEvent(self, event: Any) -> None:
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        action = self.keys.get((Qt.Key(event.key()), ctrl))
+        if action is not None:
+            action()
+            return
         # Enter anywhere on the screen: Continue at a scanner prompt, else confirm the ACR file shown.
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             if self.prompt.isVisible():

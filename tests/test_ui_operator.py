@@ -1,0 +1,212 @@
+"""The operator's screen (issue 14, item 4), driven offscreen against a real station service and real scanners.
+
+The kiosk window talks to a :class:`~scanstation.service.core.StationService` in this process (a
+LocalConnection) on a station made by the real CLI.  Pages come from SANE's virtual back ends
+(tests/sane_env.py): ``pnm`` scans whatever PNM file its ``filename`` option names, one sheet per scan
+like a flatbed, so the test puts QR cover sheets (rendered by :func:`render_cover_sheet`) and pages "on
+the glass" one after the other; ``test`` feeds ten sheets and jams on the fourth when told to.  The
+roster is imported with the real CLI, so the cover sheets' ACR files come up with the roster's names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PIL import Image, ImageDraw
+
+from scanstation.capture.cover_sheets import CoverInfo, render_cover_sheet
+from scanstation.config import load_config
+from scanstation.service.client import LocalConnection
+from scanstation.service.core import StationService
+
+from .sane_env import sane_test_env
+from .stationkit import PASSWORD, StationEnv, make_station
+
+WAIT = 120_000  # ms: SANE workers, cleaning and a shared machine
+ROSTER = ("Employee Code,Name (Hindi),Name (English),Rank,Unit\n"
+          "EMP-1001,आशा वर्मा,Asha Verma,Inspector,Test Unit\n"
+          "EMP-1002,राहुल सिंह,Rahul Singh,Sub-Inspector,Test Unit\n")
+
+
+def _profiles(glass: Path) -> str:
+    return f"""
+[profiles.glass]
+description = "the SANE pnm back end: one sheet per scan, like a flatbed"
+source = "flatbed"
+mode = "gray"
+resolution = 300
+page_size = "max"
+options = ["filename={glass}"]
+
+[profiles.feeder-jams]
+description = "the SANE test back end's feeder, jamming on the 4th sheet"
+source = "adf"
+mode = "gray"
+resolution = 75
+separators = false
+options = ["page4:read-return-value=SANE_STATUS_JAMMED"]
+"""
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
+    root = tmp_path_factory.mktemp("operator")
+    st = make_station(root / "st", extra_env=sane_test_env(root),
+                      extra_config="enabled = false\n" + _profiles(root / "glass.pnm"))
+    roster = root / "roster.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    st.run("roster", "import", str(roster), check=True)
+    return st
+
+
+@pytest.fixture
+def service(station: StationEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[StationService]:
+    for key, value in sane_test_env(station.root.parent).items():
+        monkeypatch.setenv(key, value)  # inherited by the SANE worker processes
+    svc = StationService(load_config(station.config))
+    head = svc.sign_in("head", PASSWORD)
+    svc.unlock(head, PASSWORD)
+    yield svc
+
+
+@pytest.fixture
+def window(station: StationEnv, service: StationService, qtbot: Any) -> Any:
+    """The kiosk, signed in as the operator, on the Scan tab."""
+    from ui.service_link import ServiceLink
+    from ui.shell import StationWindow
+
+    link = ServiceLink(LocalConnection(service), in_process=True)  # closes the service with the window
+    win = StationWindow(load_config(station.config), link=link)
+    qtbot.addWidget(win)
+    win.resize(1366, 768)
+    win.show()
+    win.sign_in.name.setText("op")
+    win.sign_in.password.setText(PASSWORD)
+    win.sign_in.button.click()
+    qtbot.waitUntil(lambda: win.stack.currentWidget() is win.work, timeout=WAIT)
+    assert win.tabs.currentWidget() is win.operator
+    screen = win.operator
+    qtbot.waitUntil(lambda: screen.scanner.findData("pnm:0") >= 0 and screen.profile.count() >= 3, timeout=WAIT)
+    return win
+
+
+def _press(qtbot: Any, widget: Any, key: Any) -> None:
+    from ui.qt import Qt
+
+    qtbot.keyClick(widget, getattr(Qt.Key, key))
+
+
+def _press_ctrl_r(qtbot: Any, widget: Any) -> None:
+    from ui.qt import Qt
+
+    qtbot.keyClick(widget, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+
+
+def _on_glass(path: Path, image: Image.Image) -> None:
+    """Put a sheet on the pnm back end's glass (a binary PGM it reads at the next scan)."""
+    image.convert("L").save(path, format="PPM")
+
+
+def _page(text: str) -> Image.Image:
+    img = Image.new("L", (2480, 3508), 255)
+    draw = ImageDraw.Draw(img)
+    for i in range(30):
+        draw.text((200, 300 + 90 * i), f"{text} line {i}: annual confidential report", fill=0)
+    return img
+
+
+def _scan_and_wait(qtbot: Any, screen: Any) -> None:
+    _press(qtbot, screen, "Key_F5")
+    qtbot.waitUntil(lambda: screen.job is not None and screen.job_state == "running", timeout=WAIT)
+    qtbot.waitUntil(lambda: screen.job_state in ("idle", "waiting"), timeout=WAIT)
+
+
+def _connect(service: StationService, name: str) -> LocalConnection:
+    conn = LocalConnection(service, owns_service=False)
+    conn.token = conn.call("sign_in", name=name, password=PASSWORD)["token"]
+    return conn
+
+
+def test_cover_sheets_split_files_prefilled_one_key_each(window: Any, station: StationEnv, qtbot: Any,
+                                                         service: StationService) -> None:
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    assert "cover sheets ✓" in screen.profile_note.text() and "never dropped" in screen.profile_note.text()
+    screen.batch_name.setText("OPUI1")
+
+    for code, period, name in (("EMP-1001", "2019-20", "Asha Verma"), ("EMP-1002", "2020-21", "Rahul Singh")):
+        _on_glass(glass, render_cover_sheet(CoverInfo(code, period, "Test Unit", "")))
+        _scan_and_wait(qtbot, screen)
+        # the cover sheet opened a new ACR file, prefilled from the sheet and the roster
+        qtbot.waitUntil(lambda: bool(screen.to_confirm), timeout=WAIT)
+        assert screen.index.code.text() == code and screen.index.period.text() == period
+        assert name in screen.index.name.text()
+        assert "cover sheet" in screen.index.title.text()
+        _on_glass(glass, _page(f"{code} page"))
+        _scan_and_wait(qtbot, screen)
+        # one keystroke: Enter confirms the file
+        _press(qtbot, screen, "Key_Return")
+        qtbot.waitUntil(lambda: not screen.to_confirm, timeout=WAIT)
+        assert "confirmed" in screen.message.text(), screen.message.text()
+
+    assert sorted(screen.tiles) == [1, 2]  # two pages; the cover sheets were not stored as pages
+    sup = _connect(service, "sup")
+    qtbot.waitUntil(lambda: all(p["state"] == "processed" for p in screen.pages.values()), timeout=WAIT)
+    # thumbnails replace the drawn tiles once the pages are cleaned (H2's page_thumbnail)
+    qtbot.waitUntil(lambda: all(p.get("thumb") == "shown" for p in screen.pages.values()), timeout=WAIT)
+
+    # F9: the batch goes to the supervisor; the files are split and indexed as the sheets said
+    _press(qtbot, screen, "Key_F9")
+    qtbot.waitUntil(lambda: "closed" in screen.message.text(), timeout=WAIT)
+    detail = sup.call("batch_detail", batch="OPUI1")
+    assert detail["state"] == "closed"
+    files = sorted(detail["documents"], key=lambda d: d["seq"])
+    assert [(d["employee_code"], d["acr_period"]) for d in files] == [("EMP-1001", "2019-20"),
+                                                                     ("EMP-1002", "2020-21")]
+    assert "Asha Verma" in files[0]["employee_name"] or "आशा" in files[0]["employee_name"]
+    by_file = {p["seq"]: p["document_id"] for p in detail["pages"]}
+    assert by_file == {1: files[0]["id"], 2: files[1]["id"]}
+
+    # the supervisor asks for a rescan and returns the batch: it is on the operator's list
+    sup.call("review", batch="OPUI1", seq=2, verdict="rescan", reason="illegible")
+    sup.call("return_batch", batch="OPUI1", reason="page 2 is illegible")
+    _press_ctrl_r(qtbot, screen)
+    qtbot.waitUntil(lambda: screen.rescans.count() == 1, timeout=WAIT)
+    assert "OPUI1" in screen.rescans.item(0).text() and "illegible" in screen.rescans.item(0).text()
+    qtbot.waitUntil(lambda: screen.resume_list.findData("OPUI1") >= 0, timeout=WAIT)
+    assert "returned" in screen.resume_list.itemText(screen.resume_list.findData("OPUI1"))
+
+
+def test_jam_shown_in_both_languages_and_resumed(window: Any, qtbot: Any) -> None:
+    screen = window.operator
+    qtbot.waitUntil(lambda: screen.scanner.findData("test:0") >= 0, timeout=WAIT)
+    screen.scanner.setCurrentIndex(screen.scanner.findData("test:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("feeder-jams"))
+    screen.batch_name.setText("OPUI2")
+    _scan_and_wait(qtbot, screen)
+    assert screen.job_state == "waiting"
+    assert screen.prompt.isVisible()
+    assert "कागज़ फँस गया है" in screen.prompt.hindi.text()  # Hindi ...
+    assert "Paper jam" in screen.prompt.english.text()  # ... and English
+    assert "3 page(s) of this run kept" in screen.prompt.detail.text()
+    assert sorted(screen.tiles) == [1, 2, 3]
+    # fixed: Enter continues (the Continue button has the focus; Enter anywhere on the screen does too)
+    _press(qtbot, screen, "Key_Return")
+    qtbot.waitUntil(lambda: not screen.prompt.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: screen.job_state == "idle", timeout=WAIT)
+    assert sorted(screen.tiles) == list(range(1, 14))  # the kept three, then the feeder's ten
+    assert "Scan more" in screen.scan_button.text()
+    _press(qtbot, screen, "Key_F8")
+    qtbot.waitUntil(lambda: screen.job is None, timeout=WAIT)
+    assert "stopped" in screen.message.text()
