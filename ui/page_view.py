@@ -56,7 +56,7 @@ class DecodedPage:
 def decode_page(key: tuple[Any, ...], data: bytes, width: int, *, keep_full: bool,
                 source_width: int = 0) -> DecodedPage:
     """PNG bytes to a DecodedPage (worker thread: QImage is safe off the UI thread, QPixmap is not)."""
-    image = QImage.fromData(data, b"PNG")
+    image = QImage.fromData(data)
     if image.isNull():
         raise ValueError(f"page image {key!r} is not a readable PNG ({len(data)} bytes)")
     fitted = image if image.width() <= width else image.scaledToWidth(

@@ -156,7 +156,7 @@ class AssemblyTree(QTreeWidget):
     def has_thumbnail(self, seq: int) -> bool:
         return seq in self._icons
 
-    def reset(self) -> None:
+    def forget_all(self) -> None:
         self.clear()
         self._pages.clear()
         self._files.clear()

@@ -83,7 +83,7 @@ KEYMAP: list[tuple[tuple[Any, ...], Any, str, str, str]] = [
     ((K.Key_PageDown,), ALT, "to_next_file", "पृष्ठ अगली फ़ाइल में", "move page to the next file"),
     ((K.Key_M,), NONE, "move_to", "पृष्ठ किसी फ़ाइल में", "move page to a file…"),
     ((K.Key_S,), NONE, "split", "यहाँ से नई फ़ाइल", "split: a new file from this page"),
-    ((K.Key_J,), NONE, "merge", "फ़ाइल पिछली में जोड़ें", "merge this file into the previous one"),
+    ((K.Key_J,), NONE, "merge", "फ़ाइल दूसरी में जोड़ें", "merge this file into another (join)…"),
     ((K.Key_I,), NONE, "reindex", "फ़ाइल का सूचकांक बदलें", "re-index this file…"),
     ((K.Key_F,), NONE, "accept_flags", "फ़ाइल के चिह्न स्वीकार", "accept this file's flags"),
     ((K.Key_F,), SHIFT, "reject_flags", "फ़ाइल के चिह्न अस्वीकार", "reject this file's flags (reason)"),
@@ -551,7 +551,7 @@ class VerifyScreen(QWidget):
         self.order = []
         self.seq = None
         self.cache.clear()
-        self.tree.reset()
+        self.tree.forget_all()
         self._thumb_queue = []
         self.view.show_page(None)
         self.ocr.clear()
@@ -781,7 +781,7 @@ class VerifyScreen(QWidget):
         def done(data: Any) -> None:
             self._thumb_loading = False
             if batch == self.batch and isinstance(data, bytes | bytearray):
-                image = QImage.fromData(bytes(data), b"PNG")
+                image = QImage.fromData(bytes(data))
                 if not image.isNull():
                     self.tree.set_thumbnail(seq, image)
             self._next_thumbnail()
@@ -1052,12 +1052,23 @@ class VerifyScreen(QWidget):
                                                      "file split: check the new file's index (I)")), self._failed)
 
     def _do_merge(self) -> None:
-        doc, previous = self.current_doc(), self._neighbour_doc(-1)
-        if doc is None or previous is None:
-            show_error(self.message, ValueError("no earlier ACR file to merge this one into"))
+        """J: this file's pages go to the end of another file (chosen; the one before it is offered first)."""
+        doc = self.current_doc()
+        others = [d for d in self.detail.get("documents", []) if doc is not None and d["id"] != doc["id"]]
+        if doc is None or not others:
+            show_error(self.message, ValueError("no other ACR file to merge this one into"))
             return
-        self.link.submit("merge_documents", {"batch": self.batch, "document_id": doc["id"], "into": previous},
-                         lambda _r: self._changed(bi("फ़ाइलें जोड़ी गईं", "files merged")), self._failed)
+        previous = self._neighbour_doc(-1)
+        index = next((i for i, d in enumerate(others) if d["id"] == previous), 0)
+
+        def merge(i: int) -> None:
+            self.link.submit("merge_documents", {"batch": self.batch, "document_id": doc["id"],
+                                                 "into": others[i]["id"]},
+                             lambda _r: self._changed(bi("फ़ाइलें जोड़ी गईं", "files merged")), self._failed)
+
+        self._choice_action = merge
+        self.choice_panel.open(bi(f"ACR {doc['seq']} किस फ़ाइल में जोड़ें?", f"Merge ACR file {doc['seq']} into…"),
+                               [self._doc_label(d) for d in others], index)
 
     def _do_reindex(self) -> None:
         doc = self.current_doc()
