@@ -303,7 +303,42 @@ def test_every_action_by_key_and_approval_only_after_every_page_was_shown(screen
     assert link.call("batch_detail", batch="V1")["state"] == "verified"
 
 
-def test_zoom_pan_and_the_help_rows() -> None:
+def test_zoom_and_pan_on_a_300_dpi_page(qtbot: Any) -> None:
+    import io
+
+    from ui.page_view import ACTUAL, DOUBLE, FIT_WIDTH, PageView, decode_page
+
+    buf = io.BytesIO()
+    render_acr_page(PageSpec(seed=7, page_no=1, dpi=300)).image.save(buf, format="PNG")
+    view = PageView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    page = decode_page(("full", "B", 1, 0, view.fit_width()), buf.getvalue(), view.fit_width(), keep_full=True)
+    assert page.full is not None and page.full.width() >= 2400  # A4 at 300 dpi
+    assert page.fitted.width() == view.fit_width()  # scaled off the UI thread, smooth transform
+    view.show_page(page)
+    assert view.item.pixmap().width() == view.fit_width() and view.transform().m11() == 1.0
+    assert view.horizontalScrollBar().maximum() == 0  # fit-width: nothing to pan sideways
+    view.set_zoom(ACTUAL)
+    assert view.item.pixmap().width() == page.full.width() and view.transform().m11() == 1.0
+    view.pan(300, 500)
+    assert view.horizontalScrollBar().value() > 0 and view.verticalScrollBar().value() > 0
+    view.set_zoom(DOUBLE)
+    assert view.transform().m11() == 2.0
+    view.set_zoom(FIT_WIDTH)
+    assert view.item.pixmap().width() == view.fit_width()
+    # a preview (no full image yet) at 100 % is scaled to the page's real size
+    preview = decode_page(("preview", "B", 1, 0, 400), buf.getvalue(), 400, keep_full=False,
+                          source_width=page.full.width())
+    view.show_page(preview)
+    view.set_zoom(ACTUAL)
+    assert abs(view.transform().m11() * preview.fitted.width() - page.full.width()) < 1
+    with pytest.raises(ValueError, match="not a readable PNG"):
+        decode_page(("full", "B", 2, 0, 400), b"not a png", 400, keep_full=True)
+
+
+def test_the_help_lists_every_action() -> None:
     from ui.verify import KEYMAP, help_rows
 
     actions = {a for _k, _m, a, _h, _e in KEYMAP}

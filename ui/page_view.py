@@ -161,6 +161,9 @@ class PageView(QGraphicsView):
         self.setBackgroundBrush(QColor("#5a5a5a"))
         self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys belong to the verification screen
+        # a portrait page at fit-width is always taller than the view: a vertical bar that is always there
+        # keeps the viewport's width (and so the fit width) from changing when it appears
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.zoom = FIT_WIDTH
         self.page: DecodedPage | None = None
         self._shown_key: tuple[Any, ...] | None = None
@@ -172,7 +175,7 @@ class PageView(QGraphicsView):
     # ------------------------------------------------------------------ what is shown
     def fit_width(self) -> int:
         """The width a page is scaled to at fit-width: the viewport less the scroll bar's room."""
-        return max(200, self.viewport().width() - 4)
+        return max(200, self.viewport().width())
 
     def mark(self) -> None:
         """Start the clock for the next ``painted`` (a keypress)."""
