@@ -134,7 +134,7 @@ def test_approve_needs_every_page_shown_to_the_approver_and_judged_never_the_ope
         detail = d.detail("A")
         assert (detail["seen"], detail["total"], detail["blockers"], detail["can_approve"]) == (3, 3, [], True)
 
-        with pytest.raises(PermissionDenied, match="sup .supervisor. may not approve batch A"):
+        with pytest.raises(PermissionDenied, match=r"sup \(supervisor\) may not approve batch A"):
             d.call("sup", "approve", batch="A")  # the batch's own operator (it captured every page)
         with pytest.raises(PermissionDenied):
             d.call("head", "approve", batch="A")  # the unit head signs, never approves
