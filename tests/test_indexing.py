@@ -105,7 +105,7 @@ def _file(store: Any, batch: str, code: str, period: str, **reasons: str) -> Any
 
 
 def test_code_not_in_roster(store: Any) -> None:
-    with pytest.raises(NotInRoster, match="employee code X-1 is not in the roster .*3 active people") as e:
+    with pytest.raises(NotInRoster, match=r"employee code X-1 is not in the roster .*3 active people") as e:
         check_index(store, employee_code="x-1", period="2019-20", today=TODAY)
     assert e.value.exit_code == 27
     check = check_index(store, employee_code="X-1", period="2019-20", not_in_roster="transferred in", today=TODAY)
