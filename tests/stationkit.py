@@ -56,6 +56,17 @@ class StationEnv:
             raise AssertionError(f"scanstation {cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def roster(self, *codes: str, names: dict[str, str] | None = None, user: str = "sup") -> None:
+        """Import a roster naming these employee codes (``names``: code -> name, in either script; default
+        "Person CODE"): ``--employee`` refuses a code the roster lacks, and files take the roster's name.
+        A later call replaces the roster (people left out are kept, inactive)."""
+        names = names or {}
+        f = self.root / "roster.csv"
+        f.write_text("Employee Code,Name,Rank,Unit\n"
+                     + "".join(f"{code},{names.get(code, f'Person {code}')},SI,Test Unit\n" for code in codes),
+                     encoding="utf-8")
+        self.run("roster", "import", str(f), "--user", user, check=True)
+
     def verify(self, batch: str, *, closed_by: str = "sup", verifier: str = "sup2") -> None:
         """Take a scanned batch to VERIFIED the way a station does: ``closed_by`` (who scanned it) closes it,
         ``verifier`` gives every live page the verdict ok (scripted QC) and approves it."""

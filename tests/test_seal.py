@@ -27,8 +27,10 @@ def _import_file(st: StationEnv, tmp_path: Path, batch: str, employee: str, seed
 def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationEnv, Path, dict]:
     tmp = tmp_path_factory.mktemp("seal")
     st = make_station(tmp / "st")
+    st.roster("E100", "E200", names={"E100": "राम कुमार"})
     _import_file(st, tmp, "B1", "E100", [11, 11])
     _import_file(st, tmp, "B1", "E200", [12])
+    st.verify("B1")  # nothing is sealed unverified
     proc = st.run("seal", "--batch", "B1", check=True)
     pkg = Path(proc.stdout.split("sealed batch B1: ")[1].split(" (")[0])
     return st, pkg, json.loads(st.run("status", "--json", check=True).stdout)
@@ -90,13 +92,19 @@ def test_package_objects_are_not_readable_with_station_key_alone(sealed: tuple[S
         key.decrypt(ct)
 
 
-def test_unseal_returns_batch_to_scanning_and_reseal_keeps_uid(tmp_path: Path) -> None:
+def test_unseal_returns_batch_to_its_operator_and_reseal_keeps_uid(tmp_path: Path) -> None:
     st = make_station(tmp_path / "st")
+    st.roster("E900", "E901")
     _import_file(st, tmp_path, "B9", "E900", [91])
+    st.verify("B9")
     first = st.run("seal", "--batch", "B9", check=True).stdout
     st.run("unseal", "--batch", "B9", check=True)
     assert not list((st.data_dir / "outbox").glob("*.pkg"))
-    _import_file(st, tmp_path, "B9", "E901", [92])  # scanning again: pages may be added
+    status = json.loads(st.run("status", "--batch", "B9", "--json", check=True).stdout)
+    assert status["batches"][0]["state"] == "returned"
+    assert st.run("seal", "--batch", "B9").returncode == 7  # verified again first
+    _import_file(st, tmp_path, "B9", "E901", [92])  # returned: pages may be added
+    st.verify("B9")
     second = st.run("seal", "--batch", "B9", check=True).stdout
     uid = lambda out: out.split("outbox/")[1].split(".pkg")[0]  # noqa: E731
     assert uid(first) == uid(second)  # one batch, one uid: the portal refuses a second, different package
@@ -121,8 +129,11 @@ def test_sealing_waits_for_its_own_batch_only(tmp_path: Path) -> None:
     from scanstation.seal.sealing import seal_batch
 
     st = make_station(tmp_path / "st")
+    st.roster("E300", "E400")
     _import_file(st, tmp_path, "A1", "E300", [31])
     _import_file(st, tmp_path, "B2", "E400", [41])
+    st.verify("A1")
+    st.verify("B2")
     config, key = st.unlock()
     with Station(config, key) as station:
         assert station.wait_idle(include_ocr=True, timeout=300)
