@@ -44,6 +44,7 @@ def test_users_commands_and_the_configuration_audit(tmp_path: Path) -> None:
     assert proc.returncode == 23 and "password" in proc.stderr and "password123" not in proc.stderr
     page = tmp_path / "page.png"
     Image.new("L", (850, 1100), 255).save(page, dpi=(100, 100))
+    st.roster("UP-11-223344")
     st.run("import", "--batch", "B-2", "--employee", "UP-11-223344", "--period", "2015-16", "--no-wait", str(page),
            check=True)
     st.config.write_text(st.config.read_text() + "\n[upload]\nretention_hours = 1\n")

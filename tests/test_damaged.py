@@ -139,6 +139,7 @@ def test_damaged_image_object_before_ocr(tmp_path: Path) -> None:
     """The cleaned image of page 2 is damaged before OCR reads it: OCR used to retry it for ever."""
     st = make_station(tmp_path / "st", extra_config="enabled = false\n" + PIPELINE)
     files = _pages(tmp_path)
+    st.roster("E2002")
     st.run("import", "--batch", "IMG", "--employee", "E2002", "--period", "2020-21", *files, check=True,
            timeout=FAST)
     pages = _page_list(st, "IMG")

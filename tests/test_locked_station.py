@@ -43,6 +43,7 @@ def test_unlocked_serves_pages_locked_reveals_nothing(tmp_path: Path) -> None:
     from scanstation.config import load_config
 
     sock = load_config(st.config).socket_path
+    st.roster(EMPLOYEE_CODE, names={EMPLOYEE_CODE: EMPLOYEE_NAME})
     with st.serve(unlock_as="sup"):
         # the operator imports through the running service (an operator alone could not unlock)
         imported = st.run("import", "--user", "op", "--batch", "B-9", "--employee", EMPLOYEE_CODE, "--name",
