@@ -263,8 +263,10 @@ def cmd_cover_sheets(args: argparse.Namespace) -> int:
             raise ConfigError(e.message) from e
         periods = list({p.label: p for p in periods}.values())
         roster = read_roster(Path(args.roster), max_bytes=config.roster.max_file_mb * 1024 * 1024)
-        plan = plan_sheets(roster, employees=None if args.all else args.employee, periods=periods, unit=unit)
-        infos, skipped = plan.infos, plan.skipped_before_joining
+        plan = plan_sheets(roster, employees=None if args.all else args.employee, periods=periods)
+        infos = [CoverInfo(person.employee_code, period.label, unit, name_hi=person.name_hi, name_en=person.name_en,
+                           rank=person.rank) for person, period in plan.sheets]
+        skipped = plan.skipped_before_joining
     for info in infos:
         try:
             encode_payload(info)
