@@ -349,3 +349,22 @@ def test_the_help_lists_every_action() -> None:
         assert needed in actions
     rows = dict(help_rows())
     assert rows["Enter"].startswith("ठीक") and rows["["].endswith("rotate left 90°")
+
+
+def test_signal_emit_keeps_its_references() -> None:
+    """PySide6 6.12.0 on Python 3.11 drops a reference to True on every SignalInstance.emit(): the kiosk
+    emits on every service call and page paint, so a working day ended in a "bool_dealloc" abort.
+    pyproject.toml excludes that version; this catches it if it comes back."""
+    import sys
+
+    from ui.qt import QObject, Signal
+
+    class Relay(QObject):
+        done = Signal(object)
+
+    relay = Relay()
+    relay.done.connect(lambda _v: None)
+    before = sys.getrefcount(True)
+    for i in range(200):
+        relay.done.emit(i)
+    assert sys.getrefcount(True) - before > -100
