@@ -366,3 +366,20 @@ def test_cli_who_may_touch_the_roster(station: StationEnv, tmp_path: Path, user:
     assert proc.returncode in (22, 24), proc.stderr  # refused by the matrix (or, for op in-process, locked)
     if user == "admin":
         assert proc.returncode == 22 and "admin (admin) may not" in proc.stderr
+
+
+def test_cli_through_the_running_service(station: StationEnv, tmp_path: Path) -> None:
+    """With `scanstation serve` running (unlocked by the unit head): the supervisor's import of an XLSX runs inside
+    the service, and the operator - who can never unlock - searches the roster through it."""
+    path = _xlsx(tmp_path / "staff.xlsx", [["EmpID", "नाम", "Name (English)", "पद"],
+                                           ["SVC-1", "रमेश कुमार", "Ramesh Kumar", "उप निरीक्षक"],
+                                           ["SVC-2", "सुनीता शर्मा", "Sunita Sharma", "आरक्षी"]])
+    with station.serve(unlock_as="head"):
+        proc = station.run("roster", "import", str(path), check=True)
+        assert "2 people (added 2" in proc.stdout and "no longer in the export and marked inactive 1000" in proc.stdout
+        found = json.loads(station.run("roster", "search", "Sunita Sharma", "--json", "--user", "op",
+                                       check=True).stdout)
+        assert found[0]["employee_code"] == "SVC-2" and found[0]["name_hi"] == "सुनीता शर्मा"
+        assert "inactive" in station.run("roster", "show", "--user", "op", check=True).stdout
+        refused = station.run("roster", "import", str(path), "--user", "op")
+        assert refused.returncode == 22 and "op (operator) may not import the roster" in refused.stderr
