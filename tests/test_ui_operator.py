@@ -187,6 +187,21 @@ def test_cover_sheets_split_files_prefilled_one_key_each(window: Any, station: S
     qtbot.waitUntil(lambda: screen.resume_list.findData("OPUI1") >= 0, timeout=WAIT)
     assert "returned" in screen.resume_list.itemText(screen.resume_list.findData("OPUI1"))
 
+    # Enter on the rescan, the page back on the glass, F5: the new page takes page 2's place
+    screen.rescans.setCurrentRow(0)
+    screen.rescans.setFocus()
+    _press(qtbot, screen.rescans, "Key_Return")
+    assert screen.replace_seq == 2 and screen.batch_name.text() == "OPUI1", screen.message.text()
+    _on_glass(glass, _page("EMP-1002 page, again"))
+    _scan_and_wait(qtbot, screen)
+    # the rescan is done once the service has put page 3 in page 2's place: the list empties
+    qtbot.waitUntil(lambda: screen.replace_seq is None and screen.rescans.count() == 0, timeout=WAIT)
+    # the resumed batch shows the operator's earlier pages first, then the new one
+    assert sorted(screen.tiles) == [1, 2, 3]
+    assert [seq for seq, p in sorted(screen.pages.items()) if p.get("earlier")] == [1, 2]
+    pages = {p["seq"]: p for p in sup.call("batch_detail", batch="OPUI1")["pages"]}
+    assert pages[3]["document_id"] == files[1]["id"]
+
 
 def test_jam_shown_in_both_languages_and_resumed(window: Any, qtbot: Any) -> None:
     screen = window.operator

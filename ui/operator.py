@@ -15,7 +15,8 @@ within a second) and shows them:
 * an ACR file without a cover sheet is indexed by hand: code or name searched in the roster
   (``roster_search``, Ctrl+F), period, Enter; the next pages scanned go into it;
 * F9 closes the batch (``close_batch``) for the supervisor; the rescans the supervisor asked for are
-  listed (``rescans``).
+  listed (``rescans``): Enter on one, F5, and the page scanned takes the old page's place
+  (``replace_page``).
 
 Everything is on the keyboard (the shortcuts are written on the buttons).  There is no clipboard, no
 save, no print and no file dialog: pages never leave the service except as the thumbnails shown here.
@@ -68,6 +69,15 @@ ENDED = ("stopped", "failed")
 def _unknown_operation(err: BaseException) -> bool:
     """The service does not offer this operation (yet): the screen does without it."""
     return "unknown operation" in str(getattr(err, "message", err))
+
+
+def _reason_field(flags: list[str]) -> str:
+    """The request field an operator's reason answers for these flags (not in roster first)."""
+    if "not_in_roster" in flags:
+        return "not_in_roster"
+    if "duplicate" in flags:
+        return "duplicate_reason"
+    return ""
 
 
 def placeholder(seq: int, state: str) -> QPixmap:
@@ -165,6 +175,8 @@ class IndexPanel(QFrame):
         form.addRow(bi("कोड", "Code"), self.code)
         form.addRow(bi("नाम", "Name"), self.name)
         form.addRow(bi("अवधि", "Period"), self.period)
+        self.reason = text_field(bi("कारण (रोस्टर में नहीं / दोहराव)", "reason (not in roster / duplicate)"))
+        form.addRow(bi("कारण", "Reason"), self.reason)
         layout.addLayout(form)
         self.flags = QLabel("")
         self.flags.setWordWrap(True)
@@ -175,10 +187,14 @@ class IndexPanel(QFrame):
         self.pending = QLabel("")
         layout.addWidget(self.pending)
         self.document_id: int | None = None
+        # which request field the reason goes in: "not_in_roster" or "duplicate_reason" ("" = none asked)
+        self.needs_reason = ""
 
     def prefill(self, acr: dict[str, Any] | None, waiting: int) -> None:
         """Show a cover sheet's ACR file (or an empty form for one typed by hand)."""
         self.document_id = None if acr is None else int(acr["document_id"])
+        self.reason.clear()
+        self.needs_reason = "" if acr is None else _reason_field(acr.get("flags") or [])
         if acr is None:
             self.title.setText(bi("ACR फ़ाइल", "ACR file"))
             self.source.setText(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
@@ -213,6 +229,8 @@ class OperatorScreen(QWidget):
         self.pages: dict[int, dict[str, Any]] = {}  # seq -> last known fields
         self.to_confirm: deque[dict[str, Any]] = deque()  # ACR files from cover sheets awaiting Enter
         self.next_document: int | None = None  # an ACR file indexed by hand: the next pages go into it
+        self.replace_seq: int | None = None  # a rescan asked for: the next page scanned takes its place
+        self.job_choice: tuple[Any, Any, str] | None = None  # (scanner, profile, batch) of the current job
         self.thumbnails_offered = True
         self._thumb_queue: deque[int] = deque()
         self._thumb_busy = False
@@ -291,6 +309,7 @@ class OperatorScreen(QWidget):
         self.index.results.itemActivated.connect(self._pick_result)
         self.profile.currentIndexChanged.connect(self._profile_chosen)
         self.resume_list.activated.connect(self._resume_chosen)
+        self.rescans.itemActivated.connect(self._rescan_chosen)
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(250)
@@ -367,16 +386,46 @@ class OperatorScreen(QWidget):
         self.rescans.clear()
         for r in rows or []:
             reason = r.get("reason") or ""
-            self.rescans.addItem(f"{r.get('batch', '')} · {bi('पन्ना', 'page')} {r.get('seq')} · {reason}")
+            item = QListWidgetItem(f"{r.get('batch', '')} · {bi('पन्ना', 'page')} {r.get('seq')} · {reason}")
+            item.setData(Qt.ItemDataRole.UserRole, r)
+            self.rescans.addItem(item)
+
+    def _rescan_chosen(self, item: QListWidgetItem) -> None:
+        """Enter on a rescan: the next page scanned into that batch replaces it (same ACR file and place)."""
+        row = item.data(Qt.ItemDataRole.UserRole) or {}
+        if self.job is not None and str(row.get("batch")) != self.batch:
+            if self.job_state == "running":
+                show_error(self.message, RuntimeError(bi("पहले यह स्कैन रोकें", "stop this scan first")))
+                return
+            self._detach()  # a scan of another batch waiting or done: the rescan starts a scan of its own
+        self.replace_seq = int(row["seq"])
+        self.batch_name.setText(str(row.get("batch", "")))
+        show_ok(self.message, bi(f"पन्ना {self.replace_seq} स्कैनर पर रखें और F5 दबाएँ",
+                                 f"put page {self.replace_seq} on the scanner and press F5: the new scan "
+                                 "takes its place"))
+        self.scan_button.setFocus()
+
+    def _replace(self, new_seq: int) -> None:
+        old, self.replace_seq = self.replace_seq, None
+        self.link.submit("replace_page", {"batch": self.batch, "old_seq": old, "new_seq": new_seq},
+                         lambda _r: self._replaced(old, new_seq), self._failed)
+
+    def _replaced(self, old: int | None, new: int) -> None:
+        show_ok(self.message, bi(f"पन्ना {new} ने पन्ना {old} की जगह ली", f"page {new} replaces page {old}"))
+        self.link.submit("rescans", {}, self._rescans, self._optional_failed)
 
     def _jobs(self, jobs: Any) -> None:
         if self.job is None and jobs:  # the kiosk was started again while a scan of this person's ran on
             j = jobs[0]
             self._attach(str(j["job"]), str(j["batch"]))
+            self.job_choice = (j.get("device"), j.get("profile"), str(j["batch"]))
 
     # ------------------------------------------------------------------ scanning
     def scan(self) -> None:
         """F5: start a scan, or continue the current one (after a fault was fixed, or to scan more)."""
+        chosen = (self.scanner.currentData(), self.profile.currentData(), self.batch_name.text().strip())
+        if self.job is not None and self.job_state == "idle" and chosen != self.job_choice:
+            self._detach()  # another scanner, profile or batch chosen since: a new scan, not "more of it"
         if self.job is not None and self.job_state in ("waiting", "idle"):
             args: dict[str, Any] = {"job": self.job}
             if self.next_document is not None:
@@ -404,6 +453,7 @@ class OperatorScreen(QWidget):
         self.tiles_view.clear()
         self._thumb_queue.clear()
         self._attach(str(reply["job"]), str(reply["batch"]))
+        self.job_choice = (reply.get("device"), reply.get("profile"), str(reply["batch"]))
         show_ok(self.message, bi("स्कैन शुरू", "scanning started"))
 
     def _attach(self, job: str, batch: str) -> None:
@@ -439,6 +489,8 @@ class OperatorScreen(QWidget):
 
     def _poll_failed(self, err: BaseException) -> None:
         self._polling = False
+        if self.job is None:  # an answer for a job this screen has left (signed out, window closed)
+            return
         show_error(self.message, err)
         if "no scan job" in describe_error(err):
             self.timer.stop()
@@ -465,6 +517,8 @@ class OperatorScreen(QWidget):
         kind = e.get("kind")
         if kind in ("page", "page_state"):
             self._page(e)
+            if kind == "page" and not e.get("earlier") and self.replace_seq is not None:
+                self._replace(int(e["seq"]))
         elif kind == "acr_file":
             self.to_confirm.append(e)
             if len(self.to_confirm) == 1:
@@ -546,6 +600,9 @@ class OperatorScreen(QWidget):
         args: dict[str, Any] = {"batch": batch, "employee_code": code, "period": period}
         if self.index.document_id is not None:
             args["document_id"] = self.index.document_id
+        reason = self.index.reason.text().strip()
+        if self.index.needs_reason and reason:
+            args[self.index.needs_reason] = reason
         self.index.confirm_button.setEnabled(False)
         self.link.submit("index_document", args, self._indexed, self._index_failed)
 
@@ -570,6 +627,11 @@ class OperatorScreen(QWidget):
     def _index_failed(self, err: BaseException) -> None:
         self.index.confirm_button.setEnabled(True)
         show_error(self.message, err)
+        # the roster check refused: the operator may file it with a reason for the supervisor
+        kind = type(err).__name__
+        if kind in ("NotInRoster", "DuplicateAcr"):
+            self.index.needs_reason = "not_in_roster" if kind == "NotInRoster" else "duplicate_reason"
+            self.index.reason.setFocus()
 
     def _search_soon(self, _text: str) -> None:
         self._search_timer.start()
@@ -616,9 +678,17 @@ class OperatorScreen(QWidget):
             return
         self.link.submit("close_batch", {"batch": batch}, self._closed, self._failed)
 
-    def _closed(self, _reply: Any) -> None:
+    def _detach(self) -> None:
+        """Leave the current scan job (stopped in the service; its pages are kept)."""
         if self.job is not None:
             self.link.submit("scan_stop", {"job": self.job}, lambda r: None, lambda e: None)
+        self.timer.stop()
+        self.job, self.job_state = None, ""
+        self.prompt.hide()
+        self._update_buttons()
+
+    def _closed(self, _reply: Any) -> None:
+        self._detach()
         show_ok(self.message, bi(f"बैच {self.batch_name.text()} बंद: सुपरवाइज़र के पास गया",
                                  f"batch {self.batch_name.text()} closed: it goes to the supervisor"))
         self.batch = ""
@@ -662,6 +732,7 @@ class OperatorScreen(QWidget):
         self.to_confirm.clear()
         self._thumb_queue.clear()
         self.next_document = None
+        self.replace_seq = None
         self._polling = False
         self.thumbnails_offered = True
         self.prompt.hide()

@@ -334,6 +334,7 @@ class StationWindow(QMainWindow):
         self.showFullScreen()
 
     def closeEvent(self, event: Any) -> None:
+        self.operator.reset()  # no more polls of the scan; answers still under way are then ignored
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
