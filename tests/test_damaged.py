@@ -67,6 +67,19 @@ def _assert_fails_naming_victim(st: StationEnv, *args: str) -> str:
     return proc.stderr
 
 
+def _assert_approval_refused_naming_victim(st: StationEnv, batch: str) -> None:
+    """Nothing is sealed unverified, and a batch with a damaged page cannot be approved: it names the page."""
+    st.run("batch", "close", "--batch", batch, check=True, timeout=FAST)
+    pages = [str(p["seq"]) for p in _page_list(st, batch)]
+    st.run("review", "--batch", batch, *(a for seq in pages for a in ("--page", seq)), "--verdict", "ok",
+           "--user", "sup2", check=True, timeout=FAST)
+    proc = st.run("approve", "--batch", batch, "--user", "sup2", timeout=FAST)
+    assert proc.returncode == 29, (proc.returncode, proc.stdout, proc.stderr)  # VerificationIncomplete
+    assert f"damaged page(s) to be rescanned: {VICTIM}" in proc.stderr, proc.stderr
+    seal = st.run("seal", "--batch", batch, timeout=FAST)
+    assert seal.returncode == 7 and "only a verified batch" in seal.stderr, seal.stderr
+
+
 def _assert_rest_processed(pages: list[dict[str, Any]]) -> None:
     victim = next(p for p in pages if p["seq"] == VICTIM)
     assert "damaged" in victim["flags"] and victim["ocr"] == "failed"
@@ -127,7 +140,7 @@ def test_damaged_raw_object_before_cleaning(tmp_path: Path) -> None:
     # Every command ends promptly, naming the page and asking for a rescan.
     _assert_fails_naming_victim(st, "process")
     _assert_fails_naming_victim(st, "assemble", "--batch", "DMG")
-    _assert_fails_naming_victim(st, "seal", "--batch", "DMG")
+    _assert_approval_refused_naming_victim(st, "DMG")
     verify = st.run("verify-vault", timeout=FAST)
     assert verify.returncode == 6 and victim_row["objects"][0]["id"] in verify.stderr, verify.stderr
     # the restarts did not try to clean the damaged page again
@@ -156,16 +169,17 @@ def test_damaged_image_object_before_ocr(tmp_path: Path) -> None:
     assert len(_audit(st, "page.damaged")) == 1  # flagged once, not retried
 
     _assert_fails_naming_victim(st, "assemble", "--batch", "IMG")
-    _assert_fails_naming_victim(st, "seal", "--batch", "IMG")
+    _assert_approval_refused_naming_victim(st, "IMG")
     assert not list((st.data_dir / "outbox").glob("*.pkg"))
 
 
 @pytest.mark.timeout(600)
 def test_object_damaged_after_processing_stops_the_seal(tmp_path: Path) -> None:
     """A byte flipped in a processed page's raw object: the seal checks every object before writing."""
-    st = make_station(tmp_path / "st", extra_config="enabled = false\n" + PIPELINE)
+    st = make_station(tmp_path / "st", extra_config=PIPELINE)  # OCR on: a verified batch has been read
     files = _pages(tmp_path, 3)
     st.run("import", "--batch", "LATE", *files, check=True, timeout=FAST)
+    st.verify("LATE")  # verified, then damaged before the seal
     pages = _page_list(st, "LATE")
     raw = next(o["id"] for o in pages[VICTIM - 1]["objects"] if o["kind"] == "raw")
     _flip_byte(_object_path(st, raw))

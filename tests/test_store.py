@@ -58,8 +58,17 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_state_machine_edges() -> None:
-    check_transition(BatchState.SCANNING, BatchState.VERIFIED)
-    check_transition(BatchState.VERIFIED, BatchState.SCANNING)  # returned for rescan
+    check_transition(BatchState.SCANNING, BatchState.CLOSED)
+    check_transition(BatchState.CLOSED, BatchState.IN_VERIFICATION)
+    check_transition(BatchState.IN_VERIFICATION, BatchState.VERIFIED)
+    check_transition(BatchState.VERIFIED, BatchState.RETURNED)  # returned for rescan
+    check_transition(BatchState.RETURNED, BatchState.CLOSED)
+    check_transition(BatchState.SEALED, BatchState.RETURNED)  # unseal
+    for unverified in (BatchState.SCANNING, BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.RETURNED):
+        with pytest.raises(StateError):  # nothing reaches sealed without verification
+            check_transition(unverified, BatchState.SEALED)
+    with pytest.raises(StateError):
+        check_transition(BatchState.SCANNING, BatchState.VERIFIED)
     with pytest.raises(StateError):
         check_transition(BatchState.SCANNING, BatchState.UPLOADED)
     with pytest.raises(StateError):
@@ -77,11 +86,11 @@ def test_batch_lifecycle_and_duplicate_pages(tmp_path: Path) -> None:
     assert _add(s, b.id, "k2", 2).seq == 2
     assert _add(s, b.id, "k1", 3) is None  # same source key: refused, no duplicate
     assert [p.seq for p in s.pages(b.id)] == [1, 2]
-    s.set_batch_state(b.id, BatchState.VERIFIED, "sup")
-    with pytest.raises(StateError, match="only be added while scanning"):
+    s.set_batch_state(b.id, BatchState.CLOSED, "op")
+    with pytest.raises(StateError, match="only be added while it is scanning"):
         s.open_batch("B1", "Unit", "op")
-    s.set_batch_state(b.id, BatchState.SCANNING, "sup")
-    assert s.open_batch("B1", "Unit", "op").state is BatchState.SCANNING
+    s.set_batch_state(b.id, BatchState.RETURNED, "sup")
+    assert s.open_batch("B1", "Unit", "op").state is BatchState.RETURNED  # rescans go in
     # every change has its entry in the trail, in order, tied to the batch; the refused duplicate has none
     entries = trail.entries()
     assert [e.action for e in entries] == ["batch.create", "page.capture", "page.capture", "batch.state",

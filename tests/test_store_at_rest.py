@@ -185,7 +185,8 @@ def test_purge_leaves_no_index_data(tmp_path: Path) -> None:
         store.add_batch_key(b.id, "age1recipient", b"wrapped-" + name.encode())
     p1 = store.batch("P1")
     assert p1 is not None
-    for state in (BatchState.SEALED, BatchState.UPLOADING, BatchState.UPLOADED):
+    for state in (BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.VERIFIED, BatchState.SEALED,
+                  BatchState.UPLOADING, BatchState.UPLOADED):
         store.set_batch_state(p1.id, state, "op")
     store.enqueue_upload(p1.id, 1, "op")
     store.destroy_batch_key(p1.id, "op")
