@@ -18,9 +18,15 @@ The decisions that were not obvious
   is not a permission), never read the audit trail.
 * **Supervisors** verify, return and approve, and see pages to do so.  They may also scan, index and
   close a batch (a small unit, a rescan the operator cannot do, a batch left open at the end of a
-  shift); the four-eyes rule then keeps them from verifying it.  Correcting an index (the employee of
-  an ACR file) is capture, not verification: a supervisor who does it may no longer verify that batch,
-  so a wrong employee normally goes back to the operator (RETURN).  Supervisors do not sign off, seal,
+  shift); the four-eyes rule then keeps them from verifying it.  Indexing while the batch is in capture
+  (``scan``/``import --employee``, the operator's screen) is capture.  Correcting an index *during
+  verification* (``reindex`` of a closed batch: the employee or period of an ACR file, checked against
+  the roster again, its flags judged again) is verifying, not capturing: it is a VERIFY action, and the
+  supervisor who does it may still approve the batch (four eyes counts who captured pages, from the
+  pages themselves; the correction is audited with the old and new index sealed).  The batch's own
+  operator (whoever opened it) may never VERIFY, RETURN or APPROVE it, even without a page of their own
+  (checked with the batch's facts by :func:`scanstation.service.ops_verification.authorized`).
+  Supervisors do not sign off, seal,
   manage users or configure.  They may upload: the packages are sealed and signed, sending them (and
   retrying over the unreliable link, purging after the receipt) reveals and changes nothing.
 * **Unit heads** see pages (they must not sign without seeing the summary), sign off, seal and upload,
@@ -80,7 +86,8 @@ _TABLE: tuple[tuple[Action, frozenset[Role], str], ...] = (
     (Action.SCAN, _roles(_OP, _SUP),
      "operators capture; a supervisor may rescan or scan a small batch (and then may not verify it)"),
     (Action.INDEX, _roles(_OP, _SUP),
-     "operators index their own batch in capture; a supervisor's correction counts as capture"),
+     "operators index their own batch in capture; a supervisor indexing in capture captures (a correction "
+     "in verification is verify)"),
     (Action.VIEW_PAGE, _roles(_OP, _SUP, _HEAD),
      "supervisors verify pages, unit heads review before signing; operators only the page they just "
      "captured; the admin never"),
