@@ -181,7 +181,9 @@ def cmd_process(args: argparse.Namespace) -> int:
         if args.retry_failed:
             say(f"{station.retry_failed_ocr(args.batch, actor(args))} page(s) queued for another OCR attempt")
         finish(station, wait_ocr=True)
-        open_states = (BatchState.SCANNING, BatchState.VERIFIED, BatchState.SIGNED)
+        # every batch not yet sealed (a damaged page there still needs its rescan)
+        open_states = (BatchState.SCANNING, BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.RETURNED,
+                       BatchState.VERIFIED, BatchState.SIGNED)
         damaged: list[tuple[str, list[Any]]] = []
         for b in station.store.batches():
             if b.state in open_states and (batch_id is None or b.id == batch_id):
