@@ -6,14 +6,16 @@ pages never go into a production station's store: the demo refuses a station who
 ``production``; the demo station it creates says ``mode = "demo"``.
 
 The demo station has people, as every station does (issue 13): the admin ``demo-admin`` and the unit
-head ``demo-head`` (founded like ``scanstation init --admin --unit-head``) and the operator
-``demo-operator``.  Their generated passwords are kept beside the station in ``DEMO-ONLY-password-NAME.txt``
-files (0600) so that the demo runs unattended; a real station's passwords are never written down.  The
-demo runs the station service in this process: the unit head's key slot unlocks the station, the operator
-scans, the unit head seals and uploads to a local reference receiver whose private key (the demo plays
-both sides) is ``demo-portal/DEMO-ONLY-portal-identity.txt`` (0600).  On a training station the demo acts
-for the person named by ``--user`` (a supervisor or unit head unlocks for the run, as for any command) and
-leaves the batch there.
+head ``demo-head`` (founded like ``scanstation init --admin --unit-head``), the operator
+``demo-operator`` and the supervisor ``demo-supervisor`` (issue 14: nothing is sealed unverified).
+Their generated passwords are kept beside the station in ``DEMO-ONLY-password-NAME.txt`` files (0600) so
+that the demo runs unattended; a real station's passwords are never written down.  The demo runs the
+station service in this process: the unit head's key slot unlocks the station, the operator scans and
+closes the batch, the supervisor is shown every page, gives each a verdict (blank backs deleted with a
+reason) and approves it, the unit head seals and uploads to a local reference receiver whose private key
+(the demo plays both sides) is ``demo-portal/DEMO-ONLY-portal-identity.txt`` (0600).  On a training
+station the demo acts for the person named by ``--user`` (a supervisor or unit head unlocks for the run,
+as for any command) and leaves the batch there.
 
 Building the command line imports this module for every command: the configuration model is imported
 only when the demo runs.
@@ -42,7 +44,8 @@ Printer = Callable[..., None]
 DEMO_ADMIN = "demo-admin"
 DEMO_HEAD = "demo-head"
 DEMO_OPERATOR = "demo-operator"
-DEMO_PEOPLE = (DEMO_ADMIN, DEMO_HEAD, DEMO_OPERATOR)
+DEMO_SUPERVISOR = "demo-supervisor"
+DEMO_PEOPLE = (DEMO_ADMIN, DEMO_HEAD, DEMO_OPERATOR, DEMO_SUPERVISOR)
 DEMO_PORTAL_DIR = "demo-portal"
 DEMO_PORTAL_IDENTITY = "DEMO-ONLY-portal-identity.txt"  # in DEMO_PORTAL_DIR
 # what a demo station of wave 1 (one shared passphrase, no people) left in its data directory
@@ -166,9 +169,10 @@ def _create_demo_station(data_dir: Path, cfg_path: Path) -> None:
     config = validate_text(cfg_path, text)
     found_station(config, DEMO_ADMIN, passwords[DEMO_ADMIN], unit_head=DEMO_HEAD,
                   unit_head_password=passwords[DEMO_HEAD], force=True)
-    with StationService(config) as service:  # the operator is added by the admin, as on any station
+    with StationService(config) as service:  # the operator and supervisor are added by the admin, as anywhere
         admin = service.sign_in(DEMO_ADMIN, passwords[DEMO_ADMIN])
         service.add_person(admin, DEMO_OPERATOR, Role.OPERATOR, passwords[DEMO_OPERATOR])
+        service.add_person(admin, DEMO_SUPERVISOR, Role.SUPERVISOR, passwords[DEMO_SUPERVISOR])
         service.sign_out(admin.token)
     atomic_write(cfg_path, text.encode())
 
@@ -186,6 +190,7 @@ class DemoRun:
     operator: str
     service: Any = None
     head: Any = None
+    operator_session: Any = None
 
 
 @contextmanager
@@ -204,16 +209,32 @@ def _demo_station_open(config: Config, out: Printer) -> Iterator[DemoRun]:
             out(f"acknowledged page {data['seq']} of batch {data['batch']} ({data['label']})")
 
     with StationService(config, events=events) as service:
+        _ensure_demo_supervisor(config, service)
         head = service.sign_in(DEMO_HEAD, _demo_password(config, DEMO_HEAD))
         service.unlock(head, _demo_password(config, DEMO_HEAD))
         operator = service.sign_in(DEMO_OPERATOR, _demo_password(config, DEMO_OPERATOR))
         try:
-            yield DemoRun(service.station(operator, Action.SCAN), operator.name, service, head)
+            yield DemoRun(service.station(operator, Action.SCAN), operator.name, service, head, operator)
         finally:
             service.lock(head)  # the day's end for the demo (closing the service would lock it too)
             for session in (operator, head):
                 with contextlib.suppress(ScanStationError):  # a long run's session may have timed out
                     service.sign_out(session.token)
+
+
+def _ensure_demo_supervisor(config: Config, service: Any) -> None:
+    """A demo station founded before issue 14 has no supervisor: the admin adds one (nothing is sealed
+    unverified, and the operator may not verify their own batch)."""
+    from batchformat.atomic import atomic_write
+    from scanstation.people.roles import Role
+
+    if service.people.get(DEMO_SUPERVISOR) is not None:
+        return
+    password = secrets.token_urlsafe(24)
+    atomic_write(demo_password_file(config.data_dir, DEMO_SUPERVISOR), f"{password}\n".encode(), mode=0o600)
+    admin = service.sign_in(DEMO_ADMIN, _demo_password(config, DEMO_ADMIN))
+    service.add_person(admin, DEMO_SUPERVISOR, Role.SUPERVISOR, password)
+    service.sign_out(admin.token)
 
 
 @contextmanager
@@ -314,6 +335,35 @@ def _demo_batch_name(station: Any, seed: int) -> str:
     return name
 
 
+def _verify(run: DemoRun, config: Config, batch: str, out: Printer) -> None:
+    """The operator closes the batch; the demo supervisor is served every page (as the supervisor's screen
+    would show it), deletes the blank backs with a reason, accepts the rest and approves the batch."""
+    from scanstation.people.roles import Action
+    from scanstation.service.ops_verification import authorized
+    from scanstation.verify import core
+
+    service = run.service
+    core.close_batch(authorized(service, run.operator_session, Action.CLOSE_BATCH, batch), batch, run.operator)
+    supervisor = service.sign_in(DEMO_SUPERVISOR, _demo_password(config, DEMO_SUPERVISOR))
+    try:
+        station = authorized(service, supervisor, Action.VERIFY, batch)
+        b = core.find_batch(station, batch)
+        deleted = 0
+        for page in station.store.pages(b.id):
+            if not page.live:
+                continue
+            service.page_image(supervisor, batch, page.seq)  # served: approval needs every page seen
+            blank = "blank" in page.flags
+            core.review(station, batch, page.seq, "delete" if blank else "ok", "blank page" if blank else None,
+                        supervisor.name)
+            deleted += blank
+        core.approve(authorized(service, supervisor, Action.APPROVE, batch), batch, supervisor.name)
+        out(f"batch '{batch}' verified by {supervisor.name}: every page shown, {deleted} blank page(s) deleted")
+    finally:
+        with contextlib.suppress(ScanStationError):
+            service.sign_out(supervisor.token)
+
+
 def _seal_and_upload(run: DemoRun, config: Config, batch: str, out: Printer) -> None:
     """The rest of the flow on one machine: the unit head seals, a local reference receiver starts, the unit
     head uploads to it, the receipt is verified."""
@@ -322,6 +372,7 @@ def _seal_and_upload(run: DemoRun, config: Config, batch: str, out: Printer) -> 
     from scanstation.upload.queue import UploadQueue
 
     head = run.head
+    _verify(run, config, batch, out)
     info = seal_batch(run.service.station(head, Action.SEAL), batch, head.name)
     out(f"sealed batch '{batch}': {info.size} bytes, sha256 {info.sha256[:16]}…")
     portal_dir = config.data_dir / DEMO_PORTAL_DIR

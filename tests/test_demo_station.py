@@ -1,10 +1,10 @@
 """The developer tools' demo station (issue 13: a station with people, not a shared passphrase).
 
 ``scanstation start --headless`` with nothing configured founds the demo station (the admin ``demo-admin``
-and the unit head ``demo-head`` as ``init --admin --unit-head`` would, the operator ``demo-operator``
-added by the admin), keeps their generated passwords and the demo portal's key in DEMO-ONLY files
-(0600), and runs a demo batch: scanned by the operator, sealed and uploaded by the unit head, all in the
-audit trail.  A demo station of wave 1 (one passphrase, no people) is moved aside, not deleted.
+and the unit head ``demo-head`` as ``init --admin --unit-head`` would, the operator ``demo-operator`` and
+the supervisor ``demo-supervisor`` added by the admin), keeps their generated passwords and the demo portal's
+key in DEMO-ONLY files (0600), and runs a demo batch: scanned and closed by the operator, verified by the
+supervisor, sealed and uploaded by the unit head, all in the audit trail.  A demo station of wave 1 (one passphrase, no people) is moved aside, not deleted.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def test_start_headless_founds_the_demo_station_with_people_and_runs_a_batch(tmp
     # the new one: people and keys, no shared passphrase, the DEMO-ONLY secrets private
     assert 'mode = "demo"' in (data / "station.toml").read_text()
     assert not (data / "DEMO-ONLY-passphrase.txt").exists() and not (data / "station-identity.age").exists()
-    secrets = [data / f"DEMO-ONLY-password-{n}.txt" for n in ("demo-admin", "demo-head", "demo-operator")]
+    secrets = [data / f"DEMO-ONLY-password-{n}.txt"
+               for n in ("demo-admin", "demo-head", "demo-operator", "demo-supervisor")]
     secrets.append(data / "demo-portal" / "DEMO-ONLY-portal-identity.txt")
     for f in secrets:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
@@ -65,7 +66,8 @@ def test_start_headless_founds_the_demo_station_with_people_and_runs_a_batch(tmp
     listed = _cli("users", "list", "--json", env=as_person("demo-admin"), timeout=300)
     assert listed.returncode == 0, listed.stderr
     roles = {p["name"]: p["role"] for p in json.loads(listed.stdout)}
-    assert roles == {"demo-admin": "admin", "demo-head": "unit-head", "demo-operator": "operator"}
+    assert roles == {"demo-admin": "admin", "demo-head": "unit-head", "demo-operator": "operator",
+                     "demo-supervisor": "supervisor"}
     verify = _cli("audit", "verify", env=as_person("demo-head"), timeout=300)
     assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
     shown = _cli("audit", "show", "--json", env=as_person("demo-head"), timeout=300)
@@ -74,3 +76,6 @@ def test_start_headless_founds_the_demo_station_with_people_and_runs_a_batch(tmp
     assert ("demo-head", "unlock") in done and ("demo-admin", "user.add") in done, sorted(done)
     assert any(actor == "demo-operator" for actor, _ in done), sorted(done)
     assert any(actor == "demo-head" and "seal" in action for actor, action in done), sorted(done)
+    # nothing is sealed unverified: the operator closed the batch, the supervisor (shown every page) approved it
+    assert ("demo-operator", "batch.close") in done and ("demo-supervisor", "batch.approve") in done, sorted(done)
+    assert ("demo-supervisor", "page.view") in done, sorted(done)
