@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from scanstation.roster.reader import is_devanagari, normalise_code
 
@@ -94,6 +95,10 @@ def phonetic_key(text: str) -> str:
     return " ".join(text.split())
 
 
+def _sorted_words(key: str) -> str:
+    return " ".join(sorted(key.split()))
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     person: Any  # scanstation.store.roster.RosterPerson
@@ -120,6 +125,13 @@ class RosterIndex:
     def __init__(self, people: Sequence[Any]) -> None:
         self.entries = [_Entry(p, p.employee_code, phonetic_key(p.name_hi) if p.name_hi else "",
                                phonetic_key(p.name_en) if p.name_en else "") for p in people]
+        self._keys_hi = [e.key_hi for e in self.entries]
+        self._keys_en = [e.key_en for e in self.entries]
+        self._sorted_hi = [_sorted_words(k) for k in self._keys_hi]
+        self._sorted_en = [_sorted_words(k) for k in self._keys_en]
+        self._raw_hi = [e.person.name_hi for e in self.entries]
+        self._empty = (np.array([not k for k in self._keys_hi], dtype=bool),
+                       np.array([not k for k in self._keys_en], dtype=bool))
 
     def search(self, query: str, *, limit: int = 10, min_score: float = MIN_SCORE) -> list[Match]:
         query = " ".join(unicodedata.normalize("NFC", query).split())
@@ -139,21 +151,25 @@ class RosterIndex:
                     matches.append(Match(e.person, score, "code"))
         else:
             key = phonetic_key(query)
-            raw_hi = query if is_devanagari(query) else ""
-            for e in self.entries:
-                best, where = 0.0, ""
-                for k, field in ((e.key_hi, "name_hi"), (e.key_en, "name_en")):
-                    if not k:
-                        continue
-                    score = max(fuzz.token_sort_ratio(key, k), 0.95 * fuzz.token_set_ratio(key, k))
-                    if score > best:
-                        best, where = score, field
-                if raw_hi and e.person.name_hi:
-                    direct = fuzz.token_sort_ratio(raw_hi, e.person.name_hi)
-                    if direct > best:
-                        best, where = direct, "name_hi"
-                if best >= min_score:
-                    matches.append(Match(e.person, best, where))
+            # Scored in rapidfuzz's C loops over the whole roster at once (5,000 people: a few ms), then combined.
+            scores = np.zeros((3, len(self.entries)), dtype=np.float32)
+            sorted_key = _sorted_words(key)
+            for row, keys, sorted_keys in ((0, self._keys_hi, self._sorted_hi), (1, self._keys_en, self._sorted_en)):
+                # token_sort_ratio is ratio on sorted words: the roster's side is sorted once, at build time
+                sort = process.cdist([sorted_key], sorted_keys, scorer=fuzz.ratio, processor=None)[0]
+                tset = process.cdist([key], keys, scorer=fuzz.token_set_ratio, processor=None)[0]
+                scores[row] = np.maximum(sort, 0.95 * tset)
+                scores[row][self._empty[row]] = 0
+            if is_devanagari(query):
+                scores[2] = process.cdist([query], self._raw_hi, scorer=fuzz.token_sort_ratio, processor=None)[0]
+                scores[2][self._empty[0]] = 0
+            best = scores.max(axis=0)
+            where = scores.argmax(axis=0)
+            hits = np.flatnonzero(best >= min_score)
+            # a common surname can put thousands over the bar: only the best few become Match objects
+            top = hits[np.argsort(-best[hits], kind="stable")][: max(limit * 5, 50)]
+            for i in top:
+                matches.append(Match(self.entries[i].person, float(best[i]), "name_en" if where[i] == 1 else "name_hi"))
         matches.sort(key=lambda m: (-m.score, not m.person.active, m.person.employee_code))
         return matches[:limit]
 
