@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scanstation.roster.reader import read_roster
 from scanstation.roster.search import RosterIndex
 from scanstation.store.roster import RosterPerson
-from scanstation_tools.synth_people import synthetic_employee
+from scanstation_tools.synth_people import SyntheticEmployee, synthetic_employee
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--people", type=int, default=5000)
     ap.add_argument("--queries", type=int, default=300)
     args = ap.parse_args()
-    staff: dict[str, object] = {}
+    staff: dict[str, SyntheticEmployee] = {}
     seed = 0
     while len(staff) < args.people:
         e = synthetic_employee(seed)
@@ -42,8 +42,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "staff.csv"
         lines = ["Employee Code,Name (Hindi),Name (English),Rank,Unit,DOB,DOJ"]
-        lines += [f"{e.employee_code},{e.name_hi},{e.name},{e.rank},{e.unit},{e.date_of_birth:%d-%m-%Y},"  # type: ignore[attr-defined]
-                  f"{e.date_of_joining:%d-%m-%Y}" for e in people]  # type: ignore[attr-defined]
+        lines += [f"{e.employee_code},{e.name_hi},{e.name},{e.rank},{e.unit},{e.date_of_birth:%d-%m-%Y},"
+                  f"{e.date_of_joining:%d-%m-%Y}" for e in people]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         t = time.perf_counter()
         roster = read_roster(path)
@@ -55,11 +55,11 @@ def main() -> int:
     times, found = [], 0
     sample = people[: args.queries // 3]
     for e in sample:
-        for q in (e.name, e.name[:3] + e.name[4:], e.name_hi):  # type: ignore[attr-defined]
+        for q in (e.name, e.name[:3] + e.name[4:], e.name_hi):
             t = time.perf_counter()
             hits = index.search(q, limit=10)
             times.append(time.perf_counter() - t)
-            found += any(m.person.name_hi == e.name_hi for m in hits)  # type: ignore[attr-defined]
+            found += any(m.person.name_hi == e.name_hi for m in hits)
     times.sort()
     p95 = times[int(len(times) * 0.95)] * 1000
     print(f"{len(people)} people: read {read_s:.2f} s, index {build_s:.2f} s; search p50 "
