@@ -42,6 +42,7 @@ from .qt import (
     Qt,
     QTableWidget,
     QTableWidgetItem,
+    QTimer,
     QVBoxLayout,
     QWidget,
     Signal,
@@ -54,6 +55,8 @@ K = Qt.Key
 M = Qt.KeyboardModifier
 NONE, ALT, CTRL, SHIFT = M.NoModifier, M.AltModifier, M.ControlModifier, M.ShiftModifier
 PREVIEW_MAX = 1024  # page_thumbnail's largest width
+DETAIL_DELAY_MS = 250  # answers arriving within this reload the batch's detail once
+THUMB_IDLE_MS = 1200  # thumbnails of unvisited pages load after this long without a key
 QUEUE_COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष्ठ", "ACR files / फ़ाइलें", "Flagged / चिह्नित",
                  "Operator / ऑपरेटर", "Closed / बंद"]
 
@@ -411,6 +414,15 @@ class VerifyScreen(QWidget):
         self._thumb_loading = False
         self._pending_reason: Callable[[str], None] | None = None
         self._choice_action: Callable[[int], None] | None = None
+        # answers that change the batch reload its detail once, shortly after (a burst of Enters = one reload)
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.timeout.connect(self.load_detail)
+        # the thumbnails of pages not yet visited load only while the supervisor pauses: on the one
+        # connection each would delay the page being looked at (the service decodes a full page for one)
+        self._thumb_timer = QTimer(self)
+        self._thumb_timer.setSingleShot(True)
+        self._thumb_timer.timeout.connect(self._next_thumbnail)
 
     # ------------------------------------------------------------------ layout
     def _queue_page(self) -> QWidget:
@@ -612,7 +624,7 @@ class VerifyScreen(QWidget):
         self.order = [int(p["seq"]) for p in pages if not p.get("deleted")]
         self.tree.populate(detail)
         self._thumb_queue = [int(p["seq"]) for p in pages if not self.tree.has_thumbnail(int(p["seq"]))]
-        self._next_thumbnail()
+        self._thumb_timer.start(THUMB_IDLE_MS)
         if self.seq is None or self.seq not in {int(p["seq"]) for p in pages}:
             self.seq = self._first_unseen()
         self._update_status()
@@ -654,7 +666,11 @@ class VerifyScreen(QWidget):
     def go_to(self, seq: int) -> None:
         self.view.mark()
         self.seq = seq
+        self._thumb_timer.start(THUMB_IDLE_MS)
         self._show_current()
+
+    def schedule_detail(self) -> None:
+        self._detail_timer.start(DETAIL_DELAY_MS)
 
     def _keys(self, seq: int) -> tuple[tuple[Any, ...], tuple[Any, ...], int]:
         rotation = int(self._pages_by_seq().get(seq, {}).get("rotation") or 0)
@@ -732,14 +748,19 @@ class VerifyScreen(QWidget):
         kind, batch, seq = key[0], key[1], key[2]
         if batch != self.batch:
             return
+        loaded = self.cache.get(key)
+        if loaded is not None and not self.tree.has_thumbnail(seq) and key[3] == int(
+                self._pages_by_seq().get(seq, {}).get("rotation") or 0):
+            self.tree.set_thumbnail(seq, loaded.fitted.scaledToWidth(THUMB_WIDTH,
+                                                                    Qt.TransformationMode.SmoothTransformation))
         if kind == "full":
             page = self._pages_by_seq().get(seq)
             if page is not None and not page.get("seen_by_me") and not page.get("replaced_by"):
-                page["seen_by_me"] = True  # the service recorded it; the detail's count follows on reload
+                page["seen_by_me"] = True  # the service recorded it; the detail follows on its next reload
                 if not page.get("deleted"):
                     self.detail["seen"] = int(self.detail.get("seen", 0)) + 1
                 self._update_status()
-                self.load_detail()
+                self.schedule_detail()
         if seq == self.seq:
             full_key, preview_key, _w = self._keys(seq)
             if key in (full_key, preview_key):
@@ -775,6 +796,9 @@ class VerifyScreen(QWidget):
         if self._thumb_loading or not self._thumb_queue or self.batch is None:
             return
         seq = self._thumb_queue.pop(0)
+        if self.tree.has_thumbnail(seq):
+            self._thumb_timer.start(0)
+            return
         batch = self.batch
         self._thumb_loading = True
 
@@ -784,11 +808,11 @@ class VerifyScreen(QWidget):
                 image = QImage.fromData(bytes(data))
                 if not image.isNull():
                     self.tree.set_thumbnail(seq, image)
-            self._next_thumbnail()
+            if not self._thumb_timer.isActive():  # no key since: go on
+                self._thumb_timer.start(0)
 
         def failed(_e: BaseException) -> None:
             self._thumb_loading = False
-            self._next_thumbnail()
 
         self.link.submit("page_thumbnail", {"batch": batch, "seq": seq, "width": THUMB_WIDTH}, done, failed)
 
@@ -802,6 +826,7 @@ class VerifyScreen(QWidget):
             super().keyPressEvent(event)
             return
         self.view.mark()
+        self._thumb_timer.start(THUMB_IDLE_MS)
         self.act(action)
 
     def _panel_open(self) -> bool:
@@ -1148,11 +1173,11 @@ class VerifyScreen(QWidget):
     # answers
     def _changed(self, text: str) -> None:
         show_ok(self.message, text)
-        self.load_detail()
+        self.schedule_detail()
 
     def _failed(self, err: BaseException) -> None:
         show_error(self.message, err)
-        self.load_detail()  # what the service holds, not what was hoped for
+        self.schedule_detail()  # what the service holds, not what was hoped for
 
 
 class _NotShown(Exception):
