@@ -34,9 +34,10 @@ UNFILED = -1
 
 
 def document_title(doc: dict[str, Any], live_pages: int) -> str:
-    """``"ACR 2 · E1234 · 2019-20 · 3 p. ⚑ duplicate"`` — the file's index as the supervisor checks it."""
-    parts = [f"ACR {doc.get('seq', '?')}", str(doc.get("employee_code") or "—"), str(doc.get("acr_period") or "—"),
-             f"{live_pages} p."]
+    """``"ACR 2 · E1234 आशा वर्मा · 2019-20 · 3 p. ⚑ duplicate"`` — the file's index as the supervisor checks
+    it (the name as the roster has it)."""
+    who = " ".join(str(x) for x in (doc.get("employee_code") or "—", doc.get("employee_name") or "") if x)
+    parts = [f"ACR {doc.get('seq', '?')}", who, str(doc.get("acr_period") or "—"), f"{live_pages} p."]
     flags = list(doc.get("flags") or [])
     if doc.get("not_in_roster") and "not_in_roster" not in flags:
         flags.append("not_in_roster")
