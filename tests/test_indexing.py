@@ -240,6 +240,19 @@ def _documents(st: StationEnv) -> dict[str, list[Any]]:
         store.close()
 
 
+def _audit(st: StationEnv, action: str) -> list[tuple[str, dict[str, Any]]]:
+    """(subject, detail) of the audit trail's entries of one action (audit.db is plaintext; personal fields in it
+    are sealed)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{st.data_dir / 'audit.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT subject, detail FROM entries WHERE action = ? ORDER BY seq", (action,)).fetchall()
+    finally:
+        db.close()
+    return [(subject, json.loads(detail)) for subject, detail in rows]
+
+
 def test_cli_refuses_unknown_code_and_captures_nothing(station: StationEnv, tmp_path: Path) -> None:
     page = _page(tmp_path / "p.png", "page one")
     proc = station.run("import", "--batch", "IDX-A", "--employee", "X-999", "--period", "2019-20", "--no-wait",
@@ -247,6 +260,8 @@ def test_cli_refuses_unknown_code_and_captures_nothing(station: StationEnv, tmp_
     assert proc.returncode == 27, proc.stderr
     assert "employee code X-999 is not in the roster" in proc.stderr and "--not-in-roster" in proc.stderr
     assert "acknowledged" not in proc.stdout and "IDX-A" not in _documents(station)
+    refusals = _audit(station, "index.refused")
+    assert refusals[-1][0] == "IDX-A" and refusals[-1][1] == {"error": "NotInRoster"}  # the code itself sealed
     # the SANE scanner is not even started for a refused index
     proc = station.run("scan", "--device", "pnm:0", "--option", f"filename={page}", "--batch", "IDX-A",
                        "--employee", "X-999", "--period", "2019-20", "--no-wait")
@@ -288,6 +303,7 @@ def test_cli_duplicate_across_batches(station: StationEnv, tmp_path: Path) -> No
                        "01.10.2019-31.01.2020", "--no-wait", str(third))
     assert proc.returncode == 28, proc.stderr
     assert "batch IDX-D1, ACR file 1 (2019-20, batch scanning)" in proc.stderr
+    assert _audit(station, "index.refused")[-1] == ("IDX-D2", {"error": "DuplicateAcr"})
     proc = station.run("import", "--batch", "IDX-D2", "--employee", "UP-12-004512", "--period",
                        "01.10.2019-31.01.2020", "--duplicate-reason", "second reporting officer", "--no-wait",
                        str(third))

@@ -103,7 +103,8 @@ def _document(station: Any, args: argparse.Namespace, who: str) -> Any:
     roster first (docs/roster.md): an unknown code is refused (NotInRoster, exit 27) unless
     ``--not-in-roster REASON``, an overlapping period already filed (DuplicateAcr, exit 28) unless
     ``--duplicate-reason TEXT``, an implausible period (exit 7).  Nothing is captured after a refusal."""
-    from scanstation.roster.indexing import check_entry, open_checked_document
+    from scanstation.errors import DuplicateAcr, NotInRoster
+    from scanstation.roster.indexing import audit_refusal, check_entry, open_checked_document
 
     if not getattr(args, "employee", None):
         given = [o for o, v in (("--period", args.period), ("--not-in-roster", args.not_in_roster),
@@ -115,8 +116,12 @@ def _document(station: Any, args: argparse.Namespace, who: str) -> Any:
     if not args.period:
         raise ConfigError(f"--employee {args.employee}: an ACR file is one employee and one period: give --period "
                           "(a financial year like 2019-20, or a range like 2019-04-01..2019-09-30)")
-    check, _continued = check_entry(station.store, args.batch, employee_code=args.employee, period=args.period,
-                                    not_in_roster=args.not_in_roster, duplicate_reason=args.duplicate_reason)
+    try:
+        check, _continued = check_entry(station.store, args.batch, employee_code=args.employee, period=args.period,
+                                        not_in_roster=args.not_in_roster, duplicate_reason=args.duplicate_reason)
+    except (NotInRoster, DuplicateAcr, StateError) as e:
+        audit_refusal(station.store, who, args.batch, e, employee_code=args.employee, period=args.period)
+        raise
     if check.employee is not None and args.name:
         from scanstation.roster.search import RosterIndex
 

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from scanstation.domain import Document
-from scanstation.errors import StateError
+from scanstation.errors import ScanStationError, StateError
 from scanstation.roster.index_check import IndexCheck, check_index
 from scanstation.roster.periods import parse_period
 from scanstation.roster.reader import normalise_code
@@ -40,6 +40,16 @@ def check_entry(store: Any, batch_name: str, *, employee_code: str, period: str,
                         batch_id=batch_id, exclude_document=existing.id if existing else None, today=today,
                         duplicate_reason=duplicate_reason, refuse=refuse)
     return check, existing
+
+
+def audit_refusal(store: Any, actor: str, batch_name: str, error: ScanStationError, *, employee_code: str,
+                  period: str) -> None:
+    """Record an index refused at entry (who, which batch, why; the code and period sealed): an attempt to file
+    an ACR against a code the roster lacks, or a second copy, is worth a supervisor's look."""
+    batch = store.batch(batch_name)
+    store.audit(actor, "index.refused", batch_name, {"error": type(error).__name__},
+                personal={"employee_code": employee_code, "period": period},
+                batch_id=batch.id if batch is not None else None)
 
 
 def open_checked_document(station: Any, batch_name: str, check: IndexCheck, *, operator: str,

@@ -104,7 +104,7 @@ def _op_index_check(s: StationService, c: Caller | None, a: dict[str, Any], _e: 
 
 
 def _op_index_document(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
-    from scanstation.roster.indexing import check_entry, open_checked_document, reindex_document
+    from scanstation.roster.indexing import audit_refusal, check_entry, open_checked_document, reindex_document
 
     assert c is not None
     batch = text_arg(a, "batch")
@@ -118,8 +118,12 @@ def _op_index_document(s: StationService, c: Caller | None, a: dict[str, Any], _
                                  not_in_roster=nir, duplicate_reason=dup, employee_name=name, rank=rank)
         doc = station.store.document(doc.id)
     else:
-        check, _continued = check_entry(station.store, batch, employee_code=code, period=period,
-                                        not_in_roster=nir, duplicate_reason=dup)
+        try:
+            check, _continued = check_entry(station.store, batch, employee_code=code, period=period,
+                                            not_in_roster=nir, duplicate_reason=dup)
+        except (NotInRoster, DuplicateAcr, StateError) as e:
+            audit_refusal(station.store, c.name, batch, e, employee_code=code, period=period)
+            raise
         doc = open_checked_document(station, batch, check, operator=c.name, employee_name=name, rank=rank)
     return {"document": _document_dict(doc), "flags": check.flags,
             "duplicates": [d.as_dict() for d in check.duplicates],
