@@ -351,3 +351,25 @@ def test_reasons_queue_and_text(env: StationEnv, tmp_path: Path) -> None:
         assert all(set(q) == {"name", "state", "pages", "documents", "flagged", "operator", "closed_at"}
                    for q in queue)
         assert json.dumps(queue)  # plain JSON for the wire
+
+
+def test_an_acr_file_whose_pages_were_all_deleted_is_not_packaged(env: StationEnv, tmp_path: Path) -> None:
+    from scanstation.people.roles import Action
+    from scanstation.seal.sealing import seal_batch
+
+    with desk(env, tmp_path) as d:
+        d.scan("E", 1, employee="E7")
+        d.scan("E", 1, employee="E8", flags=("duplicate",))  # wrongly filed: its only page is deleted
+        d.call("sup", "close_batch", batch="E")
+        d.show_all("E")
+        d.call("sup2", "review", batch="E", seq=1, verdict="ok")
+        d.call("sup2", "review", batch="E", seq=2, verdict="delete", reason="not part of this ACR")
+        detail = d.detail("E")
+        assert [doc["pages"] for doc in detail["documents"]] == [1, 0] and detail["can_approve"]
+        d.call("sup2", "approve", batch="E")  # the empty file's flag needs no verdict
+        station = d.service.station(d.service.caller(d.conns["head"].token), Action.SEAL)
+        info = seal_batch(station, "E", "head")
+        portal = pyrage.x25519.Identity.from_str(env.portal_identity_file.read_text().strip())
+        manifest = verify_package(info.path, [portal]).manifest
+        assert [doc["employee_code"] for doc in manifest["documents"]] == ["E7"]
+        assert manifest["batch"]["page_count"] == 1 and manifest["unfiled_pages"] == []

@@ -305,8 +305,8 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any]) -> tuple
     filed: set[int] = set()
     for doc in store.documents(batch.id):
         doc_pages = store.document_pages(doc.id)  # live pages only, in reading order
-        if getattr(doc, "removed", "") and not doc_pages:
-            continue  # merged into another ACR file in verification
+        if not doc_pages:
+            continue  # merged into another ACR file, or every page deleted in verification: nothing to file
         pdf = store.document_pdf(doc.id)
         use(pdf)
         entries = []

@@ -134,9 +134,8 @@ def readiness(station: Any, batch: Batch, approver: str) -> Readiness:
     if busy:
         out.blockers.append(f"{len(busy)} page(s) still being processed (cleaning or OCR): {_seqs(busy)}")
     for doc in store.document_rows(batch.id):
-        doc_live = [p for p in live if p.document_id == doc.id]
-        if not doc_live:
-            out.blockers.append(f"ACR file {doc.seq} has no pages left (merge or re-file it)")
+        if not any(p.document_id == doc.id for p in live):
+            continue  # every page deleted or moved away: an empty file is not packaged, nothing to judge
         judged = store.flag_verdicts(doc.id)
         missing = [f for f in doc.flags if f not in judged]
         rejected = [f for f in doc.flags if f in judged and judged[f].verdict != "accepted"]
