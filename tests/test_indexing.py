@@ -337,6 +337,8 @@ def test_cover_sheets_mid_import_are_flagged_not_refused(station: StationEnv, tm
     assert [(d.employee_code, d.flags) for d in docs] == [
         ("UP-12-004512", []), ("ZZ-404", ["not_in_roster"]), ("UP-12-004513", ["duplicate"])]
     assert docs[0].employee_name == "रमेश कुमार / Ramesh Kumar" and docs[1].not_in_roster.startswith("cover sheet")
+    status = json.loads(station.run("status", "--batch", "IDX-C1", "--json", check=True).stdout)
+    assert [d["flags"] for d in status["batches"][0]["documents"]] == [[], ["not_in_roster"], ["duplicate"]]
 
 
 # ------------------------------------------------------------------------------------------------ service ops

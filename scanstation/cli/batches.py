@@ -56,6 +56,7 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
                         "acr_period": d.acr_period if personal else "(hidden)",
                         "pages": sum(1 for p in pages if p.document_id == d.id),
                         "pdf": store.document_pdf(d.id) is not None,
+                        "flags": d.flags,  # the index's own: not_in_roster, duplicate, bad_period (docs/roster.md)
                     }
                     for d in docs
                 ],
@@ -122,7 +123,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for d in b["documents"]:
             say(
                 f"  ACR file {d['seq']}: {d['employee_code']} {d['acr_period']} - {d['pages']} page(s)"
-                + (", PDF ready" if d["pdf"] else "")
+                + (", PDF ready" if d["pdf"] else "") + (f", flagged {', '.join(d['flags'])}" if d["flags"] else "")
             )
     return 0
 
