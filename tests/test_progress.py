@@ -32,15 +32,15 @@ class Clock:
         return self.now
 
 
-def _roster(store: Store, codes: list[str], inactive: list[str] = ()) -> None:  # type: ignore[assignment]
-    # the roster rows as the roster import writes them (schema 6); the import itself is tested in test_roster*
-    with store._write() as db:
-        cur = db.execute("INSERT INTO roster_imports (imported_at, imported_by, file_sha256, rows, added, updated,"
-                         " deactivated) VALUES ('2026-11-30T09:00:00+00:00', 'sup', ?, ?, ?, 0, ?)",
-                         ("0" * 64, len(codes), len(codes), len(inactive)))
-        for code in codes:
-            db.execute("INSERT INTO roster (employee_code, name_hi, name_en, import_id, active) VALUES (?,?,?,?,?)",
-                       (code, "नाम", f"Name {code}", cur.lastrowid, 0 if code in inactive else 1))
+def _roster(store: Store, tmp: Path, codes: list[str], inactive: list[str] = ()) -> None:  # type: ignore[assignment]
+    """The roster through the real import; people in ``inactive`` were in an earlier export, not the latest."""
+    from scanstation.roster.imports import import_roster
+
+    for n, rows in enumerate((codes, [c for c in codes if c not in inactive])):
+        path = tmp / f"roster{n}.csv"
+        path.write_text("Employee Code,Name (Hindi),Name (English)\n"
+                        + "".join(f"{c},नाम,Name {c}\n" for c in rows), encoding="utf-8")
+        import_roster(store, path, "sup")
 
 
 _n = iter(range(1, 10_000))
@@ -87,7 +87,7 @@ def store(tmp_path: Path) -> Any:
     clock = Clock()
     sink = RecordingSink()
     s = Store(tmp_path / "station.db", key=KEY, audit=sink, clock=clock)
-    s.clock, s.sink = clock, sink  # type: ignore[attr-defined]
+    s.clock, s.sink, s.tmp = clock, sink, tmp_path  # type: ignore[attr-defined]
     yield s
     s.close()
 
@@ -109,7 +109,7 @@ def test_financial_years_and_matching() -> None:
 
 
 def test_progress_counts_stages_per_period_operator_day_and_flags(store: Any) -> None:
-    _roster(store, ["E1", "E2", "E3", "E4", "E5", "GONE"], inactive=["GONE"])
+    _roster(store, store.tmp, ["E1", "E2", "E3", "E4", "E5", "GONE"], inactive=["GONE"])
     periods = ["2019-20", "2020-21"]  # expected: 5 active people × 2 years = 10
 
     # batch A (op1): scanning — E1 2019-20, E2 2019-20 (blank page flagged), an empty index (no page yet)
@@ -201,7 +201,10 @@ def test_progress_operation_for_supervisor_and_unit_head_only(tmp_path: Path) ->
 
     from .stationkit import PASSWORD, make_station
 
-    st = make_station(tmp_path / "st")
+    st = make_station(tmp_path / "st", extra_config='\n[roster]\nperiods = ["2019-20", "2020-21"]\n')
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Employee Code,Name (English)\nE1,Ram Kumar\nE2,Sita Devi\nE3,Anil Sharma\n", encoding="utf-8")
+    st.run("roster", "import", str(roster), check=True)
     with StationService(load_config(st.config)) as service:
         admin = service.sign_in("admin", PASSWORD)
         service.add_person(admin, "op2", Role.OPERATOR, PASSWORD)
@@ -210,6 +213,8 @@ def test_progress_operation_for_supervisor_and_unit_head_only(tmp_path: Path) ->
         conn.call("unlock", password=PASSWORD)
         result = conn.call("progress", days=7)
         assert set(result) >= {"expected", "stages", "by_day", "by_operator", "top_flags", "periods", "today"}
+        assert result["periods"] == ["2019-20", "2020-21"] and result["expected"] == 6
+        assert len(result["missing"]) == 6  # a supervisor sees which files are missing
         assert len(result["by_day"]) == 7 and result["by_day"][-1]["day"] == result["today"]
         with pytest.raises(StateError, match="days"):
             conn.call("progress", days=0)

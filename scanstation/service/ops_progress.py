@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 MAX_DAYS = 92
 
 
-def configured_periods(config: Any) -> list[str]:
-    """The unit's chosen financial years, config ``[roster] periods`` (empty when not configured)."""
-    roster = getattr(config, "roster", None)
-    return [str(p) for p in getattr(roster, "periods", None) or []]
-
-
 def _op_progress(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     from datetime import date
 
@@ -44,7 +38,7 @@ def _op_progress(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emi
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_DAYS:
         raise StateError(f"request field 'days' must be a whole number from 1 to {MAX_DAYS}")
     station = s.station(c, Action.VIEW_PAGE)
-    periods = configured_periods(s.config)
+    periods = list(s.config.roster.periods)  # [roster] periods: the unit's financial years
     transitions = [Transition(e.ts, e.subject, str(e.detail.get("to", "")))
                    for e in s.audit.entries() if e.action == "batch.state"]
     personal = sees_personal_fields(c.role)
