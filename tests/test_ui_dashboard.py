@@ -126,3 +126,31 @@ def test_dashboard_refused_for_an_operator(station: StationEnv, qtbot: Any) -> N
 
     QThreadPool.globalInstance().waitForDone(30_000)
     link.close()
+
+
+def test_shell_tabs_for_each_role(station: StationEnv, qtbot: Any) -> None:
+    """The kiosk shows Verification to supervisors only and Progress to supervisors and unit heads."""
+    from ui.service_link import ServiceLink
+    from ui.shell import StationWindow
+
+    config = load_config(station.config)
+    service = StationService(config)
+    service.unlock(service.sign_in("sup", PASSWORD), PASSWORD)
+    window = StationWindow(config, link=ServiceLink(LocalConnection(service), in_process=True))
+    qtbot.addWidget(window)
+    window.resize(1366, 768)
+    window.show()
+    seen: dict[str, tuple[bool, bool]] = {}
+    for who in ("sup2", "head", "op"):
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in, timeout=WAIT)
+        window.sign_in.name.setText(who)
+        window.sign_in.password.setText(PASSWORD)
+        window.sign_in.button.click()
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.work, timeout=WAIT)
+        tabs = window.tabs
+        seen[who] = (tabs.isTabVisible(tabs.indexOf(window.verify)), tabs.isTabVisible(tabs.indexOf(window.dashboard)))
+        if who == "head":
+            tabs.setCurrentWidget(window.dashboard)
+            qtbot.waitUntil(lambda: bool(window.dashboard.data), timeout=WAIT)
+        window.sign_out()
+    assert seen == {"sup2": (True, True), "head": (False, True), "op": (False, False)}
