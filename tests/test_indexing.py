@@ -154,6 +154,24 @@ def test_duplicates_across_batches_are_named(store: Any) -> None:
     check_index(store, employee_code="UP-12-004512", period="2019-20", batch_id=b2.id, today=TODAY)
 
 
+def test_a_purged_file_still_counts_without_its_code(store: Any) -> None:
+    """A purge blanks the index (code, name, period label, reasons) but the ACR stays filed for the duplicate
+    check: its period's dates and a keyed digest of its code remain."""
+    doc = _file(store, "B1", "UP-12-004512", "2019-20")
+    nir = _file(store, "B1", "X-77", "2020-21", not_in_roster="typed by the operator: Shri Anand")
+    b1 = store.batch("B1")
+    with store._write() as db:  # the receipt's path to "uploaded" is the upload queue's; here the state is set
+        db.execute("UPDATE batches SET state='uploaded' WHERE id=?", (b1.id,))
+    store.record_purged(b1.id, objects_removed=0, actor="station")
+    purged = store.document(doc.id)
+    assert (purged.employee_code, purged.employee_name, purged.acr_period) == ("", "", "")
+    assert store.document(nir.id).not_in_roster == ""
+    assert "UP-12-004512" not in json.dumps([dict(r) for r in store._read("SELECT * FROM documents")])
+    with pytest.raises(DuplicateAcr, match=r"batch B1, ACR file 1 \(2019-04-01..2020-03-31, batch purged\)"):
+        check_index(store, employee_code="UP-12-004512", period="2019-10-01..2019-12-31", today=TODAY)
+    check_index(store, employee_code="UP-12-004513", period="2019-20", today=TODAY)  # someone else: no match
+
+
 def _closed() -> Any:
     from scanstation.domain import BatchState
 

@@ -10,7 +10,8 @@ are already in the feeder - so the capture session calls it with ``refuse=False`
 and flagged instead.
 
 Duplicates: the same employee with an overlapping period in this batch, an earlier batch, or an uploaded
-one.  Files removed (merged away) and purged batches (their index is blanked) do not count.
+one - purged too: a purge blanks the index but leaves the period's dates and a keyed digest of the code.
+Files removed (merged away) do not count.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def find_duplicates(store: Any, employee_code: str, period: Period, *, batch_id:
         if other is None or not period.overlaps(other.start, other.end):
             continue
         found.append(Duplicate(int(r["id"]), str(r["batch"]), int(r["seq"]), str(r["batch_state"]),
-                               str(r["acr_period"]), batch_id is not None and r["batch_id"] == batch_id))
+                               str(r["acr_period"]) or f"{other.start.isoformat()}..{other.end.isoformat()}",
+                               batch_id is not None and r["batch_id"] == batch_id))
     return found
 
 

@@ -14,6 +14,8 @@ leaves at most an entry for an action that did not complete, never an action wit
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import sqlite3
@@ -194,6 +196,9 @@ class StoreConnection:
         self._close_audit = close_audit
         self._lock = threading.RLock()
         _raw_key(key)  # the length check, before anything touches the file
+        # Keys the digest that stands for an employee code once a batch is purged (the register of ACRs filed,
+        # for duplicate checks: :meth:`employee_digest`); derived, so the store key itself is not kept.
+        self._digest_key = hmac.new(key, b"scanstation/acr-register/v1", hashlib.sha256).digest()
         if is_plaintext_database(path):  # wave 1: the entry first, like every other change
             audit.append("station", "store.encrypt", path.name, {"from": "plaintext"})
         encrypt_plaintext_database(path, key)
@@ -224,6 +229,11 @@ class StoreConnection:
         close = getattr(self._audit_sink, "close", None) if self._close_audit else None
         if close is not None:
             close()
+
+    def employee_digest(self, employee_code: str) -> str:
+        """An employee code as a purged batch remembers it: HMAC-SHA256 under a key derived from the store key,
+        so a purged ACR file still counts as filed (duplicates) without its code being kept."""
+        return hmac.new(self._digest_key, employee_code.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def batch_recipient(self, batch_id: int) -> str | None:
         """The ``age1…`` recipient of a batch's live key, or None (none yet, or destroyed); takes no lock."""

@@ -112,14 +112,14 @@ class DocumentRepository(StoreConnection):
         return self.document(doc_id)
 
     def employee_documents(self, employee_code: str) -> list[sqlite3.Row]:
-        """Every live (not removed) ACR file of an employee in any batch still holding its index, with the
-        batch's name and state: what a duplicate check compares against.  Purged batches have their index
-        blanked, so they drop out here by themselves."""
+        """Every live (not removed) ACR file of an employee in any batch, with the batch's name and state: what a
+        duplicate check compares against.  A purged batch's files are found by the keyed digest of the code
+        that the purge left in its place (their label is blanked; their period's dates stay)."""
         return self._read(
             "SELECT d.id, d.seq, d.batch_id, d.acr_period, d.period_start, d.period_end, b.name AS batch,"
             " b.state AS batch_state FROM documents d JOIN batches b ON b.id = d.batch_id"
-            " WHERE d.employee_code=? AND d.removed='' ORDER BY d.batch_id, d.seq",
-            (employee_code,),
+            " WHERE (d.employee_code=? OR d.employee_digest=?) AND d.removed='' ORDER BY d.batch_id, d.seq",
+            (employee_code, self.employee_digest(employee_code)),
         )
 
     def find_document(self, batch_id: int, employee_code: str, acr_period: str) -> Document | None:

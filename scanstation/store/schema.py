@@ -125,7 +125,9 @@ MIGRATIONS: list[str] = [
     # 6: issue 14 - the unit's roster (personal data: it lives here, in the SQLCipher store, like all of it) and
     # the validated index of an ACR file: its period as dates, "not in roster" with the operator's reason, and
     # the flags raised on the file itself (not_in_roster, duplicate).  A roster re-import keeps people who left
-    # the export (active = 0): ACR files of staff transferred out are still scanned.
+    # the export (active = 0): ACR files of staff transferred out are still scanned.  A purge blanks the index
+    # but keeps the period's dates and a keyed digest of the code (employee_digest): the ACR still counts as
+    # filed for the duplicate check, and the code is not kept.
     """
     CREATE TABLE roster_imports (
         id INTEGER PRIMARY KEY,
@@ -155,7 +157,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN indexed_by TEXT NOT NULL DEFAULT '';
     ALTER TABLE documents ADD COLUMN removed TEXT NOT NULL DEFAULT '';
     ALTER TABLE documents ADD COLUMN duplicate_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE documents ADD COLUMN employee_digest TEXT NOT NULL DEFAULT '';
     CREATE INDEX documents_employee ON documents (employee_code);
+    CREATE INDEX documents_employee_digest ON documents (employee_digest);
     """,
     # 7: issue 14 - verification.  A page's current verdict (its history is in the audit trail); which pages
     # were served to whom (approval needs every page served to the approving supervisor); verdicts on flags

@@ -106,16 +106,22 @@ class TransferRepository(StoreConnection):
     def record_purged(self, batch_id: int, *, objects_removed: int, actor: str) -> None:
         """The last step of a purge: the batch's index data blanked, upload and batch state, in one commit.
 
-        A purged batch leaves no index data behind: its documents' employee code, name, rank and ACR
-        period and its pages' labels, source keys (import keys name files) and OCR errors are blanked;
+        A purged batch leaves no index data behind: its documents' employee code, name, rank, ACR period
+        label and typed reasons and its pages' labels, source keys (import keys name files) and OCR errors are
+        blanked (each file keeps its period's dates and a keyed digest of its code, for the duplicate check);
         ``secure_delete`` zeroes the old cells, and a TRUNCATE checkpoint empties the WAL that still held
         them (encrypted, but under the store key, which outlives the batch).  What stays: states, hashes,
         object ids, the receipt - what proves the batch was delivered, nothing about whom it concerned.
         """
         with self._write() as db:
             row = db.execute("SELECT id, name, state FROM batches WHERE id=?", (batch_id,)).fetchone()
-            db.execute("UPDATE documents SET employee_code='', employee_name='', rank='', acr_period='' "
-                       "WHERE batch_id=?", (batch_id,))
+            # What stays of an ACR file for the duplicate check at entry (docs/roster.md): its period's dates and
+            # a keyed digest of its code (store.employee_digest), never the code, the name or a typed reason.
+            for doc_id, code in db.execute("SELECT id, employee_code FROM documents WHERE batch_id=? AND "
+                                           "employee_code != ''", (batch_id,)).fetchall():
+                db.execute("UPDATE documents SET employee_digest=? WHERE id=?", (self.employee_digest(code), doc_id))
+            db.execute("UPDATE documents SET employee_code='', employee_name='', rank='', acr_period='', "
+                       "not_in_roster='', duplicate_reason='' WHERE batch_id=?", (batch_id,))
             db.execute("UPDATE pages SET source_key='purged:' || id, label='', ocr_error='' WHERE batch_id=?",
                        (batch_id,))
             db.execute("UPDATE uploads SET state='purged', updated_at=? WHERE batch_id=?", (self._now(), batch_id))
