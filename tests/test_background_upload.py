@@ -36,7 +36,9 @@ def _sealed_station(tmp_path: Path, rx: Any, portal: Any, batch: str, employee: 
         f = tmp_path / f"p{i}.png"
         render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100, noise=0.05)).image.save(f)
         files.append(str(f))
-    st.run("import", "--batch", batch, "--employee", employee, *files, check=True)
+    st.roster(employee)
+    st.run("import", "--batch", batch, "--employee", employee, "--period", "2019-20", *files, check=True)
+    st.verify(batch)  # nothing is sealed unverified
     st.run("seal", "--batch", batch, check=True)
     return st.unlock()
 

@@ -286,12 +286,14 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Pat
 
     tmp = tmp_path_factory.mktemp("logpkg")
     st = make_station(tmp / "st")
+    st.roster("E70", "E71")
     packages = {}
     for i, name in enumerate(("L1", "L2")):
         page = tmp / f"{name}.png"
         render_acr_page(PageSpec(seed=70 + i, page_no=1, dpi=100)).image.save(page)
         st.run("import", "--batch", name, "--employee", f"E7{i}", "--period", "2019-20", str(page), check=True)
     for name in ("L1", "L2"):
+        st.verify(name)  # nothing is sealed unverified
         out = st.run("seal", "--batch", name, check=True).stdout
         packages[name] = Path(out.split(f"sealed batch {name}: ")[1].split(" (")[0])
     return st, packages
