@@ -20,6 +20,7 @@ from drivers.base import CancelToken, ColorMode, ScanSettings, Source
 from drivers.registry import get_driver
 from scanstation.config import load_config
 from scanstation.errors import PermissionDenied, StateError, VerificationIncomplete
+from scanstation.people.roles import Action
 from scanstation.service.client import LocalConnection
 from scanstation.service.core import StationService
 from scanstation_tools.synth import PageSpec, render_acr_page
@@ -225,7 +226,7 @@ def test_rotation_is_lossless_the_text_is_read_again_and_deleted_pages_are_never
 
         from scanstation.seal.sealing import seal_batch, unseal_batch
 
-        station = d.service.station(d.service.caller(d.conns["head"].token), _seal_action())
+        station = d.service.station(d.service.caller(str(d.conns["head"].token)), Action.SEAL)
         info = seal_batch(station, "D", "head")
         portal = pyrage.x25519.Identity.from_str(env.portal_identity_file.read_text().strip())
         verified = verify_package(info.path, [portal])
@@ -247,12 +248,6 @@ def test_rotation_is_lossless_the_text_is_read_again_and_deleted_pages_are_never
 
         unseal_batch(station, "D", "head")
         assert d.station.store.batch("D").state.value == "returned"
-
-
-def _seal_action() -> Any:
-    from scanstation.people.roles import Action
-
-    return Action.SEAL
 
 
 def test_move_reorder_split_merge_and_the_operators_insert(env: StationEnv, tmp_path: Path) -> None:
@@ -354,7 +349,6 @@ def test_reasons_queue_and_text(env: StationEnv, tmp_path: Path) -> None:
 
 
 def test_an_acr_file_whose_pages_were_all_deleted_is_not_packaged(env: StationEnv, tmp_path: Path) -> None:
-    from scanstation.people.roles import Action
     from scanstation.seal.sealing import seal_batch
 
     with desk(env, tmp_path) as d:
@@ -367,7 +361,7 @@ def test_an_acr_file_whose_pages_were_all_deleted_is_not_packaged(env: StationEn
         detail = d.detail("E")
         assert [doc["pages"] for doc in detail["documents"]] == [1, 0] and detail["can_approve"]
         d.call("sup2", "approve", batch="E")  # the empty file's flag needs no verdict
-        station = d.service.station(d.service.caller(d.conns["head"].token), Action.SEAL)
+        station = d.service.station(d.service.caller(str(d.conns["head"].token)), Action.SEAL)
         info = seal_batch(station, "E", "head")
         portal = pyrage.x25519.Identity.from_str(env.portal_identity_file.read_text().strip())
         manifest = verify_package(info.path, [portal]).manifest
