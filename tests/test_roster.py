@@ -383,3 +383,8 @@ def test_cli_through_the_running_service(station: StationEnv, tmp_path: Path) ->
         assert "inactive" in station.run("roster", "show", "--user", "op", check=True).stdout
         refused = station.run("roster", "import", str(path), "--user", "op")
         assert refused.returncode == 22 and "op (operator) may not import the roster" in refused.stderr
+        # the admin sees the counts (no personal data) but may not search names
+        shown = json.loads(station.run("roster", "show", "--json", "--user", "admin", check=True).stdout)
+        assert (shown["active"], shown["inactive"]) == (2, 1000)
+        refused = station.run("roster", "search", "Sunita", "--user", "admin")
+        assert refused.returncode == 22 and "admin (admin) may not search the roster" in refused.stderr

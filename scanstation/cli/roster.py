@@ -49,7 +49,8 @@ def cmd_roster_search(args: argparse.Namespace) -> int:
 
 
 def cmd_roster_show(args: argparse.Namespace) -> int:
-    with open_store_as(args, Action.READ_ROSTER) as (store, _caller):
+    """Counts and the last import: no personal data, so the status permission (the admin too)."""
+    with open_store_as(args, Action.STATUS) as (store, _caller):
         summary: dict[str, Any] = store.roster_summary()
     if args.json:
         say(json.dumps(summary, indent=2, ensure_ascii=False))
