@@ -112,7 +112,8 @@ def test_code_not_in_roster(store: Any) -> None:
     assert check.flags == ["not_in_roster"] and check.employee is None and check.not_in_roster == "transferred in"
     with pytest.raises(StateError, match="reason must not be empty"):
         check_index(store, employee_code="X-1", period="2019-20", not_in_roster="  ", today=TODAY)
-    found = check_index(store, employee_code=" up-12-004512 ", period="2019-2020", today=TODAY)
+    found = check_index(store, employee_code=" up-12-004512 ", period="2019-2020", not_in_roster="why", today=TODAY)
+    assert found.not_in_roster == ""  # the code is in the roster: no reason kept, no flag
     assert found.employee.name_en == "Ramesh Kumar" and found.flags == [] and found.period.label == "2019-20"
     assert found.employee_name == "रमेश कुमार / Ramesh Kumar" and found.rank == "Sub-Inspector"
 

@@ -130,6 +130,8 @@ def _document(station: Any, args: argparse.Namespace, who: str) -> Any:
                  f"({check.employee.display_name}); the roster's name is used")
     for flag in check.flags:
         warn(f"ACR file {check.employee_code} {check.period.label} filed with the flag '{flag}' for the supervisor")
+    if args.not_in_roster and check.employee is not None:
+        warn(f"--not-in-roster ignored: {check.employee_code} is in the roster")
     return open_checked_document(station, args.batch, check, operator=who, employee_name=args.name or "",
                                  rank=args.rank or "")
 

@@ -142,6 +142,8 @@ def check_index(store: Any, *, employee_code: str, period: str, not_in_roster: s
             problems.append(message)
             nir = "cover sheet: code not in the roster"
         flags.append("not_in_roster")
+    else:
+        nir = ""  # a reason for "not in roster" means nothing for a code the roster has
     try:
         parsed = parse_period(period)
         check_plausible(parsed, today=today, joined=person.joining_date if person is not None else None)
