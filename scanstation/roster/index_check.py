@@ -96,7 +96,7 @@ def _reason(text: str | None, what: str) -> str:
 
 def find_duplicates(store: Any, employee_code: str, period: Period, *, batch_id: int | None = None,
                     exclude_document: int | None = None) -> list[Duplicate]:
-    """Live ACR files of ``employee_code`` whose period overlaps ``period`` (any batch still holding its index)."""
+    """Live ACR files of ``employee_code`` whose period overlaps ``period``, in any batch (purged ones by digest)."""
     found = []
     for r in store.employee_documents(employee_code):
         if r["id"] == exclude_document:
