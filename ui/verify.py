@@ -893,18 +893,11 @@ class VerifyScreen(QWidget):
             self.go_to(later[0])
 
     def _do_previous_file(self) -> None:
-        starts = self._file_starts()
+        """PageUp: to the start of the file shown; from its first page, to the start of the one before."""
         i = self.order.index(self.seq) if self.seq in self.order else len(self.order)
-        earlier = [s for s in starts if self.order.index(s) < i]
+        earlier = [s for s in self._file_starts() if self.order.index(s) < i]
         if earlier:
-            # PageUp goes to the start of the file shown; from its first page, to the previous file's
-            current = [s for s in earlier if self.order.index(s) <= i]
-            target = current[-1]
-            if target == self.seq and len(earlier) > 1:
-                target = earlier[-2]
-            elif target == self.seq:
-                return
-            self.go_to(target)
+            self.go_to(earlier[-1])
 
     # zoom and pan
     def _do_fit_width(self) -> None:
@@ -944,8 +937,19 @@ class VerifyScreen(QWidget):
             page["verdict"] = verdict  # shown at once; the service's answer (or refusal) follows
             if verdict == "delete":
                 page["deleted"] = reason
-        self.link.submit("review", args, lambda _r: self._changed(f"{bi('पृष्ठ', 'page')} {seq}: {verdict}"),
-                         self._failed)
+
+        def done(row: Any) -> None:
+            if batch == self.batch and isinstance(row, dict) and row.get("seq") == seq:
+                turned = page is not None and row.get("rotation") != page.get("rotation")
+                if page is not None:
+                    page.update(row)  # the page as the service now holds it
+                if turned:  # the turned image is asked for only now: the service serves the stored turn
+                    self.tree.forget_thumbnail(seq)
+                    if seq == self.seq:
+                        self._show_current()
+            self._changed(f"{bi('पृष्ठ', 'page')} {seq}: {verdict}")
+
+        self.link.submit("review", args, done, self._failed)
         if then_next:
             self._step(1)
 
@@ -956,11 +960,10 @@ class VerifyScreen(QWidget):
         page = self.current_page()
         if page is None:
             return
-        rotation = (int(page.get("rotation") or 0) + quarter) % 360
-        page["rotation"] = rotation  # the next image request asks for the turned page
+        pending = int(page.get("pending_rotation", page.get("rotation") or 0))
+        rotation = (pending + quarter) % 360
+        page["pending_rotation"] = rotation  # several presses before the answer add up
         self._review(f"rotate-{rotation}")
-        self.tree.forget_thumbnail(int(page["seq"]))
-        self._show_current()
 
     def _do_rotate_left(self) -> None:
         self._rotate(270)
