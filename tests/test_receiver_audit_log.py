@@ -27,9 +27,11 @@ from .stationkit import StationEnv, make_station
 
 
 def _station(tmp: Path, name: str, rx: ReceiverProcess, portal: pyrage.x25519.Identity) -> StationEnv:
-    return make_station(tmp / name, init_args=("--portal-url", rx.url, "--portal-receipt-key",
-                                               str(rx.receipt_key_path)),
-                        extra_config="\n[upload]\nretention_hours = 72\n", portal=portal)
+    st = make_station(tmp / name, init_args=("--portal-url", rx.url, "--portal-receipt-key",
+                                             str(rx.receipt_key_path)),
+                      extra_config="\n[upload]\nretention_hours = 72\n", portal=portal)
+    st.roster(*(f"E{seed}" for seed in (51, 52, 53, 54, 61, 62)))  # the codes _import files
+    return st
 
 
 def _import(st: StationEnv, tmp: Path, batch: str, seed: int) -> None:
@@ -38,6 +40,7 @@ def _import(st: StationEnv, tmp: Path, batch: str, seed: int) -> None:
     page = tmp / f"{st.root.name}-{batch}.png"
     render_acr_page(PageSpec(seed=seed, page_no=1, dpi=100)).image.save(page)
     st.run("import", "--batch", batch, "--employee", f"E{seed}", "--period", "2020-21", str(page), check=True)
+    st.verify(batch)  # nothing is sealed unverified
 
 
 def _seal(st: StationEnv, batch: str) -> Path:

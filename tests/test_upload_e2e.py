@@ -45,10 +45,12 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
     portal = write_identity(identity_file)
     with start_receiver(tmp_path, identity_file) as rx, FaultProxy(rx.port) as proxy:
         st = _station(tmp_path, proxy.url + "/", rx.receipt_key_path, retention_hours=0, portal=portal)
+        st.roster("E21", "E22")
         for seed, emp in ((21, "E21"), (22, "E22")):
             st.run("import", "--batch", "B1", "--employee", emp, "--period", "2020-21", *_pages(tmp_path, seed, 2),
                    check=True)
         status = json.loads(st.run("status", "--json", check=True).stdout)
+        st.verify("B1")  # nothing is sealed unverified
         st.run("seal", "--batch", "B1", check=True)
         # A reset mid-chunk, a 503, and a flipped byte (the receiver's checksum must catch it).
         proxy.set_faults(Fault.reset(30_000, nth=1), Fault.respond(503, nth=2), Fault.flip(1000, nth=3))
@@ -95,6 +97,7 @@ def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: f
     with start_receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=retention, portal=portal)
         st.run("import", "--batch", "B2", *_pages(tmp_path, 31, 1), check=True)
+        st.verify("B2")  # nothing is sealed unverified
         st.run("seal", "--batch", "B2", check=True)
         st.run("upload", "--batch", "B2", check=True, timeout=600)
         queue = json.loads(st.run("uploads", "--json", check=True).stdout)
@@ -112,6 +115,7 @@ def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: P
     with start_receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, wrong_key, retention_hours=0, portal=portal)
         st.run("import", "--batch", "B3", *_pages(tmp_path, 41, 1), check=True)
+        st.verify("B3")  # nothing is sealed unverified
         st.run("seal", "--batch", "B3", check=True)
         up = st.run("upload", "--batch", "B3", timeout=600)
         assert up.returncode == 21, up.stdout + up.stderr  # ReceiptInvalid
@@ -143,6 +147,7 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
                                              "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
         st.config.write_text(text)
         st.run("import", "--batch", "B4", *_pages(tmp_path, 51, 3), check=True)
+        st.verify("B4")  # nothing is sealed unverified
         st.run("seal", "--batch", "B4", check=True)
         # The station runs as its service (the only process holding the keys, so the only one that can
         # report the upload's progress while it runs); the upload runs inside it and the service is killed.
@@ -181,6 +186,7 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
         assert rx.url.startswith("https://")
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
         st.run("import", "--batch", "T1", *_pages(tmp_path, 71, 1), check=True)
+        st.verify("T1")  # nothing is sealed unverified
         st.run("seal", "--batch", "T1", check=True)
         # Without the portal's CA the station refuses the connection for good (no silent verify=False).
         refused = st.run("upload", "--batch", "T1", timeout=600)
@@ -205,6 +211,7 @@ def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
     with start_receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
         st.run("import", "--batch", "B5", *_pages(tmp_path, 81, 2), check=True)
+        st.verify("B5")  # nothing is sealed unverified
         st.run("seal", "--batch", "B5", check=True)
         st.run("upload", "--batch", "B5", check=True, timeout=600)
     config, key = st.unlock()
