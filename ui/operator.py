@@ -57,11 +57,11 @@ STATE_TEXT = {
     "captured": bi("प्राप्त", "received"),
     "processed": bi("साफ़", "cleaned"),
 }
-OCR_TEXT = {
-    "pending": bi("पढ़ना बाकी", "OCR pending"),
-    "done": bi("पढ़ा गया", "OCR done"),
-    "failed": bi("पढ़ा नहीं गया", "OCR failed"),
-    "skipped": bi("खाली पन्ना", "blank"),
+OCR_TEXT = {  # short: a tile is narrow
+    "pending": "OCR …",
+    "done": "OCR ✓",
+    "failed": "OCR ✗",
+    "skipped": bi("खाली", "blank"),
 }
 ENDED = ("stopped", "failed")
 
@@ -109,12 +109,14 @@ class DevicePrompt(QFrame):
 
     def __init__(self) -> None:
         super().__init__()
+        self.partner: QWidget | None = None  # what the prompt covers while it shows (the ACR file panel)
         self.setObjectName("devicePrompt")
         self.setStyleSheet("#devicePrompt { background: #fff3e0; border: 3px solid #e65100; }")
         layout = QVBoxLayout(self)
+        texts = QVBoxLayout()
         self.title = QLabel(bi("स्कैनर रुक गया", "The scanner stopped"))
         font = QFont()
-        font.setPointSize(18)
+        font.setPointSize(16)
         font.setBold(True)
         self.title.setFont(font)
         self.hindi = QLabel("")
@@ -127,14 +129,20 @@ class DevicePrompt(QFrame):
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         for w in (self.title, self.hindi, self.english, self.detail):
-            layout.addWidget(w)
-        row = QHBoxLayout()
+            texts.addWidget(w)
+        layout.addLayout(texts)
         self.continue_button = button(bi("ठीक कर दिया: जारी रखें", "Fixed: continue") + "  [Enter / F5]")
         self.stop_button = button(bi("स्कैन रोकें", "Stop scanning") + "  [F8]")
-        row.addWidget(self.continue_button, 2)
-        row.addWidget(self.stop_button, 1)
-        layout.addLayout(row)
+        layout.addWidget(self.continue_button)
+        layout.addWidget(self.stop_button)
+        layout.addStretch(1)
         self.hide()
+
+    def setVisible(self, visible: bool) -> None:
+        super().setVisible(visible)
+        partner = getattr(self, "partner", None)  # None while __init__ runs
+        if partner is not None:
+            partner.setVisible(not visible)
 
     def show_prompt(self, prompt: dict[str, Any]) -> None:
         self.hindi.setText(str(prompt.get("message_hi", "")))
@@ -162,10 +170,12 @@ class IndexPanel(QFrame):
         self.source = QLabel(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
         self.source.setWordWrap(True)
         layout.addWidget(self.source)
+        layout.setSpacing(4)
         form = QFormLayout()
         self.search = text_field(bi("कोड या नाम (हिंदी/English)", "code or name") + "  [Ctrl+F]")
         self.results = QListWidget()
-        self.results.setMaximumHeight(110)
+        self.results.setMaximumHeight(96)
+        self.results.hide()  # shown while a search has results
         self.code = text_field(bi("कर्मचारी कोड", "employee code"))
         self.name = QLabel("")
         self.name.setWordWrap(True)
@@ -238,13 +248,15 @@ class OperatorScreen(QWidget):
 
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
+        # sized to fit the kiosk's 1366 x 768 screen with the shell around it
         self.scanner = QComboBox()
-        self.scanner.setMinimumWidth(220)
+        self.scanner.setMinimumWidth(170)
         self.profile = QComboBox()
-        self.profile.setMinimumWidth(220)
+        self.profile.setMinimumWidth(170)
         self.batch_name = text_field(bi("बैच का नाम", "batch name"))
+        self.batch_name.setMinimumWidth(140)
         self.resume_list = QComboBox()
-        self.resume_list.setMinimumWidth(180)
+        self.resume_list.setMinimumWidth(140)
         for label, widget in ((bi("स्कैनर", "Scanner"), self.scanner), (bi("प्रोफ़ाइल", "Profile"), self.profile),
                               (bi("बैच", "Batch"), self.batch_name), (bi("जारी रखें", "Resume"), self.resume_list)):
             top.addWidget(QLabel(label))
@@ -267,25 +279,36 @@ class OperatorScreen(QWidget):
 
         middle = QHBoxLayout()
         left = QVBoxLayout()
-        self.prompt = DevicePrompt()
-        left.addWidget(self.prompt)
         self.tiles_view = QListWidget()
         self.tiles_view.setViewMode(QListWidget.ViewMode.IconMode)
         self.tiles_view.setIconSize(THUMB_SIZE)
+        # a fixed cell per page: the tiles line up whatever their state text says
+        self.tiles_view.setGridSize(QSize(THUMB_SIZE.width() + 50, THUMB_SIZE.height() + 110))
         self.tiles_view.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.tiles_view.setMovement(QListWidget.Movement.Static)
         self.tiles_view.setSpacing(6)
         self.tiles_view.setWordWrap(True)
+        self.tiles_view.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.tiles_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         left.addWidget(self.tiles_view, 1)
+        self.rescans_label = QLabel(bi("दोबारा स्कैन करने को कहे गए पन्ने", "Pages the supervisor asked to rescan")
+                                    + "  [Enter: " + bi("दोबारा स्कैन", "rescan") + "]")
+        left.addWidget(self.rescans_label)
+        self.rescans = QListWidget()
+        self.rescans.setMaximumHeight(72)
+        left.addWidget(self.rescans)
+        self.rescans_label.hide()  # shown when the supervisor asked for rescans
+        self.rescans.hide()
         middle.addLayout(left, 3)
         right = QVBoxLayout()
+        # A scanner fault takes the ACR file's place until it is answered: one thing at a time, and Enter
+        # there means Continue.
+        self.prompt = DevicePrompt()
+        right.addWidget(self.prompt)
         self.index = IndexPanel()
         right.addWidget(self.index)
-        right.addWidget(QLabel(bi("दोबारा स्कैन करने को कहे गए पन्ने", "Pages the supervisor asked to rescan")))
-        self.rescans = QListWidget()
-        self.rescans.setMaximumHeight(140)
-        right.addWidget(self.rescans)
+        self.prompt.partner = self.index  # hidden while the prompt shows
+        right.addStretch(1)
         middle.addLayout(right, 2)
         outer.addLayout(middle, 1)
         self.message = message_line()
@@ -389,6 +412,8 @@ class OperatorScreen(QWidget):
             item = QListWidgetItem(f"{r.get('batch', '')} · {bi('पन्ना', 'page')} {r.get('seq')} · {reason}")
             item.setData(Qt.ItemDataRole.UserRole, r)
             self.rescans.addItem(item)
+        self.rescans.setVisible(bool(rows))
+        self.rescans_label.setVisible(bool(rows))
 
     def _rescan_chosen(self, item: QListWidgetItem) -> None:
         """Enter on a rescan: the next page scanned into that batch replaces it (same ACR file and place)."""
@@ -547,6 +572,7 @@ class OperatorScreen(QWidget):
         if item is None:
             item = QListWidgetItem(QIcon(placeholder(seq, str(known.get("state")))), "")
             item.setData(Qt.ItemDataRole.UserRole, seq)
+            item.setSizeHint(self.tiles_view.gridSize())  # room for the state lines that come later
             self.tiles[seq] = item
             self.tiles_view.addItem(item)
             self.tiles_view.scrollToItem(item)
@@ -640,6 +666,7 @@ class OperatorScreen(QWidget):
         query = self.index.search.text().strip()
         if len(query) < 2:
             self.index.results.clear()
+            self.index.results.hide()
             return
         self.link.submit("roster_search", {"query": query, "limit": 8}, self._found, self._optional_failed)
 
@@ -650,6 +677,7 @@ class OperatorScreen(QWidget):
             item = QListWidgetItem(f"{r['employee_code']} · {names} · {r.get('rank', '')}")
             item.setData(Qt.ItemDataRole.UserRole, r)
             self.index.results.addItem(item)
+        self.index.results.setVisible(self.index.results.count() > 0)
         if self.index.results.count():
             self.index.results.setCurrentRow(0)
 
@@ -738,7 +766,7 @@ class OperatorScreen(QWidget):
         self.prompt.hide()
         self.index.prefill(None, 0)
         self.batch_name.clear()
-        self.rescans.clear()
+        self._rescans([])
         self.message.setText("")
         self._update_buttons()
 

@@ -8,6 +8,12 @@ test people of tests/stationkit.py (admin, head, sup, op; no real data: one synt
 the kiosk window on Qt's xcb platform (``QT_QPA_PLATFORM=xcb``, not offscreen) through sign-in, unlock,
 the batch list, the lock screen, the admin's accounts and the audit viewer, grabbing the whole X screen
 each time: sign-in.png, unlock.png, home.png, lock.png, accounts.png, audit.png.
+
+operator.png, operator-jam.png (issue 14): the operator's scanning screen.  The station has a two-person
+roster and two scan profiles over SANE's virtual back ends (tests/sane_env.py): ``pnm`` scans the file
+put "on the glass" (a QR cover sheet, then a page), ``test`` feeds sheets and jams on the fourth:
+operator.png shows the ACR file a cover sheet opened (prefilled from the roster, waiting for Enter) beside
+the page tiles, operator-jam.png the jam prompt in Hindi and English.
 """
 
 from __future__ import annotations
@@ -20,9 +26,33 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 1366, 768
+
+
+# The operator screen's scanners (SANE's virtual back ends) and roster: synthetic, no real person.
+OPERATOR_PROFILES = """
+[profiles.flatbed-gray-300]
+description = "flatbed, grey, 300 dpi, QR cover sheets"
+source = "flatbed"
+mode = "gray"
+resolution = 300
+page_size = "max"
+options = ["filename={glass}"]
+
+[profiles.adf-gray-150]
+description = "document feeder, grey, 150 dpi"
+source = "adf"
+mode = "gray"
+resolution = 150
+separators = false
+options = ["test-picture=Grid", "page4:read-return-value=SANE_STATUS_JAMMED"]
+"""
+ROSTER = ("Employee Code,Name (Hindi),Name (English),Rank,Unit\n"
+          "EMP-1001,आशा वर्मा,Asha Verma,Inspector,Test Unit\n"
+          "EMP-1002,राहुल सिंह,Rahul Singh,Sub-Inspector,Test Unit\n")
 
 
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
@@ -48,7 +78,14 @@ def parent(out: Path) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scanstation-screens-") as tmp:
-        st = make_station(Path(tmp) / "st")
+        from tests.sane_env import sane_test_env
+
+        glass = Path(tmp) / "glass.pnm"
+        st = make_station(Path(tmp) / "st", extra_env={**sane_test_env(Path(tmp)), "SCREENS_GLASS": str(glass)},
+                          extra_config=OPERATOR_PROFILES.format(glass=glass))
+        roster = Path(tmp) / "roster.csv"
+        roster.write_text(ROSTER, encoding="utf-8")
+        st.run("roster", "import", str(roster), check=True)
         page = Path(tmp) / "page.png"
         from scanstation_tools.synth import PageSpec, render_acr_page
 
@@ -135,8 +172,49 @@ def child(out: Path) -> int:
     until(lambda: window.accounts.table.rowCount() >= 4, "the accounts")
     window.accounts.new_name.setText("new-operator")
     shot("accounts.png")
+    window.sign_out_button.click()
+    operator_screen(window, sign_in, until, shot)
     window.close()
     return 0
+
+
+def operator_screen(window: Any, sign_in: Callable[[str], None], until: Callable[[Callable[[], bool], str], None],
+                    shot: Callable[[str], None]) -> None:
+    """The operator at work: a cover sheet and a page on the glass, then the feeder jams (operator.png)."""
+    from PIL import Image
+
+    from scanstation.capture.cover_sheets import CoverInfo, render_cover_sheet
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    glass = Path(os.environ["SCREENS_GLASS"])
+    sign_in("op")
+    screen = window.operator
+    until(lambda: window.tabs.currentWidget() is screen, "the operator's screen")
+    until(lambda: screen.scanner.findData("pnm:0") >= 0 and screen.scanner.findData("test:0") >= 0
+          and screen.profile.count() >= 3, "the scanners and profiles")
+    screen.batch_name.setText("ACR-2026-014")
+
+    def scan(device: str, profile: str, sheet: Image.Image | None) -> None:
+        if sheet is not None:
+            sheet.convert("L").save(glass, format="PPM")
+        screen.scanner.setCurrentIndex(screen.scanner.findData(device))
+        screen.profile.setCurrentIndex(screen.profile.findData(profile))
+        before = screen.since
+        screen.scan()
+        until(lambda: screen.job is not None and screen.since > before
+              and screen.job_state in ("idle", "waiting"), f"a scan from {device}")
+
+    page = render_acr_page(PageSpec(seed=11, dpi=300)).image  # a synthetic ACR page (no real person)
+    scan("pnm:0", "flatbed-gray-300", render_cover_sheet(CoverInfo("EMP-1001", "2019-20", "Test Unit", "")))
+    scan("pnm:0", "flatbed-gray-300", page)
+    until(lambda: screen.pages.get(1, {}).get("thumb") == "shown", "the first page's thumbnail")
+    shot("operator.png")
+    scan("test:0", "adf-gray-150", None)
+    until(lambda: screen.prompt.isVisible(), "the jam prompt")
+    until(lambda: len(screen.tiles) >= 4, "the page tiles")
+    shot("operator-jam.png")
+    screen.stop()
+    window.sign_out_button.click()
 
 
 if __name__ == "__main__":
