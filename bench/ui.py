@@ -197,7 +197,9 @@ def supervisor_run(kiosk: Kiosk, batch: str, dwell: float) -> dict[str, Any]:
 def heartbeat_during_scan(kiosk: Kiosk, st: Any, batch: str, files: list[str], paging_batch: str,
                           dwell: float) -> dict[str, Any]:
     """The largest gap of a 5 ms QTimer while ``files`` are imported (another process, through the service)
-    and processed, the supervisor paging meanwhile and the batch list polled every second."""
+    and processed, the supervisor paging meanwhile and the batch list polled every second.  The import
+    returns once its pages are captured (``--no-wait``); the run goes on until the service reports every
+    page processed (the batch list's ``processed``), as the kiosk's own poll sees it."""
     from ui.qt import Qt, QTimer
 
     gaps: list[float] = []
@@ -211,18 +213,35 @@ def heartbeat_during_scan(kiosk: Kiosk, st: Any, batch: str, files: list[str], p
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.timeout.connect(beat)
+    latest: dict[str, Any] = {}
+
+    def listed(rows: Any) -> None:
+        latest.update({str(r["name"]): r for r in rows or []})
+
     polls = QTimer()
-    polls.timeout.connect(lambda: kiosk.link.submit("batches", {}, lambda _r: None, lambda _e: None))
+    polls.timeout.connect(lambda: kiosk.link.submit("batches", {}, listed, lambda _e: None))
     kiosk.screen.back_to_queue()
     kiosk.open(paging_batch)
-    proc = st.popen("import", "--batch", batch, *files)
+    proc = st.popen("import", "--batch", batch, "--no-wait", *files)
     started = time.monotonic()
     last[0] = time.perf_counter()
     timer.start(HEARTBEAT_MS)
     polls.start(1000)
     forward = True
     try:
-        while proc.poll() is None:
+        def processed() -> bool:
+            row = latest.get(batch) or {}
+            return bool(row) and int(row.get("processed", 0)) >= len(files)
+
+        while True:
+            if proc.poll() is not None:
+                if proc.returncode != 0:
+                    out, err = proc.communicate()
+                    raise RuntimeError(f"import exited {proc.returncode}: {out}\n{err}")
+                if processed():
+                    break
+            if time.monotonic() - started > 3600:
+                raise TimeoutError("the batch was not processed within an hour")
             kiosk.pump(dwell)
             order, seq = kiosk.screen.order, kiosk.screen.seq
             at_end = seq == (order[-1] if forward else order[0])
@@ -234,9 +253,9 @@ def heartbeat_during_scan(kiosk: Kiosk, st: Any, batch: str, files: list[str], p
     finally:
         timer.stop()
         polls.stop()
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"import exited {proc.returncode}: {out}\n{err}")
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     gaps = gaps[1:]
     return {"pages": len(files), "seconds": time.monotonic() - started, "beats": len(gaps),
             "max_gap_ms": max(gaps) if gaps else float("nan"), "p99_gap_ms": percentile(gaps, 0.99),
