@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,7 +140,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
     return make_station(root / "st", extra_env=sane_test_env(root), extra_config="enabled = false\n" + PROFILES)
 
 
-def _audit(st: StationEnv, action: str) -> list[tuple[str, str, dict]]:  # type: ignore[type-arg]
+def _audit(st: StationEnv, action: str) -> list[tuple[str, str, dict[str, Any]]]:
     db = sqlite3.connect(f"file:{st.data_dir / 'audit.db'}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT actor, subject, detail FROM entries WHERE action = ? ORDER BY seq",
