@@ -161,6 +161,8 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     page = _page()
     page.image.save(inputs / "page.png")
     page.image.convert("L").save(inputs / "page.pgm")
+    (inputs / "roster.csv").write_text("Employee Code,Name,Rank,Unit\nUP-12-004512,Test Officer,SI,Unit\n"
+                                       "UP-12-004513,Other Officer,SI,Unit\n", encoding="utf-8")
     given = set(_files(tmp_path, None))  # the test's own: inputs, password, SANE configuration
 
     def ok(*args: str) -> subprocess.CompletedProcess[str]:
@@ -175,7 +177,9 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
         f.write('\n[ocr]\nlanguages = "eng"\n')
     ok("users", "add", "sup", "--role", "supervisor", "--user", "admin")
     ok("users", "add", "op", "--role", "operator", "--user", "admin")
+    ok("users", "add", "sup2", "--role", "supervisor", "--user", "admin")  # verifies what sup scans
     ok("unlock", "--user", "head")  # gives sup a key slot: the supervisor unlocks for each command below
+    ok("roster", "import", str(inputs / "roster.csv"))
     ok("devices")
     ok("scan", "--device", "pnm:0", "--option", f"filename={inputs / 'page.pgm'}", "--batch", "B1",
        "--employee", "UP-12-004512", "--name", "Test Officer", "--period", "2019-20")
@@ -189,6 +193,10 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     ok("assemble", "--batch", "B1")
     ok("assemble", "--batch", "B2")
     ok("cover-sheets", "--sheet", "UP-12-004514:2021-22:Next Officer", "-o", str(out / "cover-sheets.pdf"))
+    for batch in ("B1", "B2"):  # nothing is sealed unverified
+        ok("batch", "close", "--batch", batch)
+        ok("review", "--batch", batch, "--page", "1", "--verdict", "ok", "--user", "sup2")
+        ok("approve", "--batch", batch, "--user", "sup2")
     ok("seal", "--batch", "B1", "--user", "head")
     ok("uploads")
     ok("unseal", "--batch", "B1", "--user", "head")
