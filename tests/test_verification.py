@@ -367,3 +367,15 @@ def test_an_acr_file_whose_pages_were_all_deleted_is_not_packaged(env: StationEn
         manifest = verify_package(info.path, [portal]).manifest
         assert [doc["employee_code"] for doc in manifest["documents"]] == ["E7"]
         assert manifest["batch"]["page_count"] == 1 and manifest["unfiled_pages"] == []
+
+
+@pytest.mark.parametrize("reasons", ["[]", '["illegible", "  "]', f'["{"x" * 81}"]'])
+def test_configured_reasons_are_checked(tmp_path: Path, reasons: str) -> None:
+    from scanstation.errors import ConfigError
+
+    f = tmp_path / "station.toml"
+    f.write_text(f"[verification]\nreasons = {reasons}\n")
+    with pytest.raises(ConfigError, match=r"verification\.reasons"):
+        load_config(f)
+    f.write_text('[verification]\nreasons = ["torn page", " illegible "]\n')
+    assert load_config(f).verification.reasons == ["torn page", "illegible"]

@@ -219,12 +219,11 @@ def insert_page(station: Any, batch_name: str, seq: int, document_id: int, posit
 
 def replace_page(station: Any, batch_name: str, old_seq: int, new_seq: int, actor: str) -> Page:
     """The operator's rescan ``new_seq`` takes page ``old_seq``'s ACR file and position."""
-    batch = find_batch(station, batch_name)
-    if batch.state not in CAPTURE_STATES:
-        raise StateError(f"batch '{batch.name}' is {batch.state.value}: pages are replaced while it is in capture "
-                         "(returned for rescans)")
+    old = check_placement(station, batch_name, old_seq)  # in capture, live
     store = station.store
-    old, new = store.page_by_seq(batch.id, old_seq), store.page_by_seq(batch.id, new_seq)
+    new = store.page_by_seq(old.batch_id, new_seq)
+    if not new.live:
+        raise StateError(f"page {new_seq} was deleted or replaced itself: it cannot replace page {old_seq}")
     store.replace_page(old, new, actor)
     return store.page(new.id)
 
