@@ -30,9 +30,13 @@ STAGE_LABELS = {"expected": ("अपेक्षित", "expected"), "scanned":
                 "uploaded": ("अपलोड", "uploaded")}
 STAGE_COLOURS = {"expected": "#b0bec5", "scanned": "#64b5f6", "verified": "#81c784", "signed": "#ffb74d",
                  "uploaded": "#9575cd"}
-FLAG_LABELS = {"blank": "खाली / blank", "orientation_uncertain": "दिशा / orientation",
+FLAG_LABELS = {"blank": "खाली / blank", "orientation_uncertain": "दिशा अनिश्चित / orientation",
                "duplicate": "दोहराव / duplicate", "not_in_roster": "रोस्टर में नहीं / not in roster",
-               "double_feed": "दो पन्ने / double feed"}
+               "double_feed": "दो पन्ने / double feed", "low_resolution": "कम रिज़ॉल्यूशन / low resolution",
+               "too_dark": "बहुत गहरा / too dark", "too_light": "बहुत हल्का / too light",
+               "low_contrast": "कम कंट्रास्ट / low contrast", "blurred": "धुंधला / blurred",
+               "content_cut_off": "सामग्री कटी / content cut off", "skew_uncorrectable": "अधिक तिरछा / skewed",
+               "damaged": "क्षतिग्रस्त / damaged", "separator_unreadable": "विभाजक अपठनीय / separator unreadable"}
 
 
 def percent(part: int, whole: int) -> str:
@@ -43,6 +47,7 @@ def _table(headers: list[str]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
     return table
@@ -53,6 +58,7 @@ def _fill(table: QTableWidget, rows: list[list[Any]]) -> None:
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
             item = QTableWidgetItem(str(value))
+            item.setToolTip(str(value))
             if isinstance(value, int):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)

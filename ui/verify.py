@@ -492,6 +492,8 @@ class VerifyScreen(QWidget):
         self.flags = QTableWidget(0, 2)
         self.flags.setHorizontalHeaderLabels([bi("चिह्न", "flag"), bi("मापा गया", "measured")])
         self.flags.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.flags.setWordWrap(True)  # a quality flag's own message is a sentence
+        self.flags.verticalHeader().setVisible(False)
         self.flags.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.flags.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.flags.setMaximumHeight(150)
@@ -707,8 +709,11 @@ class VerifyScreen(QWidget):
         rows = flag_rows(page, doc)
         self.flags.setRowCount(len(rows))
         for r, (flag, value) in enumerate(rows):
-            self.flags.setItem(r, 0, QTableWidgetItem(flag))
-            self.flags.setItem(r, 1, QTableWidgetItem(value))
+            for c, text in enumerate((flag, value)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.flags.setItem(r, c, item)
+        self.flags.resizeRowsToContents()
         self._load_text(seq)
         self._prefetch(seq)
 
