@@ -168,7 +168,7 @@ def test_cover_sheets_split_files_prefilled_one_key_each(window: Any, station: S
 
     # F9: the batch goes to the supervisor; the files are split and indexed as the sheets said
     _press(qtbot, screen, "Key_F9")
-    qtbot.waitUntil(lambda: "closed" in screen.message.text(), timeout=WAIT)
+    qtbot.waitUntil(lambda: screen.job is None and screen.batch == "", timeout=WAIT)  # closed, scan left
     detail = sup.call("batch_detail", batch="OPUI1")
     assert detail["state"] == "closed"
     files = sorted(detail["documents"], key=lambda d: d["seq"])

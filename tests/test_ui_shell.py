@@ -288,6 +288,8 @@ def test_the_kiosk_is_a_client_of_the_running_service(station: StationEnv, qtbot
         window.show()
         sign_in(qtbot, window, "op")
         wait_for(qtbot, window, window.work)  # unlocked by the unit head in the service
+        assert window.tabs.currentWidget() is window.operator  # an operator starts on the Scan tab (issue 14)
+        window.tabs.setCurrentWidget(window.batches)
         qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=WAIT)
         assert [window.table.item(0, c).text() for c in (0, 2)] == ["KIOSK-1", "1"]  # type: ignore[union-attr]
         window.close()

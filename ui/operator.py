@@ -245,6 +245,7 @@ class OperatorScreen(QWidget):
         self._thumb_queue: deque[int] = deque()
         self._thumb_busy = False
         self._polling = False
+        self._generation = 0  # bumped by reset(): answers to earlier calls are dropped
 
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -346,14 +347,29 @@ class OperatorScreen(QWidget):
         }
         self._update_buttons()
 
+    def _call(self, op: str, args: dict[str, Any], done: Any, failed: Any) -> None:
+        """``link.submit``, but an answer that comes back after a reset (sign-out, another person, the window
+        closing) is dropped: it belongs to a screen that is gone."""
+        generation = self._generation
+
+        def on_done(result: Any) -> None:
+            if generation == self._generation:
+                done(result)
+
+        def on_failed(err: BaseException) -> None:
+            if generation == self._generation:
+                failed(err)
+
+        self.link.submit(op, args, on_done, on_failed)
+
     # ------------------------------------------------------------------ lists: scanners, profiles, batches, rescans
     def refresh(self) -> None:
-        self.link.submit("scanners", {}, self._scanners, self._failed)
-        self.link.submit("profiles", {}, self._profiles_listed, self._failed)
-        self.link.submit("operator_batches", {}, self._batches, self._failed)
-        self.link.submit("rescans", {}, self._rescans, self._optional_failed)
+        self._call("scanners", {}, self._scanners, self._failed)
+        self._call("profiles", {}, self._profiles_listed, self._failed)
+        self._call("operator_batches", {}, self._batches, self._failed)
+        self._call("rescans", {}, self._rescans, self._optional_failed)
         if self.job is None:
-            self.link.submit("scan_jobs", {}, self._jobs, self._failed)
+            self._call("scan_jobs", {}, self._jobs, self._failed)
 
     def _scanners(self, reply: Any) -> None:
         current = self.scanner.currentData()
@@ -363,7 +379,7 @@ class OperatorScreen(QWidget):
         if current is not None and self.scanner.findData(current) >= 0:
             self.scanner.setCurrentIndex(self.scanner.findData(current))
         if reply.get("searching"):
-            QTimer.singleShot(1000, lambda: self.link.submit("scanners", {}, self._scanners, self._failed))
+            QTimer.singleShot(1000, self, lambda: self._call("scanners", {}, self._scanners, self._failed))
         elif not reply.get("devices"):
             show_error(self.message, RuntimeError(bi("कोई स्कैनर नहीं मिला", "no scanner found") +
                                                   (f": {reply['error']}" if reply.get("error") else "")))
@@ -432,12 +448,12 @@ class OperatorScreen(QWidget):
 
     def _replace(self, new_seq: int) -> None:
         old, self.replace_seq = self.replace_seq, None
-        self.link.submit("replace_page", {"batch": self.batch, "old_seq": old, "new_seq": new_seq},
+        self._call("replace_page", {"batch": self.batch, "old_seq": old, "new_seq": new_seq},
                          lambda _r: self._replaced(old, new_seq), self._failed)
 
     def _replaced(self, old: int | None, new: int) -> None:
         show_ok(self.message, bi(f"पन्ना {new} ने पन्ना {old} की जगह ली", f"page {new} replaces page {old}"))
-        self.link.submit("rescans", {}, self._rescans, self._optional_failed)
+        self._call("rescans", {}, self._rescans, self._optional_failed)
 
     def _jobs(self, jobs: Any) -> None:
         if self.job is None and jobs:  # the kiosk was started again while a scan of this person's ran on
@@ -456,7 +472,7 @@ class OperatorScreen(QWidget):
             if self.next_document is not None:
                 args["document_id"] = self.next_document
             self.scan_button.setEnabled(False)
-            self.link.submit("scan_continue", args, self._continued, self._scan_failed)
+            self._call("scan_continue", args, self._continued, self._scan_failed)
             return
         if self.job is not None and self.job_state == "running":
             return
@@ -470,7 +486,7 @@ class OperatorScreen(QWidget):
         if self.next_document is not None and batch == self.batch:
             args["document_id"] = self.next_document
         self.scan_button.setEnabled(False)
-        self.link.submit("scan_start", args, self._started, self._scan_failed)
+        self._call("scan_start", args, self._started, self._scan_failed)
 
     def _started(self, reply: Any) -> None:
         self.tiles.clear()
@@ -503,13 +519,13 @@ class OperatorScreen(QWidget):
     def stop(self) -> None:
         if self.job is None:
             return
-        self.link.submit("scan_stop", {"job": self.job}, lambda r: None, self._failed)
+        self._call("scan_stop", {"job": self.job}, lambda r: None, self._failed)
 
     def _poll(self) -> None:
         if self.job is None or self._polling:
             return
         self._polling = True
-        self.link.submit("scan_events", {"job": self.job, "since": self.since, "wait": 0.5}, self._events,
+        self._call("scan_events", {"job": self.job, "since": self.since, "wait": 0.5}, self._events,
                          self._poll_failed)
 
     def _poll_failed(self, err: BaseException) -> None:
@@ -591,8 +607,10 @@ class OperatorScreen(QWidget):
         def done(data: Any) -> None:
             self._thumbnail(seq, data)
 
-        self.link.submit("page_thumbnail", {"batch": self.batch, "seq": seq, "width": THUMB_WIDTH}, done,
-                         self._thumbnail_failed)
+        def failed(err: BaseException) -> None:
+            self._thumbnail_failed(seq, err)
+
+        self._call("page_thumbnail", {"batch": self.batch, "seq": seq, "width": THUMB_WIDTH}, done, failed)
 
     def _thumbnail(self, seq: int, data: Any) -> None:
         self._thumb_busy = False
@@ -602,8 +620,10 @@ class OperatorScreen(QWidget):
             self.pages[seq]["thumb"] = "shown"
         self._next_thumbnail()
 
-    def _thumbnail_failed(self, err: BaseException) -> None:
+    def _thumbnail_failed(self, seq: int, err: BaseException) -> None:
         self._thumb_busy = False
+        if seq in self.pages:
+            self.pages[seq]["thumb"] = None  # asked again at the page's next state change
         if _unknown_operation(err):
             self.thumbnails_offered = False  # a service without thumbnails: the drawn tiles stay
             self._thumb_queue.clear()
@@ -630,7 +650,7 @@ class OperatorScreen(QWidget):
         if self.index.needs_reason and reason:
             args[self.index.needs_reason] = reason
         self.index.confirm_button.setEnabled(False)
-        self.link.submit("index_document", args, self._indexed, self._index_failed)
+        self._call("index_document", args, self._indexed, self._index_failed)
 
     def _indexed(self, reply: Any) -> None:
         self.index.confirm_button.setEnabled(True)
@@ -668,7 +688,7 @@ class OperatorScreen(QWidget):
             self.index.results.clear()
             self.index.results.hide()
             return
-        self.link.submit("roster_search", {"query": query, "limit": 8}, self._found, self._optional_failed)
+        self._call("roster_search", {"query": query, "limit": 8}, self._found, self._optional_failed)
 
     def _found(self, rows: Any) -> None:
         self.index.results.clear()
@@ -704,12 +724,12 @@ class OperatorScreen(QWidget):
             show_error(self.message, RuntimeError(bi("पहले सभी ACR फ़ाइलों की पुष्टि करें",
                                                      "confirm every ACR file first")))
             return
-        self.link.submit("close_batch", {"batch": batch}, self._closed, self._failed)
+        self._call("close_batch", {"batch": batch}, self._closed, self._failed)
 
     def _detach(self) -> None:
         """Leave the current scan job (stopped in the service; its pages are kept)."""
         if self.job is not None:
-            self.link.submit("scan_stop", {"job": self.job}, lambda r: None, lambda e: None)
+            self._call("scan_stop", {"job": self.job}, lambda r: None, lambda e: None)
         self.timer.stop()
         self.job, self.job_state = None, ""
         self.prompt.hide()
@@ -752,6 +772,7 @@ class OperatorScreen(QWidget):
 
     def reset(self) -> None:
         """Someone signed out (or in): nothing of the last person's scan stays on the screen."""
+        self._generation += 1
         self.timer.stop()
         self.job, self.job_state, self.batch, self.since = None, "", "", 0
         self.tiles.clear()
