@@ -72,7 +72,7 @@ def connect(service: StationService, name: str) -> LocalConnection:
     return conn
 
 
-def follow(conn: LocalConnection, job: str, until: Callable[[dict[str, Any]], bool], since: int = 0,
+def follow(conn: Any, job: str, until: Callable[[dict[str, Any]], bool], since: int = 0,
            timeout: float = 120) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Poll scan_events until ``until(reply)``; the last reply and every event seen from ``since``."""
     seen: list[dict[str, Any]] = []
@@ -218,3 +218,23 @@ def test_lock_stops_the_jobs(service: StationService) -> None:
     follow(op, job, lambda r: r["state"] == "waiting")
     service.lock(service.sign_in("head", PASSWORD))
     assert op.call("scan_events", job=job, since=0)["state"] == "stopped"
+
+
+def test_over_the_socket_of_scanstation_serve(station: StationEnv) -> None:
+    """The same operations through ``scanstation serve``'s socket, as the kiosk in production uses them."""
+    from scanstation.service.client import RemoteConnection
+
+    with station.serve(unlock_as="head"), RemoteConnection(load_config(station.config).socket_path) as conn:
+        conn.token = conn.call("sign_in", name="op", password=PASSWORD)["token"]
+        with pytest.raises(PermissionDenied, match="locks resolution"):  # the wire keeps the refusal's class
+            conn.call("scan_start", batch="SOCK1", device="test:0", profile="test-adf", resolution=600)
+        job = conn.call("scan_start", batch="SOCK1", device="test:0", profile="test-adf-jam")["job"]
+        reply, events = follow(conn, job, lambda r: r["state"] != "running")
+        assert reply["state"] == "waiting" and reply["prompt"]["error"] == "PaperJam"
+        assert "कागज़" in reply["prompt"]["message_hi"]
+        conn.call("scan_continue", job=job)
+        reply, more = follow(conn, job, lambda r: r["state"] != "running", since=reply["next"])
+        assert reply["state"] == "idle"
+        assert [e["seq"] for e in kinds(events + more, "page")] == list(range(1, 14))
+        assert conn.call("scan_stop", job=job)["state"] == "stopped"
+        conn.call("sign_out")

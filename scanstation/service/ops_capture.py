@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from scanstation.capture.jobs import CaptureJob, CaptureJobs
 from scanstation.capture.profiles import ProfileLocked, describe_profile, profile_settings
 from scanstation.domain import CAPTURE_STATES, BatchState
-from scanstation.errors import StateError
+from scanstation.errors import PermissionDenied, StateError
 from scanstation.people.roles import Action
 from scanstation.service.op_types import Emit, Operations, int_arg, text_arg
 
@@ -97,7 +97,8 @@ def _op_scan_start(s: StationService, c: Caller | None, a: dict[str, Any], _e: E
                                   page_size=_optional_text(a, "page_size"), options=options)
     except ProfileLocked as e:
         station.store.audit(caller.name, "scan.profile_refused", f"profile:{profile}", {"attempts": list(e.attempts)})
-        raise
+        # as the class the wire knows (a kiosk over the socket sees a refusal, with its Hindi gist)
+        raise PermissionDenied(e.message) from e
     batch = station.store.open_batch(batch_name, s.config.station.unit, caller.name)  # refuses one not in capture
     document = None
     if a.get("document_id") is not None:
