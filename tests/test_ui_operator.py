@@ -105,10 +105,14 @@ def _press(qtbot: Any, widget: Any, key: Any) -> None:
     qtbot.keyClick(widget, getattr(Qt.Key, key))
 
 
-def _press_ctrl_r(qtbot: Any, widget: Any) -> None:
+def _press_ctrl(qtbot: Any, widget: Any, key: str) -> None:
     from ui.qt import Qt
 
-    qtbot.keyClick(widget, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(widget, getattr(Qt.Key, key), Qt.KeyboardModifier.ControlModifier)
+
+
+def _press_ctrl_r(qtbot: Any, widget: Any) -> None:
+    _press_ctrl(qtbot, widget, "Key_R")
 
 
 def _on_glass(path: Path, image: Image.Image) -> None:
@@ -225,3 +229,31 @@ def test_jam_shown_in_both_languages_and_resumed(window: Any, qtbot: Any) -> Non
     _press(qtbot, screen, "Key_F8")
     qtbot.waitUntil(lambda: screen.job is None, timeout=WAIT)
     assert "stopped" in screen.message.text()
+
+
+def test_an_acr_file_indexed_by_hand_with_roster_search(window: Any, station: StationEnv, qtbot: Any,
+                                                        service: StationService) -> None:
+    """No cover sheet: Ctrl+F, a name typed in Latin finds the roster's Devanagari entry, Enter, period,
+    Enter; the next page scanned goes into that ACR file."""
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    screen.batch_name.setText("OPUI3")
+    _press_ctrl(qtbot, screen, "Key_F")
+    assert screen.index.search.hasFocus() or window.focusWidget() is screen.index.search
+    qtbot.keyClicks(screen.index.search, "Rahul")
+    qtbot.waitUntil(lambda: screen.index.results.count() >= 1, timeout=WAIT)
+    assert "EMP-1002" in screen.index.results.item(0).text() and "राहुल" in screen.index.results.item(0).text()
+    _press(qtbot, screen.index.search, "Key_Return")  # the first result
+    assert screen.index.code.text() == "EMP-1002"
+    qtbot.keyClicks(screen.index.period, "2021-22")
+    _press(qtbot, screen.index.period, "Key_Return")
+    qtbot.waitUntil(lambda: screen.next_document is not None, timeout=WAIT)
+    file_id = screen.next_document
+    _on_glass(glass, _page("EMP-1002 2021-22 page"))
+    _scan_and_wait(qtbot, screen)
+    assert screen.pages[1]["document_id"] == file_id
+    sup = _connect(service, "sup")
+    docs = sup.call("batch_detail", batch="OPUI3")["documents"]
+    assert [(d["id"], d["employee_code"], d["acr_period"]) for d in docs] == [(file_id, "EMP-1002", "2021-22")]

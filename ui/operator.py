@@ -239,6 +239,7 @@ class OperatorScreen(QWidget):
         self.pages: dict[int, dict[str, Any]] = {}  # seq -> last known fields
         self.to_confirm: deque[dict[str, Any]] = deque()  # ACR files from cover sheets awaiting Enter
         self.next_document: int | None = None  # an ACR file indexed by hand: the next pages go into it
+        self.next_document_batch = ""  # ... of this batch
         self.replace_seq: int | None = None  # a rescan asked for: the next page scanned takes its place
         self.job_choice: tuple[Any, Any, str] | None = None  # (scanner, profile, batch) of the current job
         self.thumbnails_offered = True
@@ -246,6 +247,7 @@ class OperatorScreen(QWidget):
         self._thumb_busy = False
         self._polling = False
         self._generation = 0  # bumped by reset(): answers to earlier calls are dropped
+        self._indexing_batch = ""
 
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -483,7 +485,7 @@ class OperatorScreen(QWidget):
                                                      "choose a scanner, a profile and a batch")))
             return
         args = {"batch": batch, "device": device, "profile": profile}
-        if self.next_document is not None and batch == self.batch:
+        if self.next_document is not None and batch == self.next_document_batch:
             args["document_id"] = self.next_document
         self.scan_button.setEnabled(False)
         self._call("scan_start", args, self._started, self._scan_failed)
@@ -644,6 +646,7 @@ class OperatorScreen(QWidget):
                                                                               "are needed")))
             return
         args: dict[str, Any] = {"batch": batch, "employee_code": code, "period": period}
+        self._indexing_batch = batch
         if self.index.document_id is not None:
             args["document_id"] = self.index.document_id
         reason = self.index.reason.text().strip()
@@ -662,6 +665,7 @@ class OperatorScreen(QWidget):
                 self.to_confirm.popleft()
         elif doc_id is not None:
             self.next_document = int(doc_id)  # the next Scan / Continue puts pages into it
+            self.next_document_batch = str(self._indexing_batch)
         show_ok(self.message, bi("ACR फ़ाइल की पुष्टि हुई", "ACR file confirmed") +
                 f": {self.index.code.text()} {self.index.period.text()}")
         self._show_next_file()
