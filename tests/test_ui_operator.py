@@ -247,6 +247,12 @@ def test_an_acr_file_indexed_by_hand_with_roster_search(window: Any, station: St
     assert "EMP-1002" in screen.index.results.item(0).text() and "राहुल" in screen.index.results.item(0).text()
     _press(qtbot, screen.index.search, "Key_Return")  # the first result
     assert screen.index.code.text() == "EMP-1002"
+    from ui.qt import QApplication
+
+    QApplication.clipboard().setText("EMP-9999")  # no clipboard on the kiosk: paste does nothing
+    screen.index.code.setFocus()
+    _press_ctrl(qtbot, screen.index.code, "Key_V")
+    assert screen.index.code.text() == "EMP-1002"
     qtbot.keyClicks(screen.index.period, "2021-22")
     _press(qtbot, screen.index.period, "Key_Return")
     qtbot.waitUntil(lambda: screen.next_document is not None, timeout=WAIT)

@@ -18,8 +18,9 @@ within a second) and shows them:
   listed (``rescans``): Enter on one, F5, and the page scanned takes the old page's place
   (``replace_page``).
 
-Everything is on the keyboard (the shortcuts are written on the buttons).  There is no clipboard, no
-save, no print and no file dialog: pages never leave the service except as the thumbnails shown here.
+Everything is on the keyboard (the shortcuts are written on the buttons).  There is no clipboard (the
+text fields refuse copy, cut and paste), no save, no print and no file dialog: pages never leave the
+service except as the thumbnails shown here.
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ from .qt import (
     QAbstractItemView,
     QColor,
     QComboBox,
+    QEvent,
     QFont,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QIcon,
+    QKeyEvent,
+    QKeySequence,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QObject,
     QPainter,
     QPixmap,
     QSize,
@@ -69,6 +75,27 @@ ENDED = ("stopped", "failed")
 def _unknown_operation(err: BaseException) -> bool:
     """The service does not offer this operation (yet): the screen does without it."""
     return "unknown operation" in str(getattr(err, "message", err))
+
+
+class _NoClipboard(QObject):
+    """Eats copy, cut and paste in a text field (and its context menu): the kiosk has no clipboard."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride) and isinstance(event, QKeyEvent) \
+                and any(event.matches(k) for k in (QKeySequence.StandardKey.Copy, QKeySequence.StandardKey.Cut,
+                                                   QKeySequence.StandardKey.Paste)):
+            event.accept()
+            return True
+        return False
+
+
+_NO_CLIPBOARD = _NoClipboard()
+
+
+def no_clipboard(field: QLineEdit) -> QLineEdit:
+    field.installEventFilter(_NO_CLIPBOARD)
+    field.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+    return field
 
 
 def _reason_field(flags: list[str]) -> str:
@@ -341,6 +368,8 @@ class OperatorScreen(QWidget):
         self._search_timer.setInterval(250)
         self._search_timer.timeout.connect(self._search)
         self._profiles: list[dict[str, Any]] = []
+        for field in (self.batch_name, self.index.search, self.index.code, self.index.period, self.index.reason):
+            no_clipboard(field)
         # The screen's keys, handled in keyPressEvent (a key a field does not use comes up to the screen)
         self.keys: dict[tuple[Qt.Key, bool], Any] = {
             (Qt.Key.Key_F5, False): self.scan, (Qt.Key.Key_F8, False): self.stop,
