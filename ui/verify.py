@@ -55,7 +55,7 @@ K = Qt.Key
 M = Qt.KeyboardModifier
 NONE, ALT, CTRL, SHIFT = M.NoModifier, M.AltModifier, M.ControlModifier, M.ShiftModifier
 PREVIEW_MAX = 1024  # page_thumbnail's largest width
-DETAIL_DELAY_MS = 250  # answers arriving within this reload the batch's detail once
+DETAIL_DELAY_MS = 1200  # the batch's detail reloads once the supervisor pauses this long (not per Enter)
 THUMB_IDLE_MS = 1200  # thumbnails of unvisited pages load after this long without a key
 QUEUE_COLUMNS = ["Batch / बैच", "State / स्थिति", "Pages / पृष्ठ", "ACR files / फ़ाइलें", "Flagged / चिह्नित",
                  "Operator / ऑपरेटर", "Closed / बंद"]
@@ -414,7 +414,8 @@ class VerifyScreen(QWidget):
         self._thumb_loading = False
         self._pending_reason: Callable[[str], None] | None = None
         self._choice_action: Callable[[int], None] | None = None
-        # answers that change the batch reload its detail once, shortly after (a burst of Enters = one reload)
+        # answers that change the batch reload its detail once the supervisor pauses (a run of Enters = one
+        # reload): meanwhile the screen shows its own record of verdicts and pages seen
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
         self._detail_timer.timeout.connect(self.load_detail)
@@ -714,7 +715,10 @@ class VerifyScreen(QWidget):
                 item.setToolTip(text)
                 self.flags.setItem(r, c, item)
         self.flags.resizeRowsToContents()
-        self._load_text(seq)
+        if self.cache.get(full_key) is not None:
+            self._load_text(seq)
+        else:
+            self.ocr.setPlainText("…")  # asked for once the page itself is here (the page first, on one line)
         self._prefetch(seq)
 
     def _request(self, seq: int, *, full: bool, priority: int = 1) -> None:
@@ -768,6 +772,8 @@ class VerifyScreen(QWidget):
                 self.schedule_detail()
         if seq == self.seq:
             full_key, preview_key, _w = self._keys(seq)
+            if key == full_key:
+                self._load_text(seq)
             if key in (full_key, preview_key):
                 shown = self.cache.get(full_key) or self.cache.get(preview_key)
                 if self.view.page is None or self.view.page.key != full_key:
@@ -832,6 +838,8 @@ class VerifyScreen(QWidget):
             return
         self.view.mark()
         self._thumb_timer.start(THUMB_IDLE_MS)
+        if self._detail_timer.isActive():
+            self._detail_timer.start(DETAIL_DELAY_MS)  # still working: later
         self.act(action)
 
     def _panel_open(self) -> bool:
