@@ -186,7 +186,8 @@ def supervisor_run(kiosk: Kiosk, batch: str, dwell: float) -> dict[str, Any]:
     elapsed = time.monotonic() - start
     from ui.qt import QThreadPool
 
-    kiosk.wait(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, what="the last verdicts")
+    kiosk.wait(lambda: not kiosk.screen._changes and QThreadPool.globalInstance().activeThreadCount() == 0,
+               what="the last verdicts")
     detail = kiosk.link.call("batch_detail", batch=batch)
     live = [p for p in detail["pages"] if not p["deleted"] and not p["replaced_by"]]
     return {"pages": n, "seconds": elapsed, "ppm": 60 * n / elapsed, "dwell_s": dwell,

@@ -91,7 +91,8 @@ def settle(qtbot: Any, screen: Any) -> None:
     from ui.qt import QThreadPool
 
     def idle() -> bool:
-        return QThreadPool.globalInstance().activeThreadCount() == 0 and not screen._detail_pending
+        return QThreadPool.globalInstance().activeThreadCount() == 0 and not screen._detail_pending \
+            and not screen._changes
     qtbot.waitUntil(idle, timeout=WAIT)
     screen.load_detail()
     qtbot.waitUntil(idle, timeout=WAIT)

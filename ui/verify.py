@@ -414,6 +414,7 @@ class VerifyScreen(QWidget):
         self._thumb_loading = False
         self._pending_reason: Callable[[str], None] | None = None
         self._choice_action: Callable[[int], None] | None = None
+        self._changes: list[tuple[str, dict[str, Any], Callable[[Any], None], Callable[[BaseException], None]]] = []
         # answers that change the batch reload its detail once the supervisor pauses (a run of Enters = one
         # reload): meanwhile the screen shows its own record of verdicts and pages seen
         self._detail_timer = QTimer(self)
@@ -962,7 +963,7 @@ class VerifyScreen(QWidget):
                         self._show_current()
             self._changed(f"{bi('पृष्ठ', 'page')} {seq}: {verdict}")
 
-        self.link.submit("review", args, done, self._failed)
+        self._send("review", args, done, self._failed)
         if then_next:
             self._step(1)
 
@@ -1014,7 +1015,7 @@ class VerifyScreen(QWidget):
 
     def _move(self, seq: int, doc_id: int, before: int | None) -> None:
         position = self._position(doc_id, before, seq)
-        self.link.submit("move_page", {"batch": self.batch, "seq": seq, "document_id": doc_id, "position": position},
+        self._send("move_page", {"batch": self.batch, "seq": seq, "document_id": doc_id, "position": position},
                          lambda _r: self._changed(bi("पृष्ठ खिसकाया", f"page {seq} moved")), self._failed)
 
     def _tree_move(self, seq: int, doc_id: int, before: int) -> None:
@@ -1088,7 +1089,7 @@ class VerifyScreen(QWidget):
         doc = self.current_doc()
         if doc is None or self.seq is None:
             return
-        self.link.submit("split_document", {"batch": self.batch, "document_id": doc["id"], "at_seq": self.seq},
+        self._send("split_document", {"batch": self.batch, "document_id": doc["id"], "at_seq": self.seq},
                          lambda _r: self._changed(bi("फ़ाइल विभाजित: नई फ़ाइल का सूचकांक जाँचें (I)",
                                                      "file split: check the new file's index (I)")), self._failed)
 
@@ -1103,7 +1104,7 @@ class VerifyScreen(QWidget):
         index = next((i for i, d in enumerate(others) if d["id"] == previous), 0)
 
         def merge(i: int) -> None:
-            self.link.submit("merge_documents", {"batch": self.batch, "document_id": doc["id"],
+            self._send("merge_documents", {"batch": self.batch, "document_id": doc["id"],
                                                  "into": others[i]["id"]},
                              lambda _r: self._changed(bi("फ़ाइलें जोड़ी गईं", "files merged")), self._failed)
 
@@ -1127,7 +1128,7 @@ class VerifyScreen(QWidget):
                                 "period": period}
         if not_in_roster:
             args["not_in_roster"] = not_in_roster
-        self.link.submit("reindex", args, lambda _r: self._changed(bi("सूचकांक बदला", "file re-indexed")),
+        self._send("reindex", args, lambda _r: self._changed(bi("सूचकांक बदला", "file re-indexed")),
                          self._failed)
 
     def _open_flags(self) -> tuple[dict[str, Any] | None, list[str]]:
@@ -1148,7 +1149,7 @@ class VerifyScreen(QWidget):
             args: dict[str, Any] = {"batch": self.batch, "document_id": doc["id"], "flag": flag, "verdict": verdict}
             if reason:
                 args["reason"] = reason
-            self.link.submit("flag_verdict", args, self._flag_done(flag, verdict), self._failed)
+            self._send("flag_verdict", args, self._flag_done(flag, verdict), self._failed)
 
     def _flag_done(self, flag: str, verdict: str) -> Callable[[Any], None]:
         return lambda _r: self._changed(f"{flag}: {verdict}")
@@ -1166,7 +1167,7 @@ class VerifyScreen(QWidget):
             blockers = "; ".join(str(b) for b in self.detail.get("blockers") or [])
             show_error(self.message, ValueError(f"not yet: {blockers}"))
             return
-        self.link.submit("approve", {"batch": self.batch}, self._approved, self._failed)
+        self._send("approve", {"batch": self.batch}, self._approved, self._failed)
 
     def _approved(self, _result: Any) -> None:
         name = self.batch
@@ -1184,7 +1185,29 @@ class VerifyScreen(QWidget):
             self.back_to_queue()
             show_ok(self.queue_message, bi(f"बैच {name} लौटाया गया", f"batch {name} returned to the operator"))
 
-        self.link.submit("return_batch", {"batch": self.batch, "reason": reason}, returned, self._failed)
+        self._send("return_batch", {"batch": self.batch, "reason": reason}, returned, self._failed)
+
+    # changes go to the service one after another, in the order of the keys: calls submitted together run
+    # on different pool threads and could reach the service in either order ("[" twice = 180°, not 90°)
+    def _send(self, op: str, args: dict[str, Any], on_done: Callable[[Any], None],
+              on_failed: Callable[[BaseException], None]) -> None:
+        self._changes.append((op, args, on_done, on_failed))
+        if len(self._changes) == 1:
+            self._send_next()
+
+    def _send_next(self) -> None:
+        if not self._changes:
+            return
+        op, args, on_done, on_failed = self._changes[0]
+
+        def finish(callback: Callable[[Any], None], value: Any) -> None:
+            self._changes.pop(0)
+            try:
+                callback(value)
+            finally:
+                self._send_next()
+
+        self.link.submit(op, args, lambda r: finish(on_done, r), lambda e: finish(on_failed, e))
 
     # answers
     def _changed(self, text: str) -> None:
