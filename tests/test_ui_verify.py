@@ -369,3 +369,22 @@ def test_signal_emit_keeps_its_references() -> None:
     for i in range(200):
         relay.done.emit(i)
     assert sys.getrefcount(True) - before > -100
+
+
+def test_flags_show_their_measured_values() -> None:
+    from ui.verify import flag_rows
+
+    page = {"flags": ["blank", "orientation_uncertain", "low_resolution"],
+            "analysis": {"blank": {"blank": True, "ink_mm2": 0.4, "components": 2},
+                         "orientation": {"rotation": 180, "confidence": 0.41}, "skew": 0.7,
+                         "quality": [{"code": "low_resolution", "message_en": "about 150 dpi, below 200",
+                                      "message_hi": "लगभग 150 dpi", "value": 150.0, "threshold": 200.0}]}}
+    doc = {"flags": ["duplicate"], "not_in_roster": "joined last week",
+           "flag_verdicts": {"duplicate": {"verdict": "accepted"}}}
+    rows = {label: (value, message) for label, value, message in flag_rows(page, doc)}
+    assert rows["खाली पृष्ठ / blank page"][0] == "ink 0.4 mm², 2 marks"
+    assert rows["दिशा अनिश्चित / orientation uncertain"][0] == "confidence 0.41, turned 180°"
+    assert rows["कम रिज़ॉल्यूशन / low resolution"] == ("150.0 (limit 200.0)", "लगभग 150 dpi / about 150 dpi, below 200")
+    assert rows["तिरछापन / skew"][0] == "0.7° (corrected)"
+    assert rows["दोहराव / duplicate ACR"][0] == "file: accepted"
+    assert rows["रोस्टर में नहीं / not in roster"][0] == "file: no verdict yet — joined last week"

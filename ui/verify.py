@@ -141,20 +141,29 @@ FLAG_NAMES = {
     "not_in_roster": ("रोस्टर में नहीं", "not in roster"),
     "duplicate": ("दोहराव", "duplicate ACR"),
     "separator_unreadable": ("विभाजक अपठनीय", "separator unreadable"),
+    "low_resolution": ("कम रिज़ॉल्यूशन", "low resolution"),
+    "too_dark": ("बहुत गहरा", "too dark"),
+    "too_light": ("बहुत हल्का", "too light"),
+    "low_contrast": ("कम कंट्रास्ट", "low contrast"),
+    "blurred": ("धुंधला", "blurred"),
+    "content_cut_off": ("सामग्री कटी", "content cut off"),
+    "skew_uncorrectable": ("अधिक तिरछा", "skew not correctable"),
 }
 
 
-def flag_rows(page: dict[str, Any] | None, doc: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """(flag in Hindi / English, the measured value behind it) for the page and its ACR file."""
-    rows: list[tuple[str, str]] = []
+def flag_rows(page: dict[str, Any] | None, doc: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(flag in Hindi / English, the measured value behind it, the engine's full message) for the page and
+    its ACR file."""
+    rows: list[tuple[str, str, str]] = []
     if page is not None:
         analysis = page.get("analysis") or {}
         quality = {str(q.get("code")): q for q in analysis.get("quality") or [] if isinstance(q, dict)}
         for flag in page.get("flags") or []:
             hi, en = FLAG_NAMES.get(flag, ("", flag))
             q = quality.get(flag)
+            message = ""
             if q is not None:
-                hi, en = str(q.get("message_hi") or hi), str(q.get("message_en") or en)
+                message = bi(str(q.get("message_hi") or hi), str(q.get("message_en") or en))
                 value = f"{q.get('value')} (limit {q.get('threshold')})"
             elif flag == "blank":
                 b = analysis.get("blank") or {}
@@ -164,9 +173,10 @@ def flag_rows(page: dict[str, Any] | None, doc: dict[str, Any] | None) -> list[t
                 value = f"confidence {o.get('confidence')}, turned {o.get('rotation')}°"
             else:
                 value = ""
-            rows.append((bi(hi, en) if hi else en, value))
+            rows.append((bi(hi, en) if hi else en, value, message or value))
         if analysis.get("skew") is not None and "skew" not in quality:
-            rows.append((bi("तिरछापन", "skew"), f"{analysis['skew']}° (corrected)"))
+            skew = f"{analysis['skew']}° (corrected)"
+            rows.append((bi("तिरछापन", "skew"), skew, skew))
     if doc is not None:
         flags = list(doc.get("flags") or [])
         if doc.get("not_in_roster") and "not_in_roster" not in flags:
@@ -178,7 +188,7 @@ def flag_rows(page: dict[str, Any] | None, doc: dict[str, Any] | None) -> list[t
             value = f"file: {v.get('verdict', 'no verdict yet')}"
             if flag == "not_in_roster" and doc.get("not_in_roster"):
                 value += f" — {doc['not_in_roster']}"
-            rows.append((bi(hi, en) if hi else en, value))
+            rows.append((bi(hi, en) if hi else en, value, value))
     return rows
 
 
@@ -710,10 +720,10 @@ class VerifyScreen(QWidget):
                                 f"{bi('निर्णय', 'verdict')}: {verdict}{deleted} · {self.view.zoom}{loading}")
         rows = flag_rows(page, doc)
         self.flags.setRowCount(len(rows))
-        for r, (flag, value) in enumerate(rows):
+        for r, (flag, value, message) in enumerate(rows):
             for c, text in enumerate((flag, value)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(message)
                 self.flags.setItem(r, c, item)
         self.flags.resizeRowsToContents()
         if self.cache.get(full_key) is not None:
