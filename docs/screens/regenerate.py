@@ -14,6 +14,9 @@ roster and two scan profiles over SANE's virtual back ends (tests/sane_env.py): 
 put "on the glass" (a QR cover sheet, then a page), ``test`` feeds sheets and jams on the fourth:
 operator.png shows the ACR file a cover sheet opened (prefilled from the roster, waiting for Enter) beside
 the page tiles, operator-jam.png the jam prompt in Hindi and English.
+
+supervisor.png, supervisor-keys.png, dashboard.png (issue 14): the supervisor verifying a closed batch page
+by page (and the key help over it), the unit head's progress dashboard; see supervisor_screens.py.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import supervisor_screens  # noqa: E402  (beside this file: the supervisor's and dashboard screens)
+
 WIDTH, HEIGHT = 1366, 768
 
 
@@ -82,15 +88,16 @@ def parent(out: Path) -> int:
 
         glass = Path(tmp) / "glass.pnm"
         st = make_station(Path(tmp) / "st", extra_env={**sane_test_env(Path(tmp)), "SCREENS_GLASS": str(glass)},
-                          extra_config=OPERATOR_PROFILES.format(glass=glass))
+                          extra_config=OPERATOR_PROFILES.format(glass=glass) + supervisor_screens.CONFIG)
         roster = Path(tmp) / "roster.csv"
-        roster.write_text(ROSTER, encoding="utf-8")
+        roster.write_text(ROSTER + supervisor_screens.ROSTER_MORE, encoding="utf-8")
         st.run("roster", "import", str(roster), check=True)
         page = Path(tmp) / "page.png"
         from scanstation_tools.synth import PageSpec, render_acr_page
 
         render_acr_page(PageSpec(seed=7, dpi=100)).image.save(page)
         st.run("import", "--batch", "DEMO-0001", str(page), "--no-wait", check=True)
+        supervisor_screens.prepare(st, Path(tmp))
         xvfb, display = start_xvfb()
         try:
             env = {k: v for k, v in st.env.items() if not k.startswith(("QT_", "WAYLAND_"))}
@@ -154,7 +161,7 @@ def child(out: Path) -> int:
     shot("unlock.png")
     window.unlock.password.setText(PASSWORD)
     window.unlock.button.click()
-    until(lambda: window.table.rowCount() == 1, "the batch list")
+    until(lambda: window.table.rowCount() >= 1, "the batch list")
     shot("home.png")
     window.lock_button.click()
     until(lambda: window.stack.currentWidget() is window.lock_screen, "the lock screen")
@@ -174,6 +181,7 @@ def child(out: Path) -> int:
     shot("accounts.png")
     window.sign_out_button.click()
     operator_screen(window, sign_in, until, shot)
+    supervisor_screens.screens(window, sign_in, until, shot)
     window.close()
     return 0
 
