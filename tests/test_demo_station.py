@@ -4,7 +4,8 @@
 and the unit head ``demo-head`` as ``init --admin --unit-head`` would, the operator ``demo-operator`` and
 the supervisor ``demo-supervisor`` added by the admin), keeps their generated passwords and the demo portal's
 key in DEMO-ONLY files (0600), and runs a demo batch: scanned and closed by the operator, verified by the
-supervisor, sealed and uploaded by the unit head, all in the audit trail.  A demo station of wave 1 (one passphrase, no people) is moved aside, not deleted.
+supervisor, sealed and uploaded by the unit head, all in the audit trail.  A demo station of wave 1 (one
+passphrase, no people) is moved aside, not deleted.
 """
 
 from __future__ import annotations
