@@ -564,7 +564,7 @@ class VerifyScreen(QWidget):
         if self.queue_rows and self.queue.currentRow() < 0:
             self.queue.selectRow(0)
         self.queue_empty.setText("" if self.queue_rows else bi("सत्यापन के लिए कोई बैच नहीं", "nothing to verify"))
-        self.queue_message.clear()
+        # the message line keeps its news ("batch approved") until another batch is opened
 
     def open_row(self, row: int) -> None:
         rows = getattr(self, "queue_rows", [])
@@ -583,6 +583,7 @@ class VerifyScreen(QWidget):
         self.ocr.clear()
         self.title.setText(f"<b>{bi('बैच', 'Batch')} {name}</b>")
         self.message.clear()
+        self.queue_message.clear()
         self.stack.setCurrentWidget(self.batch_page)
         self.setFocus()
         if not self.reasons:
