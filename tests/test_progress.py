@@ -226,3 +226,83 @@ def test_progress_operation_for_supervisor_and_unit_head_only(tmp_path: Path) ->
                 conn.call("progress")
         reads = [e for e in service.audit.entries() if e.action == "progress.read"]
         assert [e.actor for e in reads] == ["sup", "head"]
+
+
+def test_purged_files_stay_uploaded(store: Any) -> None:
+    """A batch uploaded, then purged after the retention period: the purge blanks the files' codes and period
+    labels (keeping their dates and a keyed digest of the code), and the dashboard's numbers stay."""
+    _roster(store, store.tmp, ["E1", "E2", "E3"])
+    periods = ["2019-20", "2020-21"]
+    p = store.open_batch("P", "Unit", "op1")
+    _file(store, p.id, "op1", "E1", "2019-20", dates=("2019-04-01", "2020-03-31"), page_flags=["blank"])
+    _file(store, p.id, "op1", "E2", "2020-04-01..2020-09-30", dates=("2020-04-01", "2020-09-30"))
+    _file(store, p.id, "op1", "X99", "2019-20", dates=("2019-04-01", "2020-03-31"), not_in_roster="joined late",
+          file_flags=["not_in_roster"])
+    _file(store, p.id, "op1", "E3", "2017-18", dates=("2017-04-01", "2018-03-31"))  # a year not planned
+    _move(store, p.id, BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.VERIFIED, BatchState.SIGNED,
+          BatchState.SEALED, BatchState.UPLOADING, BatchState.UPLOADED)
+    s = store.open_batch("S", "Unit", "op2")
+    _file(store, s.id, "op2", "E3", "2019-20", dates=("2019-04-01", "2020-03-31"))
+    transitions = [Transition("2026-12-01T12:00:00+00:00", "P", "uploaded")]
+
+    def numbers() -> dict[str, Any]:
+        result = compute_progress(store, periods=periods, transitions=transitions, today=TODAY, days=3,
+                                  personal=True)
+        return {k: v for k, v in result.as_dict().items() if k != "batches"}
+
+    before = numbers()
+    assert before["stages"] == {"scanned": 3, "verified": 2, "signed": 2, "uploaded": 2}
+    assert before["outside_plan"] == 2
+    store.record_purged(p.id, objects_removed=0, actor="station")
+    assert {d.employee_code for d in store.documents(p.id)} == {""}  # the codes are gone
+    after = numbers()
+    assert after == before
+    assert {(m["employee_code"], m["period"]) for m in after["missing"]} == {
+        ("E2", "2019-20"), ("E1", "2020-21"), ("E3", "2020-21")}
+    assert compute_progress(store, periods=periods, today=TODAY).batches == {"purged": 1, "scanning": 1}
+
+
+def test_progress_operation_reads_only_recent_batches_audit(tmp_path: Path, monkeypatch: Any) -> None:
+    """The per-day state moves come from the ``batch.state`` entries of the batches that moved within the days
+    shown, read by batch: never the whole audit trail."""
+    from datetime import timedelta
+
+    from scanstation.config import load_config
+    from scanstation.people.roles import Action
+    from scanstation.service.client import LocalConnection
+    from scanstation.service.core import StationService
+
+    from .stationkit import PASSWORD, make_station
+
+    st = make_station(tmp_path / "st", extra_config='\n[roster]\nperiods = ["2019-20"]\n')
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Employee Code,Name (English)\nE1,Ram Kumar\nE2,Sita Devi\n", encoding="utf-8")
+    st.run("roster", "import", str(roster), check=True)
+    with StationService(load_config(st.config)) as service:
+        sup = service.sign_in("sup", PASSWORD)
+        service.unlock(sup, PASSWORD)
+        db = service.station(sup, Action.VIEW_PAGE).store
+        old = db.open_batch("OLD", "Unit", "op")
+        _file(db, old.id, "op", "E1", "2019-20")
+        new = db.open_batch("NEW", "Unit", "op")
+        _file(db, new.id, "op", "E2", "2019-20")
+        for b in (old, new):
+            _move(db, b.id, BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.VERIFIED)
+        long_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="milliseconds")
+        with db._write() as w:  # OLD last moved forty days ago
+            w.execute("UPDATE batches SET updated_at=? WHERE id=?", (long_ago, old.id))
+
+        reads: list[dict[str, Any]] = []
+        entries = service.audit.entries
+
+        def spy(**kw: Any) -> Any:
+            reads.append(kw)
+            return entries(**kw)
+
+        monkeypatch.setattr(service.audit, "entries", spy)
+        conn = LocalConnection(service, owns_service=False)
+        conn.token = sup.token
+        result = conn.call("progress", days=7)
+        assert reads and all(r.get("batch_id") is not None for r in reads)  # never the whole trail
+        assert {r["batch_id"] for r in reads} == {new.id}
+        assert result["by_day"][-1]["verified"] == 1  # NEW's file, verified today

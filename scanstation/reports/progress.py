@@ -12,7 +12,13 @@ Stages follow the batch the file is in (a file is as far as its batch):
     verified  verified
     signed    signed, sealed, uploading (a station without sign-off seals verified batches: sealed counts
               here too, as "signed off or sealed")
-    uploaded  uploaded, purged (the portal's receipt is in)
+    uploaded  uploaded, purged (the portal's receipt is in; a purge comes after it)
+
+A purged batch's files keep no employee code or period label (the purge blanks them), only their period's
+dates and ``employee_digest``, a keyed digest of the code (:meth:`~scanstation.store.connection.
+StoreConnection.employee_digest`): such a file is matched to the roster person whose code has that digest,
+and to the years its dates overlap, so an uploaded file does not turn back into "not yet scanned" when its
+batch is purged after the retention period.
 
 Each stage counts the files that reached it *or a later one*, so ``expected ≥ scanned ≥ verified ≥ signed
 ≥ uploaded`` always holds for the roster part.  Files outside the plan (not in the roster, another period)
@@ -20,8 +26,10 @@ are counted apart (``outside_plan``), never in the percentages.
 
 Per day: files scanned (their first page's capture day), pages captured, pages given a verdict, and files
 whose batch moved to verified / signed / uploaded that day (from the audit trail's ``batch.state`` entries,
-handed in as :class:`Transition`; a batch verified twice counts on its last day).  Per operator: files and
-pages they captured, pages deleted or sent for rescan.  The flags most often raised: page flags (blank,
+handed in as :class:`Transition`; a batch verified twice counts on its last day).  Only the batches
+:func:`recent_batches` names can have moved within the days shown, so the caller reads those batches'
+entries, not the whole trail.  Per operator: files and pages they captured, pages deleted or sent for
+rescan.  The flags most often raised: page flags (blank,
 quality, orientation …) and file flags (not in roster, duplicate), most frequent first.
 
 Pure computation over the store's rows (:mod:`scanstation.store.progress`): no Qt, no writes.  Personal
@@ -59,6 +67,7 @@ class ProgressRows(Protocol):
     def progress_documents(self) -> list[Any]: ...
     def progress_pages(self) -> list[Any]: ...
     def progress_batches(self) -> list[Any]: ...
+    def employee_digest(self, employee_code: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,20 @@ def _flags(text: str | None) -> list[str]:
     return [str(f) for f in value] if isinstance(value, list) else []
 
 
+def recent_batches(rows: ProgressRows, *, today: date, days: int) -> list[tuple[int, str]]:
+    """(id, name) of the batches whose state can have moved within the ``days`` ending ``today``: those whose
+    last move (``updated_at``) is on or after the window's first day.  A day's margin covers an audit entry
+    stamped a moment after the store's row across midnight.  Their ``batch.state`` entries give the same
+    per-day counts as the whole trail would: a batch not named here last moved before the window."""
+    first = (today - timedelta(days=days)).isoformat()
+    out: list[tuple[int, str]] = []
+    for b in rows.progress_batches():
+        day = _day(b["updated_at"])
+        if day is None or day >= first:
+            out.append((int(b["id"]), str(b["name"])))
+    return out
+
+
 def compute_progress(rows: ProgressRows, *, periods: Sequence[str], transitions: Iterable[Transition] = (),
                      today: date | None = None, days: int = 14, personal: bool = False,
                      missing_limit: int = 200, top: int = 8) -> Progress:
@@ -169,6 +192,7 @@ def compute_progress(rows: ProgressRows, *, periods: Sequence[str], transitions:
     roster = [str(r["employee_code"]) for r in rows.progress_roster()]
     roster_set = set(roster)
     planned = {(code, y.label) for code in roster for y in years}
+    code_of_digest: dict[str, str] | None = None  # a purged file's digest -> the roster person's code (lazily)
 
     # (employee, year) -> furthest stage index; files outside the plan counted apart
     reached: dict[tuple[str, str], int] = {}
@@ -186,10 +210,17 @@ def compute_progress(rows: ProgressRows, *, periods: Sequence[str], transitions:
         day = _day(d["first_captured"])
         if day:
             files_by_day[day] += 1
-        file_flags.update(_flags(d["flags"]))
+        doc_flags = _flags(d["flags"])
+        file_flags.update(doc_flags)
         code = str(d["employee_code"])
+        not_in_roster = bool(d["not_in_roster"])
+        if not code and d["employee_digest"]:  # a purged file: the code is gone, its keyed digest stays
+            if code_of_digest is None:
+                code_of_digest = {rows.employee_digest(c): c for c in roster}
+            code = code_of_digest.get(str(d["employee_digest"]), "")
+            not_in_roster = "not_in_roster" in doc_flags  # the purge blanked the reason, not the flag
         keys = [(code, y.label) for y in years_of(str(d["acr_period"]), d["period_start"], d["period_end"], years)]
-        keys = [k for k in keys if k in planned and code in roster_set and not d["not_in_roster"]]
+        keys = [k for k in keys if k in planned and code in roster_set and not not_in_roster]
         if not keys:
             outside += 1
         for k in keys:

@@ -406,17 +406,22 @@ class StationService:
     # ------------------------------------------------------------------ the kiosk: batch list, lock screen
     def batch_overview(self, caller: Caller) -> list[dict[str, Any]]:
         """One row per batch for the kiosk's home screen: name, state, page counts, flagged pages and the upload
-        state.  No personal data (no employee, period, operator or file name), no page content."""
+        state.  No personal data (no employee, period, operator or file name), no page content.  The counts are
+        of live pages (:attr:`Page.live`: not deleted in verification, not replaced by a rescan); ``deleted``
+        counts the pages deleted in verification."""
         store = self.station(caller, Action.STATUS).store
         rows: list[dict[str, Any]] = []
         for b in store.batches():
-            counts = store.counts(b.id)
+            pages = store.pages(b.id)
+            live = [p for p in pages if p.live]
             up = store.upload(b.id)
             rows.append({
-                "name": b.name, "state": b.state.value, "pages": counts["pages"],
-                "processed": counts.get("state_processed", 0), "ocr_done": counts.get("ocr_done", 0),
-                "ocr_pending": counts.get("ocr_pending", 0),
-                "flagged": sum(1 for p in store.pages(b.id) if p.flags),
+                "name": b.name, "state": b.state.value, "pages": len(live),
+                "processed": sum(1 for p in live if p.state == "processed"),
+                "ocr_done": sum(1 for p in live if p.ocr_state == "done"),
+                "ocr_pending": sum(1 for p in live if p.ocr_state == "pending"),
+                "flagged": sum(1 for p in live if p.flags),
+                "deleted": sum(1 for p in pages if p.deleted_reason),
                 "upload": None if up is None else {
                     k: up[k] for k in ("state", "size", "confirmed_offset", "last_error", "receipt_id")},
             })

@@ -11,6 +11,10 @@ station admin read it, who sees no page and no personal data: per-operator work 
 missing files are the unit's business, not the admin's.  The missing files' employee codes (personal) are
 included only when :func:`~scanstation.people.permissions.sees_personal_fields` holds for the role, and
 every read is audited (counts only in the entry's detail).
+
+The per-day state moves come from the audit trail's ``batch.state`` entries of the batches that moved
+within the days shown (:func:`~scanstation.reports.progress.recent_batches`, read by batch through the
+trail's ``batch_id`` index), not from the whole trail, which grows without bound.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ MAX_DAYS = 92
 def _op_progress(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     from datetime import date
 
-    from scanstation.reports.progress import Transition, compute_progress
+    from scanstation.reports.progress import Transition, compute_progress, recent_batches
 
     assert c is not None
     days = a.get("days", 14)
@@ -39,10 +43,11 @@ def _op_progress(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emi
         raise StateError(f"request field 'days' must be a whole number from 1 to {MAX_DAYS}")
     station = s.station(c, Action.VIEW_PAGE)
     periods = list(s.config.roster.periods)  # [roster] periods: the unit's financial years
-    transitions = [Transition(e.ts, e.subject, str(e.detail.get("to", "")))
-                   for e in s.audit.entries() if e.action == "batch.state"]
-    personal = sees_personal_fields(c.role)
     today = date.today()
+    transitions = [Transition(e.ts, e.subject, str(e.detail.get("to", "")))
+                   for batch_id, name in recent_batches(station.store, today=today, days=days)
+                   for e in s.audit.entries(batch_id=batch_id, subject=name) if e.action == "batch.state"]
+    personal = sees_personal_fields(c.role)
     result = compute_progress(station.store, periods=periods, transitions=transitions, today=today, days=days,
                               personal=personal)
     s.audit.append(c.name, "progress.read", "progress",

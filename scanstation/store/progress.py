@@ -21,9 +21,11 @@ class ProgressQueries(StoreConnection):
 
     def progress_documents(self) -> list[sqlite3.Row]:
         """Every ACR file not removed (merged away) with its batch's state and operator, its index, flags,
-        and its first page's capture time (when it was scanned)."""
+        and its first page's capture time (when it was scanned).  A purged batch's files have a blank code and
+        period label: their ``employee_digest`` and period dates stand for them."""
         return self._read(
-            """SELECT d.id, d.batch_id, d.employee_code, d.acr_period, d.period_start, d.period_end,
+            """SELECT d.id, d.batch_id, d.employee_code, d.employee_digest, d.acr_period, d.period_start,
+                      d.period_end,
                       d.not_in_roster, d.flags, b.state AS batch_state, b.operator, b.name AS batch,
                       (SELECT MIN(p.captured_at) FROM pages p WHERE p.document_id = d.id) AS first_captured,
                       (SELECT COUNT(*) FROM pages p WHERE p.document_id = d.id AND p.deleted_reason = ''
@@ -44,5 +46,6 @@ class ProgressQueries(StoreConnection):
         )
 
     def progress_batches(self) -> list[sqlite3.Row]:
-        """Every batch's name and state."""
-        return self._read("SELECT name, state FROM batches ORDER BY id")
+        """Every batch's id, name, state and when its state last changed (``updated_at``: set at creation and
+        by every state move, so a batch moved on a day has ``updated_at`` on that day or later)."""
+        return self._read("SELECT id, name, state, updated_at FROM batches ORDER BY id")
