@@ -21,6 +21,11 @@ within a second) and shows them:
 Everything is on the keyboard (the shortcuts are written on the buttons).  There is no clipboard (the
 text fields refuse copy, cut and paste), no save, no print and no file dialog: pages never leave the
 service except as the thumbnails shown here.
+
+The screen is split in modules by what they hold: this one the screen (its layout, the scan, the lists,
+confirming ACR files, closing the batch); :mod:`ui.operator_prompt` the scanner-fault prompt;
+:mod:`ui.operator_index` the ACR file panel and the roster search's list; :mod:`ui.operator_tiles` the
+page tiles; :mod:`ui.no_clipboard` the fields' refusal of copy and paste.
 """
 
 from __future__ import annotations
@@ -28,26 +33,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from .no_clipboard import no_clipboard
+from .operator_index import IndexPanel
+from .operator_prompt import DevicePrompt
+from .operator_tiles import THUMB_WIDTH, placeholder, tile_text, tiles_view
 from .qt import (
-    QAbstractItemView,
-    QColor,
     QComboBox,
-    QEvent,
-    QFont,
-    QFormLayout,
-    QFrame,
     QHBoxLayout,
     QIcon,
-    QKeyEvent,
-    QKeySequence,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QObject,
-    QPainter,
     QPixmap,
-    QSize,
     Qt,
     QTimer,
     QVBoxLayout,
@@ -57,199 +54,12 @@ from .service_link import ServiceLink
 from .widgets import bi, button, describe_error, message_line, show_error, show_ok, text_field
 
 POLL_MS = 250
-THUMB_WIDTH = 120
-THUMB_SIZE = QSize(THUMB_WIDTH, int(THUMB_WIDTH * 1.414))
-STATE_TEXT = {
-    "captured": bi("प्राप्त", "received"),
-    "processed": bi("साफ़", "cleaned"),
-}
-OCR_TEXT = {  # short: a tile is narrow
-    "pending": "OCR …",
-    "done": "OCR ✓",
-    "failed": "OCR ✗",
-    "skipped": bi("खाली", "blank"),
-}
 ENDED = ("stopped", "failed")
 
 
 def _unknown_operation(err: BaseException) -> bool:
     """The service does not offer this operation (yet): the screen does without it."""
     return "unknown operation" in str(getattr(err, "message", err))
-
-
-class _NoClipboard(QObject):
-    """Eats copy, cut and paste in a text field (and its context menu): the kiosk has no clipboard."""
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride) and isinstance(event, QKeyEvent) \
-                and any(event.matches(k) for k in (QKeySequence.StandardKey.Copy, QKeySequence.StandardKey.Cut,
-                                                   QKeySequence.StandardKey.Paste)):
-            event.accept()
-            return True
-        return False
-
-
-_NO_CLIPBOARD = _NoClipboard()
-
-
-def no_clipboard(field: QLineEdit) -> QLineEdit:
-    field.installEventFilter(_NO_CLIPBOARD)
-    field.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
-    return field
-
-
-def _reason_field(flags: list[str]) -> str:
-    """The request field an operator's reason answers for these flags (not in roster first)."""
-    if "not_in_roster" in flags:
-        return "not_in_roster"
-    if "duplicate" in flags:
-        return "duplicate_reason"
-    return ""
-
-
-def placeholder(seq: int, state: str) -> QPixmap:
-    """The tile of a page not cleaned yet (or without thumbnails): its number and state, drawn."""
-    pixmap = QPixmap(THUMB_SIZE)
-    pixmap.fill(QColor("#eceff1") if state == "captured" else QColor("#e8f5e9"))
-    painter = QPainter(pixmap)
-    painter.setPen(QColor("#455a64"))
-    painter.drawRect(0, 0, THUMB_SIZE.width() - 1, THUMB_SIZE.height() - 1)
-    font = QFont()
-    font.setPointSize(20)
-    font.setBold(True)
-    painter.setFont(font)
-    painter.drawText(pixmap.rect(), int(Qt.AlignmentFlag.AlignCenter), str(seq))
-    painter.end()
-    return pixmap
-
-
-def _tile_text(page: dict[str, Any]) -> str:
-    state = STATE_TEXT.get(str(page.get("state")), str(page.get("state")))
-    ocr = OCR_TEXT.get(str(page.get("ocr")), "") if page.get("state") == "processed" else ""
-    flags = page.get("flags") or []
-    lines = [f"{page['seq']} · {state}"] + ([ocr] if ocr else []) + ([", ".join(flags)] if flags else [])
-    return "\n".join(lines)
-
-
-class DevicePrompt(QFrame):
-    """A scanner fault: what to do, in Hindi and English, and Continue (once fixed) or Stop."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.partner: QWidget | None = None  # what the prompt covers while it shows (the ACR file panel)
-        self.setObjectName("devicePrompt")
-        self.setStyleSheet("#devicePrompt { background: #fff3e0; border: 3px solid #e65100; }")
-        layout = QVBoxLayout(self)
-        texts = QVBoxLayout()
-        self.title = QLabel(bi("स्कैनर रुक गया", "The scanner stopped"))
-        font = QFont()
-        font.setPointSize(16)
-        font.setBold(True)
-        self.title.setFont(font)
-        self.hindi = QLabel("")
-        self.english = QLabel("")
-        big = QFont()
-        big.setPointSize(15)
-        for label in (self.hindi, self.english):
-            label.setWordWrap(True)
-            label.setFont(big)
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
-        for w in (self.title, self.hindi, self.english, self.detail):
-            texts.addWidget(w)
-        layout.addLayout(texts)
-        self.continue_button = button(bi("ठीक कर दिया: जारी रखें", "Fixed: continue") + "  [Enter / F5]")
-        self.stop_button = button(bi("स्कैन रोकें", "Stop scanning") + "  [F8]")
-        layout.addWidget(self.continue_button)
-        layout.addWidget(self.stop_button)
-        layout.addStretch(1)
-        self.hide()
-
-    def setVisible(self, visible: bool) -> None:
-        super().setVisible(visible)
-        partner = getattr(self, "partner", None)  # None while __init__ runs
-        if partner is not None:
-            partner.setVisible(not visible)
-
-    def show_prompt(self, prompt: dict[str, Any]) -> None:
-        self.hindi.setText(str(prompt.get("message_hi", "")))
-        self.english.setText(str(prompt.get("message_en", "")))
-        kept = int(prompt.get("pages_received") or 0)
-        self.detail.setText(bi(f"इस बार {kept} पन्ने सुरक्षित", f"{kept} page(s) of this run kept") +
-                            (f" — {prompt['detail']}" if prompt.get("detail") else ""))
-        self.show()
-        self.continue_button.setFocus()
-
-
-class IndexPanel(QFrame):
-    """The ACR file being indexed: prefilled from a cover sheet (confirm with Enter) or typed by hand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        self.title = QLabel(bi("ACR फ़ाइल", "ACR file"))
-        font = QFont()
-        font.setPointSize(14)
-        font.setBold(True)
-        self.title.setFont(font)
-        layout.addWidget(self.title)
-        self.source = QLabel(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
-        self.source.setWordWrap(True)
-        layout.addWidget(self.source)
-        layout.setSpacing(4)
-        form = QFormLayout()
-        self.search = text_field(bi("कोड या नाम (हिंदी/English)", "code or name") + "  [Ctrl+F]")
-        self.results = QListWidget()
-        self.results.setMaximumHeight(96)
-        self.results.hide()  # shown while a search has results
-        self.code = text_field(bi("कर्मचारी कोड", "employee code"))
-        self.name = QLabel("")
-        self.name.setWordWrap(True)
-        self.period = text_field(bi("अवधि, जैसे 2019-20", "period, e.g. 2019-20"))
-        form.addRow(bi("खोजें", "Search"), self.search)
-        form.addRow("", self.results)
-        form.addRow(bi("कोड", "Code"), self.code)
-        form.addRow(bi("नाम", "Name"), self.name)
-        form.addRow(bi("अवधि", "Period"), self.period)
-        self.reason = text_field(bi("कारण (रोस्टर में नहीं / दोहराव)", "reason (not in roster / duplicate)"))
-        form.addRow(bi("कारण", "Reason"), self.reason)
-        layout.addLayout(form)
-        self.flags = QLabel("")
-        self.flags.setWordWrap(True)
-        self.flags.setStyleSheet("color: #8a4b00; font-weight: bold;")
-        layout.addWidget(self.flags)
-        self.confirm_button = button(bi("पुष्टि करें", "Confirm") + "  [Enter]")
-        layout.addWidget(self.confirm_button)
-        self.pending = QLabel("")
-        layout.addWidget(self.pending)
-        self.document_id: int | None = None
-        # which request field the reason goes in: "not_in_roster" or "duplicate_reason" ("" = none asked)
-        self.needs_reason = ""
-
-    def prefill(self, acr: dict[str, Any] | None, waiting: int) -> None:
-        """Show a cover sheet's ACR file (or an empty form for one typed by hand)."""
-        self.document_id = None if acr is None else int(acr["document_id"])
-        self.reason.clear()
-        self.needs_reason = "" if acr is None else _reason_field(acr.get("flags") or [])
-        if acr is None:
-            self.title.setText(bi("ACR फ़ाइल", "ACR file"))
-            self.source.setText(bi("कवर शीट न हो तो कोड या नाम खोजें", "no cover sheet: search a code or name"))
-            self.code.clear()
-            self.period.clear()
-            self.name.setText("")
-            self.flags.setText("")
-        else:
-            self.title.setText(bi("नई ACR फ़ाइल (कवर शीट से)", "New ACR file (from its cover sheet)"))
-            self.source.setText(bi("जाँचें और Enter दबाएँ", "check it and press Enter"))
-            self.code.setText(str(acr.get("employee_code", "")))
-            self.period.setText(str(acr.get("acr_period", "")))
-            self.name.setText(str(acr.get("employee_name", "")))
-            flags = acr.get("flags") or []
-            self.flags.setText(bi("ध्यान दें", "note") + ": " + ", ".join(flags) if flags else "")
-            self.confirm_button.setFocus()
-        self.pending.setText(bi(f"{waiting} और फ़ाइलें पुष्टि के लिए", f"{waiting} more file(s) to confirm")
-                             if waiting else "")
 
 
 class OperatorScreen(QWidget):
@@ -309,17 +119,7 @@ class OperatorScreen(QWidget):
 
         middle = QHBoxLayout()
         left = QVBoxLayout()
-        self.tiles_view = QListWidget()
-        self.tiles_view.setViewMode(QListWidget.ViewMode.IconMode)
-        self.tiles_view.setIconSize(THUMB_SIZE)
-        # a fixed cell per page: the tiles line up whatever their state text says
-        self.tiles_view.setGridSize(QSize(THUMB_SIZE.width() + 50, THUMB_SIZE.height() + 110))
-        self.tiles_view.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.tiles_view.setMovement(QListWidget.Movement.Static)
-        self.tiles_view.setSpacing(6)
-        self.tiles_view.setWordWrap(True)
-        self.tiles_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.tiles_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tiles_view = tiles_view()
         left.addWidget(self.tiles_view, 1)
         self.rescans_label = QLabel(bi("दोबारा स्कैन करने को कहे गए पन्ने", "Pages the supervisor asked to rescan")
                                     + "  [Enter: " + bi("दोबारा स्कैन", "rescan") + "]")
@@ -358,8 +158,8 @@ class OperatorScreen(QWidget):
         self.index.code.returnPressed.connect(self.confirm)
         self.index.period.returnPressed.connect(self.confirm)
         self.index.search.textEdited.connect(self._search_soon)
-        self.index.search.returnPressed.connect(self._pick_first_result)
-        self.index.results.itemActivated.connect(self._pick_result)
+        self.index.search.returnPressed.connect(self.index.pick_first_result)
+        self.index.results.itemActivated.connect(self.index.pick_result)
         self.profile.currentIndexChanged.connect(self._profile_chosen)
         self.resume_list.activated.connect(self._resume_chosen)
         self.rescans.itemActivated.connect(self._rescan_chosen)
@@ -623,7 +423,7 @@ class OperatorScreen(QWidget):
             self.tiles[seq] = item
             self.tiles_view.addItem(item)
             self.tiles_view.scrollToItem(item)
-        item.setText(_tile_text(known))
+        item.setText(tile_text(known))
         if known.get("state") == "processed" and not known.get("thumb") and self.thumbnails_offered:
             known["thumb"] = "queued"
             self._thumb_queue.append(seq)
@@ -721,29 +521,7 @@ class OperatorScreen(QWidget):
             self.index.results.clear()
             self.index.results.hide()
             return
-        self._call("roster_search", {"query": query, "limit": 8}, self._found, self._optional_failed)
-
-    def _found(self, rows: Any) -> None:
-        self.index.results.clear()
-        for r in rows or []:
-            names = " / ".join(n for n in (r.get("name_hi"), r.get("name_en")) if n)
-            item = QListWidgetItem(f"{r['employee_code']} · {names} · {r.get('rank', '')}")
-            item.setData(Qt.ItemDataRole.UserRole, r)
-            self.index.results.addItem(item)
-        self.index.results.setVisible(self.index.results.count() > 0)
-        if self.index.results.count():
-            self.index.results.setCurrentRow(0)
-
-    def _pick_first_result(self) -> None:
-        if self.index.results.count():
-            self._pick_result(self.index.results.item(0))
-
-    def _pick_result(self, item: QListWidgetItem) -> None:
-        row = item.data(Qt.ItemDataRole.UserRole) or {}
-        self.index.document_id = None
-        self.index.code.setText(str(row.get("employee_code", "")))
-        self.index.name.setText(" / ".join(n for n in (row.get("name_hi"), row.get("name_en")) if n))
-        self.index.period.setFocus()
+        self._call("roster_search", {"query": query, "limit": 8}, self.index.show_results, self._optional_failed)
 
     # ------------------------------------------------------------------ closing the batch
     def close_batch(self) -> None:
@@ -839,3 +617,6 @@ class OperatorScreen(QWidget):
                 self.confirm()
                 return
         super().keyPressEvent(event)
+
+
+__all__ = ["DevicePrompt", "IndexPanel", "OperatorScreen", "no_clipboard", "placeholder"]
