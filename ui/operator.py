@@ -49,6 +49,7 @@ from .qt import (
     QTimer,
     QVBoxLayout,
     QWidget,
+    qt_alive,
 )
 from .service_link import ServiceLink
 from .widgets import bi, button, describe_error, message_line, show_error, show_ok, text_field
@@ -180,15 +181,18 @@ class OperatorScreen(QWidget):
 
     def _call(self, op: str, args: dict[str, Any], done: Any, failed: Any) -> None:
         """``link.submit``, but an answer that comes back after a reset (sign-out, another person, the window
-        closing) is dropped: it belongs to a screen that is gone."""
+        closing, the window deleted without a reset) is dropped: it belongs to a screen that is gone."""
         generation = self._generation
 
+        def current() -> bool:
+            return qt_alive(self) and qt_alive(self.message) and generation == self._generation
+
         def on_done(result: Any) -> None:
-            if generation == self._generation:
+            if current():
                 done(result)
 
         def on_failed(err: BaseException) -> None:
-            if generation == self._generation:
+            if current():
                 failed(err)
 
         self.link.submit(op, args, on_done, on_failed)

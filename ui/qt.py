@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid as qt_alive  # whether a wrapper's C++ object still exists (a late answer may outlive it)
 
 __all__ = [
     "QAbstractItemView", "QApplication", "QBrush", "QColor", "QComboBox", "QDropEvent", "QElapsedTimer", "QEvent",
@@ -64,5 +65,5 @@ __all__ = [
     "QListWidgetItem", "QMainWindow", "QMimeData", "QObject", "QPainter", "QPixmap", "QPlainTextEdit", "QPoint",
     "QPushButton", "QRectF", "QResizeEvent", "QRunnable", "QShortcut", "QSize", "QSplitter", "QStackedWidget",
     "QTabWidget", "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer", "QTreeWidget", "QTreeWidgetItem",
-    "QVBoxLayout", "QWidget", "Qt", "Signal",
+    "QVBoxLayout", "QWidget", "Qt", "Signal", "qt_alive",
 ]
