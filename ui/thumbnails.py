@@ -3,7 +3,7 @@ verification station does): each file a group, its pages in order under it, a pa
 
 Dragging a page onto another place asks for a move (:attr:`AssemblyTree.move_requested`); the tree does
 not move the item itself: the service decides (``move_page``) and the screen redraws from its answer, so
-what is shown is always what the store holds.  The same moves are on the keyboard (ui/verify.py).
+what is shown is always what the store holds.  The same moves are on the keyboard (ui/verify_actions.py).
 """
 
 from __future__ import annotations
