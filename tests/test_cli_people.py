@@ -31,7 +31,8 @@ def test_users_commands_and_the_configuration_audit(tmp_path: Path) -> None:
     st = make_station(tmp_path / "st")
     listed = json.loads(st.run("users", "list", "--json", check=True).stdout)
     assert {(p["name"], p["role"]) for p in listed} == {("admin", "admin"), ("head", "unit-head"),
-                                                        ("sup", "supervisor"), ("op", "operator")}
+                                                        ("sup", "supervisor"), ("sup2", "supervisor"),
+                                                        ("op", "operator")}
     st.run("users", "disable", "op", check=True)
     refused = st.run("status", "--user", "op")
     assert refused.returncode == 23, refused.stderr
