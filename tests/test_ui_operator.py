@@ -34,7 +34,9 @@ from .stationkit import PASSWORD, StationEnv, make_station
 WAIT = 120_000  # ms: SANE workers, cleaning and a shared machine
 ROSTER = ("Employee Code,Name (Hindi),Name (English),Rank,Unit\n"
           "EMP-1001,आशा वर्मा,Asha Verma,Inspector,Test Unit\n"
-          "EMP-1002,राहुल सिंह,Rahul Singh,Sub-Inspector,Test Unit\n")
+          "EMP-1002,राहुल सिंह,Rahul Singh,Sub-Inspector,Test Unit\n"
+          # the synthetic employee of seed 77 (scanstation_tools/synth.py): their ACR form prints this index
+          "MC-31-397966,अनीता द्विवेदी,Anita Dwivedi,Constable,Test Unit\n")
 
 
 def _profiles(glass: Path) -> str:
@@ -57,30 +59,58 @@ options = ["page4:read-return-value=SANE_STATUS_JAMMED"]
 """
 
 
-@pytest.fixture(scope="module")
-def station(tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
-    root = tmp_path_factory.mktemp("operator")
+def _station(root: Path, *, ocr: bool) -> StationEnv:
+    # ocr = false: the OCR is off (the screen's tests do not need it; it would only slow them down)
     st = make_station(root / "st", extra_env=sane_test_env(root),
-                      extra_config="enabled = false\n" + _profiles(root / "glass.pnm"))
+                      extra_config=("" if ocr else "enabled = false\n") + _profiles(root / "glass.pnm"))
     roster = root / "roster.csv"
     roster.write_text(ROSTER, encoding="utf-8")
     st.run("roster", "import", str(roster), check=True)
     return st
 
 
-@pytest.fixture
-def service(station: StationEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[StationService]:
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
+    return _station(tmp_path_factory.mktemp("operator"), ocr=False)
+
+
+@pytest.fixture(scope="module")
+def ocr_station(tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
+    """A station that reads its pages (OCR in English, the station's default): for the index suggestions."""
+    return _station(tmp_path_factory.mktemp("operator-ocr"), ocr=True)
+
+
+def _service(station: StationEnv, monkeypatch: pytest.MonkeyPatch) -> StationService:
     for key, value in sane_test_env(station.root.parent).items():
         monkeypatch.setenv(key, value)  # inherited by the SANE worker processes
     svc = StationService(load_config(station.config))
     head = svc.sign_in("head", PASSWORD)
     svc.unlock(head, PASSWORD)
-    yield svc
+    return svc
+
+
+@pytest.fixture
+def service(station: StationEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[StationService]:
+    yield _service(station, monkeypatch)
+
+
+@pytest.fixture
+def ocr_service(ocr_station: StationEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[StationService]:
+    yield _service(ocr_station, monkeypatch)
 
 
 @pytest.fixture
 def window(station: StationEnv, service: StationService, qtbot: Any) -> Any:
     """The kiosk, signed in as the operator, on the Scan tab."""
+    return _window(station, service, qtbot)
+
+
+@pytest.fixture
+def ocr_window(ocr_station: StationEnv, ocr_service: StationService, qtbot: Any) -> Any:
+    return _window(ocr_station, ocr_service, qtbot)
+
+
+def _window(station: StationEnv, service: StationService, qtbot: Any) -> Any:
     from ui.service_link import ServiceLink
     from ui.shell import StationWindow
 
@@ -263,3 +293,53 @@ def test_an_acr_file_indexed_by_hand_with_roster_search(window: Any, station: St
     sup = _connect(service, "sup")
     docs = sup.call("batch_detail", batch="OPUI3")["documents"]
     assert [(d["id"], d["employee_code"], d["acr_period"]) for d in docs] == [(file_id, "EMP-1002", "2021-22")]
+
+
+def test_ocr_suggestions_offered_for_confirmation_never_applied(ocr_window: Any, ocr_station: StationEnv,
+                                                                qtbot: Any, ocr_service: StationService) -> None:
+    """An ACR file no cover sheet opened: once its page is read (OCR), the roster person the printed index
+    names is offered in the search list, marked as a suggestion from the page text, the period only as the
+    field's hint; nothing is indexed until the operator picks it, types the period and presses Enter."""
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    window, station, service = ocr_window, ocr_station, ocr_service
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    page = render_acr_page(PageSpec(seed=77, page_no=1))  # printed: employee code, name, rank, year
+    code, period = page.fields["employee_code"], page.fields["acr_period"]
+    assert code == "MC-31-397966"  # the roster's entry above
+    # an ACR file waiting for its index (no cover sheet, no employee yet): the pages scanned go into it
+    waiting = service._station.open_document("OPUI4", "", operator="op")
+    screen.next_document, screen.next_document_batch = waiting.id, "OPUI4"
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    screen.batch_name.setText("OPUI4")
+    _on_glass(glass, page.image)
+    _scan_and_wait(qtbot, screen)
+    assert screen.pages[1]["document_id"] == waiting.id
+    qtbot.waitUntil(lambda: screen.pages[1].get("ocr") == "done", timeout=WAIT)
+    qtbot.waitUntil(lambda: screen.index.results.count() >= 1, timeout=WAIT)
+    first = screen.index.results.item(0).text()
+    assert code in first and "Anita Dwivedi" in first, first
+    assert "suggested from the page text" in first and "पृष्ठ के पाठ से सुझाव" in first
+    # offered, not applied: the fields stay empty, the period is only the field's hint
+    assert screen.index.code.text() == "" and screen.index.period.text() == ""
+    assert period in screen.index.period.placeholderText()
+    sup = _connect(service, "sup")
+
+    def files() -> list[dict[str, Any]]:
+        return list(sup.call("batch_detail", batch="OPUI4")["documents"])
+
+    assert [(d["id"], d["employee_code"]) for d in files()] == [(waiting.id, "")]
+    # Enter on the suggestion fills the code as a search result does; still nothing indexed
+    screen.index.results.setCurrentRow(0)
+    screen.index.results.setFocus()
+    _press(qtbot, screen.index.results, "Key_Return")
+    assert screen.index.code.text() == code and "Anita Dwivedi" in screen.index.name.text()
+    assert [(d["id"], d["employee_code"]) for d in files()] == [(waiting.id, "")]
+    # the operator confirms: the file holding the page is indexed (in place, no new file)
+    qtbot.keyClicks(screen.index.period, period)
+    _press(qtbot, screen.index.period, "Key_Return")
+    qtbot.waitUntil(lambda: "confirmed" in screen.message.text(), timeout=WAIT)
+    assert [(d["id"], d["employee_code"], d["acr_period"]) for d in files()] == [(waiting.id, code, period)]
+    assert screen.index.code.text() == "" and screen.index.results.count() == 0  # the panel is free again

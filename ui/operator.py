@@ -14,6 +14,10 @@ within a second) and shows them:
   Hindi and English, and **Continue** (Enter, or F5) once fixed; **Stop** (F8) ends the scan;
 * an ACR file without a cover sheet is indexed by hand: code or name searched in the roster
   (``roster_search``, Ctrl+F), period, Enter; the next pages scanned go into it;
+* once the pages of an ACR file no cover sheet opened (and not indexed on this screen) are read (OCR
+  done), ``index_suggestions`` is asked once for it: the roster people its text points to are offered
+  in the search list, marked as suggestions, the period only as a hint; picking one fills the code as
+  a search result does, and nothing is indexed before the operator confirms (``index_document``);
 * F9 closes the batch (``close_batch``) for the supervisor; the rescans the supervisor asked for are
   listed (``rescans``): Enter on one, F5, and the page scanned takes the old page's place
   (``replace_page``).
@@ -86,6 +90,10 @@ class OperatorScreen(QWidget):
         self._polling = False
         self._generation = 0  # bumped by reset(): answers to earlier calls are dropped
         self._indexing_batch = ""
+        self.suggestions_offered = True  # False once the service said it has no index_suggestions
+        self._cover_documents: set[int] = set()  # ACR files opened by a cover sheet (prefilled, no suggestions)
+        self._indexed_documents: set[int] = set()  # ACR files indexed on this screen
+        self._suggestions_asked: set[int] = set()  # index_suggestions asked once per ACR file
 
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -396,6 +404,8 @@ class OperatorScreen(QWidget):
             if kind == "page" and not e.get("earlier") and self.replace_seq is not None:
                 self._replace(int(e["seq"]))
         elif kind == "acr_file":
+            if e.get("document_id") is not None:
+                self._cover_documents.add(int(e["document_id"]))
             self.to_confirm.append(e)
             if len(self.to_confirm) == 1:
                 self._show_next_file()
@@ -428,6 +438,7 @@ class OperatorScreen(QWidget):
             self.tiles_view.addItem(item)
             self.tiles_view.scrollToItem(item)
         item.setText(tile_text(known))
+        self._suggest_for(known)
         if known.get("state") == "processed" and not known.get("thumb") and self.thumbnails_offered:
             known["thumb"] = "queued"
             self._thumb_queue.append(seq)
@@ -465,6 +476,38 @@ class OperatorScreen(QWidget):
             return
         self._next_thumbnail()
 
+    # ------------------------------------------------------------------ OCR index suggestions
+    def _suggest_for(self, page: dict[str, Any]) -> None:
+        """A page read (OCR done) of an ACR file no cover sheet opened: ask once what its text suggests."""
+        doc = page.get("document_id")
+        if (doc is None or page.get("ocr") != "done" or not self.suggestions_offered or not self.batch
+                or int(doc) in self._cover_documents or int(doc) in self._indexed_documents
+                or int(doc) in self._suggestions_asked):
+            return
+        doc_id = int(doc)
+        self._suggestions_asked.add(doc_id)
+
+        def done(reply: Any) -> None:
+            self._suggested(doc_id, reply)
+
+        self._call("index_suggestions", {"batch": self.batch, "document_id": doc_id}, done,
+                   self._suggestions_failed)
+
+    def _suggested(self, doc_id: int, reply: Any) -> None:
+        """Offered only on an idle panel: no cover sheet's file shown, nothing typed, no other file picked."""
+        if not isinstance(reply, dict) or doc_id in self._indexed_documents:
+            return
+        panel = self.index
+        if (self.to_confirm or panel.document_id is not None or panel.suggested_document is not None
+                or panel.code.text().strip() or panel.search.text().strip() or panel.period.text().strip()):
+            return  # never over what the operator typed or is confirming
+        panel.show_suggestions(doc_id, reply.get("candidates"), reply.get("period"))
+
+    def _suggestions_failed(self, err: BaseException) -> None:
+        """Suggestions are a help: a service without them, or a failed reading, leaves the panel as it is."""
+        if _unknown_operation(err):
+            self.suggestions_offered = False
+
     # ------------------------------------------------------------------ ACR files: confirm, index by hand
     def _show_next_file(self) -> None:
         acr = self.to_confirm[0] if self.to_confirm else None
@@ -490,12 +533,16 @@ class OperatorScreen(QWidget):
 
     def _indexed(self, reply: Any) -> None:
         self.index.confirm_button.setEnabled(True)
-        confirmed_cover = self.index.document_id is not None
+        shown = self.index.document_id
+        confirmed_cover = shown is not None and bool(self.to_confirm) and self.to_confirm[0].get("document_id") == shown
         doc = reply.get("document", reply) if isinstance(reply, dict) else {}
         doc_id = doc.get("id", doc.get("document_id")) if isinstance(doc, dict) else None
+        if doc_id is not None:
+            self._indexed_documents.add(int(doc_id))
         if confirmed_cover:
-            if self.to_confirm:
-                self.to_confirm.popleft()
+            self.to_confirm.popleft()
+        elif shown is not None:
+            pass  # an ACR file already holding pages (its suggestions were confirmed): indexed in place
         elif doc_id is not None:
             self.next_document = int(doc_id)  # the next Scan / Continue puts pages into it
             self.next_document_batch = str(self._indexing_batch)
@@ -599,6 +646,10 @@ class OperatorScreen(QWidget):
         self.replace_seq = None
         self._polling = False
         self.thumbnails_offered = True
+        self.suggestions_offered = True
+        self._cover_documents.clear()
+        self._indexed_documents.clear()
+        self._suggestions_asked.clear()
         self.prompt.hide()
         self.index.prefill(None, 0)
         self.batch_name.clear()

@@ -6,7 +6,10 @@ An ACR file is indexed one of two ways:
   code, the roster's name, period, any flags); Enter confirms it (``index_document``);
 * by hand, without a cover sheet: a code or a name is searched in the roster (``roster_search``, Ctrl+F;
   the screen asks, :meth:`IndexPanel.show_results` lists the answer, Enter or a click picks one), then
-  the period and Enter; the next pages scanned go into it.
+  the period and Enter; the next pages scanned go into it.  Once the pages of an ACR file without a
+  cover sheet have been read (OCR), the roster people the page text points to are offered in the same
+  list, marked "suggested from the page text" (:meth:`IndexPanel.show_suggestions`), and the suggested
+  period only as the period field's hint: nothing is indexed until the operator picks one and confirms.
 
 The roster check may refuse (not in roster, a duplicate ACR): the operator may then file it with a
 reason for the supervisor (:func:`reason_field`).  The panel only holds and shows the form; the screen
@@ -19,6 +22,9 @@ from typing import Any
 
 from .qt import QFont, QFormLayout, QFrame, QLabel, QListWidget, QListWidgetItem, Qt, QVBoxLayout
 from .widgets import bi, button, text_field
+
+SUGGESTED = bi("पृष्ठ के पाठ से सुझाव", "suggested from the page text")
+PERIOD_HINT = bi("अवधि, जैसे 2019-20", "period, e.g. 2019-20")
 
 
 def reason_field(flags: list[str]) -> str:
@@ -55,7 +61,7 @@ class IndexPanel(QFrame):
         self.code = text_field(bi("कर्मचारी कोड", "employee code"))
         self.name = QLabel("")
         self.name.setWordWrap(True)
-        self.period = text_field(bi("अवधि, जैसे 2019-20", "period, e.g. 2019-20"))
+        self.period = text_field(PERIOD_HINT)
         form.addRow(bi("खोजें", "Search"), self.search)
         form.addRow("", self.results)
         form.addRow(bi("कोड", "Code"), self.code)
@@ -75,10 +81,17 @@ class IndexPanel(QFrame):
         self.document_id: int | None = None
         # which request field the reason goes in: "not_in_roster" or "duplicate_reason" ("" = none asked)
         self.needs_reason = ""
+        # the ACR file (no cover sheet) whose page text suggested the people listed: a pick indexes it
+        self.suggested_document: int | None = None
 
     def prefill(self, acr: dict[str, Any] | None, waiting: int) -> None:
         """Show a cover sheet's ACR file (or an empty form for one typed by hand)."""
         self.document_id = None if acr is None else int(acr["document_id"])
+        if self.suggested_document is not None:  # the suggestions were for the file just indexed (or left)
+            self.results.clear()
+            self.results.hide()
+        self.suggested_document = None
+        self.period.setPlaceholderText(PERIOD_HINT)
         self.reason.clear()
         self.needs_reason = "" if acr is None else reason_field(acr.get("flags") or [])
         if acr is None:
@@ -112,6 +125,30 @@ class IndexPanel(QFrame):
         if self.results.count():
             self.results.setCurrentRow(0)
 
+    def show_suggestions(self, document_id: int, candidates: Any, period: Any) -> None:
+        """OCR index suggestions for an ACR file without a cover sheet: the roster people its page text points
+        to, in the results list marked as suggestions, the period only as the period field's hint.  Nothing is
+        filled in: the operator picks one (Enter or a click), checks it, types the period and confirms."""
+        rows = [r for r in candidates or [] if isinstance(r, dict) and r.get("employee_code")]
+        if not rows and not period:
+            return
+        self.suggested_document = int(document_id)
+        self.results.clear()
+        for r in rows:
+            names = " / ".join(n for n in (r.get("name_hi"), r.get("name_en")) if n)
+            item = QListWidgetItem(f"{SUGGESTED}: {r['employee_code']} · {names} · {r.get('rank', '')}")
+            item.setData(Qt.ItemDataRole.UserRole, r)
+            item.setToolTip(SUGGESTED)
+            self.results.addItem(item)
+        self.results.setVisible(self.results.count() > 0)
+        if self.results.count():
+            self.results.setCurrentRow(0)
+        if period:
+            self.period.setPlaceholderText(bi(f"सुझाव: {period}", f"suggested: {period}"))
+        self.title.setText(bi("ACR फ़ाइल (कवर शीट नहीं)", "ACR file (no cover sheet)"))
+        self.source.setText(SUGGESTED + ": " + bi("चुनें, जाँचें, अवधि लिखें, Enter", "pick one, check it, type "
+                                                 "the period, Enter"))
+
     def pick_first_result(self) -> None:
         """Enter in the search field: the first result."""
         if self.results.count():
@@ -120,10 +157,11 @@ class IndexPanel(QFrame):
     def pick_result(self, item: QListWidgetItem) -> None:
         """A person picked: code and name filled in (a file typed by hand), the period next."""
         row = item.data(Qt.ItemDataRole.UserRole) or {}
-        self.document_id = None
+        # a file whose page text was read waits for its index: the pick indexes that file, not a new one
+        self.document_id = self.suggested_document
         self.code.setText(str(row.get("employee_code", "")))
         self.name.setText(" / ".join(n for n in (row.get("name_hi"), row.get("name_en")) if n))
         self.period.setFocus()
 
 
-__all__ = ["IndexPanel", "reason_field"]
+__all__ = ["SUGGESTED", "IndexPanel", "reason_field"]
