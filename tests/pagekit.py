@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -36,3 +37,13 @@ def corpus_gray(name: str) -> np.ndarray:
         arr = to_gray(im)
     arr.setflags(write=False)
     return arr
+
+
+def acr_page_files(folder: Path, seed: int, n: int, *, prefix: str = "p", noise: float = 0.03) -> list[str]:
+    """``n`` consecutive pages of one synthetic ACR (100 dpi, quick to import) saved as PNG files in ``folder``."""
+    files = []
+    for i in range(n):
+        f = folder / f"{prefix}{seed}p{i}.png"
+        render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100, noise=noise)).image.save(f)
+        files.append(str(f))
+    return files

@@ -19,8 +19,8 @@ pytest.importorskip("pytestqt")
 from scanstation.config import load_config
 from scanstation.service.client import LocalConnection
 from scanstation.service.core import StationService
-from scanstation_tools.synth import PageSpec, render_acr_page
 
+from .pagekit import acr_page_files
 from .stationkit import PASSWORD, StationEnv, make_station
 
 WAIT = 60_000
@@ -32,12 +32,7 @@ E3,अनिल शर्मा,Anil Sharma,Sub-Inspector
 
 
 def _pages(tmp: Path, seed: int, n: int) -> list[str]:
-    files = []
-    for i in range(n):
-        f = tmp / f"d{seed}p{i}.png"
-        render_acr_page(PageSpec(seed=seed, page_no=i + 1, dpi=100, noise=0.03)).image.save(f)
-        files.append(str(f))
-    return files
+    return acr_page_files(tmp, seed, n, prefix="d")
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,12 @@ def _optional_text(a: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _index_fields(a: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
+    """(employee code, period, not-in-roster reason, duplicate reason) of an index request."""
+    return (text_arg(a, "employee_code"), text_arg(a, "period"), _optional_text(a, "not_in_roster"),
+            _optional_text(a, "duplicate_reason"))
+
+
 def _station_for_index(s: StationService, c: Caller, batch: str) -> Any:
     """The open station for indexing in ``batch``: INDEX with its facts, or SCAN when it does not exist yet."""
     station = s.station(c, Action.STATUS)  # locked -> StationLocked before anything else
@@ -81,9 +87,8 @@ def _op_index_check(s: StationService, c: Caller | None, a: dict[str, Any], _e: 
 
     assert c is not None
     batch = text_arg(a, "batch")
-    station = _station_for_index(s, c, batch)
-    code, period = text_arg(a, "employee_code"), text_arg(a, "period")
-    nir, dup = _optional_text(a, "not_in_roster"), _optional_text(a, "duplicate_reason")
+    station = _station_for_index(s, c, batch)  # permission first: a refusal is audited whatever else is wrong
+    code, period, nir, dup = _index_fields(a)
     try:
         if a.get("document_id") is not None:
             doc = _document_of(station, batch, int_arg(a, "document_id"))
@@ -108,9 +113,8 @@ def _op_index_document(s: StationService, c: Caller | None, a: dict[str, Any], _
 
     assert c is not None
     batch = text_arg(a, "batch")
-    station = _station_for_index(s, c, batch)
-    code, period = text_arg(a, "employee_code"), text_arg(a, "period")
-    nir, dup = _optional_text(a, "not_in_roster"), _optional_text(a, "duplicate_reason")
+    station = _station_for_index(s, c, batch)  # permission first: a refusal is audited whatever else is wrong
+    code, period, nir, dup = _index_fields(a)
     name, rank = _optional_text(a, "name") or "", _optional_text(a, "rank") or ""
     if a.get("document_id") is not None:
         doc = _document_of(station, batch, int_arg(a, "document_id"))
