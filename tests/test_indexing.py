@@ -92,7 +92,7 @@ def store(tmp_path: Path) -> Any:
     s.close()
 
 
-def _file(store: Any, batch: str, code: str, period: str, **reasons: str) -> Any:
+def _file(store: Any, batch: str, code: str, period: str, **reasons: Any) -> Any:
     check, continued = check_entry(store, batch, employee_code=code, period=period, today=TODAY, **reasons)
     if continued is not None:
         return continued
@@ -405,5 +405,115 @@ def test_service_operations(station: StationEnv, tmp_path: Path) -> None:
         conn.token = conn.call("sign_in", name="admin", password=PASSWORD)["token"]
         with pytest.raises(PermissionDenied, match="may not search the roster"):
             conn.call("roster_search", query="Ramesh")
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------ scan first, index after
+def _form_page(path: Path, lines: list[str]) -> Path:
+    """A page whose printed index OCR can read (a large font, 150 dpi)."""
+    from PIL import ImageFont
+
+    im = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=36)
+    for i, line in enumerate(lines):
+        draw.text((120, 150 + 70 * i), line, fill=0, font=font)
+    im.save(path, dpi=(150, 150))
+    return path
+
+
+def _unfiled_batch(st: StationEnv, tmp_path: Path, batch: str, n: int, *, first: list[str] | None = None) -> None:
+    """``n`` pages imported into ``batch`` with no ACR file (no cover sheet, no --employee), cleaned and read."""
+    files = [str(_form_page(tmp_path / f"{batch}-{i}.png", first if i == 0 and first else [f"{batch} page {i + 1}"]))
+             for i in range(n)]
+    proc = st.run("import", "--batch", batch, *files)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_pages_scanned_first_are_filed_by_the_index_after(station: StationEnv, tmp_path: Path) -> None:
+    """Pages imported without an ACR file: index_suggestions reads the first of them, index_document with
+    ``pages`` creates the file and files them at its end; a page that cannot be filed (filed already,
+    deleted, another batch's seq, a batch not in capture) is refused by name and nothing is created."""
+    from scanstation.config import load_config
+    from scanstation.service.client import LocalConnection
+    from scanstation.service.core import StationService
+
+    _unfiled_batch(station, tmp_path, "FILE-A", 3, first=[
+        "Annual Confidential Report", "Employee Code: UP-12-004513", "Name: Sunita Sharma",
+        "Rank: Constable", "For the year 2022-23"])
+    _unfiled_batch(station, tmp_path, "FILE-B", 4)
+    _unfiled_batch(station, tmp_path, "FILE-C", 1)
+    conn = LocalConnection(StationService(load_config(station.config)))
+    try:
+        conn.token = conn.call("sign_in", name="sup", password=PASSWORD)["token"]  # who imported: indexes too
+        conn.call("unlock", password=PASSWORD)
+        sup = conn.token
+        sup2 = conn.call("sign_in", name="sup2", password=PASSWORD)["token"]
+
+        def detail(batch: str) -> dict[str, Any]:
+            return dict(conn.call("batch_detail", batch=batch))
+
+        assert [p["document_id"] for p in detail("FILE-A")["pages"]] == [None, None, None]
+        assert all(p["ocr"] == "done" for p in detail("FILE-A")["pages"])
+        # suggestions from the unfiled pages' text (the first three read), never applied
+        sug = conn.call("index_suggestions", batch="FILE-A", seqs=[3, 1, 2])
+        assert sug["needs_confirmation"] is True and sug["pages_read"] == 3
+        assert sug["candidates"][0]["employee_code"] == "UP-12-004513" and sug["period"] == "2022-23", sug
+        assert detail("FILE-A")["documents"] == []
+
+        # (an employee and period no other test of this module's station files)
+        index: dict[str, Any] = {"employee_code": "UP-12-004513", "period": "2022-23"}
+        # refusals, each naming the page, each before anything is created
+        for batch, seqs, text in (("FILE-A", [1, 4], "no page 4 in batch 'FILE-A'"),  # FILE-B's seq 4
+                                  ("FILE-A", [1, 0], "list of page numbers"),
+                                  ("NO-SUCH", [1], "no batch called 'NO-SUCH'")):
+            with pytest.raises(StateError, match=text):
+                conn.call("index_document", batch=batch, pages=seqs, **index)
+            with pytest.raises(StateError, match=text):
+                conn.call("index_suggestions", batch=batch, seqs=seqs)
+        with pytest.raises(StateError, match="without 'document_id'"):
+            conn.call("index_document", batch="FILE-A", pages=[1], document_id=1, **index)
+        assert detail("FILE-A")["documents"] == []
+
+        made = conn.call("index_document", batch="FILE-A", pages=[2, 1], **index)
+        assert made["pages_filed"] == [1, 2] and made["document"]["employee_code"] == "UP-12-004513"
+        doc_id = made["document"]["id"]
+        pages = {p["seq"]: p for p in detail("FILE-A")["pages"]}
+        assert [(pages[s]["document_id"], pages[s]["position"]) for s in (1, 2, 3)] == [(doc_id, 1), (doc_id, 2),
+                                                                                       (None, None)]
+        files = _audit(station, "page.file")
+        assert [(d["seq"], d["document"], d["from_document"]) for _s, d in files[-2:]] == [(1, doc_id, None),
+                                                                                          (2, doc_id, None)]
+        # a filed page is refused by name, and no second file is created for the other
+        for seqs in ([3, 1], [2]):
+            with pytest.raises(StateError, match=r"page [12] of batch 'FILE-A' is already in ACR file 1"):
+                conn.call("index_document", batch="FILE-A", pages=seqs, **index)
+        with pytest.raises(StateError, match="page 1 of batch 'FILE-A' is already in ACR file 1"):
+            conn.call("index_suggestions", batch="FILE-A", seqs=[1])
+        assert len(detail("FILE-A")["documents"]) == 1
+        # the same employee and period again: the file is continued, page 3 goes at its end
+        again = conn.call("index_document", batch="FILE-A", pages=[3], **index)
+        assert again["document"]["id"] == doc_id and again["pages_filed"] == [3]
+        assert {p["seq"]: p["position"] for p in detail("FILE-A")["pages"]} == {1: 1, 2: 2, 3: 3}
+        # a roster refusal files nothing either (the batch's pages stay unfiled)
+        with pytest.raises(NotInRoster):
+            conn.call("index_document", batch="FILE-B", pages=[1], employee_code="NOBODY", period="2019-20")
+        assert detail("FILE-B")["documents"] == [] and {p["document_id"] for p in detail("FILE-B")["pages"]} == {None}
+
+        # a batch out of capture: refused, nothing created
+        conn.call("close_batch", batch="FILE-C")
+        with pytest.raises(StateError, match="batch 'FILE-C' is closed: pages are filed into ACR files while"):
+            conn.call("index_document", batch="FILE-C", pages=[1], employee_code="UP-12-004513", period="2019-20")
+        # deleted in verification, the batch back in capture: the page is not filed
+        conn.token = sup2
+        conn.call("review", batch="FILE-C", seq=1, verdict="delete", reason="a blank sheet")
+        conn.call("return_batch", batch="FILE-C", reason="see page 1")
+        conn.token = sup
+        with pytest.raises(StateError, match="page 1 of batch 'FILE-C' was deleted"):
+            conn.call("index_document", batch="FILE-C", pages=[1], employee_code="UP-12-004513", period="2019-20")
+        with pytest.raises(StateError, match="page 1 of batch 'FILE-C' was deleted"):
+            conn.call("index_suggestions", batch="FILE-C", seqs=[1])
+        assert detail("FILE-C")["documents"] == []
     finally:
         conn.close()

@@ -36,7 +36,9 @@ ROSTER = ("Employee Code,Name (Hindi),Name (English),Rank,Unit\n"
           "EMP-1001,आशा वर्मा,Asha Verma,Inspector,Test Unit\n"
           "EMP-1002,राहुल सिंह,Rahul Singh,Sub-Inspector,Test Unit\n"
           # the synthetic employee of seed 77 (scanstation_tools/synth.py): their ACR form prints this index
-          "MC-31-397966,अनीता द्विवेदी,Anita Dwivedi,Constable,Test Unit\n")
+          "MC-31-397966,अनीता द्विवेदी,Anita Dwivedi,Constable,Test Unit\n"
+          # seed 79's: scanned with no ACR file at all, then indexed from the suggestion
+          "MC-12-742087,सुरेश अंसारी,Suresh Ansari,Constable,Test Unit\n")
 
 
 def _profiles(glass: Path) -> str:
@@ -343,3 +345,97 @@ def test_ocr_suggestions_offered_for_confirmation_never_applied(ocr_window: Any,
     qtbot.waitUntil(lambda: "confirmed" in screen.message.text(), timeout=WAIT)
     assert [(d["id"], d["employee_code"], d["acr_period"]) for d in files()] == [(waiting.id, code, period)]
     assert screen.index.code.text() == "" and screen.index.results.count() == 0  # the panel is free again
+
+
+def test_pages_scanned_first_are_filed_by_the_index_typed_after(window: Any, station: StationEnv, qtbot: Any,
+                                                                service: StationService) -> None:
+    """No cover sheet and no index first: the pages scanned wait in no ACR file, the panel says how many (in
+    Hindi and English); the operator types a roster code and the period, Enter, and the pages are filed in
+    one new ACR file of that employee, in the order scanned."""
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    screen.batch_name.setText("OPUI5")
+    assert not screen.index.unfiled_note.isVisible()
+    for i in (1, 2):
+        _on_glass(glass, _page(f"unfiled page {i}"))
+        _scan_and_wait(qtbot, screen)  # the second F5 is "scan more" into the same batch
+    qtbot.waitUntil(lambda: sorted(screen.tiles) == [1, 2], timeout=WAIT)
+    assert screen.unfiled == {1, 2} and all(p["document_id"] is None for p in screen.pages.values())
+    note = screen.index.unfiled_note
+    assert note.isVisible() and "2 page(s) have no ACR file yet" in note.text(), note.text()
+    assert "2 पन्नों की अभी कोई ACR फ़ाइल नहीं" in note.text()
+    screen.index.code.setFocus()
+    qtbot.keyClicks(screen.index.code, "EMP-1001")
+    qtbot.keyClicks(screen.index.period, "2022-23")
+    _press(qtbot, screen.index.period, "Key_Return")
+    qtbot.waitUntil(lambda: "confirmed" in screen.message.text(), timeout=WAIT)
+    assert "2 page(s) filed" in screen.message.text(), screen.message.text()
+    assert screen.unfiled == set() and not note.isVisible() and screen.next_document is None
+    sup = _connect(service, "sup")
+    detail = sup.call("batch_detail", batch="OPUI5")
+    [doc] = detail["documents"]
+    assert (doc["employee_code"], doc["acr_period"]) == ("EMP-1001", "2022-23") and "Asha Verma" in doc["employee_name"]
+    assert [(p["seq"], p["document_id"], p["position"]) for p in detail["pages"]] == [(1, doc["id"], 1),
+                                                                                      (2, doc["id"], 2)]
+    assert {p["document_id"] for p in screen.pages.values()} == {doc["id"]}
+
+    # a page filed from elsewhere meanwhile (the supervisor, here): the screen's Enter is refused naming it,
+    # and the page leaves the count
+    _on_glass(glass, _page("unfiled page 3"))
+    _scan_and_wait(qtbot, screen)
+    qtbot.waitUntil(lambda: screen.unfiled == {3}, timeout=WAIT)
+    assert sup.call("index_document", batch="OPUI5", pages=[3], employee_code="EMP-1002",
+                    period="2022-23")["pages_filed"] == [3]
+    qtbot.keyClicks(screen.index.code, "EMP-1001")
+    qtbot.keyClicks(screen.index.period, "2022-23")
+    _press(qtbot, screen.index.period, "Key_Return")
+    qtbot.waitUntil(lambda: not screen.unfiled, timeout=WAIT)
+    assert "page 3 of batch 'OPUI5' is already in ACR file 2" in screen.message.text(), screen.message.text()
+    assert not note.isVisible() and len(sup.call("batch_detail", batch="OPUI5")["documents"]) == 2
+
+
+def test_unfiled_page_read_suggests_its_person_pick_then_enter_files_it(
+        ocr_window: Any, ocr_station: StationEnv, qtbot: Any, ocr_service: StationService) -> None:
+    """A synthetic ACR form page (seed 79, whose employee is in the roster) scanned with no ACR file at all:
+    once it is read, its person is offered as a suggestion from the page text, the period as a hint; the
+    pick only fills the code; the period typed and Enter file the page into a new ACR file of that person."""
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    window, station, service = ocr_window, ocr_station, ocr_service
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    page = render_acr_page(PageSpec(seed=79, page_no=1))
+    code, period = page.fields["employee_code"], page.fields["acr_period"]
+    assert code == "MC-12-742087"  # the roster's entry above
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    screen.batch_name.setText("OPUI6")
+    _on_glass(glass, page.image)
+    _scan_and_wait(qtbot, screen)
+    qtbot.waitUntil(lambda: 1 in screen.pages, timeout=WAIT)
+    assert screen.pages[1]["document_id"] is None and screen.unfiled == {1}
+    assert "1 page(s) have no ACR file yet" in screen.index.unfiled_note.text()
+    qtbot.waitUntil(lambda: screen.pages[1].get("ocr") == "done", timeout=WAIT)
+    qtbot.waitUntil(lambda: screen.index.results.count() >= 1, timeout=WAIT)
+    first = screen.index.results.item(0).text()
+    assert code in first and "Suresh Ansari" in first and "suggested from the page text" in first, first
+    assert screen.index.code.text() == "" and screen.index.period.text() == ""  # offered, not applied
+    assert period in screen.index.period.placeholderText()
+    sup = _connect(service, "sup")
+    assert sup.call("batch_detail", batch="OPUI6")["documents"] == []
+    screen.index.results.setCurrentRow(0)
+    screen.index.results.setFocus()
+    _press(qtbot, screen.index.results, "Key_Return")
+    assert screen.index.code.text() == code and screen.index.document_id is None
+    assert sup.call("batch_detail", batch="OPUI6")["documents"] == []  # the pick indexed nothing
+    assert screen.index.unfiled_note.isVisible()  # Enter still files the unfiled page
+    qtbot.keyClicks(screen.index.period, period)
+    _press(qtbot, screen.index.period, "Key_Return")
+    qtbot.waitUntil(lambda: "confirmed" in screen.message.text(), timeout=WAIT)
+    detail = sup.call("batch_detail", batch="OPUI6")
+    [doc] = detail["documents"]
+    assert (doc["employee_code"], doc["acr_period"]) == (code, period)
+    assert [(p["seq"], p["document_id"]) for p in detail["pages"]] == [(1, doc["id"])]
+    assert screen.unfiled == set() and screen.index.results.count() == 0

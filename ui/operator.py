@@ -14,10 +14,16 @@ within a second) and shows them:
   Hindi and English, and **Continue** (Enter, or F5) once fixed; **Stop** (F8) ends the scan;
 * an ACR file without a cover sheet is indexed by hand: code or name searched in the roster
   (``roster_search``, Ctrl+F), period, Enter; the next pages scanned go into it;
-* once the pages of an ACR file no cover sheet opened (and not indexed on this screen) are read (OCR
-  done), ``index_suggestions`` is asked once for it: the roster people its text points to are offered
-  in the search list, marked as suggestions, the period only as a hint; picking one fills the code as
-  a search result does, and nothing is indexed before the operator confirms (``index_document``);
+* scan first, index after: pages scanned with neither a cover sheet nor an index typed first land in no
+  ACR file ("unfiled"; the page events' ``document_id`` is None, ``earlier`` ones of a resumed batch
+  too).  While there are such pages and no cover sheet's file waits for Enter, the panel says how many
+  (in Hindi and English) and that the index confirmed files them: Enter sends ``index_document`` with
+  ``pages`` (their seqs), the file is created (or continued) and they go into it, at its end;
+* once pages are read (OCR done) - of an ACR file no cover sheet opened (and not indexed on this
+  screen), or the first unfiled pages - ``index_suggestions`` is asked once for that file or that set of
+  pages: the roster people its text points to are offered in the search list, marked as suggestions,
+  the period only as a hint; picking one fills the code as a search result does, and nothing is indexed
+  before the operator confirms (``index_document``);
 * F9 closes the batch (``close_batch``) for the supervisor; the rescans the supervisor asked for are
   listed (``rescans``): Enter on one, F5, and the page scanned takes the old page's place
   (``replace_page``).
@@ -34,6 +40,7 @@ page tiles; :mod:`ui.no_clipboard` the fields' refusal of copy and paste.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any
 
@@ -60,6 +67,11 @@ from .widgets import bi, button, describe_error, message_line, show_error, show_
 
 POLL_MS = 250
 ENDED = ("stopped", "failed")
+SUGGEST_FROM = 3  # index_suggestions reads the first pages of a file; of the unfiled pages, these many
+READ = ("done", "failed", "skipped")  # OCR states that will not change by waiting
+# The page a refusal of index_document's ``pages`` names ("page 4 of batch ... was deleted", "no page 4 in
+# batch ..."): the service's own wording (scanstation.verify.core.unfiled_pages).
+_REFUSED_PAGE = re.compile(r"\bpage (\d+)\b")
 
 
 def _unknown_operation(err: BaseException) -> bool:
@@ -94,6 +106,10 @@ class OperatorScreen(QWidget):
         self._cover_documents: set[int] = set()  # ACR files opened by a cover sheet (prefilled, no suggestions)
         self._indexed_documents: set[int] = set()  # ACR files indexed on this screen
         self._suggestions_asked: set[int] = set()  # index_suggestions asked once per ACR file
+        self.unfiled: set[int] = set()  # seqs of the batch shown scanned without an ACR file, not yet filed
+        self._unfiled_asked: set[tuple[int, ...]] = set()  # index_suggestions asked once per set of pages
+        self._replacing: set[int] = set()  # rescans just scanned, about to take an old page's place
+        self._filing: list[int] = []  # the unfiled pages the index on its way files
 
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -169,6 +185,9 @@ class OperatorScreen(QWidget):
         self.index.search.textEdited.connect(self._search_soon)
         self.index.search.returnPressed.connect(self.index.pick_first_result)
         self.index.results.itemActivated.connect(self.index.pick_result)
+        # after the pick (connected later, called later): a suggestion's own file shown hides the unfiled count
+        self.index.results.itemActivated.connect(lambda _item: self._show_unfiled())
+        self.index.search.returnPressed.connect(self._show_unfiled)
         self.profile.currentIndexChanged.connect(self._profile_chosen)
         self.resume_list.activated.connect(self._resume_chosen)
         self.rescans.itemActivated.connect(self._rescan_chosen)
@@ -291,10 +310,28 @@ class OperatorScreen(QWidget):
 
     def _replace(self, new_seq: int) -> None:
         old, self.replace_seq = self.replace_seq, None
+        self._replacing.add(new_seq)
+
+        def failed(err: BaseException) -> None:
+            self._replace_failed(new_seq, err)
+
         self._call("replace_page", {"batch": self.batch, "old_seq": old, "new_seq": new_seq},
-                         lambda _r: self._replaced(old, new_seq), self._failed)
+                   lambda _r: self._replaced(old, new_seq), failed)
+
+    def _replace_failed(self, new_seq: int, err: BaseException) -> None:
+        """The rescan did not take the old page's place: it is a page like any other (unfiled if it is)."""
+        self._replacing.discard(new_seq)
+        if new_seq in self.pages:
+            self._track_unfiled(new_seq, self.pages[new_seq])
+        show_error(self.message, err)
 
     def _replaced(self, old: int | None, new: int) -> None:
+        # the rescan takes the old page's ACR file: it is unfiled only if the old page was
+        self._replacing.discard(new)
+        if old is not None and old in self.unfiled:
+            self.unfiled.discard(old)
+            self.unfiled.add(new)
+        self._show_unfiled()
         show_ok(self.message, bi(f"पन्ना {new} ने पन्ना {old} की जगह ली", f"page {new} replaces page {old}"))
         self._call("rescans", {}, self._rescans, self._optional_failed)
 
@@ -336,6 +373,10 @@ class OperatorScreen(QWidget):
         self.pages.clear()
         self.tiles_view.clear()
         self._thumb_queue.clear()
+        self.unfiled.clear()  # the job's events (its earlier pages too) say again which are unfiled
+        if self.index.suggestions_shown and self.index.suggested_document is None:
+            self.index.drop_suggestions()  # they were for the last scan's unfiled pages
+        self._show_unfiled()
         self._attach(str(reply["job"]), str(reply["batch"]))
         self.job_choice = (reply.get("device"), reply.get("profile"), str(reply["batch"]))
         show_ok(self.message, bi("स्कैन शुरू", "scanning started"))
@@ -400,9 +441,9 @@ class OperatorScreen(QWidget):
     def _event(self, e: dict[str, Any]) -> None:
         kind = e.get("kind")
         if kind in ("page", "page_state"):
-            self._page(e)
             if kind == "page" and not e.get("earlier") and self.replace_seq is not None:
-                self._replace(int(e["seq"]))
+                self._replace(int(e["seq"]))  # before _page: a rescan is not an unfiled page
+            self._page(e)
         elif kind == "acr_file":
             if e.get("document_id") is not None:
                 self._cover_documents.add(int(e["document_id"]))
@@ -438,6 +479,7 @@ class OperatorScreen(QWidget):
             self.tiles_view.addItem(item)
             self.tiles_view.scrollToItem(item)
         item.setText(tile_text(known))
+        self._track_unfiled(seq, known)
         self._suggest_for(known)
         if known.get("state") == "processed" and not known.get("thumb") and self.thumbnails_offered:
             known["thumb"] = "queued"
@@ -476,6 +518,53 @@ class OperatorScreen(QWidget):
             return
         self._next_thumbnail()
 
+    # ------------------------------------------------------------------ pages scanned without an ACR file
+    def _track_unfiled(self, seq: int, page: dict[str, Any]) -> None:
+        """Keep ``unfiled`` in step with a page event: in no ACR file (and live, as far as the event says)."""
+        dead = bool(page.get("deleted") or page.get("deleted_reason") or page.get("replaced_by"))
+        if page.get("document_id") is None and not dead and seq not in self._replacing:
+            self.unfiled.add(seq)
+        else:
+            self.unfiled.discard(seq)
+        self._show_unfiled()
+        self._suggest_unfiled()
+
+    def _show_unfiled(self) -> None:
+        """The panel's count of unfiled pages, while Enter would file them (no cover sheet's file waiting, no
+        file of its own picked)."""
+        files_them = not self.to_confirm and self.index.document_id is None
+        self.index.show_unfiled(len(self.unfiled) if files_them else 0)
+
+    def _unfiled_first(self) -> tuple[int, ...]:
+        return tuple(sorted(self.unfiled)[:SUGGEST_FROM])
+
+    def _suggest_unfiled(self) -> None:
+        """The first unfiled pages read (OCR done; none still pending): ask once what their text suggests."""
+        first = self._unfiled_first()
+        states = [self.pages.get(seq, {}).get("ocr") for seq in first]
+        if (not first or not self.suggestions_offered or not self.batch or first in self._unfiled_asked
+                or not all(s in READ for s in states) or "done" not in states):
+            return
+        self._unfiled_asked.add(first)
+
+        def done(reply: Any) -> None:
+            self._suggested_unfiled(first, reply)
+
+        self._call("index_suggestions", {"batch": self.batch, "seqs": list(first)}, done, self._suggestions_failed)
+
+    def _suggested_unfiled(self, first: tuple[int, ...], reply: Any) -> None:
+        if not isinstance(reply, dict) or first != self._unfiled_first():
+            return  # those pages were filed (or others came first) meanwhile
+        if self._panel_busy():
+            return
+        self.index.show_suggestions(None, reply.get("candidates"), reply.get("period"))
+
+    def _panel_busy(self) -> bool:
+        """Something on the panel the operator typed, picked or is confirming: suggestions never go over it."""
+        panel = self.index
+        return bool(self.to_confirm or panel.document_id is not None or panel.suggestions_shown
+                    or panel.code.text().strip() or panel.search.text().strip() or panel.period.text().strip())
+
     # ------------------------------------------------------------------ OCR index suggestions
     def _suggest_for(self, page: dict[str, Any]) -> None:
         """A page read (OCR done) of an ACR file no cover sheet opened: ask once what its text suggests."""
@@ -497,11 +586,9 @@ class OperatorScreen(QWidget):
         """Offered only on an idle panel: no cover sheet's file shown, nothing typed, no other file picked."""
         if not isinstance(reply, dict) or doc_id in self._indexed_documents:
             return
-        panel = self.index
-        if (self.to_confirm or panel.document_id is not None or panel.suggested_document is not None
-                or panel.code.text().strip() or panel.search.text().strip() or panel.period.text().strip()):
+        if self._panel_busy():
             return  # never over what the operator typed or is confirming
-        panel.show_suggestions(doc_id, reply.get("candidates"), reply.get("period"))
+        self.index.show_suggestions(doc_id, reply.get("candidates"), reply.get("period"))
 
     def _suggestions_failed(self, err: BaseException) -> None:
         """Suggestions are a help: a service without them, or a failed reading, leaves the panel as it is."""
@@ -512,9 +599,18 @@ class OperatorScreen(QWidget):
     def _show_next_file(self) -> None:
         acr = self.to_confirm[0] if self.to_confirm else None
         self.index.prefill(acr, max(0, len(self.to_confirm) - 1))
+        self._show_unfiled()
+
+    def _files_unfiled(self) -> bool:
+        """Whether Enter files the unfiled pages: there are some, and no file of its own is shown (a cover
+        sheet's, or one whose suggestion was picked)."""
+        return bool(self.unfiled) and self.batch != "" and not self.to_confirm and self.index.document_id is None
 
     def confirm(self) -> None:
-        """Enter: confirm the prefilled ACR file, or index the one typed by hand (the next pages go into it)."""
+        """Enter: confirm the prefilled ACR file, file the unfiled pages into the one typed, or index the one
+        typed by hand (the next pages go into it)."""
+        if not self.index.confirm_button.isEnabled():
+            return  # an index already on its way (Enter pressed twice)
         code, period = self.index.code.text().strip(), self.index.period.text().strip()
         batch = self.batch or self.batch_name.text().strip()
         if not code or not period or not batch:
@@ -523,8 +619,12 @@ class OperatorScreen(QWidget):
             return
         args: dict[str, Any] = {"batch": batch, "employee_code": code, "period": period}
         self._indexing_batch = batch
+        self._filing = []
         if self.index.document_id is not None:
             args["document_id"] = self.index.document_id
+        elif self._files_unfiled():
+            args["batch"] = self._indexing_batch = self.batch  # the pages shown are of this batch
+            args["pages"] = self._filing = sorted(self.unfiled)
         reason = self.index.reason.text().strip()
         if self.index.needs_reason and reason:
             args[self.index.needs_reason] = reason
@@ -539,15 +639,23 @@ class OperatorScreen(QWidget):
         doc_id = doc.get("id", doc.get("document_id")) if isinstance(doc, dict) else None
         if doc_id is not None:
             self._indexed_documents.add(int(doc_id))
+        filed = [int(seq) for seq in reply.get("pages_filed") or []] if isinstance(reply, dict) else []
         if confirmed_cover:
             self.to_confirm.popleft()
         elif shown is not None:
             pass  # an ACR file already holding pages (its suggestions were confirmed): indexed in place
+        elif filed:
+            pass  # scanned first, indexed after: the pages went into it; the next ones are filed the same way
         elif doc_id is not None:
             self.next_document = int(doc_id)  # the next Scan / Continue puts pages into it
             self.next_document_batch = str(self._indexing_batch)
+        for seq in filed:
+            self.unfiled.discard(seq)
+            if seq in self.pages and doc_id is not None:
+                self.pages[seq]["document_id"] = int(doc_id)
         show_ok(self.message, bi("ACR फ़ाइल की पुष्टि हुई", "ACR file confirmed") +
-                f": {self.index.code.text()} {self.index.period.text()}")
+                f": {self.index.code.text()} {self.index.period.text()}"
+                + (" · " + bi(f"{len(filed)} पन्ने फ़ाइल हुए", f"{len(filed)} page(s) filed") if filed else ""))
         self._show_next_file()
         if self.to_confirm:
             self.index.confirm_button.setFocus()
@@ -557,6 +665,13 @@ class OperatorScreen(QWidget):
     def _index_failed(self, err: BaseException) -> None:
         self.index.confirm_button.setEnabled(True)
         show_error(self.message, err)
+        # A page the service will not file (deleted or replaced in verification, filed from elsewhere: a
+        # resumed batch's events do not say) leaves the count; Enter again files the others.
+        text = str(getattr(err, "message", err))
+        refused = _REFUSED_PAGE.search(text) if type(err).__name__ == "StateError" and self._filing else None
+        if refused is not None and int(refused.group(1)) in self._filing:
+            self.unfiled.discard(int(refused.group(1)))
+            self._show_unfiled()
         # the roster check refused: the operator may file it with a reason for the supervisor
         kind = type(err).__name__
         if kind in ("NotInRoster", "DuplicateAcr"):
@@ -599,6 +714,8 @@ class OperatorScreen(QWidget):
 
     def _closed(self, _reply: Any) -> None:
         self._detach()
+        self.unfiled.clear()  # the batch went to the supervisor (who may still file or move its pages)
+        self._show_unfiled()
         show_ok(self.message, bi(f"बैच {self.batch_name.text()} बंद: सुपरवाइज़र के पास गया",
                                  f"batch {self.batch_name.text()} closed: it goes to the supervisor"))
         self.batch = ""
@@ -650,8 +767,12 @@ class OperatorScreen(QWidget):
         self._cover_documents.clear()
         self._indexed_documents.clear()
         self._suggestions_asked.clear()
+        self.unfiled.clear()
+        self._unfiled_asked.clear()
+        self._replacing.clear()
         self.prompt.hide()
         self.index.prefill(None, 0)
+        self._show_unfiled()
         self.batch_name.clear()
         self._rescans([])
         self.message.setText("")

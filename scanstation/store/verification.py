@@ -258,13 +258,19 @@ class VerificationRepository(StoreConnection):
         return row
 
     def place_page(self, page: Page, doc_id: int, position: int, actor: str, *, action: str,
-                   verifying: bool) -> None:
+                   verifying: bool, only_unfiled: bool = False) -> None:
         """Put ``page`` into ACR file ``doc_id`` at ``position`` (1 = first; past the end = last); the pages
         after it, and those of the file it left, are numbered again.  ``verifying``: a supervisor's fix
-        (moves CLOSED to IN_VERIFICATION); else the operator's (an inserted rescan, batch in capture)."""
+        (moves CLOSED to IN_VERIFICATION); else the operator's (an inserted rescan, batch in capture).
+        ``only_unfiled``: refused if the page is in an ACR file by now (checked inside the transaction: a
+        page filed by someone else since the caller read it is never moved out of that file silently)."""
         if position < 1:
             raise StateError(f"position {position}: positions start at 1")
         with self._write() as db:
+            if only_unfiled:
+                now = db.execute("SELECT document_id FROM pages WHERE id=?", (page.id,)).fetchone()
+                if now is None or now["document_id"] is not None:
+                    raise StateError(f"page {page.seq} was filed into an ACR file meanwhile: it is not filed again")
             if verifying:
                 self.start_verification(db, page.batch_id, actor)
             self._check_doc(db, doc_id, page.batch_id)

@@ -217,6 +217,44 @@ def insert_page(station: Any, batch_name: str, seq: int, document_id: int, posit
     station.store.place_page(page, document_id, position, actor, action="page.insert", verifying=False)
 
 
+def unfiled_pages(station: Any, batch_name: str, seqs: list[int]) -> list[Page]:
+    """Pages ``seqs`` (scanned without an ACR file) in seq order, once each is known to be a live, unfiled page
+    of this batch and the batch is in capture; else a StateError naming the first page that is not.  Called
+    before an ACR file is created for them, so a refusal leaves nothing behind."""
+    batch = find_batch(station, batch_name)
+    if batch.state not in CAPTURE_STATES:
+        raise StateError(f"batch '{batch.name}' is {batch.state.value}: pages are filed into ACR files while "
+                         "it is in capture")
+    if not seqs:
+        raise StateError("no pages given to file")
+    store = station.store
+    pages: list[Page] = []
+    for seq in sorted(set(seqs)):
+        page: Page = store.page_by_seq(batch.id, seq)  # "no page N in batch ..." for another batch's seq
+        if page.deleted_reason:
+            raise StateError(f"page {seq} of batch '{batch.name}' was deleted: it is not filed")
+        if page.replaced_by is not None:
+            raise StateError(f"page {seq} of batch '{batch.name}' was replaced by a rescan: file the new page")
+        if page.document_id is not None:
+            raise StateError(f"page {seq} of batch '{batch.name}' is already in ACR file "
+                             f"{store.document(page.document_id).seq}")
+        pages.append(page)
+    return pages
+
+
+# Past the end of any ACR file: place_page puts the page last.
+_LAST = 1 << 30
+
+
+def file_pages(station: Any, pages: list[Page], document_id: int, actor: str) -> list[int]:
+    """The operator files pages scanned without an ACR file (checked by :func:`unfiled_pages`) at the end of
+    ACR file ``document_id``, in the order given; each move is audited (``page.file``).  Their seqs."""
+    for page in pages:
+        station.store.place_page(page, document_id, _LAST, actor, action="page.file", verifying=False,
+                                 only_unfiled=True)
+    return [p.seq for p in pages]
+
+
 def replace_page(station: Any, batch_name: str, old_seq: int, new_seq: int, actor: str) -> Page:
     """The operator's rescan ``new_seq`` takes page ``old_seq``'s ACR file and position."""
     old = check_placement(station, batch_name, old_seq)  # in capture, live
