@@ -230,6 +230,20 @@ class VerificationSection(_Section):
         return cleaned
 
 
+class SignoffSection(_Section):
+    # The unit head's DSC token through PKCS#11 (issue 15): the vendor's library (OpenSC's opensc-pkcs11.so for
+    # ePass2003/HYP2003, libcastle.so.1.0.0, libwdpkcs_SignatureP11.so; SoftHSM2 in tests), the token by label
+    # or serial, and the key's label on it ("" = the token's only signing key).
+    pkcs11_module: str = ""
+    token_label: str = Field(default="", max_length=32)
+    token_serial: str = Field(default="", max_length=32)
+    key_label: str = Field(default="", max_length=128)
+    # PEM bundle of the roots a signer's certificate must chain to (the India CCA root in production).
+    trust_roots: str = ""
+    # RFC 3161 timestamp authority for PAdES B-T; "" = B-B.
+    tsa_url: str = ""
+
+
 class Config(_Section):
     station: StationSection
     keys: KeysSection
@@ -242,6 +256,7 @@ class Config(_Section):
     service: ServiceSection
     roster: RosterSection
     verification: VerificationSection
+    signoff: SignoffSection = Field(default_factory=SignoffSection)
     # Scan profiles by name; a station file adds its own or overrides an embedded one key by key.
     profiles: dict[str, ScanProfile] = Field(default_factory=dict)
     # where it came from, for messages; not part of the file

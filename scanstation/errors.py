@@ -152,6 +152,32 @@ class VerificationIncomplete(ScanStationError):
     summary = "verification incomplete: pages unseen or without a verdict, flags without a verdict"
 
 
+class TokenError(ScanStationError):
+    """The unit head's DSC token cannot sign: not present, the PKCS#11 library or the configured token/key not
+    found, a wrong PIN (the message says how many tries the token reports left), a locked PIN, or the token
+    pulled out during a signature (nothing is half-signed)."""
+
+    exit_code = 30
+    summary = "DSC token: absent, PIN wrong or locked, key not found (nothing signed)"
+
+
+class SignerRefused(ScanStationError):
+    """The token's certificate may not sign this batch: not valid now, without digitalSignature or
+    non-repudiation key usage, not chaining to the configured trust roots, or not the certificate bound to
+    the signed-in unit head.  The message names the check that failed."""
+
+    exit_code = 31
+    summary = "signer certificate refused (the failed check is named)"
+
+
+class EnrolmentError(ScanStationError):
+    """A station enrolment request or the portal's certificate bundle is malformed, for another station, or
+    does not match this station's keys."""
+
+    exit_code = 32
+    summary = "station enrolment refused (request or certificate bundle does not match)"
+
+
 # Exit codes that no exception class carries.
 _PLAIN_CODES = {0: "success", 2: "command-line usage error"}
 
