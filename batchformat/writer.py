@@ -8,9 +8,10 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 import secrets
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -118,6 +119,7 @@ def write_package(
     *,
     signing_key: Ed25519PrivateKey,
     recipients: Sequence[str],
+    cosigners: Mapping[str, Callable[[bytes], dict[str, Any]]] | None = None,
 ) -> PackageInfo:
     """Write a sealed package atomically; return its hash, size and the exact manifest inside.
 
@@ -184,6 +186,15 @@ def write_package(
         "public_key": base64.b64encode(public_raw).decode(),
         "signature": base64.b64encode(signing_key.sign(manifest_bytes)).decode(),
     }
+    # Other signers over the same manifest bytes (the unit head's CMS signature, issue 15): each becomes a
+    # signatures/<name>.json member after the station's.  A signer that fails (a token pulled out) raises
+    # here, before a byte of the package is written: nothing half-signed.
+    members = [(STATION_SIGNATURE_NAME, canonical_json(signature))]
+    for name, sign in (cosigners or {}).items():
+        member = f"signatures/{name}.json"
+        if member == STATION_SIGNATURE_NAME or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
+            raise PackageError(f"write_package: bad cosigner name {name!r}")
+        members.append((member, canonical_json(sign(manifest_bytes))))
     mtime = int(dt.datetime.now(dt.UTC).timestamp())
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +206,7 @@ def write_package(
             with tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT,  # type: ignore[arg-type]
                                  copybufsize=COPY_CHUNK) as tar:
                 for name, blob in ((ENVELOPE_NAME, canonical_json(envelope)), (MANIFEST_NAME, manifest_ct),
-                                   (STATION_SIGNATURE_NAME, canonical_json(signature))):
+                                   *members):
                     tar.addfile(_tarinfo(name, len(blob), mtime), io.BytesIO(blob))
                 for src, ct_size in zip(objects, sizes, strict=True):
                     _copy_object(tar, src, ct_size, mtime)

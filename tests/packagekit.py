@@ -116,6 +116,7 @@ def make_test_package(
     employee_codes: list[str] | None = None,
     log: FakeLog | None = None,
     log_fields: dict[str, Any] | None = None,
+    cosigners: dict[str, Any] | None = None,
 ) -> tuple[PackageInfo, Expected]:
     """Build a package under ``tmp_path``; return (PackageInfo, Expected).
 
@@ -177,7 +178,8 @@ def make_test_package(
     }
     out = work / (out_name or f"{batch_uid}.scanpkg")
     info = package.write_package(out, manifest, sources, signing_key=signing_key,
-                                 recipients=[portal_recipient, str(batch_identity.to_public())])
+                                 recipients=[portal_recipient, str(batch_identity.to_public())],
+                                 cosigners=cosigners)
     expected = Expected(manifest=info.manifest, plaintexts=plaintexts, signing_key=signing_key,
                         batch_identity=batch_identity, station_id=station_id, batch_uid=batch_uid,
                         objects_dir=objects_dir, sources=sources, log=log)

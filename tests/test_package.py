@@ -344,6 +344,31 @@ def test_unknown_signature_member_is_ignored(built: Any, portal: Any, tmp_path: 
     assert set(v.signatures) == {package.STATION_SIGNATURE_NAME, "signatures/unit-head.json"}
 
 
+def test_cosigner_signs_the_exact_manifest_bytes(portal: Any, tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    def unit_head(manifest_bytes: bytes) -> dict[str, Any]:
+        seen.append(manifest_bytes)
+        return {"signer": "unit-head", "digest": hashlib.sha256(manifest_bytes).hexdigest()}
+
+    info, _ = make_test_package(tmp_path, portal_recipient=str(portal.to_public()), cosigners={"unit-head": unit_head})
+    v = package.verify_package(info.path, [portal])
+    assert seen == [v.manifest_bytes]
+    assert v.signatures["signatures/unit-head.json"]["digest"] == hashlib.sha256(v.manifest_bytes).hexdigest()
+
+
+def test_failing_cosigner_writes_nothing(portal: Any, tmp_path: Path) -> None:
+    def pulled_out(_manifest: bytes) -> dict[str, Any]:
+        raise OSError("token removed")
+
+    with pytest.raises(OSError, match="token removed"):
+        make_test_package(tmp_path, portal_recipient=str(portal.to_public()), out_name="x.scanpkg",
+                          cosigners={"unit-head": pulled_out})
+    assert not list(tmp_path.rglob("*.scanpkg")) and not list(tmp_path.rglob(".tmp*"))
+    with pytest.raises(package.PackageError, match="cosigner name"):
+        make_test_package(tmp_path, portal_recipient=str(portal.to_public()), cosigners={"../x": lambda b: {}})
+
+
 def test_object_swapped_for_valid_ciphertext_of_other_data(built: Any, portal: Any, tmp_path: Path) -> None:
     info, _ = built
     fake = pyrage.encrypt(b"forged page", [portal.to_public()])
