@@ -23,7 +23,18 @@ from collections.abc import Callable, Sequence
 
 from drivers.process_guard import no_core_dumps
 from scanstation import __version__
-from scanstation.cli import batches, capture, people, plugins, roster, station_setup, transfer, verification
+from scanstation.cli import (
+    batches,
+    capture,
+    enrol,
+    people,
+    plugins,
+    roster,
+    signoff,
+    station_setup,
+    transfer,
+    verification,
+)
 from scanstation.cli.common import CONFIG_ENV, common_options, say, warn
 from scanstation.errors import FormatError, ScanStationError, exit_code_table
 
@@ -45,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # the page's path: set up, capture, check and finish the batch, send it
-    for commands in (station_setup, people, roster, capture, batches, verification, transfer):
+    for commands in (station_setup, people, roster, capture, batches, verification, signoff, transfer, enrol):
         commands.add_parsers(sub, common)
     plugins.add_commands(sub, common)
     s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")

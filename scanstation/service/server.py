@@ -27,7 +27,7 @@ from typing import Any
 
 from scanstation.errors import ScanStationError, SignInError, StateError
 from scanstation.people.roles import Role
-from scanstation.service import ops_capture, ops_progress, ops_roster, ops_verification
+from scanstation.service import ops_capture, ops_progress, ops_roster, ops_signoff, ops_verification
 from scanstation.service.core import Caller, StationService
 from scanstation.service.op_types import Emit, Handler
 from scanstation.service.wire import WireError, error_payload, recv_message, send_message
@@ -156,7 +156,7 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "page_image": (_op_page_image, True),
 }
 # Issue 14's operations live beside the work they serve; a name may be defined only once.
-for _module in (ops_roster, ops_capture, ops_verification, ops_progress):
+for _module in (ops_roster, ops_capture, ops_verification, ops_progress, ops_signoff):
     _clash = OPERATIONS.keys() & _module.OPERATIONS.keys()
     if _clash:
         raise RuntimeError(f"{_module.__name__} redefines service operations {sorted(_clash)}")
