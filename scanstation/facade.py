@@ -35,7 +35,6 @@ from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
 from scanstation.config import Config
 from scanstation.domain import Batch, Document, OcrState, Page, Side
 from scanstation.errors import OcrError, ScanStationError, StateError, VaultIntegrityError
-from scanstation.priorities import ANALYSIS_NICENESS, lower_this_thread
 from scanstation.store.database import Store, StoredObject
 from scanstation.store.pages import DAMAGED_FLAG
 from scanstation.vault.batch_keys import BatchKeys
@@ -343,7 +342,6 @@ class Station:
         self._process_q.put((page_id, image if self._process_q.qsize() < 4 else None))
 
     def _process_loop(self) -> None:
-        lower_this_thread(ANALYSIS_NICENESS)  # cleaning yields to the screens and to capture, not to OCR
         while True:
             item = self._process_q.get()
             if item is None:

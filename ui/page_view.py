@@ -22,8 +22,6 @@ from typing import Any
 
 from PIL import Image
 
-from scanstation.priorities import PREFETCH_NICENESS, lower_this_thread
-
 from .qt import (
     QColor,
     QElapsedTimer,
@@ -106,9 +104,6 @@ class _Load(QRunnable):
         self.source_width = source_width
 
     def run(self) -> None:
-        # decoding yields the cores to the UI thread and Qt's paint helpers: a page decoded a little later is
-        # better than a frozen screen (bench/ui.py's heartbeat while a scan is processed)
-        lower_this_thread(PREFETCH_NICENESS)
         try:
             result: Any = decode_page(self.key, self.fetch(), self.width, keep_full=self.keep_full,
                                       source_width=self.source_width)

@@ -77,9 +77,16 @@ def options_after(options: tuple[tuple[str, str], ...], consumed: int) -> tuple[
     return tuple(out)
 
 
+def _reported(page: Page) -> tuple[Any, ...]:
+    """What the screen was told of a page: a change in any of it is a ``page_state`` event (a page deleted or
+    replaced by a rescan too: the operator's count of unfiled pages drops it)."""
+    return page.state, page.ocr_state, tuple(page.flags), page.live
+
+
 def page_fields(page: Page) -> dict[str, Any]:
     return {"seq": page.seq, "page_id": page.id, "document_id": page.document_id, "state": page.state.value,
-            "ocr": page.ocr_state.value, "flags": list(page.flags)}
+            "ocr": page.ocr_state.value, "flags": list(page.flags), "deleted_reason": page.deleted_reason or "",
+            "replaced_by": page.replaced_by}
 
 
 class _Target:
@@ -148,7 +155,7 @@ class CaptureJob:
             self._cv.notify_all()
 
     def _page_acknowledged(self, page: Page, label: str) -> None:
-        self._pages[page.id] = (page.state, page.ocr_state, tuple(page.flags))
+        self._pages[page.id] = _reported(page)
         self._emit("page", {**page_fields(page), "label": label})
 
     def _acr_file(self, doc: Document) -> None:
@@ -166,7 +173,7 @@ class CaptureJob:
             return
         for page in self.station.store.pages(self._batch_id):
             seen = self._pages.get(page.id)
-            now = (page.state, page.ocr_state, tuple(page.flags))
+            now = _reported(page)
             if seen is not None and seen != now:
                 self._pages[page.id] = now
                 self._emit("page_state", page_fields(page))
@@ -197,7 +204,7 @@ class CaptureJob:
         """The first run; ``earlier``: pages of this batch the owner captured before (shown, not rescanned)."""
         for page in earlier or []:
             self._batch_id = page.batch_id
-            self._pages[page.id] = (page.state, page.ocr_state, tuple(page.flags))
+            self._pages[page.id] = _reported(page)
             self._emit("page", {**page_fields(page), "label": "", "earlier": True})
         self._launch()
 

@@ -61,9 +61,11 @@ def cmd_users_passwd(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ the day
 def cmd_serve(args: argparse.Namespace) -> int:
     from scanstation.cli.common import event_printer
+    from scanstation.priorities import SERVICE_NICENESS, lower_this_process
     from scanstation.service.core import StationService
     from scanstation.service.server import serve
 
+    lower_this_process(SERVICE_NICENESS)  # the kiosk's screens come first (scanstation/priorities.py)
     config = load(args)
     service = StationService(config, events=event_printer(quiet=True))
     serve(service, config.socket_path, ready=lambda: say(f"station service listening on {config.socket_path}"))
