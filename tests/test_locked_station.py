@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scanstation.errors import PermissionDenied, StationLocked
+from scanstation.priorities import SERVICE_NICENESS
 from scanstation.service.client import RemoteConnection
 from scanstation_tools.synth import PageSpec, render_acr_page
 
@@ -44,7 +45,11 @@ def test_unlocked_serves_pages_locked_reveals_nothing(tmp_path: Path) -> None:
 
     sock = load_config(st.config).socket_path
     st.roster(EMPLOYEE_CODE, names={EMPLOYEE_CODE: EMPLOYEE_NAME})
-    with st.serve(unlock_as="sup"):
+    with st.serve(unlock_as="sup") as service:
+        # the service yields the cores to the kiosk: every thread of it runs niced (scanstation/priorities.py)
+        tasks = list(Path(f"/proc/{service.pid}/task").iterdir())
+        assert tasks and all(int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) == SERVICE_NICENESS
+                             for t in tasks)
         # the operator imports through the running service (an operator alone could not unlock)
         imported = st.run("import", "--user", "op", "--batch", "B-9", "--employee", EMPLOYEE_CODE, "--name",
                           EMPLOYEE_NAME, "--period", PERIOD, str(source), check=True)
