@@ -32,8 +32,10 @@ _live: set[_Relay] = set()
 
 
 def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None],
-                      on_failed: Callable[[BaseException], None]) -> None:
+                      on_failed: Callable[[BaseException], None], *, keep: QObject | None = None) -> None:
+    """``keep``: another object the job's callbacks need alive until it has reported (an event relay)."""
     relay = _Relay()
+    relay.keep = keep  # type: ignore[attr-defined]
     _live.add(relay)  # keep the relay alive until it has reported
 
     def finish(cb: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -23,6 +23,7 @@ from scanstation.errors import SignInError
 from scanstation.service.client import LocalConnection, RemoteConnection, ServiceConnection, service_running
 
 from .background import run_in_background
+from .qt import QObject, Signal
 
 NO_SESSION_OPS = frozenset({"sign_in", "resume"})
 
@@ -30,6 +31,16 @@ NO_SESSION_OPS = frozenset({"sign_in", "resume"})
 def session_over(err: BaseException) -> bool:
     """Whether a call failed because the session behind the token has ended (not a wrong password)."""
     return isinstance(err, SignInError) and "session" in err.message
+
+
+class EventRelay(QObject):
+    """Carries an operation's progress events from the background thread to the UI thread (a queued signal)."""
+
+    arrived = Signal(str, object)
+
+    def __init__(self, handler: Callable[[str, dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.arrived.connect(handler)
 
 
 class ServiceLink:
@@ -43,16 +54,19 @@ class ServiceLink:
         self.session_lost: Callable[[BaseException], None] | None = None
         self._lock = threading.Lock()
 
-    def call(self, op: str, **args: Any) -> Any:
+    def call(self, op: str, on_event: Callable[[str, dict[str, Any]], None] | None = None, **args: Any) -> Any:
         """One operation, blocking: only ever from a background thread (or a test)."""
         with self._lock:
             self.connection.token = self.token
-            return self.connection.call(op, **args)
+            return self.connection.call(op, on_event, **args)
 
     def submit(self, op: str, args: dict[str, Any], on_done: Callable[[Any], None],
-               on_failed: Callable[[BaseException], None]) -> None:
-        """Run ``op`` in the background; ``on_done(result)`` or ``on_failed(error)`` run on the UI thread."""
+               on_failed: Callable[[BaseException], None],
+               on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        """Run ``op`` in the background; ``on_done(result)`` or ``on_failed(error)`` run on the UI thread, and so
+        does ``on_event(kind, data)`` for each progress event the operation sends before its answer."""
         token = self.token
+        relay = EventRelay(on_event) if on_event is not None else None
 
         def failed(err: BaseException) -> None:
             on_failed(err)
@@ -60,7 +74,8 @@ class ServiceLink:
                     and self.session_lost is not None:
                 self.session_lost(err)
 
-        run_in_background(lambda: self.call(op, **args), on_done, failed)
+        emit = relay.arrived.emit if relay is not None else None
+        run_in_background(lambda: self.call(op, emit, **args), on_done, failed, keep=relay)
 
     def close(self) -> None:
         with self._lock:

@@ -46,6 +46,7 @@ from .qt import (
 )
 from .service_link import ServiceLink, open_link
 from .sign_in import SignInScreen
+from .signoff import SignoffScreen
 from .unlock import StationLockedScreen, UnlockScreen
 from .verify import VerifyScreen
 from .widgets import bi, button, describe_error
@@ -58,6 +59,7 @@ MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
 MAY_SCAN = ("operator", "supervisor")  # the permission matrix's SCAN cell
 MAY_VERIFY = ("supervisor",)  # the first pair of eyes (ui/verify.py)
 MAY_SEE_PROGRESS = ("supervisor", "unit-head")  # the dashboard (ui/dashboard.py; service op progress)
+MAY_SIGN_OFF = ("unit-head",)  # ui/signoff.py; the service checks it again (scanstation.people.roles)
 ACTIVITY = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel,
                       QEvent.Type.TouchBegin, QEvent.Type.MouseMove})
 
@@ -99,6 +101,7 @@ class StationWindow(QMainWindow):
         self.audit = AuditScreen(self.link)
         self.verify = VerifyScreen(self.link)
         self.dashboard = DashboardScreen(self.link)
+        self.signoff = SignoffScreen(self.link)
         self.work = self._work_page(mode)
         for page in (self.sign_in, self.unlock, self.station_locked, self.work, self.lock_screen):
             self.stack.addWidget(page)
@@ -166,6 +169,7 @@ class StationWindow(QMainWindow):
         self.tabs.addTab(self.batches, bi("बैच", "Batches"))
         self.tabs.addTab(self.accounts, bi("खाते", "Accounts"))
         self.tabs.addTab(self.verify, bi("सत्यापन", "Verification"))
+        self.tabs.addTab(self.signoff, bi("साइन-ऑफ़", "Sign-off"))
         self.tabs.addTab(self.dashboard, bi("प्रगति", "Progress"))
         self.tabs.addTab(self.audit, bi("ऑडिट", "Audit"))
         self.tabs.currentChanged.connect(self._tab_shown)
@@ -226,10 +230,11 @@ class StationWindow(QMainWindow):
         self.tabs.setTabVisible(self.tabs.indexOf(self.audit), role in MAY_READ_AUDIT)
         self.tabs.setTabVisible(self.tabs.indexOf(self.verify), role in MAY_VERIFY)
         self.tabs.setTabVisible(self.tabs.indexOf(self.dashboard), role in MAY_SEE_PROGRESS)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.signoff), role in MAY_SIGN_OFF)
         self.end_of_day_button.setVisible(role in MAY_LOCK_STATION)
         self.message.setText("")
         self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.operator if role == "operator"
-                                   else self.batches)
+                                   else self.signoff if role in MAY_SIGN_OFF else self.batches)
         self.stack.setCurrentWidget(self.work)
         self._tab_shown(self.tabs.currentIndex())
 
@@ -255,6 +260,9 @@ class StationWindow(QMainWindow):
                 self.verify.setFocus()  # the screen's keys work at once
             elif current is self.dashboard:
                 self.dashboard.refresh()
+            elif current is self.signoff:
+                self.signoff.shown()
+                self.signoff.setFocus()
 
     # ------------------------------------------------------------------ idle, lock screen, resume
     def _activity(self) -> None:
