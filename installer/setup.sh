@@ -33,7 +33,8 @@ PKGS=(python3 python3-venv python3-dev gcc pkg-config
       libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
       libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0
       libxcb-xkb1 libxcb-glx0
-      ca-certificates)
+      ca-certificates
+      opensc pcscd)  # the unit head's DSC token: PC/SC and OpenSC's PKCS#11 module (ePass2003, HYP2003; docs/signoff.md)
 if [ "$DEV" = 1 ]; then
   # test-only: a virtual display for UI tests, SoftHSM2 for PKCS#11 tests, Node for the independent tus
   # server (@tus/server) of the upload interoperability test (Debian 12 ships Node 18; the pinned
@@ -41,7 +42,8 @@ if [ "$DEV" = 1 ]; then
   # PostgreSQL server: the receiver's PostgreSQL test runs its own throw-away cluster (~5 s).
   # git: installer/build-wheels.sh (run by tests/test_production.py) builds from the files git knows,
   # and a minimal Debian 12 has no git.
-  PKGS+=(xvfb xauth softhsm2 postgresql git)
+  # openssl: the sign-off tests check our CMS signatures with `openssl cms -verify` (not our code).
+  PKGS+=(xvfb xauth softhsm2 postgresql git openssl)
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
