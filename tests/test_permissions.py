@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "status":       ("yes",    "yes",    "yes",    "yes"),
     "read-roster":  ("yes",    "yes",    "yes",    "no"),
     "manage-roster": ("no",    "yes",    "yes",    "no"),
+    "enrol":        ("no",     "no",     "no",     "yes"),
 }
 ROLE_COLUMNS = ("operator", "supervisor", "unit-head", "admin")
 PERSON = {"operator": "omkar", "supervisor": "sunita", "unit-head": "uday", "admin": "anil"}

@@ -128,6 +128,17 @@ def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: P
         assert st.run("verify-vault").returncode == 0
 
 
+def enrol_station(st: StationEnv, tmp: Path) -> None:
+    """``scanstation enrol --out``, the request answered by a test station CA, ``--install``."""
+    from tests.test_enrol import PortalCA
+
+    out = tmp / "enrolment-request.json"
+    st.run("enrol", "--out", str(out), "--user", "admin", check=True)
+    bundle = tmp / "enrolment-bundle.pem"
+    bundle.write_bytes(PortalCA.make().answer(json.loads(out.read_text())))
+    st.run("enrol", "--install", str(bundle), "--user", "admin", check=True)
+
+
 def write_identity_dir(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "identity.txt"
@@ -188,6 +199,8 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
         st.run("import", "--batch", "T1", *_pages(tmp_path, 71, 1), check=True)
         st.verify("T1")  # nothing is sealed unverified
         st.run("seal", "--batch", "T1", check=True)
+        # An https portal needs the station's client certificate (issue 15): enrolled by a test station CA.
+        enrol_station(st, tmp_path)
         # Without the portal's CA the station refuses the connection for good (no silent verify=False).
         refused = st.run("upload", "--batch", "T1", timeout=600)
         assert refused.returncode == 20, refused.stdout + refused.stderr
@@ -227,7 +240,7 @@ def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
                 raise OSError("simulated power cut")
             return real_delete(oid)
 
-        station.vault.delete = dying_delete  # type: ignore[method-assign]
+        station.vault.delete = dying_delete  # type: ignore[method-assign,assignment]
         with pytest.raises(OSError):
             queue.purge_due()
         station.vault.delete = real_delete  # type: ignore[method-assign]

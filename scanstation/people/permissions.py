@@ -125,6 +125,9 @@ _TABLE: tuple[tuple[Action, frozenset[Role], str], ...] = (
     (Action.MANAGE_ROSTER, _roles(_SUP, _HEAD),
      "the staff list decides which codes are accepted at entry: the unit's own officers bring it from the HR "
      "portal (and the import needs the unlocked store); not the contractor operators, not the admin"),
+    (Action.ENROL, _roles(_ADMIN),
+     "the station's TLS identity at the portal is configuration (like the portal address and keys); the request "
+     "and the certificate are public, the TLS key stays sealed to the station key"),
 )
 
 MATRIX: Mapping[Action, frozenset[Role]] = MappingProxyType({action: roles for action, roles, _why in _TABLE})
@@ -165,6 +168,7 @@ _VERB: Mapping[Action, str] = MappingProxyType({
     Action.STATUS: "see the status",
     Action.READ_ROSTER: "search the roster",
     Action.MANAGE_ROSTER: "import the roster",
+    Action.ENROL: "enrol the station",
 })
 
 
@@ -215,7 +219,8 @@ def sees_personal_fields(role: Role) -> bool:
 
 
 _STATION_ACTIONS = frozenset({Action.MANAGE_USERS, Action.CONFIGURE, Action.READ_AUDIT, Action.UNLOCK,
-                              Action.LOCK, Action.STATUS, Action.READ_ROSTER, Action.MANAGE_ROSTER})
+                              Action.LOCK, Action.STATUS, Action.READ_ROSTER, Action.MANAGE_ROSTER,
+                              Action.ENROL})
 _PREPOSITION: Mapping[Action, str] = MappingProxyType({Action.SCAN: " into", Action.VIEW_PAGE: " of"})
 
 

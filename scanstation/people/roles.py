@@ -50,3 +50,4 @@ class Action(StrEnum):
     STATUS = "status"  # counts and states, no personal data
     READ_ROSTER = "read-roster"  # look people up in the roster (by code or name) to index an ACR file
     MANAGE_ROSTER = "manage-roster"  # import the unit's staff list (the roster) from the HR portal's export
+    ENROL = "enrol"  # the station's enrolment request to the portal, and installing the portal's certificate

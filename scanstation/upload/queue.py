@@ -12,6 +12,9 @@ station killed mid-upload resumes from the portal's offset at the next run.  Upl
                failed           (for good: portal refused, hostile reply, bad receipt, attempts used up;
                                  the batch goes back to SEALED and stays until a person acts)
 
+Every request to an https portal presents the station's TLS client certificate (its enrolment,
+scanstation/enrolment/); a station without one uploads nothing and its batches stay queued.
+
 Nothing is purged without a receipt that verifies against the configured portal key and matches the
 sealed manifest document by document.  Purge destroys the vault objects, the package file and the
 batch key (scanstation.vault.batch_keys), after ``upload.retention_hours``.
@@ -29,15 +32,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
 from batchformat import verify_receipt
 from scanstation.domain import BatchState
+from scanstation.enrolment.client_tls import client_credentials
+from scanstation.enrolment.files import EnrolmentFiles
 from scanstation.errors import FormatError, PortalRejected, ReceiptInvalid, ScanStationError, StateError, UploadError
 from scanstation.seal.sealing import existing_package, package_manifest
 from scanstation.upload.portal_key import load_portal_key
 from scanstation.upload.tus_client import Progress, RetryPolicy, TusClient
+from scanstation.upload.tus_http import client_certificate_refusal, enrolment_hint
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -100,6 +107,14 @@ class UploadQueue:
             )
         return portal.url, load_portal_key(portal.receipt_key.encode("ascii"), f"{self.config.source}: "
                                                "portal.receipt_key")
+
+    def _client_cert(self, base: str) -> tuple[str, str] | None:
+        """The station's TLS client certificate and key (RAM files) for an https portal; None for plain http
+        (allowed only on loopback, for the demo and the tests).  EnrolmentError when the station has none."""
+        if urlsplit(base).scheme != "https":
+            return None
+        files = EnrolmentFiles(self.station.config.data_dir)
+        return client_credentials(files, self.station.key, self.station.ramdir).for_requests
 
     # ------------------------------------------------------------------ queue
     def enqueue(self, name: str, actor: str) -> None:
@@ -171,6 +186,9 @@ class UploadQueue:
             return Outcome(name, row["state"], "already received", row["receipt_id"] or "")
         if row["state"] == "failed":
             return Outcome(name, "failed", row["last_error"], error=UploadError)
+        # Before anything changes: an https portal needs the station's client certificate, and a station that
+        # is not enrolled keeps its batch queued as it is (EnrolmentError, exit 32, says how to enrol).
+        client_cert = self._client_cert(base)
         pkg = existing_package(self.station, batch)
         assert pkg is not None
         manifest = package_manifest(self.station, batch.id)
@@ -181,10 +199,11 @@ class UploadQueue:
                                  audit=(actor, "upload.attempt", {"attempt": attempts, "resume_url": row["url"]}))
         session = self._session_factory()
         try:
-            receipt_data = self._fetch_receipt(session, f"{base}receipts/{pkg.sha256}", wait=False)
+            receipt_data = self._fetch_receipt(session, f"{base}receipts/{pkg.sha256}", wait=False, cert=client_cert)
             if receipt_data is None:
                 client = TusClient(
                     base + "files/", session=session, ca_bundle=self.config.portal.ca_bundle or None,
+                    client_cert=client_cert,
                     connect_timeout=self.config.portal.connect_timeout, read_timeout=self.config.portal.read_timeout,
                     chunk_bytes=self.config.upload.chunk_bytes,
                     max_bytes_per_second=self.config.upload.max_bytes_per_second, retry=self._retry,
@@ -209,7 +228,8 @@ class UploadQueue:
                               "package_sha256": pkg.sha256, "station_id": self.config.station.id},
                     on_created=created, on_progress=progress, cancel=cancel,
                 )
-                receipt_data = self._fetch_receipt(session, url.rstrip("/") + "/receipt", wait=True)
+                receipt_data = self._fetch_receipt(session, url.rstrip("/") + "/receipt", wait=True,
+                                                   cert=client_cert)
                 if receipt_data is None:
                     raise UploadError(f"{url}/receipt: the portal has the package but no receipt for it")
             receipt = verify_receipt(receipt_data, portal_key, package_sha256=pkg.sha256, manifest=manifest)
@@ -242,12 +262,13 @@ class UploadQueue:
         return Outcome(name, "failed", e.message, error=type(e))
 
     # ------------------------------------------------------------------ receipts
-    def _fetch_receipt(self, session: requests.Session, url: str, *, wait: bool) -> bytes | None:
+    def _fetch_receipt(self, session: requests.Session, url: str, *, wait: bool,
+                       cert: tuple[str, str] | None) -> bytes | None:
         """GET a receipt: bytes on 200, None on 404 (none yet), waiting through 202 when ``wait``."""
         deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
         delay = 0.2
         while True:
-            status, body = self._get(session, url)
+            status, body = self._get(session, url, cert)
             if status == 200:
                 return body
             if status == 404:
@@ -261,17 +282,20 @@ class UploadQueue:
                     return None
                 raise UploadError(f"{url}: the portal is still verifying after {RECEIPT_WAIT_SECONDS:g} s")
             reason = _reason(body)
+            if status in (401, 403):
+                raise PortalRejected(f"{url}: the portal refused this station ({status}): {reason}"
+                                     f"{enrolment_hint(status)}")
             if status in (409, 410, 422):
                 raise PortalRejected(f"{url}: the portal refused the package ({status}): {reason}")
             if status >= 500 or status in (408, 423, 429):
                 raise UploadError(f"{url}: the portal answered {status}: {reason}")
             raise PortalRejected(f"{url}: unexpected reply {status} to a receipt request: {reason}")
 
-    def _get(self, session: requests.Session, url: str) -> tuple[int, bytes]:
+    def _get(self, session: requests.Session, url: str, cert: tuple[str, str] | None) -> tuple[int, bytes]:
         try:
             with session.get(
                 url, timeout=(self.config.portal.connect_timeout, self.config.portal.read_timeout),
-                verify=self.config.portal.ca_bundle or True, allow_redirects=False, stream=True,
+                verify=self.config.portal.ca_bundle or True, cert=cert, allow_redirects=False, stream=True,
                 headers={"Accept": "application/json", "Tus-Resumable": "1.0.0"},
             ) as reply:
                 if 300 <= reply.status_code < 400:
@@ -284,9 +308,12 @@ class UploadQueue:
                     if len(body) > MAX_REPLY_BYTES:
                         raise PortalRejected(f"{url}: reply larger than {MAX_REPLY_BYTES} bytes refused")
                 return reply.status_code, body
-        except requests.exceptions.SSLError as e:
-            raise PortalRejected(f"{url}: TLS verification failed ({e}); check portal.ca_bundle") from None
         except requests.RequestException as e:
+            refusal = client_certificate_refusal(e)
+            if refusal is not None:
+                raise PortalRejected(f"{url}: {refusal}") from None
+            if isinstance(e, requests.exceptions.SSLError):
+                raise PortalRejected(f"{url}: TLS verification failed ({e}); check portal.ca_bundle") from None
             raise UploadError(f"{url}: {type(e).__name__}: {e}") from None
 
     # ------------------------------------------------------------------ purge

@@ -6,7 +6,8 @@ This client is written for a link that drops and a portal we do not fully trust:
 
 * every request has explicit ``(connect, read)`` timeouts, ``allow_redirects=False`` and TLS
   verification (``verify=ca_bundle`` or requests' default; never ``False``, even if a caller's session
-  says so, because a per-request ``verify`` wins over the session's): scanstation/upload/tus_http.py;
+  says so, because a per-request ``verify`` wins over the session's), and the station's TLS client
+  certificate when given (``client_cert``: its enrolment, scanstation/enrolment/): scanstation/upload/tus_http.py;
 * every PATCH carries one chunk with ``Upload-Checksum: sha256 <base64>``, streamed through a token
   bucket when a bandwidth cap is set (scanstation/upload/tus_pacing.py);
 * replies are validated strictly (status, ``Tus-Resumable``, integer offsets that match what was sent,
@@ -109,6 +110,7 @@ class TusClient:
         *,
         session: requests.Session | None = None,
         ca_bundle: str | None = None,
+        client_cert: tuple[str, str] | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         chunk_bytes: int = 4 * 1024 * 1024,
@@ -140,6 +142,7 @@ class TusClient:
             timeout=(connect_timeout, read_timeout),
             max_header_bytes=max_header_bytes,
             max_headers=max_headers,
+            cert=client_cert,
         )
         self._chunk_bytes = chunk_bytes
         self._rate = max_bytes_per_second

@@ -5,8 +5,11 @@ distrusts the answer:
 
 * ``TusHttp.request`` sets explicit ``(connect, read)`` timeouts, ``allow_redirects=False`` and TLS
   verification (``verify=ca_bundle`` or requests' default; never ``False``, even if a caller's session
-  says so, because a per-request ``verify`` wins over the session's), refuses redirects and oversized or
-  too many reply headers, and reads at most a bounded excerpt of any body;
+  says so, because a per-request ``verify`` wins over the session's), presents the station's client
+  certificate (``cert``) when it has one, refuses redirects and oversized or too many reply headers, and
+  reads at most a bounded excerpt of any body;
+* the portal refusing that certificate (a TLS alert such as certificate_required or unknown_ca) is
+  ``PortalRejected`` with a message naming the station's enrolment;
 * a failure worth retrying (connection error, timeout, 5xx, 408, 423, 429) is ``Transient``; a reply
   that breaks the protocol (missing or wrong ``Tus-Resumable``, an offset that is not a plain integer, an
   unverifiable certificate) is ``PortalRejected``;
@@ -100,6 +103,26 @@ def _walk_causes(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(nested)
 
 
+# TLS alerts a server sends when it does not accept the client's certificate (or wanted one and got none).
+_CLIENT_CERT_ALERTS = (
+    "CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_REVOKED", "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_UNKNOWN", "ACCESS_DENIED", "UNSUPPORTED_CERTIFICATE",
+)
+
+
+def client_certificate_refusal(exc: BaseException) -> str | None:
+    """A message naming enrolment if ``exc`` is the portal refusing the station's TLS client certificate."""
+    for cause in _walk_causes(exc):
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+            reason = str(getattr(cause, "reason", "") or cause).upper()
+            if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
+                return (f"the portal refused the station's TLS client certificate ({getattr(cause, 'reason', cause)})"
+                        ": the station is not enrolled there, or its certificate expired or was revoked; enrol it "
+                        "(scanstation enrol --out FILE, then scanstation enrol --install CERT with the portal's "
+                        "answer)")
+    return None
+
+
 def encode_metadata(metadata: Mapping[str, str]) -> str:
     """The ``Upload-Metadata`` header value: ``key base64(value)`` pairs joined by commas."""
     pairs = []
@@ -122,9 +145,11 @@ class TusHttp:
         timeout: tuple[float, float],
         max_header_bytes: int,
         max_headers: int,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self._session = session
         self._verify = verify
+        self._cert = cert  # (certificate file, key file): the station's TLS client certificate, or None
         self._timeout = timeout
         self._max_header_bytes = max_header_bytes
         self._max_headers = max_headers
@@ -144,6 +169,7 @@ class TusHttp:
                 timeout=self._timeout,
                 allow_redirects=False,
                 verify=self._verify,
+                cert=self._cert,
                 stream=True,
             )
         except BodyCancelled:
@@ -159,6 +185,9 @@ class TusHttp:
 
     def _classify_failure(self, method: str, url: str, exc: requests.exceptions.RequestException) -> NoReturn:
         causes = list(_walk_causes(exc))
+        refusal = client_certificate_refusal(exc)
+        if refusal is not None:
+            raise PortalRejected(f"{method} {url}: {refusal}") from None
         for cause in causes:
             if isinstance(cause, ssl.SSLCertVerificationError):
                 raise PortalRejected(
@@ -229,7 +258,14 @@ def reject_status(method: str, url: str, reply: Reply) -> NoReturn:
     """An unexpected status: ``Transient`` if it is one, ``PortalRejected`` otherwise."""
     raise_transient(reply)
     detail = f": {reply.excerpt}" if reply.excerpt else ""
-    raise PortalRejected(f"{method} {url}: server refused with {reply.status}{detail}")
+    raise PortalRejected(f"{method} {url}: server refused with {reply.status}{detail}{enrolment_hint(reply.status)}")
+
+
+def enrolment_hint(status: int) -> str:
+    """For 401/403: the portal identifies stations by their client certificate, so say how to check it."""
+    if status in (401, 403):
+        return " (the portal did not accept this station: check its enrolment with scanstation enrol --status)"
+    return ""
 
 
 def require_tus_resumable(method: str, url: str, reply: Reply) -> None:
