@@ -27,6 +27,14 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_OBJECT_BYTES = 256 * 1024 * 1024
 MAX_SIGNATURE_MEMBERS = 16
+# Objects per package: a batch of 2,000 pages (raw, image and OCR text each, plus the PDFs) stays well below.
+MAX_OBJECTS = 20_000
+# age headers: each recipient stanza is an X25519 (or scrypt) attempt per identity; the station encrypts to
+# the portal and the batch key, so 4 recipients leave room; one grease stanza of rage's is extra.
+AGE_MAGIC = b"age-encryption.org/v1\n"
+MAX_AGE_RECIPIENTS = 4
+MAX_AGE_STANZAS = 6
+MAX_AGE_HEADER_BYTES = 16 * 1024
 MAX_RECEIPT_BYTES = 16 * 1024 * 1024
 MAX_NOTE_TEXT = 64 * 1024  # a signed checkpoint note in a manifest or receipt (batchformat.checkpoints)
 # tarfile pads archives to 20 blocks; allow that much (and a bit) of zeros after the end marker.

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from batchformat.canonical_json import strict_json
 from batchformat.constants import (
+    AGE_MAGIC,
     BLOCK,
     COPY_CHUNK,
     ENVELOPE_NAME,
@@ -26,9 +27,13 @@ from batchformat.constants import (
     HEX32,
     HEX64,
     MANIFEST_NAME,
+    MAX_AGE_HEADER_BYTES,
+    MAX_AGE_RECIPIENTS,
+    MAX_AGE_STANZAS,
     MAX_ENVELOPE_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_OBJECT_BYTES,
+    MAX_OBJECTS,
     MAX_SIGNATURE_BYTES,
     MAX_SIGNATURE_MEMBERS,
     MAX_TEXT,
@@ -305,19 +310,27 @@ def verify_package(
     identities: Sequence[Any],
     *,
     trusted_station_keys: Mapping[str, bytes] | None = None,
+    on_manifest: Callable[[dict[str, Any], bytes, dict[str, dict[str, Any]]], None] | None = None,
     on_object: Callable[[dict[str, Any], bytes], None] | None = None,
 ) -> VerifiedPackage:
     """Check everything about a package in one pass; return its verified content.
 
     Order of checks (the first failure raises PackageCheckError naming member and check): tar
     structure and member order/names/types/sizes, envelope, manifest ciphertext hash against the
-    envelope, manifest decryption with ``identities`` (pyrage identities), canonical form and schema,
-    envelope/manifest agreement, the station's Ed25519 signature (and, if ``trusted_station_keys``
-    is given, that the station is known and signed with its registered raw key), the station's audit
-    log (checkpoint signature and consistency proofs, check ``audit_log``), then per object:
-    ciphertext size and SHA-256, decryption, plaintext size and SHA-256.  ``on_object(entry,
-    plaintext)`` is called for each verified object (the receiver re-encrypts it for its store
-    without reading the package twice); exceptions from it propagate.
+    envelope, the signature members; with ``trusted_station_keys`` (the portal's enrolled keys) the
+    envelope's station must be in it (``station_untrusted``), ``station.json`` must name its key
+    (``station_key``) and its ``manifest_ct_signature`` over the manifest ciphertext must verify with
+    it (``manifest_ct_signature``) -- all before any decryption; then the age header (at most
+    MAX_AGE_RECIPIENTS recipient stanzas, ``age_recipients``), manifest decryption with ``identities``
+    (pyrage identities), canonical form and schema, the object count (``object_count``),
+    envelope/manifest agreement, the station's Ed25519 signature over the manifest (with the trusted key
+    when given, else with the key the manifest names), the station's audit log (checkpoint signature and
+    consistency proofs, check ``audit_log``), then per object: ciphertext size and SHA-256, age header,
+    decryption, plaintext size and SHA-256.  ``on_object(entry, plaintext)`` is called for each verified
+    object (the receiver re-encrypts it for its store without reading the package twice);
+    ``on_manifest(manifest, manifest_bytes, signatures)`` is called once the manifest, its signature and
+    the audit log are verified and before any object is decrypted (the receiver checks the station's unit
+    and the unit head's signature there).  Exceptions from either callback propagate.
     """
     path = Path(path)
     with _open_package(path) as f:
@@ -331,18 +344,27 @@ def verify_package(
         manifest_ct = reader.read_data(member, MAX_MANIFEST_BYTES)
         if hashlib.sha256(manifest_ct).hexdigest() != envelope["manifest_ct_sha256"]:
             raise PackageCheckError(MANIFEST_NAME, "manifest_sha256", "ciphertext does not match the envelope's hash")
+        # The signatures follow the manifest in the archive; read them before decrypting anything, so a
+        # package that its (enrolled) station did not make costs no X25519 or scrypt work.
+        signatures, member = _read_signatures(reader)
+        trusted_key = _trusted_station_key(signatures, envelope, trusted_station_keys)
+        if trusted_key is not None:
+            _verify_ct_signature(signatures[STATION_SIGNATURE_NAME], manifest_ct, trusted_key, envelope["station_id"])
+        check_age_header(manifest_ct, MANIFEST_NAME)
         try:
             manifest_bytes = pyrage.decrypt(manifest_ct, list(identities))
         except pyrage.DecryptError as e:
             raise PackageCheckError(MANIFEST_NAME, "manifest_decrypt",
                                     f"cannot be decrypted with the portal identity ({e})") from None
         manifest = strict_json(manifest_bytes, MANIFEST_NAME, require_canonical=True)
+        _check_object_count(manifest)
         validate_manifest(manifest)
         _check_envelope_matches(envelope, manifest)
 
-        signatures, member = _read_signatures(reader)
-        station_key = _verify_station_signature(signatures, manifest, manifest_bytes, trusted_station_keys)
+        station_key = _verify_station_signature(signatures, manifest, manifest_bytes, trusted_key)
         audit_log = parse_package_log(manifest)
+        if on_manifest is not None:
+            on_manifest(manifest, manifest_bytes, signatures)
 
         spans: dict[str, tuple[int, int]] = {}
         for entry in manifest["objects"]:
@@ -365,6 +387,45 @@ def verify_package(
                            sha256=reader.hash.hexdigest(), size=reader.pos, path=path,
                            manifest_bytes=manifest_bytes, signatures=signatures, audit_log=audit_log,
                            _object_spans=spans)
+
+
+def check_age_header(ct: bytes, name: str) -> None:
+    """Refuse an age file whose header has more than MAX_AGE_RECIPIENTS recipient stanzas.
+
+    age tries every stanza against every identity (an X25519 or, worse, scrypt computation each): a
+    100 KB header of 1,000 stanzas would cost the portal seconds per member.  Only the header lines are
+    parsed (no key work), and the header must end within MAX_AGE_HEADER_BYTES.
+    """
+    if not ct.startswith(AGE_MAGIC):
+        raise PackageCheckError(name, "age_header", "not a binary age file (age-encryption.org/v1)")
+    stanzas = recipients = 0
+    pos = len(AGE_MAGIC)
+    limit = min(len(ct), MAX_AGE_HEADER_BYTES)
+    while pos < limit:
+        end = ct.find(b"\n", pos, limit)
+        if end < 0:
+            break
+        line = ct[pos:end]
+        if line.startswith(b"---"):
+            return
+        if line.startswith(b"-> "):
+            stanzas += 1
+            # rage adds a "grease" stanza of random type; it costs no key work and is not a recipient
+            if not line[3:].split(b" ", 1)[0].endswith(b"-grease"):
+                recipients += 1
+            if recipients > MAX_AGE_RECIPIENTS or stanzas > MAX_AGE_STANZAS:
+                raise PackageCheckError(name, "age_recipients",
+                                        f"the age header has more than {MAX_AGE_RECIPIENTS} recipient stanzas "
+                                        f"(or {MAX_AGE_STANZAS} stanzas in all)")
+        pos = end + 1
+    raise PackageCheckError(name, "age_header", f"the age header does not end within {MAX_AGE_HEADER_BYTES} bytes")
+
+
+def _check_object_count(manifest: Any) -> None:
+    objects = manifest.get("objects") if isinstance(manifest, dict) else None
+    if isinstance(objects, list) and len(objects) > MAX_OBJECTS:
+        raise PackageCheckError(MANIFEST_NAME, "object_count",
+                                f"{len(objects)} objects; a package may hold at most {MAX_OBJECTS}")
 
 
 def _check_envelope_matches(envelope: dict[str, Any], manifest: dict[str, Any]) -> None:
@@ -401,11 +462,52 @@ def _read_signatures(reader: _TarReader) -> tuple[dict[str, dict[str, Any]], _Me
     return signatures, member
 
 
+def _trusted_station_key(signatures: dict[str, dict[str, Any]], envelope: dict[str, Any],
+                         trusted: Mapping[str, bytes] | None) -> bytes | None:
+    """The registered key of the envelope's station (None when no trust list is given).
+
+    ``station.json`` must name that key: a package signed with any other key is refused here, before
+    decryption, whatever key the manifest inside claims.
+    """
+    if trusted is None:
+        return None
+    name = STATION_SIGNATURE_NAME
+    station_id = envelope["station_id"]
+    known = trusted.get(station_id)
+    if known is None:
+        raise PackageCheckError(name, "station_untrusted", f"station {station_id!r} is not an enrolled station")
+    sig = signatures[name]
+    if sig.get("signer") != "station" or sig.get("algorithm") != "ed25519":
+        raise PackageCheckError(name, "signature", "signer must be 'station' and algorithm 'ed25519'")
+    if sig.get("station_id") != station_id:
+        raise PackageCheckError(name, "signature", f"station_id {sig.get('station_id')!r} is not the envelope's")
+    claimed = decode_public_key(str(sig.get("public_key", "")), "public_key", name)
+    if not hmac.compare_digest(bytes(known), claimed):
+        raise PackageCheckError(name, "station_key",
+                                f"signed with a key that is not the enrolled key of station {station_id!r}")
+    return bytes(known)
+
+
+def _verify_ct_signature(sig: dict[str, Any], manifest_ct: bytes, key: bytes, station_id: str) -> None:
+    name = STATION_SIGNATURE_NAME
+    value = sig.get("manifest_ct_signature")
+    if not isinstance(value, str):
+        raise PackageCheckError(name, "manifest_ct_signature",
+                                "manifest_ct_signature (Ed25519 over the manifest ciphertext) is missing")
+    try:
+        signature = base64.b64decode(value, validate=True)
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, manifest_ct)
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise PackageCheckError(name, "manifest_ct_signature",
+                                f"the signature over the manifest ciphertext does not verify with the enrolled "
+                                f"key of station {station_id!r}") from None
+
+
 def _verify_station_signature(
     signatures: dict[str, dict[str, Any]],
     manifest: dict[str, Any],
     manifest_bytes: bytes,
-    trusted: Mapping[str, bytes] | None,
+    trusted_key: bytes | None,
 ) -> bytes:
     sig = signatures[STATION_SIGNATURE_NAME]
     name = STATION_SIGNATURE_NAME
@@ -416,7 +518,8 @@ def _verify_station_signature(
         raise PackageCheckError(name, "signature", f"station_id {sig.get('station_id')!r} is not the manifest's")
     if sig.get("public_key") != station["public_key"]:
         raise PackageCheckError(name, "signature", "public_key differs from the manifest's station.public_key")
-    raw_key = decode_public_key(station["public_key"], "public_key", name)
+    # With a trust list the enrolled key verifies, never the key the package brings along.
+    raw_key = trusted_key if trusted_key is not None else decode_public_key(station["public_key"], "public_key", name)
     try:
         signature = base64.b64decode(str(sig.get("signature", "")), validate=True)
     except (binascii.Error, ValueError):
@@ -425,13 +528,6 @@ def _verify_station_signature(
         Ed25519PublicKey.from_public_bytes(raw_key).verify(signature, manifest_bytes)
     except (InvalidSignature, ValueError):
         raise PackageCheckError(name, "signature", "Ed25519 signature over the manifest does not verify") from None
-    if trusted is not None:
-        known = trusted.get(station["id"])
-        if known is None:
-            raise PackageCheckError(name, "station_untrusted", f"station {station['id']!r} is not a trusted station")
-        if not hmac.compare_digest(bytes(known), raw_key):
-            raise PackageCheckError(name, "station_untrusted",
-                                    f"signed with a key that is not the registered key of station {station['id']!r}")
     return raw_key
 
 
@@ -444,6 +540,7 @@ def _verify_object(
 ) -> None:
     if hashlib.sha256(ct).hexdigest() != entry["ct_sha256"]:
         raise PackageCheckError(name, "object_ct_sha256", "ciphertext SHA-256 differs from the manifest")
+    check_age_header(ct, name)
     try:
         plain = pyrage.decrypt(ct, list(identities))
     except pyrage.DecryptError as e:

@@ -185,6 +185,9 @@ def write_package(
         "algorithm": "ed25519",
         "public_key": base64.b64encode(public_raw).decode(),
         "signature": base64.b64encode(signing_key.sign(manifest_bytes)).decode(),
+        # Over the ciphertext too (issue 15): the portal checks it with the station's enrolled key before it
+        # decrypts anything, so a package its station did not make costs it no decryption work.
+        "manifest_ct_signature": base64.b64encode(signing_key.sign(manifest_ct)).decode(),
     }
     # Other signers over the same manifest bytes (the unit head's CMS signature, issue 15): each becomes a
     # signatures/<name>.json member after the station's.  A signer that fails (a token pulled out) raises

@@ -31,9 +31,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .db import Database, Upload
+from .auth import StationAuthMiddleware, caller, identify_by_certificate, identify_dev_station, peer_certificate
+from .db import Database, Station, Upload
 from .ingest import Ingestor, Outcome
-from .keys import load_identities, load_or_create_receipt_key, load_trusted_stations
+from .keys import load_identities, load_or_create_receipt_key
 from .protocol import (
     CHECKSUM_ALGORITHMS,
     OFFSET_CONTENT_TYPE,
@@ -57,6 +58,10 @@ LOCK_WAIT_SECONDS = 10.0
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_COUNT = 100
+# Per-station caps (defaults; see ReceiverConfig): a station, or a stolen client certificate, cannot fill
+# the portal's disk or its upload table.
+MAX_OPEN_UPLOADS = 16
+MAX_RESERVED_BYTES = 8 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,21 @@ class ReceiverConfig:
     data_dir: Path
     identity_file: Path
     database_url: str | None = None
-    trusted_stations_file: Path | None = None
+    # Serving HTTPS with client certificates from the station CA (the production way); otherwise
+    # ``dev_station`` names the one enrolled station every request is taken to come from (loopback tests).
+    tls: bool = False
+    dev_station: str | None = None
+    # PEM trust roots for the unit head's CMS signature; given (or production), every package needs one.
+    trust_roots_file: Path | None = None
+    production: bool = False
     max_size: int = 2 * 1024**3
     expiration_hours: float = 24.0
     # How long the final PATCH waits for verification before answering (then: poll the receipt, 202).
     verify_wait_seconds: float = 25.0
+    max_open_uploads: int = MAX_OPEN_UPLOADS
+    max_reserved_bytes: int = MAX_RESERVED_BYTES
+    # A PATCH whose body sends nothing for this long is cut off (slowloris on the body; heads: transport.py).
+    body_timeout_seconds: float = 30.0
 
     @property
     def expiration_seconds(self) -> float:
@@ -121,11 +136,21 @@ class Receiver:
         self.data = DataDir(config.data_dir)
         identities = load_identities(config.identity_file)
         receipt_key = load_or_create_receipt_key(config.data_dir)
-        trusted = load_trusted_stations(config.trusted_stations_file) if config.trusted_stations_file else None
-        url = config.database_url or f"sqlite:///{config.data_dir / 'receiver.db'}"
-        self.db = Database(url)
-        self.ingestor = Ingestor(self.db, self.data, identities, receipt_key, trusted)
+        if config.production and (not config.tls or config.trust_roots_file is None or config.dev_station):
+            raise ValueError("production mode needs TLS with client certificates and --trust-roots, "
+                             "and no --dev-station")
+        if config.tls == (config.dev_station is not None):
+            raise ValueError("either TLS with client certificates or --dev-station (plain-HTTP loopback tests)")
+        trust_roots = None
+        if config.trust_roots_file is not None:
+            from .unithead import load_trust_roots  # pyHanko loads slowly; only when the portal checks sign-offs
+
+            trust_roots = load_trust_roots(config.trust_roots_file)
+        self.db = Database(database_url(config))
+        self.ingestor = Ingestor(self.db, self.data, identities, receipt_key, trust_roots,
+                                 require_unit_head=trust_roots is not None or config.production)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._station_locks: dict[str, asyncio.Lock] = {}
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -183,8 +208,16 @@ class Receiver:
                         continue
                     async with lock:
                         await self._run(self._expire, upload.id)
+                self._prune_locks()
             except Exception:
                 log.exception("expiration sweep failed")
+
+    def _prune_locks(self) -> None:
+        """Forget the lock objects nobody holds or waits for (one per upload ever seen would only grow)."""
+        for table in (self._locks, self._station_locks):
+            for key, lock in list(table.items()):
+                if not lock.locked():
+                    del table[key]
 
     def _expire(self, upload_id: str) -> None:
         self.db.set_state(upload_id, "expired", reason="upload expired")
@@ -216,6 +249,8 @@ class Receiver:
     async def _load(self, request: Request, *, locked: bool = False) -> Upload | Response:
         """The upload named in the path, or the error response (404 unknown, 410 expired).
 
+        Another station's upload is unknown (404) to the caller: upload state and receipts are the sender's.
+
         ``locked``: the caller holds the upload's lock; otherwise an upload that a PATCH is writing
         is not expired from under it (the PATCH extends the expiry when it ends).
         """
@@ -223,7 +258,7 @@ class Receiver:
         if not UPLOAD_ID.match(upload_id):
             return error(404, "unknown upload (ids are 32 lowercase hex digits)")
         upload = await self._run(self.db.get_upload, upload_id)
-        if upload is None or upload.state == "terminated":
+        if upload is None or upload.state == "terminated" or upload.station_id != caller(request.scope).station_id:
             return error(404, f"unknown upload {upload_id}")
         if upload.state == "expired":
             return error(410, f"upload {upload_id} expired; create a new upload")
@@ -263,17 +298,35 @@ class Receiver:
             return error(413, f"Upload-Length {length} exceeds Tus-Max-Size {self.config.max_size}")
         if length == 0:
             return error(400, "Upload-Length 0: an empty upload cannot be a package")
+        station = caller(request.scope)
+        if meta["station_id"] != station.station_id:
+            return error(403, f"Upload-Metadata station_id {meta['station_id']!r} is not the calling station "
+                              f"{station.station_id!r}", check="station_mismatch")
         other = await self._run(self.db.package_by_batch, meta["batch_uid"])
+        if other is not None and other.station_id != station.station_id:
+            return error(409, f"batch uid {meta['batch_uid']!r} belongs to another station", check="batch_foreign")
         if other is not None and other.package_sha256 != meta["package_sha256"]:
             return error(409, f"batch {meta['batch_uid']!r} was already received as a different package "
                               f"({other.package_sha256}); a re-sealed batch needs a new batch uid",
                          check="batch_conflict")
         if shutil.disk_usage(self.data.uploads).free < length + DISK_RESERVE_BYTES:
             return error(507, "not enough disk space on the receiver for this upload")
-        upload_id = secrets.token_hex(16)
-        expires = time.time() + self.config.expiration_seconds
-        await self._run(self.data.create_part, upload_id)
-        await self._run(self.db.create_upload, upload_id, length, request.headers["upload-metadata"], meta, expires)
+        # count and create under the station's lock: concurrent creations cannot slip past the caps together
+        async with self._station_locks.setdefault(station.station_id, asyncio.Lock()):
+            open_uploads = await self._run(self.db.open_uploads, station.station_id)
+            if open_uploads.count >= self.config.max_open_uploads:
+                return error(429, f"station {station.station_id!r} has {open_uploads.count} open uploads (limit "
+                                  f"{self.config.max_open_uploads}); finish or terminate one first",
+                             check="open_uploads", headers={"Retry-After": "60"})
+            if open_uploads.reserved_bytes + length > self.config.max_reserved_bytes:
+                return error(413, f"station {station.station_id!r} has {open_uploads.reserved_bytes} bytes in open "
+                                  f"uploads; {length} more exceed its limit of {self.config.max_reserved_bytes}",
+                             check="reserved_bytes")
+            upload_id = secrets.token_hex(16)
+            expires = time.time() + self.config.expiration_seconds
+            await self._run(self.data.create_part, upload_id)
+            await self._run(self.db.create_upload, upload_id, length, request.headers["upload-metadata"], meta,
+                            expires)
         location = f"{str(request.base_url).rstrip('/')}/files/{upload_id}"
         log.info("upload %s created: %d bytes, batch %s", upload_id, length, meta["batch_uid"])
         return Response(status_code=201, headers={"Location": location, "Upload-Expires": http_date(expires),
@@ -304,6 +357,8 @@ class Receiver:
         except BadRequest as e:
             return error(e.status, e.reason)
         upload_id = request.path_params["upload_id"]
+        if not await self._owned(request, upload_id):  # another station's upload: not even its lock
+            return error(404, f"unknown upload {upload_id}")
         lock = self._lock(upload_id) if UPLOAD_ID.match(upload_id) else asyncio.Lock()
         try:
             await asyncio.wait_for(lock.acquire(), timeout=LOCK_WAIT_SECONDS)
@@ -324,6 +379,12 @@ class Receiver:
         else:
             headers["Upload-Expires"] = http_date(time.time() + self.config.expiration_seconds)
         return Response(status_code=204, headers=headers)
+
+    async def _owned(self, request: Request, upload_id: str) -> bool:
+        if not UPLOAD_ID.match(upload_id):
+            return True  # _load answers 404 for it
+        upload = await self._run(self.db.get_upload, upload_id)
+        return upload is None or upload.station_id == caller(request.scope).station_id
 
     async def _patch_locked(self, request: Request, offset: int, expected_digest: bytes | None,
                             content_length: int | None) -> Response | tuple[Upload, int]:
@@ -360,7 +421,19 @@ class Receiver:
         written = 0
         try:
             try:
-                async for chunk in request.stream():
+                stream = request.stream().__aiter__()
+                while True:
+                    try:
+                        async with asyncio.timeout(self.config.body_timeout_seconds):
+                            chunk = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        log.warning("upload %s: no body bytes for %.0f s; chunk discarded", upload.id,
+                                    self.config.body_timeout_seconds)
+                        return 0, error(408, f"no request body bytes for {self.config.body_timeout_seconds:.0f} s; "
+                                             "the chunk was discarded", check="body_timeout",
+                                        headers={"Connection": "close", "Upload-Offset": str(upload.offset)})
                     if written + len(chunk) > remaining:
                         return 0, error(413, f"chunk goes past Upload-Length {upload.length}")
                     view = memoryview(chunk)
@@ -426,13 +499,24 @@ class Receiver:
         if not _SHA256.match(sha):
             return error(400, "package_sha256 must be 64 lowercase hex digits")
         accepted = await self._run(self.db.package_by_sha256, sha)
-        if accepted is None:
+        if accepted is None or accepted.station_id != caller(request.scope).station_id:
             return error(404, f"no package with sha256 {sha} has been received")
         return Response(accepted.receipt, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
+def database_url(config: ReceiverConfig) -> str:
+    return config.database_url or f"sqlite:///{config.data_dir / 'receiver.db'}"
+
+
 def create_app(config: ReceiverConfig) -> Starlette:
     receiver = Receiver(config)
+    db = receiver.db
+
+    def identify(state: dict[str, Any]) -> Station:
+        if config.dev_station is not None:
+            return identify_dev_station(config.dev_station, db.station)
+        return identify_by_certificate(peer_certificate(state), db.station_by_serial)
+
     routes = [
         Route("/health", receiver.health, methods=["GET"]),
         Route("/files/", receiver.options, methods=["OPTIONS"]),
@@ -446,6 +530,7 @@ def create_app(config: ReceiverConfig) -> Starlette:
         Route("/receipts/{package_sha256}", receiver.receipt_by_hash, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=receiver.lifespan)
-    app.add_middleware(TusResumableMiddleware)
+    app.add_middleware(StationAuthMiddleware, identify=identify)
+    app.add_middleware(TusResumableMiddleware)  # added last: outermost, so refusals carry Tus-Resumable too
     app.state.receiver = receiver
     return app

@@ -4,16 +4,20 @@ Tables: ``uploads`` (tus state; ``upload_offset`` is the durable, acknowledged o
 (one row per accepted package, with its receipt; unique package hash and batch uid give dedup),
 ``documents`` (per accepted ACR file: where it is stored and its receipt digest), ``station_logs`` (per
 station: the checkpoint verifier key pinned at its first package and the latest audit checkpoint
-accepted from it) and ``station_log_prefixes`` (checkpoints known to be earlier states of that log: a
-package sealed before another but received after it is accepted, nothing else smaller).
+accepted from it), ``station_log_prefixes`` (checkpoints known to be earlier states of that log: a
+package sealed before another but received after it is accepted, nothing else smaller), ``stations``
+(issue 15: the enrolled stations: unit, Ed25519 key, TLS client certificate, revoked) and
+``station_enrolments`` (every enrolment and re-enrolment, kept).
 
-Schema versions: 1 (uploads, packages, documents), 2 (issue 13: station_logs, station_log_prefixes).
+Schema versions: 1 (uploads, packages, documents), 2 (issue 13: station_logs, station_log_prefixes),
+3 (issue 15: stations, station_enrolments; ``uploads.station_id`` is the authenticated caller).
 ``create_all`` adds missing tables on SQLite and PostgreSQL alike; ``schema_info`` records the version.
 Every method is synchronous and short; the async HTTP layer calls them in a worker thread.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -35,6 +39,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -42,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -65,6 +70,7 @@ uploads = Table(
     Column("updated_at", Float, nullable=False),
 )
 Index("uploads_state", uploads.c.state)
+Index("uploads_station", uploads.c.station_id, uploads.c.state)
 
 packages = Table(
     "packages", metadata,
@@ -110,6 +116,30 @@ station_log_prefixes = Table(
     Column("root", String(64), nullable=False),  # hex
 )
 
+stations = Table(
+    "stations", metadata,
+    Column("station_id", String(128), primary_key=True),
+    Column("unit", String(256), nullable=False),
+    Column("signing_key", String(64), nullable=False),  # base64 raw Ed25519: signs station.json
+    Column("cert_serial", String(64), nullable=False, unique=True),  # hex, of the current client certificate
+    Column("cert_sha256", String(64), nullable=False),
+    Column("enrolled_at", String(40), nullable=False),
+    Column("revoked", Integer, nullable=False, default=0),
+    Column("revoked_at", String(40)),
+)
+
+station_enrolments = Table(
+    "station_enrolments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(128), nullable=False),
+    Column("unit", String(256), nullable=False),
+    Column("signing_key", String(64), nullable=False),
+    Column("cert_serial", String(64), nullable=False),
+    Column("cert_sha256", String(64), nullable=False),
+    Column("enrolled_at", String(40), nullable=False),
+    Column("replaced_serial", String(64)),  # the certificate this enrolment superseded (re-enrolment)
+)
+
 schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
 
 
@@ -139,6 +169,26 @@ class AcceptedPackage:
     batch_uid: str
     receipt: bytes
     receipt_id: str
+    station_id: str
+
+
+@dataclass(frozen=True)
+class Station:
+    """An enrolled station: what the portal trusts it with (see receiver.enrolment)."""
+
+    station_id: str
+    unit: str
+    signing_key: bytes  # raw Ed25519
+    cert_serial: str  # hex
+    cert_sha256: str
+    enrolled_at: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class OpenUploads:
+    count: int
+    reserved_bytes: int  # Upload-Length of every open upload: disk the station may still fill
 
 
 @dataclass(frozen=True)
@@ -196,7 +246,7 @@ class Database:
         self.engine: Engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)  # version 1 -> 2: the station log tables are simply added
+        metadata.create_all(self.engine)  # versions 1 -> 2 -> 3: the new tables are simply added
         with self.engine.begin() as conn:
             row = conn.execute(select(schema_info.c.version)).first()
             if row is None:
@@ -269,7 +319,58 @@ class Database:
             row = conn.execute(select(packages).where(where)).mappings().first()
         if row is None:
             return None
-        return AcceptedPackage(row["package_sha256"], row["batch_uid"], bytes(row["receipt"]), row["receipt_id"])
+        return AcceptedPackage(row["package_sha256"], row["batch_uid"], bytes(row["receipt"]), row["receipt_id"],
+                               row["station_id"])
+
+    # ------------------------------------------------------------------ stations
+
+    def enrol_station(self, station: Station) -> Station | None:
+        """Insert or replace the station's record (a re-enrolment supersedes the old certificate); return the
+        record it replaced.  Every enrolment is also kept in ``station_enrolments``."""
+        values = {"unit": station.unit, "signing_key": base64.b64encode(station.signing_key).decode(),
+                  "cert_serial": station.cert_serial, "cert_sha256": station.cert_sha256,
+                  "enrolled_at": station.enrolled_at, "revoked": 0, "revoked_at": None}
+        with self._tx() as conn:
+            row = conn.execute(select(stations).where(stations.c.station_id == station.station_id)).mappings().first()
+            previous = _station(row) if row else None
+            if previous is None:
+                conn.execute(insert(stations).values(station_id=station.station_id, **values))
+            else:
+                conn.execute(update(stations).where(stations.c.station_id == station.station_id).values(**values))
+            conn.execute(insert(station_enrolments).values(
+                station_id=station.station_id, unit=station.unit, signing_key=values["signing_key"],
+                cert_serial=station.cert_serial, cert_sha256=station.cert_sha256, enrolled_at=station.enrolled_at,
+                replaced_serial=previous.cert_serial if previous else None))
+        return previous
+
+    def station(self, station_id: str) -> Station | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(stations).where(stations.c.station_id == station_id)).mappings().first()
+        return _station(row) if row else None
+
+    def station_by_serial(self, cert_serial: str) -> Station | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(stations).where(stations.c.cert_serial == cert_serial)).mappings().first()
+        return _station(row) if row else None
+
+    def revoke_station(self, station_id: str, revoked_at: str) -> bool:
+        with self._tx() as conn:
+            changed = conn.execute(update(stations).where(stations.c.station_id == station_id).values(
+                revoked=1, revoked_at=revoked_at))
+        return bool(changed.rowcount)
+
+    def enrolments(self, station_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(station_enrolments).where(station_enrolments.c.station_id == station_id)
+                                .order_by(station_enrolments.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def open_uploads(self, station_id: str) -> OpenUploads:
+        """Uploads of the station still receiving or being verified: what the per-station caps count."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.count(), func.coalesce(func.sum(uploads.c.upload_length), 0)).where(
+                uploads.c.station_id == station_id, uploads.c.state.in_(("receiving", "verifying")))).first()
+        return OpenUploads(int(row[0]) if row else 0, int(row[1]) if row else 0)
 
     # ------------------------------------------------------------------ station logs
 
@@ -346,7 +447,13 @@ class Database:
             if other is not None:
                 raise BatchConflict(other.package_sha256) from None
             raise
-        return AcceptedPackage(package_sha256, batch_uid, receipt, receipt_id)
+        return AcceptedPackage(package_sha256, batch_uid, receipt, receipt_id, station_id)
+
+
+def _station(row: Any) -> Station:
+    return Station(station_id=row["station_id"], unit=row["unit"], signing_key=base64.b64decode(row["signing_key"]),
+                   cert_serial=row["cert_serial"], cert_sha256=row["cert_sha256"], enrolled_at=row["enrolled_at"],
+                   revoked=bool(row["revoked"]))
 
 
 def _upload(row: Any) -> Upload:

@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import batchformat
 from batchformat import PackageCheckError, VerifiedPackage, atomic
 
-from .db import BatchConflict, Database, StationLogConflict, StationLogUpdate, Upload
+from .db import BatchConflict, Database, Station, StationLogConflict, StationLogUpdate, Upload
 from .storage import DataDir, move_into, write_file
 
 log = logging.getLogger("receiver.ingest")
+
+UNIT_HEAD_MEMBER = "signatures/unit-head.json"  # receiver.unithead.MEMBER (that module loads pyHanko)
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,22 @@ def _file_sha256(path: Path) -> str:
 
 
 class Ingestor:
+    """Verifies completed uploads against what the portal knows of their (authenticated) sender.
+
+    ``trust_roots``: the unit head's CMS must chain to these (asn1crypto certificates); with
+    ``require_unit_head`` a package without ``signatures/unit-head.json`` is refused.
+    """
+
     def __init__(self, db: Database, data: DataDir, identities: list[pyrage.x25519.Identity],
-                 receipt_key: Ed25519PrivateKey, trusted_station_keys: dict[str, bytes] | None) -> None:
+                 receipt_key: Ed25519PrivateKey, trust_roots: list[Any] | None, *,
+                 require_unit_head: bool = False) -> None:
         self.db = db
         self.data = data
         self.identities = identities
         self.portal_recipient = identities[0].to_public()
         self.receipt_key = receipt_key
-        self.trusted = trusted_station_keys
+        self.trust_roots = trust_roots
+        self.require_unit_head = require_unit_head
         self._lock = threading.Lock()
 
     def ingest(self, upload_id: str) -> Outcome:
@@ -108,11 +118,22 @@ class Ingestor:
         if sha != upload.package_sha256:
             raise Refused("package_sha256", f"the uploaded bytes hash to {sha}, but Upload-Metadata "
                                             f"package_sha256 is {upload.package_sha256}")
+        station = self.db.station(upload.station_id)  # the caller that created the upload (receiver.auth)
+        if station is None or station.revoked:
+            raise Refused("station_unknown", f"station {upload.station_id!r} is not (or no longer) enrolled")
+        try:
+            envelope = batchformat.read_envelope(path)
+        except PackageCheckError as e:
+            raise Refused(e.check, f"package refused: {e}") from None
+        if envelope["station_id"] != station.station_id:
+            raise Refused("station_mismatch", f"the package is station {envelope['station_id']!r}'s; it was sent by "
+                                              f"station {station.station_id!r}")
         existing = self.db.package_by_sha256(sha)
-        if existing is not None:  # the same package again: same receipt, nothing stored twice
+        if existing is not None and existing.station_id == station.station_id:
+            # the same package again: same receipt, nothing stored twice
             self.db.set_state(upload.id, "accepted")
             return existing.receipt
-        self._check_batch_free(upload.batch_uid, sha)
+        self._check_batch_free(envelope["batch_uid"], sha, station.station_id)
 
         staging = self.data.staging_dir(upload.id)
         self.data.clear_staging(upload.id)
@@ -123,8 +144,11 @@ class Ingestor:
             write_file(staging / f"{entry['id']}.age", pyrage.encrypt(plaintext, [self.portal_recipient]))
 
         try:
-            verified = batchformat.verify_package(path, self.identities, trusted_station_keys=self.trusted,
-                                                  on_object=stage)
+            verified = batchformat.verify_package(
+                path, self.identities, trusted_station_keys={station.station_id: station.signing_key},
+                on_manifest=lambda manifest, manifest_bytes, signatures: self._check_manifest(
+                    station, manifest, manifest_bytes, signatures),
+                on_object=stage)
         except PackageCheckError as e:
             raise Refused(e.check, f"package refused: {e}") from None
         env = verified.envelope
@@ -134,7 +158,7 @@ class Ingestor:
                                                    f"the package's {env[key]!r}")
         if verified.sha256 != sha:  # the file changed under us: never sign for bytes we did not verify
             raise Refused("package_sha256", "package changed during verification")
-        self._check_batch_free(env["batch_uid"], sha)
+        self._check_batch_free(env["batch_uid"], sha, station.station_id)
         log_update = self._check_station_log(verified)
 
         docs = self._place(verified, staging)
@@ -183,8 +207,33 @@ class Ingestor:
             prefixes=tuple((p.size, p.root) for p in accepted.prefixes if p.size < latest.size))
         return _LogDecision(update, latest.note)
 
-    def _check_batch_free(self, batch_uid: str, sha: str) -> None:
+    def _check_manifest(self, station: Station, manifest: dict[str, Any], manifest_bytes: bytes,
+                        signatures: dict[str, dict[str, Any]]) -> None:
+        """What the portal knows of the station, checked once the manifest is verified and before any object
+        is decrypted: its unit, and the unit head's signature when the portal requires one."""
+        unit = manifest["station"]["unit"]
+        if unit != station.unit:
+            raise Refused("unit_mismatch", f"the manifest's unit {unit!r} is not station {station.station_id!r}'s "
+                                           f"enrolled unit {station.unit!r}")
+        if self.trust_roots is None:  # no roots, nothing to check against: the member is kept as it came
+            return
+        from .unithead import UnitHeadRefused, verify_unit_head
+
+        member = signatures.get(UNIT_HEAD_MEMBER)
+        if member is None and not self.require_unit_head:
+            return
+        try:
+            signer = verify_unit_head(member, manifest, manifest_bytes, self.trust_roots)
+        except UnitHeadRefused as e:
+            raise Refused(e.check, f"package refused: {e.reason}") from None
+        log.info("station %s: unit head signature by %s (signed %s) verified", station.station_id, signer["subject"],
+                 signer["signing_time"])
+
+    def _check_batch_free(self, batch_uid: str, sha: str, station_id: str) -> None:
         other = self.db.package_by_batch(batch_uid)
+        if other is not None and other.station_id != station_id:
+            raise Refused("batch_foreign", f"batch uid {batch_uid!r} belongs to another station; batch uids are "
+                                           "per station and never merged")
         if other is not None and other.package_sha256 != sha:
             raise Refused("batch_conflict", f"batch {batch_uid!r} was already received as a different package "
                                             f"({other.package_sha256}); a re-sealed batch needs a new batch uid")

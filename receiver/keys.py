@@ -1,9 +1,7 @@
-"""The receiver's keys: the portal's age identity, its receipt-signing key, the trusted-stations list."""
+"""The receiver's keys: the portal's age identity and its receipt-signing key (stations: receiver.enrolment)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from pathlib import Path
 
@@ -69,29 +67,3 @@ def load_or_create_receipt_key(data_dir: Path) -> Ed25519PrivateKey:
     if not pub_path.exists() or pub_path.read_bytes() != pub:
         atomic.atomic_write(pub_path, pub, mode=0o644)
     return key
-
-
-def load_trusted_stations(path: Path) -> dict[str, bytes]:
-    """``STATION_ID BASE64_RAW_ED25519_KEY`` per line (``#`` comments): which stations may deliver."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise KeyFileError(f"{path}: cannot read the trusted-stations file ({e})") from None
-    out: dict[str, bytes] = {}
-    for lineno, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise KeyFileError(f"{path}: line {lineno}: expected 'STATION_ID BASE64_PUBLIC_KEY'")
-        try:
-            raw = base64.b64decode(parts[1], validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise KeyFileError(f"{path}: line {lineno}: the key is not a base64 raw 32-byte Ed25519 public key")
-        if parts[0] in out:
-            raise KeyFileError(f"{path}: line {lineno}: station {parts[0]!r} listed twice")
-        out[parts[0]] = raw
-    return out

@@ -1,9 +1,15 @@
 """Test helper: the real reference receiver (uvicorn) in a subprocess on 127.0.0.1.
 
-    with start_receiver(tmp_path, identity_path) as rx:
+    key = Ed25519PrivateKey.generate()
+    with start_receiver(tmp_path, identity_path, dev_station=("ST-TEST-01", "Test Unit", key)) as rx:
         requests.options(rx.url + "files/")          # rx.url == "http://127.0.0.1:PORT/"
         rx.kill(); rx.restart()                     # kill -9, then start again on the same port + data
         package.verify_receipt(data, rx.receipt_public_key, package_sha256=...)
+
+A receiver serves either HTTPS with client certificates (``tls=(cert, key)``; stations enrolled with
+``rx.enrol(...)`` before ``rx.start()``, each then calling through ``station.session()``) or, for the
+loopback tests that are not about trust, plain HTTP with ``--dev-station``: every request is taken to
+come from that one station, which is enrolled (through the real ``scanstation-receiver enrol``) first.
 
 The port is a free one chosen by the kernel and kept across restarts (upload URLs stay valid).
 start/restart wait for ``GET /health``; if the process dies or never answers, the AssertionError
@@ -15,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -22,11 +29,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import requests
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509.oid import NameOID
 
 import batchformat as package
 
@@ -47,13 +60,74 @@ def write_identity(path: Path) -> pyrage.x25519.Identity:
     return identity
 
 
+def enrolment_request(station_id: str, unit: str, signing_key: Ed25519PrivateKey, *,
+                      csr_key: Any = None, cn: str | None = None,
+                      override: dict[str, Any] | None = None) -> tuple[bytes, Any]:
+    """A station's enrolment request (docs/plans/issue-15.md) and the CSR's private key (P-256 by default)."""
+    csr_key = csr_key or ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or station_id)]))
+           .sign(csr_key, hashes.SHA256()))
+    doc = {"format": "scanstation-enrolment-1", "station_id": station_id, "unit": unit,
+           "signing_key": base64.b64encode(package.raw_public_key(signing_key.public_key())).decode(),
+           "csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "created_at": "2026-01-02T03:04:05Z"}
+    doc.update(override or {})
+    return json.dumps(doc).encode(), csr_key
+
+
+@dataclass
+class EnrolledStation:
+    """A station enrolled at a receiver: its keys and the certificate bundle ``enrol`` wrote."""
+
+    station_id: str
+    unit: str
+    signing_key: Ed25519PrivateKey
+    bundle: Path  # client certificate + station CA (PEM)
+    client_key: Path  # the CSR's key (PEM, 0600)
+    portal_ca: Path | None = None  # what the station trusts for the portal's server certificate
+
+    @property
+    def public_raw(self) -> bytes:
+        return package.raw_public_key(self.signing_key.public_key())
+
+    def session(self) -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment overrides the session's verify
+        s.cert = (str(self.bundle), str(self.client_key))
+        s.verify = str(self.portal_ca) if self.portal_ca else True
+        return s
+
+
+def run_enrol(data_dir: Path, request_path: Path, out: Path, database_url: str | None = None) -> int:
+    """``scanstation-receiver enrol`` itself (in this process: the same code, without an interpreter start)."""
+    from receiver.cli import main
+
+    args = ["enrol", str(request_path), "--data-dir", str(data_dir), "--out", str(out)]
+    return main([*args, "--database-url", database_url] if database_url else args)
+
+
+def enrol_station(root: Path, data_dir: Path, station_id: str, unit: str, signing_key: Ed25519PrivateKey, *,
+                  database_url: str | None = None, portal_ca: Path | None = None) -> EnrolledStation:
+    work = root / f"enrol-{station_id}-{os.urandom(3).hex()}"
+    work.mkdir(parents=True)
+    request, csr_key = enrolment_request(station_id, unit, signing_key)
+    (work / "request.json").write_bytes(request)
+    rc = run_enrol(data_dir, work / "request.json", work / "bundle.pem", database_url)
+    assert rc == 0, f"enrol {station_id} exited with {rc}"
+    key_path = work / "client.key"
+    key_path.write_bytes(csr_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+    return EnrolledStation(station_id, unit, signing_key, work / "bundle.pem", key_path, portal_ca)
+
+
 class ReceiverProcess:
     def __init__(self, root: Path, identity_path: Path, *, data_dir: Path | None = None,
-                 database_url: str | None = None, trusted_stations: Path | None = None,
+                 database_url: str | None = None, dev_station: str | None = None,
                  max_size: int | None = None, expiration_hours: float | None = None,
                  verify_wait: float | None = None, extra_args: Sequence[str] = (),
                  port: int | None = None, startup_timeout: float = 30.0,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, trust_roots: Path | None = None) -> None:
         self.root = root
         self.identity_path = identity_path
         self.data_dir = data_dir or root / "receiver-data"
@@ -64,10 +138,13 @@ class ReceiverProcess:
         self.startup_timeout = startup_timeout
         args = ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
                 "--identity", str(identity_path), "--log-level", "info"]
+        self.database_url = database_url
         if database_url:
             args += ["--database-url", database_url]
-        if trusted_stations:
-            args += ["--trusted-stations", str(trusted_stations)]
+        if dev_station:
+            args += ["--dev-station", dev_station]
+        if trust_roots:
+            args += ["--trust-roots", str(trust_roots)]
         if max_size is not None:
             args += ["--max-size", str(max_size)]
         if expiration_hours is not None:
@@ -79,6 +156,21 @@ class ReceiverProcess:
         self.args = [*args, *extra_args]
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.stations: dict[str, EnrolledStation] = {}
+
+    def enrol(self, station_id: str, unit: str, signing_key: Ed25519PrivateKey | None = None) -> EnrolledStation:
+        """Enrol a station (with TLS: before start(); the first enrolment makes the station CA)."""
+        station = enrol_station(self.root, self.data_dir, station_id, unit, signing_key or Ed25519PrivateKey.generate(),
+                                database_url=self.database_url, portal_ca=self.tls[0] if self.tls else None)
+        self.stations[station_id] = station
+        return station
+
+    @property
+    def http(self) -> Any:
+        """What the helpers below call through: plain ``requests`` (dev station) or the only station's session."""
+        if self.tls and len(self.stations) == 1:
+            return next(iter(self.stations.values())).session()
+        return requests
 
     @property
     def files_url(self) -> str:
@@ -160,13 +252,17 @@ class ReceiverProcess:
 def start_receiver(tmp_path: Path, identity_path: Path | None = None, **kwargs: object) -> Iterator[ReceiverProcess]:
     """Start a receiver (writing a fresh identity file if none is given); stop it afterwards.
 
-    Keyword arguments: data_dir, database_url, trusted_stations, max_size, expiration_hours,
-    verify_wait, extra_args, port, startup_timeout (see ReceiverProcess).
+    Keyword arguments: data_dir, database_url, max_size, expiration_hours, verify_wait, extra_args, port,
+    startup_timeout, tls, trust_roots (see ReceiverProcess); ``dev_station=(station_id, unit, signing_key)``
+    enrols that station and serves plain HTTP as it.
     """
     if identity_path is None:
         identity_path = tmp_path / "portal-identity.txt"
         write_identity(identity_path)
-    rx = ReceiverProcess(tmp_path, identity_path, **kwargs)  # type: ignore[arg-type]
+    dev = kwargs.pop("dev_station", None)
+    rx = ReceiverProcess(tmp_path, identity_path, dev_station=dev[0] if dev else None, **kwargs)  # type: ignore[index,arg-type]
+    if dev:
+        rx.enrol(*dev)  # type: ignore[misc]
     rx.start()
     try:
         yield rx
@@ -193,46 +289,49 @@ def package_metadata(info: package.PackageInfo, station_id: str, **override: str
     return meta
 
 
-def tus_create(files_url: str, length: int, meta: dict[str, str], timeout: float = 10) -> requests.Response:
+def tus_create(files_url: str, length: int, meta: dict[str, str], timeout: float = 10,
+               http: Any = requests) -> requests.Response:
     headers = {**TUS, "Upload-Length": str(length), "Upload-Metadata": tus_metadata(meta)}
-    return requests.post(files_url, headers=headers, timeout=timeout)
+    return http.post(files_url, headers=headers, timeout=timeout)
 
 
 def tus_patch(url: str, offset: int, data: bytes, *, checksum: bool = True, digest: bytes | None = None,
-              timeout: float = 60) -> requests.Response:
+              timeout: float = 60, http: Any = requests) -> requests.Response:
     headers = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
     if checksum:
         d = digest if digest is not None else hashlib.sha256(data).digest()
         headers["Upload-Checksum"] = "sha256 " + base64.b64encode(d).decode()
-    return requests.patch(url, data=data, headers=headers, timeout=timeout)
+    return http.patch(url, data=data, headers=headers, timeout=timeout)
 
 
-def tus_head(url: str, timeout: float = 10) -> requests.Response:
-    return requests.head(url, headers=TUS, timeout=timeout)
+def tus_head(url: str, timeout: float = 10, http: Any = requests) -> requests.Response:
+    return http.head(url, headers=TUS, timeout=timeout)
 
 
 def upload_package(rx: ReceiverProcess, info: package.PackageInfo, station_id: str, *, chunk_size: int = 16384,
-                   meta: dict[str, str] | None = None) -> tuple[str, requests.Response]:
+                   meta: dict[str, str] | None = None, http: Any = None) -> tuple[str, requests.Response]:
     """Upload a whole package (create + PATCHes with checksums); return (upload URL, receipt response).
 
-    The receipt is polled while the receiver answers 202.
+    The receipt is polled while the receiver answers 202.  ``http``: the calling station's session
+    (default ``rx.http``).
     """
+    http = http or rx.http
     data = info.path.read_bytes()
-    created = tus_create(rx.files_url, len(data), meta or package_metadata(info, station_id))
+    created = tus_create(rx.files_url, len(data), meta or package_metadata(info, station_id), http=http)
     assert created.status_code == 201, (created.status_code, created.text)
     url = created.headers["Location"]
     offset = 0
     while offset < len(data):
-        r = tus_patch(url, offset, data[offset : offset + chunk_size])
+        r = tus_patch(url, offset, data[offset : offset + chunk_size], http=http)
         assert r.status_code == 204, (r.status_code, r.text)
         offset = int(r.headers["Upload-Offset"])
-    return url, get_receipt(url)
+    return url, get_receipt(url, http=http)
 
 
-def get_receipt(upload_url: str, timeout: float = 60) -> requests.Response:
+def get_receipt(upload_url: str, timeout: float = 60, http: Any = requests) -> requests.Response:
     deadline = time.monotonic() + timeout
     while True:
-        r = requests.get(upload_url + "/receipt", timeout=10)
+        r = http.get(upload_url + "/receipt", timeout=10)
         if r.status_code != 202 or time.monotonic() > deadline:
             return r
         time.sleep(0.1)

@@ -218,6 +218,11 @@ def test_attacker_reencrypts_modified_manifest(built: Any, portal: Any, tmp_path
 
     err = check_of(rewrite(info.path, tmp_path / "t.pkg", change), portal)
     assert err.check == "signature" and err.member == package.STATION_SIGNATURE_NAME
+    # a portal with the station's enrolled key refuses it before decrypting: the ciphertext signature
+    err = check_of(rewrite(info.path, tmp_path / "t.pkg", change), portal,
+                   trusted_station_keys={info.manifest["station"]["id"]: base64.b64decode(
+                       info.manifest["station"]["public_key"])})
+    assert err.check == "manifest_ct_signature"
 
 
 def test_resigned_by_another_key_and_trusted_station_keys(built: Any, portal: Any, tmp_path: Path) -> None:
@@ -229,9 +234,78 @@ def test_resigned_by_another_key_and_trusted_station_keys(built: Any, portal: An
     trusted = {exp.station_id: exp.station_public_raw}
     assert package.verify_package(info.path, [portal], trusted_station_keys=trusted).sha256 == info.sha256
     err = check_of(impostor.path, portal, trusted_station_keys=trusted)
-    assert err.check == "station_untrusted" and "registered key" in err.detail
+    assert err.check == "station_key" and "enrolled key" in err.detail
     err = check_of(info.path, portal, trusted_station_keys={"OTHER": exp.station_public_raw})
     assert err.check == "station_untrusted" and exp.station_id in err.detail
+
+
+def test_manifest_ct_signature_checked_before_decryption(built: Any, portal: Any, tmp_path: Path) -> None:
+    """With the enrolled key, station.json's signature over the manifest ciphertext must verify, and a package
+    that fails it is refused before any decryption (a wrong portal identity would otherwise fail first)."""
+    info, exp = built
+    trusted = {exp.station_id: exp.station_public_raw}
+    sig = json.loads(read_members(info.path)[2][1])
+    ct = read_members(info.path)[1][1]
+    exp.signing_key.public_key().verify(base64.b64decode(sig["manifest_ct_signature"]), ct)
+
+    def with_sig(value: str | None) -> Callable[[Members], Members]:
+        def change(ms: Members) -> Members:
+            s = json.loads(ms[2][1])
+            if value is None:
+                del s["manifest_ct_signature"]
+            else:
+                s["manifest_ct_signature"] = value
+            return [*ms[:2], (ms[2][0], package.canonical_json(s)), *ms[3:]]
+        return change
+
+    other = base64.b64encode(exp.signing_key.sign(b"other bytes")).decode()
+    for value in (None, other, "not base64!"):
+        bad = rewrite(info.path, tmp_path / "t.pkg", with_sig(value))
+        err = check_of(bad, pyrage.x25519.Identity.generate(), trusted_station_keys=trusted)
+        assert err.check == "manifest_ct_signature", (value, err)
+        # a reader without a trust list ignores the field (the key would be the package's own anyway)
+        assert package.verify_package(bad, [portal]).sha256 == hashlib.sha256(bad.read_bytes()).hexdigest()
+
+
+def test_age_header_with_too_many_stanzas_is_refused_without_key_work(built: Any, portal: Any,
+                                                                     tmp_path: Path) -> None:
+    info, exp = built
+    many = [str(pyrage.x25519.Identity.generate().to_public()) for _ in range(6)]
+    v = package.verify_package(info.path, [portal])
+    manifest = {k: val for k, val in v.manifest.items() if k != "objects"}
+    crowded = package.write_package(tmp_path / "c.pkg", manifest, exp.sources, signing_key=exp.signing_key,
+                                    recipients=[str(portal.to_public()), *many])
+    err = check_of(crowded.path, portal, trusted_station_keys={exp.station_id: exp.station_public_raw})
+    assert err.check == "age_recipients" and err.member == package.MANIFEST_NAME
+    # four recipients are fine
+    ok = package.write_package(tmp_path / "ok.pkg", manifest, exp.sources, signing_key=exp.signing_key,
+                               recipients=[str(portal.to_public()), *many[:3]])
+    assert package.verify_package(ok.path, [portal]).sha256 == ok.sha256
+    # an object whose own header is crowded
+    obj = exp.sources[0]
+    obj.path.write_bytes(pyrage.encrypt(exp.plaintexts[obj.id], [portal.to_public(), *(
+        pyrage.x25519.Recipient.from_str(r) for r in many)]))
+    err = check_of(_with_object_ct(info.path, tmp_path / "o.pkg", obj.id, obj.path.read_bytes(), portal, exp),
+                   portal)
+    assert err.check == "age_recipients" and obj.id in err.member
+
+
+def _with_object_ct(src: Path, dst: Path, object_id: str, ct: bytes, portal: Any, exp: Any) -> Path:
+    """The package re-made with one object's ciphertext replaced (manifest hashes and signatures redone)."""
+    v = package.verify_package(src, [portal])
+    manifest = {k: val for k, val in v.manifest.items() if k != "objects"}
+    sources = [package.ObjectSource(id=s.id, kind=s.kind, sha256=s.sha256, size=s.size,
+                                    ct_sha256=hashlib.sha256(ct).hexdigest() if s.id == object_id else s.ct_sha256,
+                                    path=s.path) for s in exp.sources]
+    return package.write_package(dst, manifest, sources, signing_key=exp.signing_key,
+                                 recipients=[str(portal.to_public())]).path
+
+
+def test_object_count_is_capped(built: Any, portal: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    info, _ = built
+    monkeypatch.setattr(batchformat.reader, "MAX_OBJECTS", len(info.manifest["objects"]) - 1)
+    err = check_of(info.path, portal)
+    assert err.check == "object_count"
 
 
 def test_bad_signature_value(built: Any, portal: Any, tmp_path: Path) -> None:

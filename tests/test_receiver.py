@@ -17,6 +17,7 @@ from typing import Any
 import pyrage
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import batchformat as package
 
@@ -35,20 +36,30 @@ from .receiverkit import (
     write_identity,
 )
 
+# These tests are about the tus protocol, storage and verification, not about who calls: the receiver serves
+# plain HTTP on loopback as one enrolled station (--dev-station).  Trust over TLS: test_receiver_trust.py.
+STATION, UNIT = "ST-TEST-01", "Test Unit"
+
 
 @pytest.fixture
-def portal(tmp_path: Path) -> tuple[Path, pyrage.x25519.Identity]:
+def portal(tmp_path: Path) -> tuple[Path, pyrage.x25519.Identity, Ed25519PrivateKey]:
+    """(identity file, portal identity, the enrolled test station's signing key)."""
     path = tmp_path / "portal-identity.txt"
-    return path, write_identity(path)
+    return path, write_identity(path), Ed25519PrivateKey.generate()
+
+
+def dev(portal: Any) -> tuple[str, str, Ed25519PrivateKey]:
+    return STATION, UNIT, portal[2]
 
 
 @pytest.fixture
 def rx(tmp_path: Path, portal: Any) -> Iterator[ReceiverProcess]:
-    with start_receiver(tmp_path, portal[0]) as r:
+    with start_receiver(tmp_path, portal[0], dev_station=dev(portal)) as r:
         yield r
 
 
 def build(tmp_path: Path, portal: Any, name: str = "p", **kw: Any) -> tuple[package.PackageInfo, Expected]:
+    kw.setdefault("signing_key", portal[2])
     return make_test_package(tmp_path / name, portal_recipient=str(portal[1].to_public()), **kw)
 
 
@@ -137,9 +148,14 @@ def test_dedup_same_receipt_and_batch_conflict(rx: ReceiverProcess, tmp_path: Pa
     other, _ = build(tmp_path, portal, name="q", n_docs=1, batch_uid=exp.batch_uid, signing_key=exp.signing_key)
     r = tus_create(rx.files_url, other.size, package_metadata(other, exp.station_id))
     assert r.status_code == 409 and r.json()["check"] == "batch_conflict" and exp.batch_uid in r.json()["error"]
-    # ... and at verification if the metadata hides the batch uid
+    # ... and at verification if the metadata hides the batch uid (the envelope is read first)
     _, receipt = upload_package(rx, other, exp.station_id,
                                 meta=package_metadata(other, exp.station_id, batch_uid="B-innocent"))
+    assert receipt.status_code == 422 and receipt.json()["check"] == "batch_conflict"
+    # metadata that does not match an otherwise acceptable package
+    fresh, _ = build(tmp_path, portal, name="r", n_docs=1)
+    _, receipt = upload_package(rx, fresh, exp.station_id,
+                                meta=package_metadata(fresh, exp.station_id, batch_uid="B-innocent"))
     assert receipt.status_code == 422 and receipt.json()["check"] == "metadata_mismatch"
 
 
@@ -171,18 +187,19 @@ def test_refused_package_names_the_check_and_is_deleted(rx: ReceiverProcess, tmp
     assert receipt.status_code == 200
 
 
-def test_trusted_stations_list(tmp_path: Path, portal: Any) -> None:
+def test_only_the_enrolled_key_and_station(rx: ReceiverProcess, tmp_path: Path, portal: Any) -> None:
     info, exp = build(tmp_path, portal, n_docs=1)
-    impostor, _ = build(tmp_path, portal, name="i", n_docs=1, station_id=exp.station_id)  # same id, other key
+    impostor, _ = build(tmp_path, portal, name="i", n_docs=1, signing_key=Ed25519PrivateKey.generate())
     stranger, other = build(tmp_path, portal, name="s", n_docs=1, station_id="ST-UNKNOWN")
-    trusted = tmp_path / "trusted.txt"
-    trusted.write_text(f"# station registry\n{exp.station_id} {base64.b64encode(exp.station_public_raw).decode()}\n")
-    with start_receiver(tmp_path, portal[0], trusted_stations=trusted) as rx:
-        assert upload_package(rx, info, exp.station_id)[1].status_code == 200
-        for pkg, station in ((impostor, exp.station_id), (stranger, other.station_id)):
-            _, receipt = upload_package(rx, pkg, station)
-            assert receipt.status_code == 422 and receipt.json()["check"] == "station_untrusted", receipt.text
-            assert station in receipt.json()["error"]
+    assert upload_package(rx, info, exp.station_id)[1].status_code == 200
+    _, receipt = upload_package(rx, impostor, STATION)  # same station id, another key
+    assert receipt.status_code == 422 and receipt.json()["check"] == "station_key", receipt.text
+    assert STATION in receipt.json()["error"]
+    # another station's package: refused at creation (metadata) and at verification (envelope)
+    r = tus_create(rx.files_url, stranger.size, package_metadata(stranger, other.station_id))
+    assert r.status_code == 403 and r.json()["check"] == "station_mismatch", r.text
+    _, receipt = upload_package(rx, stranger, STATION, meta=package_metadata(stranger, STATION))
+    assert receipt.status_code == 422 and receipt.json()["check"] == "station_mismatch", receipt.text
 
 
 # ---------------------------------------------------------------- tus protocol behaviour
@@ -287,7 +304,7 @@ def test_receipt_survives_restart_and_verification_resumes(tmp_path: Path, porta
     """Final PATCH answered before verification ended (verify-wait 0), receiver killed: after restart the
     upload is verified again and the receipt appears."""
     info, exp = build(tmp_path, portal, n_docs=1)
-    with start_receiver(tmp_path, portal[0], verify_wait=0) as rx:
+    with start_receiver(tmp_path, portal[0], verify_wait=0, dev_station=dev(portal)) as rx:
         data = info.path.read_bytes()
         url = tus_create(rx.files_url, len(data), package_metadata(info, exp.station_id)).headers["Location"]
         assert tus_patch(url, 0, data).status_code == 204
@@ -306,7 +323,7 @@ def test_receipt_survives_restart_and_verification_resumes(tmp_path: Path, porta
 
 def test_expiration_410_and_cleanup(tmp_path: Path, portal: Any) -> None:
     info, exp = build(tmp_path, portal, n_docs=1)
-    with start_receiver(tmp_path, portal[0], expiration_hours=2.0 / 3600) as rx:
+    with start_receiver(tmp_path, portal[0], expiration_hours=2.0 / 3600, dev_station=dev(portal)) as rx:
         data = info.path.read_bytes()
         created = tus_create(rx.files_url, len(data), package_metadata(info, exp.station_id))
         url = created.headers["Location"]
@@ -431,7 +448,7 @@ def test_independent_tus_client_tuspy(rx: ReceiverProcess, tmp_path: Path, porta
         uploader = Sha256Uploader(file_stream=stream, client=c, chunk_size=50_000, upload_checksum=True,
                                   metadata=package_metadata(info, exp.station_id))
         uploader.upload()
-    assert uploader.offset == info.size
+    assert uploader.offset == info.size and uploader.url
     receipt = get_receipt(uploader.url)
     assert receipt.status_code == 200
     package.verify_receipt(receipt.content, rx.receipt_public_key, package_sha256=info.sha256,
@@ -442,15 +459,23 @@ def test_console_script_usage_errors(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "receiver", "--data-dir", str(tmp_path / "d"), "--identity",
-                        str(tmp_path / "missing.txt"), "--port", "1"], capture_output=True, text=True, timeout=60,
-                       cwd=Path(__file__).resolve().parents[1])
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "receiver", "--data-dir", str(tmp_path / "d"), *args],
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+
+    r = run("--identity", str(tmp_path / "missing.txt"), "--port", "1", "--dev-station", STATION)
     assert r.returncode == 3 and "missing.txt" in r.stderr
     bad = tmp_path / "bad-identity.txt"
     bad.write_text("AGE-SECRET-KEY-1NOTAKEY\n")
-    r = subprocess.run([sys.executable, "-m", "receiver", "--data-dir", str(tmp_path / "d"), "--identity", str(bad)],
-                       capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    r = run("--identity", str(bad), "--dev-station", STATION)
     assert r.returncode == 3 and "line 1" in r.stderr and "NOTAKEY" not in r.stderr
+    # neither TLS nor a dev station; a dev station off loopback; TLS before any station is enrolled
+    r = run("--identity", str(bad))
+    assert r.returncode == 2 and "--dev-station" in r.stderr
+    r = run("--identity", str(bad), "--dev-station", STATION, "--host", "0.0.0.0")
+    assert r.returncode == 2 and "loopback" in r.stderr
+    r = run("--identity", str(bad), "--tls-cert", str(bad), "--tls-key", str(bad))
+    assert r.returncode == 3 and "station-ca.pem" in r.stderr
 
 
 def test_openapi_document_matches_the_routes(tmp_path: Path, portal: Any) -> None:
@@ -467,7 +492,7 @@ def test_openapi_document_matches_the_routes(tmp_path: Path, portal: Any) -> Non
             current = m.group(1)
         elif (m := re.match(r"^    (get|head|post|patch|delete|options):", line)) and current:
             documented.add((current, m.group(1).upper()))
-    app = create_app(ReceiverConfig(data_dir=tmp_path / "d", identity_file=portal[0]))
+    app = create_app(ReceiverConfig(data_dir=tmp_path / "d", identity_file=portal[0], dev_station=STATION))
     routed = set()
     for route in app.routes:
         methods = set(getattr(route, "methods", None) or ())

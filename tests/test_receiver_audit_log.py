@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,28 @@ from .packagekit import FakeLog, make_test_package
 from .receiverkit import ReceiverProcess, start_receiver, upload_package, write_identity
 from .stationkit import StationEnv, make_station
 
+STATION_ID = "station-1"  # scanstation init's default
+
 
 def _station(tmp: Path, name: str, rx: ReceiverProcess, portal: pyrage.x25519.Identity) -> StationEnv:
+    """A real station for this receiver, enrolled there with its signing key (the receiver serves plain HTTP as
+    the dev station ``station-1``, the station's default id: these tests are about the audit log, not TLS)."""
     st = make_station(tmp / name, init_args=("--portal-url", rx.url, "--portal-receipt-key",
                                              str(rx.receipt_key_path)),
                       extra_config="\n[upload]\nretention_hours = 72\n", portal=portal)
     st.roster(*(f"E{seed}" for seed in (51, 52, 53, 54, 61, 62)))  # the codes _import files
+    rx.enrol(_station_id(st), "Test Unit", st.unlock()[1].signing_key)
     return st
+
+
+@contextlib.contextmanager
+def _dev_receiver(tmp: Path, identity: Path) -> Iterator[ReceiverProcess]:
+    rx = ReceiverProcess(tmp, identity, dev_station=STATION_ID)
+    rx.start()
+    try:
+        yield rx
+    finally:
+        rx.stop()
 
 
 def _import(st: StationEnv, tmp: Path, batch: str, seed: int) -> None:
@@ -132,7 +148,7 @@ def _station_id(st: StationEnv) -> str:
 def test_cut_back_station_log_is_refused_by_the_receiver(tmp_path: Path) -> None:
     identity = tmp_path / "portal.txt"
     portal = write_identity(identity)
-    with start_receiver(tmp_path, identity) as rx:
+    with _dev_receiver(tmp_path, identity) as rx:
         st = _station(tmp_path, "st", rx, portal)
         station_id = _station_id(st)
         _import(st, tmp_path, "B1", 51)
@@ -181,7 +197,7 @@ def test_cut_back_station_log_is_refused_by_the_receiver(tmp_path: Path) -> None
 def test_rewritten_station_log_is_refused_by_the_receiver(tmp_path: Path) -> None:
     identity = tmp_path / "portal.txt"
     portal = write_identity(identity)
-    with start_receiver(tmp_path, identity) as rx:
+    with _dev_receiver(tmp_path, identity) as rx:
         st = _station(tmp_path, "st", rx, portal)
         _import(st, tmp_path, "R1", 61)
         _import(st, tmp_path, "R2", 62)
@@ -213,7 +229,7 @@ def test_pinned_key_and_checkpoint_in_receipts(tmp_path: Path) -> None:
         return make_test_package(tmp_path / name, portal_recipient=str(identity.to_public()), n_docs=1,
                                  pages_per_doc=1, station_id="ST-PIN", **kw)
 
-    with start_receiver(tmp_path, identity_path) as rx:
+    with start_receiver(tmp_path, identity_path, dev_station=("ST-PIN", "Test Unit", log.key)) as rx:
         first, _ = build("a", log=log)
         _, r = upload_package(rx, first, "ST-PIN")
         assert r.status_code == 200, r.text
@@ -221,10 +237,16 @@ def test_pinned_key_and_checkpoint_in_receipts(tmp_path: Path) -> None:
         package.verify_receipt(r.content, rx.receipt_public_key, package_sha256=first.sha256, manifest=first.manifest)
         # the same package again: the same receipt
         assert upload_package(rx, first, "ST-PIN")[1].content == r.content
-        # another key for the known station: refused, even with a self-consistent log
-        impostor, _ = build("b", log=FakeLog("ST-PIN", Ed25519PrivateKey.generate()))
+        # another key for the enrolled station: refused before anything else, even with a self-consistent log
+        other_key = Ed25519PrivateKey.generate()
+        impostor, _ = build("b", log=FakeLog("ST-PIN", other_key))
+        _, r = upload_package(rx, impostor, "ST-PIN")
+        assert r.status_code == 422 and r.json()["check"] == "station_key", r.text
+        # re-enrolled with that key, the station's audit log (pinned at its first package) still refuses it
+        rx.enrol("ST-PIN", "Test Unit", other_key)
         _, r = upload_package(rx, impostor, "ST-PIN")
         assert r.status_code == 422 and r.json()["check"] == "audit_log_key_changed", r.text
+        rx.enrol("ST-PIN", "Test Unit", log.key)
         # a package whose proof does not start at the portal's checkpoint (sealed against an older state)
         stale = FakeLog("ST-PIN", log.key)
         stale.tree = log.tree  # the same log, but no memory of what the portal acknowledged
@@ -255,7 +277,7 @@ def test_database_migration_adds_the_station_log_tables(tmp_path: Path) -> None:
     finally:
         database.close()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION == 3
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"station_logs", "station_log_prefixes"} <= tables
 

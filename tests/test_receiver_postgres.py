@@ -76,10 +76,14 @@ def postgres_url() -> Iterator[str]:
 
 def test_receiver_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     import psycopg
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     identity = write_identity(tmp_path / "portal.txt")
-    info, exp = make_test_package(tmp_path / "p", portal_recipient=str(identity.to_public()), n_docs=2)
-    with start_receiver(tmp_path, tmp_path / "portal.txt", database_url=postgres_url) as rx:
+    key = Ed25519PrivateKey.generate()
+    info, exp = make_test_package(tmp_path / "p", portal_recipient=str(identity.to_public()), n_docs=2,
+                                  signing_key=key)
+    with start_receiver(tmp_path, tmp_path / "portal.txt", database_url=postgres_url,
+                        dev_station=(exp.station_id, "Test Unit", key)) as rx:
         # resumable state lives in PostgreSQL: kill -9 between chunks, resume from HEAD
         data = info.path.read_bytes()
         url = tus_create(rx.files_url, len(data), package_metadata(info, exp.station_id)).headers["Location"]
@@ -118,7 +122,8 @@ def test_station_logs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
                                  pages_per_doc=1, station_id="ST-PG", log=station_log,
                                  log_fields=station_log.fields(grow))[0]
 
-    with start_receiver(tmp_path, tmp_path / "portal.txt", database_url=postgres_url) as rx:
+    with start_receiver(tmp_path, tmp_path / "portal.txt", database_url=postgres_url,
+                        dev_station=("ST-PG", "Test Unit", log.key)) as rx:
         first = build("a", log)
         receipt = upload_package(rx, first, "ST-PG")[1]
         assert receipt.status_code == 200, receipt.text
@@ -133,4 +138,4 @@ def test_station_logs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         row = conn.execute("SELECT size, vkey FROM station_logs WHERE station_id = 'ST-PG'").fetchone()
         prefixes = [r[0] for r in conn.execute("SELECT size FROM station_log_prefixes WHERE station_id = 'ST-PG'")]
         version = conn.execute("SELECT version FROM schema_info").fetchone()
-    assert row == (log.tree.size, log.vkey) and prefixes == [acknowledged.size] and version == (2,)
+    assert row == (log.tree.size, log.vkey) and prefixes == [acknowledged.size] and version == (3,)
