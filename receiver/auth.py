@@ -10,6 +10,7 @@ to anyone else, so no byte of an unknown caller is ever stored.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from .db import Station
 from .transport import PEER_CERT
 
 CALLER = "scanstation.station"
+log = logging.getLogger("receiver.auth")
 OPEN_PATHS = frozenset({"/health"})
 
 
@@ -87,6 +89,9 @@ class StationAuthMiddleware:
         try:
             state[CALLER] = await anyio.to_thread.run_sync(self.identify, state)
         except CallerRefused as e:
+            client = scope.get("client")
+            log.warning("%s %s from %s refused: %s: %s", scope["method"], scope["path"],
+                        f"{client[0]}:{client[1]}" if client else "?", e.check, e.reason)
             response = JSONResponse({"error": e.reason, "check": e.check}, status_code=e.status,
                                     headers={"Connection": "close"})
             await response(scope, receive, send)

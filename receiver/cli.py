@@ -115,9 +115,16 @@ def serve_main(argv: list[str]) -> int:
     if args.production and (not tls or args.trust_roots is None):
         return _usage("--production needs --tls-cert/--tls-key and --trust-roots")
     client_ca = args.client_ca or args.data_dir / "station-ca.pem"
+    if tls and args.client_ca is None:
+        from .enrolment import load_or_create_ca
+
+        try:  # made now if no station is enrolled yet, so stations can be set up against a running portal
+            load_or_create_ca(args.data_dir)
+        except (OSError, ValueError) as e:
+            print(f"scanstation-receiver: station CA in {args.data_dir}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     if tls and not client_ca.is_file():
-        print(f"scanstation-receiver: {client_ca}: no station CA yet; enrol a station first "
-              "(scanstation-receiver enrol) or give --client-ca", file=sys.stderr)
+        print(f"scanstation-receiver: --client-ca {client_ca}: no such file", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

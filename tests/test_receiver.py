@@ -469,13 +469,14 @@ def test_console_script_usage_errors(tmp_path: Path) -> None:
     bad.write_text("AGE-SECRET-KEY-1NOTAKEY\n")
     r = run("--identity", str(bad), "--dev-station", STATION)
     assert r.returncode == 3 and "line 1" in r.stderr and "NOTAKEY" not in r.stderr
-    # neither TLS nor a dev station; a dev station off loopback; TLS before any station is enrolled
+    # neither TLS nor a dev station; a dev station off loopback; a missing client CA
     r = run("--identity", str(bad))
     assert r.returncode == 2 and "--dev-station" in r.stderr
     r = run("--identity", str(bad), "--dev-station", STATION, "--host", "0.0.0.0")
     assert r.returncode == 2 and "loopback" in r.stderr
-    r = run("--identity", str(bad), "--tls-cert", str(bad), "--tls-key", str(bad))
-    assert r.returncode == 3 and "station-ca.pem" in r.stderr
+    r = run("--identity", str(bad), "--tls-cert", str(bad), "--tls-key", str(bad), "--client-ca",
+            str(tmp_path / "no-ca.pem"))
+    assert r.returncode == 3 and "no-ca.pem" in r.stderr
 
 
 def test_openapi_document_matches_the_routes(tmp_path: Path, portal: Any) -> None:

@@ -284,5 +284,12 @@ def test_database_migration_adds_the_station_log_tables(tmp_path: Path) -> None:
 
 def test_refusal_check_names_are_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "portal-api.md").read_text()
-    for check in ("audit_log", "audit_log_key_changed", "audit_log_cut_back", "audit_log_rewritten"):
+    for check in ("audit_log", "audit_log_key_changed", "audit_log_cut_back", "audit_log_rewritten",
+                  # issue 15: who is calling, what the portal trusts the station with, limits
+                  "client_certificate", "station_unknown", "station_revoked", "station_mismatch", "station_key",
+                  "manifest_ct_signature", "batch_foreign", "unit_mismatch", "unit_head_missing",
+                  "unit_head_format", "unit_head_certificate", "unit_head_signing_time", "unit_head_expired",
+                  "unit_head_signature", "unit_head_chain", "age_recipients", "age_header", "object_count",
+                  "open_uploads", "reserved_bytes", "body_timeout", "request_format", "csr_signature", "csr_cn",
+                  "csr_key", "signing_key"):
         assert f"`{check}`" in doc, check
