@@ -30,7 +30,9 @@ CAPTURE_STATES: frozenset[BatchState] = frozenset({BatchState.SCANNING, BatchSta
 #   closed / in-verification -> returned (a supervisor, with reasons) -> closed (the operator, after rescans)
 #   verified / signed -> returned (the unit head refuses to sign) ; verified -> in-verification (verified again)
 #   verified -> sealed only while no sign-off is required (config upload.require_signoff; seal.py enforces it)
+#   verified -> signed -> sealed is the unit head's sign-off, committed in one step with the package (issue 15);
 #   sealed -> returned is "unseal" (the package is destroyed; what changes afterwards is verified again);
+#   sealed -> in-verification is the unseal of a signed-off batch: it opens back only by a new verification;
 #   uploading -> sealed is a failed-for-good upload, kept for a person to look at.
 # Nothing reaches sealed without a supervisor's verification.
 BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
@@ -41,7 +43,7 @@ BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
     BatchState.VERIFIED: frozenset({BatchState.SIGNED, BatchState.SEALED, BatchState.RETURNED,
                                     BatchState.IN_VERIFICATION}),
     BatchState.SIGNED: frozenset({BatchState.SEALED, BatchState.RETURNED, BatchState.IN_VERIFICATION}),
-    BatchState.SEALED: frozenset({BatchState.UPLOADING, BatchState.RETURNED}),
+    BatchState.SEALED: frozenset({BatchState.UPLOADING, BatchState.RETURNED, BatchState.IN_VERIFICATION}),
     BatchState.UPLOADING: frozenset({BatchState.UPLOADED, BatchState.SEALED}),
     BatchState.UPLOADED: frozenset({BatchState.PURGED}),
     BatchState.PURGED: frozenset(),

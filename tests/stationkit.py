@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "scanning room test words 2026"
 PEOPLE = {"admin": "admin", "head": "unit-head", "sup": "supervisor", "sup2": "supervisor", "op": "operator"}
 # Who runs a command when the test does not say (--user): the role the permission matrix wants.
-COMMAND_USERS = {"seal": "head", "unseal": "head", "vault": "admin", "users": "admin"}
+COMMAND_USERS = {"seal": "head", "unseal": "head", "vault": "admin", "users": "admin", "signoff": "head"}
 
 
 @dataclass
@@ -127,10 +127,25 @@ class StationEnv:
                     stream.close()
 
 
+def _no_signoff_required(text: str) -> str:
+    """The station file with ``[upload] require_signoff = false`` (inside the file's ``[upload]`` table when it
+    has one: TOML allows a table only once)."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == "[upload]":
+            lines.insert(i + 1, "require_signoff = false\n")
+            return "".join(lines)
+    return text + "\n[upload]\nrequire_signoff = false\n"
+
+
 def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str, str] | None = None,
                  extra_config: str = "", init_args: tuple[str, ...] = (),
-                 portal: pyrage.x25519.Identity | None = None) -> StationEnv:
-    """``portal``: the portal identity to encrypt to (e.g. a running receiver's); a fresh one by default."""
+                 portal: pyrage.x25519.Identity | None = None, signoff: bool = False) -> StationEnv:
+    """``portal``: the portal identity to encrypt to (e.g. a running receiver's); a fresh one by default.
+
+    ``signoff``: the station requires the unit head's DSC sign-off before sealing (the production default);
+    without it (most tests) ``[upload] require_signoff = false`` is written, so ``seal`` takes a verified batch.
+    """
     root.mkdir(parents=True, exist_ok=True)
     portal = portal or pyrage.x25519.Identity.generate()
     portal_file = root / "portal-identity.txt"
@@ -159,6 +174,8 @@ def make_station(root: Path, *, ocr_languages: str = "eng", extra_env: dict[str,
     st.env["SCANSTATION_RECOVERY_FILE"] = str(recovery_file)
     with config.open("a") as f:
         f.write(f"\n[ocr]\nlanguages = \"{ocr_languages}\"\n{extra_config}")
+    if not signoff:
+        config.write_text(_no_signoff_required(config.read_text()))
     st.run("users", "add", "sup", "--role", "supervisor", check=True)
     st.run("users", "add", "sup2", "--role", "supervisor", check=True)
     st.run("users", "add", "op", "--role", "operator", check=True)

@@ -48,7 +48,8 @@ def test_users_commands_and_the_configuration_audit(tmp_path: Path) -> None:
     st.roster("UP-11-223344")
     st.run("import", "--batch", "B-2", "--employee", "UP-11-223344", "--period", "2015-16", "--no-wait", str(page),
            check=True)
-    st.config.write_text(st.config.read_text() + "\n[upload]\nretention_hours = 1\n")
+    # the station file has an [upload] table already (stationkit: require_signoff = false): add to it
+    st.config.write_text(st.config.read_text().replace("[upload]\n", "[upload]\nretention_hours = 1\n", 1))
     st.run("status", check=True)
     shown = json.loads(st.run("audit", "show", "--json", "--user", "sup", check=True).stdout)
     config_entries = [e["action"] for e in shown if e["subject"] == "configuration"]

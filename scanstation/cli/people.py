@@ -16,11 +16,53 @@ RECOVERY_FILE_ENV = "SCANSTATION_RECOVERY_FILE"
 
 
 # ------------------------------------------------------------------------------------------------ users
+def _certificate_pem(file_name: str) -> str:
+    """The certificate file as PEM text, checked to be one X.509 certificate (StateError naming the file)."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from scanstation.errors import StateError
+    from scanstation.people.certificates import MAX_PEM_BYTES, parse_certificate
+
+    path = Path(file_name)
+    try:
+        data = path.read_bytes()[:MAX_PEM_BYTES + 1]
+    except OSError as e:
+        raise StateError(f"{path}: cannot read the certificate: {e.strerror}") from e
+    cert = parse_certificate(data, str(path))
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _say_bound(bound: dict[str, Any]) -> None:
+    say(f"certificate bound to {bound['name']}: {bound['subject']} (issuer {bound['issuer']}, serial "
+        f"{bound['serial']}, sha256 {bound['certificate_sha256']})")
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
+    pem = None
+    if args.certificate:
+        from scanstation.errors import StateError
+
+        if args.role != "unit-head":
+            raise StateError(f"--certificate: only a unit head's account has a signing certificate, "
+                             f"not a {args.role}'s")
+        pem = _certificate_pem(args.certificate)  # checked before the account exists
     with connect(args) as (conn, _):
         password = read_new_password(f"First password for {args.name} (they type it): ")
         person = conn.call("users_add", name=args.name, role=args.role, password=password)
+        bound = conn.call("users_certificate", name=person["name"], certificate=pem) if pem else None
     say(f"added {person['name']} ({person['role']})")
+    if bound:
+        _say_bound(bound)
+    return 0
+
+
+def cmd_users_certificate(args: argparse.Namespace) -> int:
+    pem = _certificate_pem(args.certificate)
+    with connect(args) as (conn, _):
+        bound = conn.call("users_certificate", name=args.name, certificate=pem)
+    _say_bound(bound)
     return 0
 
 
@@ -131,7 +173,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     u = users.add_parser("add", parents=[common], help="add a person")
     u.add_argument("name")
     u.add_argument("--role", required=True, choices=["operator", "supervisor", "unit-head", "admin"])
+    u.add_argument("--certificate", metavar="CERT.pem",
+                   help="unit head: the DSC certificate they sign off with (PEM or DER), bound to the account")
     u.set_defaults(func=cmd_users_add)
+    u = users.add_parser("certificate", parents=[common],
+                         help="bind (or replace) a unit head's DSC certificate (PEM or DER)")
+    u.add_argument("name")
+    u.add_argument("certificate", metavar="CERT.pem")
+    u.set_defaults(func=cmd_users_certificate)
     u = users.add_parser("list", parents=[common], help="everyone with an account")
     u.add_argument("--json", action="store_true")
     u.set_defaults(func=cmd_users_list)

@@ -52,4 +52,20 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: the unit head's DSC certificate (issue 15), bound by the admin: at sign-off the token's certificate must
+    # be this one (issuer + serial, and the public key).  Only unit-head accounts have one.
+    """
+    CREATE TABLE signer_certificates (
+        person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
+        subject TEXT NOT NULL,                  -- RFC 4514, for people and messages
+        issuer TEXT NOT NULL,                   -- RFC 4514
+        issuer_der_sha256 TEXT NOT NULL,        -- hex SHA-256 of the issuer Name's DER (the exact comparison)
+        serial TEXT NOT NULL,                   -- hex, lower case, no leading zeros
+        spki_sha256 TEXT NOT NULL,              -- hex SHA-256 of the SubjectPublicKeyInfo DER
+        certificate_sha256 TEXT NOT NULL,       -- hex SHA-256 of the certificate DER
+        pem TEXT NOT NULL,
+        bound_at TEXT NOT NULL,
+        bound_by TEXT NOT NULL
+    );
+    """,
 ]

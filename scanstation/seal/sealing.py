@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +42,10 @@ from scanstation.audit.trail import AuditTrail
 from scanstation.domain import Batch, BatchState, OcrState, Page, PageState
 from scanstation.errors import AuditIntegrityError, PackageError, ScanStationError, StateError
 from scanstation.store.database import StoredObject
+from scanstation.vault.objects import ObjectRef
 
 if TYPE_CHECKING:
+    from scanstation.config import Config
     from scanstation.facade import Station
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,12 @@ PACKAGE_SUFFIX = ".pkg"
 # Nothing is sealed without a supervisor's verification (issue 14): VERIFIED while no sign-off is required
 # (upload.require_signoff), else only SIGNED.
 _SEALABLE = {BatchState.VERIFIED, BatchState.SIGNED}
+
+
+def signoff_required(config: Config) -> bool:
+    """Whether sealing needs the unit head's sign-off: ``upload.require_signoff`` (true by default), never on
+    the demo station (synthetic pages, no DSC token; its file may predate the setting)."""
+    return config.upload.require_signoff and config.station.mode != "demo"
 
 
 def package_path(station: Station, batch: Batch) -> Path:
@@ -79,10 +89,24 @@ def existing_package(station: Station, batch: Batch) -> PackageInfo | None:
                        batch_uid=batch.uid or "")
 
 
+@dataclass(frozen=True)
+class Cosign:
+    """What the unit head's sign-off adds to a package (:mod:`scanstation.signoff.flow`): the signed sheet
+    (already in the vault, not yet listed in the store), the manifest's ``signoff`` block, and the signer of
+    ``signatures/unit-head.json`` (a detached CMS over the exact manifest bytes, made on the token)."""
+
+    sheet: ObjectRef
+    block: dict[str, Any]
+    cms_signer: Callable[[bytes], dict[str, Any]]
+
+
 def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float | None = None) -> PackageInfo:
-    """Seal batch ``name`` (waiting for its cleaning and OCR to finish); return the package."""
-    store = station.store
-    batch = store.batch(name)
+    """Seal batch ``name`` (waiting for its cleaning and OCR to finish); return the package.
+
+    With ``upload.require_signoff`` a verified batch is refused: the unit head's ``scanstation signoff``
+    signs and seals it in one step.
+    """
+    batch = station.store.batch(name)
     if batch is None:
         raise StateError(f"there is no batch '{name}'")
     if batch.state in (BatchState.SEALED, BatchState.UPLOADING, BatchState.UPLOADED):
@@ -90,11 +114,25 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
         if info is None:
             raise StateError(f"batch '{name}' is {batch.state.value} but has no package record")
         return info
+    if signoff_required(station.config) and batch.state is BatchState.VERIFIED:
+        raise StateError(f"batch '{name}' must be signed off by the unit head before it is sealed: the unit head "
+                         f"runs 'scanstation signoff --batch {name}' (it signs and seals the batch)")
+    if batch.state is BatchState.SIGNED:  # never committed by the sign-off, which seals in the same step
+        raise StateError(f"batch '{name}' is signed but not sealed: sign it off again (scanstation signoff)")
+    batch = prepare_batch(station, name, actor, wait_timeout=wait_timeout)
+    return _write_sealed(station, batch, actor, None)
+
+
+def prepare_batch(station: Station, name: str, actor: str, *, wait_timeout: float | None = None) -> Batch:
+    """A verified batch made ready to seal: its pages processed and undamaged, every ACR file's PDF assembled
+    and its uid fixed.  The sign-off calls this before it draws the sheet (which lists the PDFs' digests)."""
+    store = station.store
+    batch = store.batch(name)
+    if batch is None:
+        raise StateError(f"there is no batch '{name}'")
     if batch.state not in _SEALABLE:
         raise StateError(f"batch '{name}' is {batch.state.value}; only a verified batch can be sealed (close it, "
                          "have a supervisor verify and approve it: scanstation batch close / review / approve)")
-    if station.config.upload.require_signoff and batch.state is not BatchState.SIGNED:
-        raise StateError(f"batch '{name}' must be signed off by the unit head before it is sealed")
     if not station.config.keys.portal_recipient:
         raise StateError("keys.portal_recipient is not set: the package could not be encrypted for the portal")
 
@@ -123,21 +161,43 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
 
     batch_id = batch.id
     store.ensure_batch_uid(batch_id, lambda: f"{station.config.station.id}-{batch_id}-{secrets.token_hex(6)}")
-    batch = store.batch_by_id(batch_id)
+    return store.batch_by_id(batch_id)
+
+
+def seal_signed(station: Station, batch: Batch, actor: str, cosign: Cosign) -> PackageInfo:
+    """Seal a verified batch with the unit head's sign-off (``cosign``): the sheet is packaged, the manifest
+    carries the ``signoff`` block, ``signatures/unit-head.json`` the CMS.  The batch moves verified -> signed
+    -> sealed in one commit, only after the package is written; any failure leaves it verified, no package."""
+    if batch.state is not BatchState.VERIFIED:
+        raise StateError(f"batch '{batch.name}' is {batch.state.value}; only a verified batch can be signed off")
+    return _write_sealed(station, batch, actor, cosign)
+
+
+def _write_sealed(station: Station, batch: Batch, actor: str, cosign: Cosign | None) -> PackageInfo:
+    store = station.store
+    name = batch.name
     # The trail records the manifest being built, then signs the checkpoint the package carries (it covers
     # that entry); the proofs reach it from every checkpoint the portal may hold for this station.
-    store.audit(actor, "batch.manifest", batch.name, {"uid": batch.uid or ""}, batch_id=batch.id)
-    manifest, object_ids = _manifest(station, batch, audit=_audit_log(station, batch))
+    store.audit(actor, "batch.manifest", batch.name, {"uid": batch.uid or "", "signoff": cosign is not None},
+                batch_id=batch.id)
+    manifest, object_ids = _manifest(station, batch, audit=_audit_log(station, batch),
+                                     signoff=cosign.block if cosign else None)
     objects = []
     for oid in object_ids:
         rec = store.object(oid)
         objects.append(ObjectSource(id=oid, kind=rec.kind, sha256=rec.sha256, size=rec.size,
                                     ct_sha256=rec.ct_sha256, path=station.vault.path_of(oid)))
+    if cosign is not None:
+        sheet = cosign.sheet
+        objects.append(ObjectSource(id=sheet.id, kind=sheet.kind, sha256=sheet.sha256, size=sheet.size,
+                                    ct_sha256=sheet.ct_sha256, path=station.vault.path_of(sheet.id)))
     batch_recipient = str(station.batch_keys.recipient(batch.id))
     atomic.ensure_dir(station.config.outbox_dir)
     out = package_path(station, batch)
     info = write_package(out, manifest, objects, signing_key=station.key.signing_key,
-                         recipients=[station.config.keys.portal_recipient, batch_recipient])
+                         recipients=[station.config.keys.portal_recipient, batch_recipient],
+                         cosigners={"unit-head": cosign.cms_signer} if cosign else None)
+    recorded = False
     try:
         # The manifest is kept in the vault too (batch key): the receipt is checked against it, document
         # by document, and it outlives the package file until purge.
@@ -145,13 +205,40 @@ def seal_batch(station: Station, name: str, actor: str, *, wait_timeout: float |
                                  batch_recipient=station.batch_keys.recipient(batch.id))
         manifest_obj = StoredObject(mref.id, "manifest", mref.sha256, mref.ct_sha256, mref.size)
         store.set_package(batch.id, info.package_id, out.name, info.sha256, info.size, manifest_obj, actor)
-        store.set_batch_state(batch.id, BatchState.SEALED, actor)
+        recorded = True
+        if cosign is None:
+            store.set_batch_state(batch.id, BatchState.SEALED, actor)
+        else:
+            _record_signoff(station, batch, cosign, actor)
     except BaseException:
         with contextlib.suppress(OSError):
             out.unlink()
+        if cosign is not None and recorded:  # the batch stays verified: no package record either
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                store.drop_package(batch.id)
         raise
     log.info("sealed batch %s: %s (%d bytes)", name, out.name, info.size)
     return info
+
+
+def _record_signoff(station: Station, batch: Batch, cosign: Cosign, actor: str) -> None:
+    """One commit: the sheet object listed, verified -> signed -> sealed (each edge checked and audited).
+
+    It reaches into the store's write transaction (the store has no public call for "list an object and move
+    the batch twice at once"), because a signed batch without its package must never be committed.
+    """
+    store = station.store
+    sheet = StoredObject(cosign.sheet.id, cosign.sheet.kind, cosign.sheet.sha256, cosign.sheet.ct_sha256,
+                         cosign.sheet.size)
+    with store._write() as db:
+        store._insert_object(db, sheet)
+        row = db.execute("SELECT * FROM batches WHERE id=?", (batch.id,)).fetchone()
+        store._move_batch(db, row, BatchState.SIGNED, actor)
+        store._audit(db, actor, "batch.signoff", batch.name,
+                     {"sheet": sheet.id, "certificate_sha256": cosign.block["signer"]["certificate_sha256"],
+                      "signed_at": cosign.block["signed_at"]}, batch_id=batch.id)
+        row = db.execute("SELECT * FROM batches WHERE id=?", (batch.id,)).fetchone()
+        store._move_batch(db, row, BatchState.SEALED, actor)
 
 
 def _trail(station: Station) -> AuditTrail:
@@ -258,9 +345,17 @@ def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
         raise damaged_pages_error(batch.name, damaged, f"batch '{batch.name}' cannot be sealed")
 
 
+def _signed_off(station: Station, batch: Batch) -> bool:
+    try:
+        return "signoff" in package_manifest(station, batch.id)
+    except (ScanStationError, ValueError):
+        return False
+
+
 def unseal_batch(station: Station, name: str, actor: str) -> None:
-    """Return a sealed (not yet uploading) batch to the operator (RETURNED): the package is deleted, pages
-    kept; it is closed, verified and approved again before it is sealed again."""
+    """Return a sealed (not yet uploading) batch: the package is deleted, pages kept.  Unsigned, it goes to
+    the operator (RETURNED) and is closed, verified and approved again; signed off by the unit head, it goes
+    back to verification (IN_VERIFICATION) and is approved and signed off again."""
     store = station.store
     batch = store.batch(name)
     if batch is None:
@@ -268,8 +363,14 @@ def unseal_batch(station: Station, name: str, actor: str) -> None:
     if batch.state is not BatchState.SEALED:
         raise StateError(f"batch '{name}' is {batch.state.value}; only a sealed batch can be unsealed")
     info = existing_package(station, batch) if store.package(batch.id) else None
-    # Back to the operator (RETURNED): whatever changes now is closed and verified again before a new seal.
-    store.return_batch(batch.id, actor, "unsealed")
+    signed_off = _signed_off(station, batch)
+    if signed_off:
+        # A signed batch opens back only by a new verification: to the supervisors (IN_VERIFICATION), who
+        # approve it again before the unit head signs it off again.
+        store.set_batch_state(batch.id, BatchState.IN_VERIFICATION, actor)
+    else:
+        # Back to the operator (RETURNED): whatever changes now is closed and verified again before a new seal.
+        store.return_batch(batch.id, actor, "unsealed")
     store.drop_package(batch.id)
     if info is not None:
         with contextlib.suppress(FileNotFoundError):
@@ -290,7 +391,8 @@ def _page_entry(p: Page, position: int | None = None) -> dict[str, Any]:
     }
 
 
-def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any],
+              signoff: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The manifest (without ``objects``, which write_package fills) and the object ids, in order."""
     store = station.store
     order: list[str] = []
@@ -340,5 +442,7 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any]) -> tuple
         "documents": docs_out,
         "unfiled_pages": unfiled,
     }
+    if signoff is not None:
+        manifest["signoff"] = signoff  # inside the manifest: covered by the station's and the unit head's signature
     canonical_json(manifest)  # fail here, naming the field, rather than half-way through writing
     return manifest, order
