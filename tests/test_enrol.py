@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scanstation.upload.tus_client import RetryPolicy, TusClient
 from tests.minitus import MiniTus
-from tests.stationkit import StationEnv, make_station
+from tests.stationkit import REPO, StationEnv, make_station
 from tests.tlskit import self_signed
 
 UNIT = "Test Unit"  # what stationkit's init names the unit
@@ -340,3 +341,61 @@ def test_uploads_present_the_certificate_and_need_enrolment(tmp_path: Path) -> N
         assert not ram.path.exists()  # closed with the station: the key is gone
     # The key went through RAM only: still no PEM private key in the data directory.
     assert not [f for f in st.data_dir.rglob("*") if f.is_file() and b"PRIVATE KEY" in f.read_bytes()]
+
+
+# ------------------------------------------------------------------------------------------ the real receiver
+
+
+def _receiver_enrols() -> bool:
+    return (REPO / "receiver" / "enrolment.py").exists()
+
+
+@pytest.mark.skipif(not _receiver_enrols(), reason="the receiver's enrolment (issue 15, scope 5) is not here yet")
+def test_station_enrolled_at_the_reference_receiver_uploads_over_mtls(tmp_path: Path) -> None:
+    """The whole way: enrol --out, scanstation-receiver enrol, enrol --install, upload over mutual TLS."""
+    import requests
+
+    from receiver.keys import load_or_create_receipt_key
+    from tests.receiverkit import ReceiverProcess, free_port, write_identity
+
+    identity = tmp_path / "portal.txt"
+    portal = write_identity(identity)
+    server_cert, server_key = self_signed(tmp_path / "tls")
+    rx = ReceiverProcess(tmp_path, identity, tls=(server_cert, server_key), port=free_port())
+    rx.data_dir.mkdir(mode=0o700)
+    load_or_create_receipt_key(rx.data_dir)  # the station is set up with it before the receiver first starts
+    st = make_station(tmp_path / "st", portal=portal, extra_config="\n[upload]\nmax_attempts = 2\n",
+                      init_args=("--portal-url", rx.url, "--portal-receipt-key", str(rx.receipt_key_path)))
+    st.config.write_text(st.config.read_text().replace("[portal]\n", f'[portal]\nca_bundle = "{server_cert}"\n', 1))
+    st.run("import", "--batch", "R1", *_pages(tmp_path, 93), check=True)
+    st.verify("R1")
+    st.run("seal", "--batch", "R1", "--user", "head", check=True)
+
+    # A certificate the portal never issued is installed first (its bundle is self-consistent).
+    rogue = _install(st, PortalCA.make("Rogue CA").answer(_request(st, tmp_path, "r0.json")), tmp_path, "r0.pem")
+    assert rogue.returncode == 0, rogue.stderr
+    # The portal enrols the station's next request (and makes its station CA on the way).
+    request = _request(st, tmp_path, "r1.json")
+    enrolled = subprocess.run([sys.executable, "-m", "receiver", "enrol", str(tmp_path / "r1.json"), "--data-dir",
+                               str(rx.data_dir), "--out", str(tmp_path / "bundle.pem")], cwd=REPO, text=True,
+                              capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    rx.start()
+    try:
+        # No certificate at all: the portal answers nothing but 401.
+        anonymous = requests.get(f"{rx.url}receipts/{'0' * 64}", verify=str(server_cert), timeout=10)
+        assert anonymous.status_code == 401, anonymous.text
+        # The rogue certificate fails the handshake.  uvicorn (asyncio) drops such a connection without sending
+        # the TLS alert, which looks like a dropped link: retried, then given up with a hint at the enrolment.
+        up = st.run("upload", "--batch", "R1", timeout=600)
+        assert up.returncode == 19, up.stdout + up.stderr
+        assert "client certificate" in up.stderr and "scanstation enrol --status" in up.stderr, up.stderr
+        # The portal's answer installs (it is for the pending request r1) and the upload goes through.
+        assert request["station_id"] == _station_id(st)
+        good = st.run("enrol", "--install", str(tmp_path / "bundle.pem"), "--user", "admin")
+        assert good.returncode == 0, good.stdout + good.stderr
+        ok = st.run("upload", "--batch", "R1", timeout=600)
+        assert ok.returncode == 0, ok.stdout + ok.stderr + rx.log_text()
+        assert "received by the portal, receipt" in ok.stdout
+    finally:
+        rx.stop()

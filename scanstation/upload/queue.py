@@ -44,7 +44,7 @@ from scanstation.errors import FormatError, PortalRejected, ReceiptInvalid, Scan
 from scanstation.seal.sealing import existing_package, package_manifest
 from scanstation.upload.portal_key import load_portal_key
 from scanstation.upload.tus_client import Progress, RetryPolicy, TusClient
-from scanstation.upload.tus_http import client_certificate_refusal, enrolment_hint
+from scanstation.upload.tus_http import client_certificate_refusal, dropped_after_handshake_hint, enrolment_hint
 
 if TYPE_CHECKING:
     from scanstation.config import Config
@@ -314,7 +314,7 @@ class UploadQueue:
                 raise PortalRejected(f"{url}: {refusal}") from None
             if isinstance(e, requests.exceptions.SSLError):
                 raise PortalRejected(f"{url}: TLS verification failed ({e}); check portal.ca_bundle") from None
-            raise UploadError(f"{url}: {type(e).__name__}: {e}") from None
+            raise UploadError(f"{url}: {type(e).__name__}: {e}{dropped_after_handshake_hint(e, cert)}") from None
 
     # ------------------------------------------------------------------ purge
     def purge_due(self, actor: str = "station", now: datetime | None = None) -> list[str]:

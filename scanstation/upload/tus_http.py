@@ -123,6 +123,23 @@ def client_certificate_refusal(exc: BaseException) -> str | None:
     return None
 
 
+def dropped_after_handshake_hint(exc: BaseException, cert: tuple[str, str] | None) -> str:
+    """A hint for a connection dropped without a reply while a client certificate was presented.
+
+    With TLS 1.3 the server checks the client's certificate after the client has finished its handshake, and a
+    server on asyncio (uvicorn) drops the connection without sending the TLS alert: the station sees only "closed
+    without response".  That is also what a flaky link looks like, so it stays worth retrying; the hint says what
+    to check when it keeps happening.
+    """
+    if cert is None:
+        return ""
+    for cause in _walk_causes(exc):
+        if isinstance(cause, http.client.RemoteDisconnected | ConnectionResetError | ssl.SSLEOFError):
+            return ("; if this keeps happening, the portal may be refusing the station's TLS client certificate "
+                    "(check the enrolment: scanstation enrol --status)")
+    return ""
+
+
 def encode_metadata(metadata: Mapping[str, str]) -> str:
     """The ``Upload-Metadata`` header value: ``key base64(value)`` pairs joined by commas."""
     pairs = []
@@ -202,7 +219,8 @@ class TusHttp:
             raise PortalRejected(f"{method} {url}: {exc}") from None
         if isinstance(exc, requests.exceptions.Timeout):
             raise Transient(f"{method} timed out ({type(exc).__name__})") from None
-        raise Transient(f"{method} failed: {type(exc).__name__}: {printable(str(exc), 300)}") from None
+        raise Transient(f"{method} failed: {type(exc).__name__}: {printable(str(exc), 300)}"
+                        f"{dropped_after_handshake_hint(exc, self._cert)}") from None
 
     def _check_headers(self, method: str, url: str, response: requests.Response) -> None:
         raw_headers = getattr(response.raw, "headers", None)
