@@ -344,3 +344,26 @@ def test_binding_certificates_to_unit_heads_only(station: StationEnv, pki: Pki, 
     assert refused.returncode == 7 and "not an X.509 certificate" in refused.stderr
     audit = station.run("audit", "show", "--json", "--user", "head", check=True).stdout
     assert "user.certificate" in audit
+
+
+def test_signoff_through_the_running_service(station: StationEnv, pki: Pki, tmp_path: Path) -> None:
+    """The kiosk's path: ``signoff_summary`` and ``signoff`` over the service's socket, with progress events."""
+    from scanstation.config import load_config
+    from scanstation.errors import TokenError
+    from scanstation.service.client import RemoteConnection
+    from tests.stationkit import PASSWORD
+
+    scan_and_verify(station, tmp_path, "B-SVC", "E400", 14)
+    with station.serve(), RemoteConnection(load_config(station.config).socket_path) as conn:
+        conn.token = conn.call("sign_in", name="head", password=PASSWORD)["token"]
+        summary = conn.call("signoff_summary", batch="B-SVC")
+        assert summary["state"] == "verified" and summary["files"][0]["employee_code"] == "E400"
+        assert summary["verified_by"] == ["sup2"] and summary["approved_by"] == "sup2"
+        with pytest.raises(TokenError, match="wrong PIN"):
+            conn.call("signoff", batch="B-SVC", pin="000000")
+        events: list[str] = []
+        result = conn.call("signoff", on_event=lambda kind, data: events.append(kind), batch="B-SVC", pin=PIN)
+        assert events == ["token", "certificate", "sheet", "package"]
+        assert result["signer_subject"].startswith("CN=Unit Head RSA") and Path(result["package"]).is_file()
+        conn.call("sign_out")
+    assert batch_state(station, "B-SVC") == "sealed"
