@@ -131,7 +131,10 @@ def serve_main(argv: list[str]) -> int:
     import uvicorn  # imported late: `--help` and usage errors stay fast
 
     from .app import ReceiverConfig, create_app
-    from .transport import protocol_class
+    from .transport import protocol_class, send_tls_alerts_on_handshake_failure
+
+    if tls:
+        send_tls_alerts_on_handshake_failure()
 
     config = ReceiverConfig(data_dir=args.data_dir.resolve(), identity_file=args.identity,
                             database_url=args.database_url, tls=tls, dev_station=args.dev_station,

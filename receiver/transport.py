@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import logging
+import ssl
 from typing import Any
 
 import h11
@@ -63,6 +65,41 @@ class ReceiverH11Protocol(H11Protocol):
             log.warning("%s: request head not complete within %.0f s; connection closed",
                         f"{self.client[0]}:{self.client[1]}" if self.client else "client", self.head_timeout)
             self.transport.close()
+
+
+def send_tls_alerts_on_handshake_failure() -> None:
+    """Make asyncio send the TLS alert when a handshake fails (a client certificate of another CA).
+
+    CPython's asyncio SSL protocol (3.11-3.13) closes the connection on a failed handshake without
+    flushing the alert OpenSSL wrote.  With TLS 1.3 the client has finished its side of the handshake by
+    then, so it sees only "connection closed without response" and cannot tell its certificate was
+    refused; with the alert it gets "unknown ca" / "certificate unknown" and can say so.  The patch
+    only adds the flush before the unchanged error path.
+    """
+    cls: Any = asyncio.sslproto.SSLProtocol
+    if getattr(cls, "_scanstation_alert_patch", False):
+        return
+    original = cls._do_handshake
+
+    def _do_handshake(self: Any) -> None:
+        try:
+            self._sslobj.do_handshake()
+        except asyncio.sslproto.SSLAgainErrors:
+            self._process_outgoing()
+        except ssl.SSLError as exc:
+            try:
+                self._process_outgoing()  # the alert, before the transport is closed
+            except Exception:  # never worse than before: close as asyncio does
+                log.debug("could not send the TLS alert", exc_info=True)
+            self._on_handshake_complete(exc)
+        else:
+            self._on_handshake_complete(None)
+
+    if not hasattr(cls, "_process_outgoing") or not hasattr(asyncio.sslproto, "SSLAgainErrors"):
+        return  # another asyncio: leave it alone
+    cls._do_handshake = _do_handshake
+    cls._scanstation_alert_patch = True
+    cls._scanstation_original_do_handshake = original
 
 
 def protocol_class(head_timeout: float) -> type[ReceiverH11Protocol]:
