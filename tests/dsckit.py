@@ -131,6 +131,74 @@ class TestCA:
         return Signer(cert, key, [self.inter])
 
 
+def issue_tsa(ca: TestCA, cn: str = "Test TSA") -> Signer:
+    """A time-stamping authority's certificate under ``ca``'s intermediate (EKU timeStamping, critical; RSA,
+    the only kind pyHanko's DummyTimeStamper signs with)."""
+    key = new_key("rsa")
+    now = _now()
+    cert = (x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(ca.inter.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(ca.inter_key, hashes.SHA256()))
+    return Signer(cert, key, [ca.inter])
+
+
+class TsaServer:
+    """An RFC 3161 time-stamping authority over HTTP on 127.0.0.1 (pyHanko's DummyTimeStamper answers), for
+    PAdES B-T: the station reaches it by URL like any TSA."""
+
+    def __init__(self, tsa: Signer) -> None:
+        import http.server
+        import threading
+
+        from asn1crypto import keys as asn1_keys
+        from asn1crypto import tsp
+        from asn1crypto import x509 as asn1_x509
+        from pyhanko.sign.timestamps import DummyTimeStamper
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        stamper = DummyTimeStamper(
+            tsa_cert=asn1_x509.Certificate.load(tsa.cert.public_bytes(serialization.Encoding.DER)),
+            tsa_key=asn1_keys.PrivateKeyInfo.load(tsa.key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+            certs_to_embed=SimpleCertificateStore.from_certs(
+                [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in tsa.chain]))
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                reply = stamper.request_tsa_response(tsp.TimeStampReq.load(body)).dump()
+                outer.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/timestamp-reply")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def make_ca(name: str = "Test CCA") -> TestCA:
     """A self-signed root (10 years) and an intermediate under it (5 years), both ECDSA P-256."""
     root_key = ec.generate_private_key(ec.SECP256R1())

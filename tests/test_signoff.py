@@ -367,3 +367,35 @@ def test_signoff_through_the_running_service(station: StationEnv, pki: Pki, tmp_
         assert result["signer_subject"].startswith("CN=Unit Head RSA") and Path(result["package"]).is_file()
         conn.call("sign_out")
     assert batch_state(station, "B-SVC") == "sealed"
+
+
+def test_pades_b_t_with_a_timestamp_authority(station: StationEnv, pki: Pki, tmp_path: Path) -> None:
+    """``[signoff] tsa_url``: the sheet's signature carries an RFC 3161 signature timestamp (PAdES B-T)."""
+    from asn1crypto import pem as asn1_pem
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    from tests.dsckit import TsaServer, issue_tsa
+
+    tsa = TsaServer(issue_tsa(pki.ca))
+    original = station.config.read_text()
+    station.config.write_text(original.replace("[signoff]\n", f'[signoff]\ntsa_url = "{tsa.url}"\n', 1))
+    try:
+        scan_and_verify(station, tmp_path, "B-TSA", "E100", 15)
+        proc = station.run("signoff", "--batch", "B-TSA")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert tsa.requests >= 1  # pyHanko may ask once more to size the signature
+        pkg = Path(re.search(r"^package (\S+) ", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+        _m, manifest, objects, _s = open_package(station, pkg)
+        sheet = objects[manifest["signoff"]["sheet"]]
+        _kind, _headers, der = asn1_pem.unarmor(pki.root_pem.read_bytes())
+        context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(der)])
+        status = validate_pdf_signature(PdfFileReader(io.BytesIO(sheet)).embedded_signatures[0], context,
+                                        ts_validation_context=context)
+        assert status.bottom_line, status.pretty_print_details()
+        assert status.timestamp_validity is not None and status.timestamp_validity.trusted
+    finally:
+        station.config.write_text(original)
+        tsa.close()
