@@ -20,6 +20,7 @@ this screen keeps no copy (the field is cleared before the call returns) and nev
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .no_clipboard import no_clipboard
@@ -42,15 +43,22 @@ from .verify_side import FLAG_NAMES
 from .widgets import bi, button, describe_error, heading, message_line, password_field, show_error, show_ok
 
 WAITING_STATE = "verified"
-# What the service reports while it signs (scanstation.signoff.flow), in order, as the unit head reads it.
+# The steps the service reports as it *starts* each (scanstation.signoff.flow), in order: a step is done when
+# the next one starts, or the whole succeeds; on a failure the step under way is the one that failed.
 STEPS = (
-    ("token", bi("टोकन खोला गया", "token opened")),
-    ("certificate", bi("प्रमाणपत्र जाँचा गया", "certificate checked")),
-    ("sheet", bi("साइन-ऑफ़ पत्र हस्ताक्षरित", "sign-off sheet signed")),
-    ("package", bi("पैकेज सील किया गया", "package sealed")),
+    ("token", bi("टोकन खोलना", "open the token")),
+    ("certificate", bi("प्रमाणपत्र जाँच", "check the certificate")),
+    ("sheet", bi("साइन-ऑफ़ पत्र पर हस्ताक्षर", "sign the sign-off sheet")),
+    ("package", bi("पैकेज सील", "seal the package")),
 )
 FILE_COLUMNS = (bi("क्र.", "#"), bi("कर्मचारी कोड", "employee code"), bi("नाम", "name"), bi("अवधि", "period"),
                 bi("पृष्ठ", "pages"), bi("फ़्लैग और निर्णय", "flags and verdicts"))
+
+
+def when(stamp: Any) -> str:
+    """An RFC 3339 time as the unit head reads it: date and minute (the sheet keeps the exact time)."""
+    text = str(stamp or "")
+    return text[:16].replace("T", " ") if len(text) >= 16 else text
 
 
 def flag_text(flag: str, verdict: str | None, reason: str = "") -> str:
@@ -69,7 +77,8 @@ class SignoffScreen(QWidget):
         self.batch: str | None = None
         self.summary: dict[str, Any] | None = None
         self.signing = False
-        self.steps_done: list[str] = []
+        self.steps_done: list[str] = []  # steps started, in order (all but the last are done while signing)
+        self.failed_step: str | None = None
 
         outer = QHBoxLayout(self)
         left = QVBoxLayout()
@@ -97,6 +106,7 @@ class SignoffScreen(QWidget):
         self.files.horizontalHeader().setStretchLastSection(True)
         self.files.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.files.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.files.verticalHeader().setVisible(False)  # the file's own number is the first column
         right.addWidget(self.files, 1)
         self.page_flags = QLabel("")
         self.page_flags.setWordWrap(True)
@@ -112,11 +122,13 @@ class SignoffScreen(QWidget):
         pin_row.addWidget(self.sign_button)
         right.addLayout(pin_row)
         self.progress = QLabel("")
+        self.progress.setWordWrap(True)
         right.addWidget(self.progress)
         self.result = QLabel("")
         self.result.setWordWrap(True)
         right.addWidget(self.result)
         self.message = message_line()
+        self.message.setWordWrap(True)  # a token's long answer must not widen the kiosk's window
         right.addWidget(self.message)
         outer.addLayout(right, 3)
         self._update_buttons()
@@ -146,8 +158,8 @@ class SignoffScreen(QWidget):
             self.queue.setCurrentRow(names.index(keep))
         elif names and not self.signing:
             self.queue.setCurrentRow(0)
-        elif not names and not self.signing:
-            self._show_summary(None)
+        elif not names and not self.signing and self.batch is not None:
+            self._show_summary(None)  # the batch shown was taken elsewhere (the one just signed stays shown)
 
     def _picked(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
         if item is None or self.signing:
@@ -185,7 +197,7 @@ class SignoffScreen(QWidget):
             f"{bi('स्कैन', 'scanned by')}: {', '.join(s.get('scanned_by') or []) or '—'} · "
             f"{bi('बंद किया', 'closed by')}: {s.get('closed_by') or '—'} · "
             f"{bi('सत्यापन', 'verified by')}: {', '.join(s.get('verified_by') or []) or '—'} · "
-            f"{bi('स्वीकृत', 'approved by')}: {approved} {s.get('approved_at') or ''}")
+            f"{bi('स्वीकृत', 'approved by')}: {approved} {when(s.get('approved_at'))}")
         self.files.setRowCount(len(files))
         for row, f in enumerate(files):
             flags = "; ".join(flag_text(str(x.get("flag")), x.get("verdict"), str(x.get("reason") or ""))
@@ -215,7 +227,7 @@ class SignoffScreen(QWidget):
             return
         name = self.batch
         self.signing = True
-        self.steps_done = []
+        self.steps_done, self.failed_step = [], None
         self._show_steps()
         self.result.setText("")
         show_ok(self.message, bi("हस्ताक्षर हो रहे हैं… टोकन न निकालें", "signing… do not remove the token"))
@@ -230,7 +242,18 @@ class SignoffScreen(QWidget):
             self._show_steps()
 
     def _show_steps(self) -> None:
-        self.progress.setText("   ".join(("✓ " if key in self.steps_done else "· ") + text for key, text in STEPS))
+        marks = []
+        for key, text in STEPS:
+            if key == self.failed_step:
+                mark = "✗ "
+            elif key in self.steps_done and (key != self.steps_done[-1] or not self.signing):
+                mark = "✓ "
+            elif key in self.steps_done:
+                mark = "… "  # under way
+            else:
+                mark = "· "
+            marks.append(mark + text)
+        self.progress.setText("   ".join(marks))
 
     def _signed(self, name: str, result: Any) -> None:
         if not qt_alive(self):
@@ -242,10 +265,11 @@ class SignoffScreen(QWidget):
         show_ok(self.message, bi(f"बैच {name} पर साइन-ऑफ़ हुआ और सील हुआ", f"batch {name} signed off and sealed"))
         self.result.setText(
             f"{bi('हस्ताक्षरकर्ता', 'signer')}: {r.get('signer_subject', '')}<br>"
-            f"{bi('पैकेज', 'package')}: {r.get('package', '')}<br>"
+            f"{bi('पैकेज', 'package')}: {Path(str(r.get('package', ''))).name}<br>"
             f"{bi('साइन-ऑफ़ पत्र SHA-256', 'sign-off sheet SHA-256')}: {r.get('sheet_sha256', '')}<br>"
             f"{bi('समय', 'signed at')}: {r.get('signed_at', '')}")
-        self.batch, self.summary = None, None
+        self.batch, self.summary = None, None  # the summary stays on the screen; nothing more to sign in it
+        self.title.setText(self.title.text().replace(" · verified", " · " + bi("सील", "sealed")))
         self.refresh()
         self._update_buttons()
 
@@ -253,6 +277,8 @@ class SignoffScreen(QWidget):
         if not qt_alive(self):
             return
         self.signing = False
+        self.failed_step = self.steps_done.pop() if self.steps_done else None
+        self._show_steps()
         show_error(self.message, RuntimeError(bi("हस्ताक्षर नहीं हुआ; बैच जैसा था वैसा है",
                                                  "not signed; the batch is as it was") + ": " + describe_error(err)))
         self.pin.setFocus()

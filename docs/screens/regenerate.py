@@ -17,6 +17,10 @@ the page tiles, operator-jam.png the jam prompt in Hindi and English.
 
 supervisor.png, supervisor-keys.png, dashboard.png (issue 14): the supervisor verifying a closed batch page
 by page (and the key help over it), the unit head's progress dashboard; see supervisor_screens.py.
+
+signoff.png, signoff-wrong-pin.png, signoff-done.png (issue 15): the unit head's sign-off of the verified
+batch with a DSC token (a SoftHSM2 token made for the run): the summary with the PIN typed, a wrong PIN
+answered with what the token reports, and the batch signed off and sealed; see signoff_screens.py.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signoff_screens  # noqa: E402  (beside this file: the unit head's sign-off screens)
 import supervisor_screens  # noqa: E402  (beside this file: the supervisor's and dashboard screens)
 
 WIDTH, HEIGHT = 1366, 768
@@ -87,8 +92,12 @@ def parent(out: Path) -> int:
         from tests.sane_env import sane_test_env
 
         glass = Path(tmp) / "glass.pnm"
-        st = make_station(Path(tmp) / "st", extra_env={**sane_test_env(Path(tmp)), "SCREENS_GLASS": str(glass)},
-                          extra_config=OPERATOR_PROFILES.format(glass=glass) + supervisor_screens.CONFIG)
+        token_env, signoff_config, bind_certificate = signoff_screens.token_setup(Path(tmp))
+        st = make_station(Path(tmp) / "st", signoff=True,
+                          extra_env={**sane_test_env(Path(tmp)), "SCREENS_GLASS": str(glass), **token_env},
+                          extra_config=OPERATOR_PROFILES.format(glass=glass) + supervisor_screens.CONFIG
+                          + signoff_config)
+        bind_certificate(st)
         roster = Path(tmp) / "roster.csv"
         roster.write_text(ROSTER + supervisor_screens.ROSTER_MORE, encoding="utf-8")
         st.run("roster", "import", str(roster), check=True)
@@ -182,6 +191,7 @@ def child(out: Path) -> int:
     window.sign_out_button.click()
     operator_screen(window, sign_in, until, shot)
     supervisor_screens.screens(window, sign_in, until, shot)
+    signoff_screens.screens(window, sign_in, until, shot)
     window.close()
     return 0
 
