@@ -385,11 +385,12 @@ def test_station_enrolled_at_the_reference_receiver_uploads_over_mtls(tmp_path: 
         # No certificate at all: the portal answers nothing but 401.
         anonymous = requests.get(f"{rx.url}receipts/{'0' * 64}", verify=str(server_cert), timeout=10)
         assert anonymous.status_code == 401, anonymous.text
-        # The rogue certificate fails the handshake.  uvicorn (asyncio) drops such a connection without sending
-        # the TLS alert, which looks like a dropped link: retried, then given up with a hint at the enrolment.
+        # The rogue certificate fails the handshake: with the TLS alert, refused for good (20); a server that drops
+        # the connection without the alert looks like a dropped link: retried, then given up (19).  Either way
+        # the message names the client certificate and the enrolment, and the batch is kept.
         up = st.run("upload", "--batch", "R1", timeout=600)
-        assert up.returncode == 19, up.stdout + up.stderr
-        assert "client certificate" in up.stderr and "scanstation enrol --status" in up.stderr, up.stderr
+        assert up.returncode in (19, 20), up.stdout + up.stderr
+        assert "client certificate" in up.stderr and "scanstation enrol" in up.stderr, up.stderr
         # The portal's answer installs (it is for the pending request r1) and the upload goes through.
         assert request["station_id"] == _station_id(st)
         good = st.run("enrol", "--install", str(tmp_path / "bundle.pem"), "--user", "admin")

@@ -1,6 +1,9 @@
 """End to end: scanned pages -> sealed batch -> upload through a faulty link -> verified receipt -> purge.
 
-The reference receiver runs as its own process on 127.0.0.1 behind the fault proxy; nothing is mocked.
+The reference receiver runs as its own process on 127.0.0.1 behind the fault proxy; nothing is mocked.  It
+serves plain HTTP with the station as its one ``--dev-station`` (enrolled with the station's own signing key),
+except in the https test, where the station enrols for real (``scanstation enrol``, ``scanstation-receiver
+enrol``) and presents its client certificate.
 """
 
 from __future__ import annotations
@@ -8,6 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyrage
@@ -15,8 +22,8 @@ import pytest
 
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.faultproxy import Fault, FaultProxy
-from tests.receiverkit import start_receiver, write_identity
-from tests.stationkit import StationEnv, make_station
+from tests.receiverkit import ReceiverProcess, free_port, write_identity
+from tests.stationkit import REPO, StationEnv, make_station
 from tests.tlskit import self_signed
 
 
@@ -40,11 +47,35 @@ def _station(tmp: Path, portal_url: str, receipt_key: Path, retention_hours: flo
     )
 
 
+@contextlib.contextmanager
+def receiver(tmp: Path, identity_file: Path, **kwargs: object) -> Iterator[ReceiverProcess]:
+    """A reference receiver on a free port, not started yet (:func:`start_for` starts it for a station), with
+    its receipt key made: a station is set up with the portal's URL and receipt key before it can enrol."""
+    from receiver.keys import load_or_create_receipt_key
+
+    rx = ReceiverProcess(tmp, identity_file, port=free_port(), **kwargs)  # type: ignore[arg-type]
+    rx.data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    load_or_create_receipt_key(rx.data_dir)
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
+def start_for(rx: ReceiverProcess, st: StationEnv) -> None:
+    """Start ``rx`` serving plain HTTP as the station's dev receiver: the station enrolled with its own key."""
+    config, key = st.unlock()
+    rx.args += ["--dev-station", config.station.id]
+    rx.enrol(config.station.id, config.station.unit, key.signing_key)
+    rx.start()
+
+
 def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx, FaultProxy(rx.port) as proxy:
+    with receiver(tmp_path, identity_file) as rx, FaultProxy(rx.port) as proxy:
         st = _station(tmp_path, proxy.url + "/", rx.receipt_key_path, retention_hours=0, portal=portal)
+        start_for(rx, st)
         st.roster("E21", "E22")
         for seed, emp in ((21, "E21"), (22, "E22")):
             st.run("import", "--batch", "B1", "--employee", emp, "--period", "2020-21", *_pages(tmp_path, seed, 2),
@@ -94,8 +125,9 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
 def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: float) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx:
+    with receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=retention, portal=portal)
+        start_for(rx, st)
         st.run("import", "--batch", "B2", *_pages(tmp_path, 31, 1), check=True)
         st.verify("B2")  # nothing is sealed unverified
         st.run("seal", "--batch", "B2", check=True)
@@ -109,11 +141,15 @@ def test_no_purge_before_retention_and_receipt_kept(tmp_path: Path, retention: f
 def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path / "other", write_identity_dir(tmp_path / "other")) as impostor_keys:
-        wrong_key = tmp_path / "wrong-receipt-key.pub"
-        wrong_key.write_bytes(impostor_keys.receipt_key_path.read_bytes())
-    with start_receiver(tmp_path, identity_file) as rx:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    wrong_key = tmp_path / "wrong-receipt-key.pub"  # another portal's receipt key
+    wrong_key.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, wrong_key, retention_hours=0, portal=portal)
+        start_for(rx, st)
         st.run("import", "--batch", "B3", *_pages(tmp_path, 41, 1), check=True)
         st.verify("B3")  # nothing is sealed unverified
         st.run("seal", "--batch", "B3", check=True)
@@ -128,22 +164,15 @@ def test_receipt_signed_by_another_key_is_refused_and_nothing_purged(tmp_path: P
         assert st.run("verify-vault").returncode == 0
 
 
-def enrol_station(st: StationEnv, tmp: Path) -> None:
-    """``scanstation enrol --out``, the request answered by a test station CA, ``--install``."""
-    from tests.test_enrol import PortalCA
-
-    out = tmp / "enrolment-request.json"
-    st.run("enrol", "--out", str(out), "--user", "admin", check=True)
-    bundle = tmp / "enrolment-bundle.pem"
-    bundle.write_bytes(PortalCA.make().answer(json.loads(out.read_text())))
+def enrol_at(rx: ReceiverProcess, st: StationEnv, tmp: Path) -> None:
+    """The real enrolment: ``scanstation enrol --out``, ``scanstation-receiver enrol``, ``enrol --install``."""
+    request, bundle = tmp / "enrolment-request.json", tmp / "enrolment-bundle.pem"
+    st.run("enrol", "--out", str(request), "--user", "admin", check=True)
+    enrolled = subprocess.run([sys.executable, "-m", "receiver", "enrol", str(request), "--data-dir",
+                               str(rx.data_dir), "--out", str(bundle)], cwd=REPO, text=True, capture_output=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
     st.run("enrol", "--install", str(bundle), "--user", "admin", check=True)
-
-
-def write_identity_dir(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "identity.txt"
-    write_identity(path)
-    return path
 
 
 def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Path) -> None:
@@ -152,8 +181,9 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
 
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx:
+    with receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0, portal=portal)
+        start_for(rx, st)
         text = st.config.read_text().replace("chunk_bytes = 65536",
                                              "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
         st.config.write_text(text)
@@ -193,14 +223,16 @@ def test_https_portal_verified_against_configured_ca_and_refused_otherwise(tmp_p
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     cert, key = self_signed(tmp_path / "tls")
-    with start_receiver(tmp_path, identity_file, tls=(cert, key)) as rx:
+    with receiver(tmp_path, identity_file, tls=(cert, key)) as rx:
         assert rx.url.startswith("https://")
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
+        # An https portal needs the station's client certificate (issue 15): the station enrols, then the
+        # receiver starts (it trusts the station CA its first enrolment made).
+        enrol_at(rx, st, tmp_path)
+        rx.start()
         st.run("import", "--batch", "T1", *_pages(tmp_path, 71, 1), check=True)
         st.verify("T1")  # nothing is sealed unverified
         st.run("seal", "--batch", "T1", check=True)
-        # An https portal needs the station's client certificate (issue 15): enrolled by a test station CA.
-        enrol_station(st, tmp_path)
         # Without the portal's CA the station refuses the connection for good (no silent verify=False).
         refused = st.run("upload", "--batch", "T1", timeout=600)
         assert refused.returncode == 20, refused.stdout + refused.stderr
@@ -221,8 +253,9 @@ def test_purge_cut_short_is_finished_at_the_next_run(tmp_path: Path) -> None:
 
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx:
+    with receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=72, portal=portal)
+        start_for(rx, st)
         st.run("import", "--batch", "B5", *_pages(tmp_path, 81, 2), check=True)
         st.verify("B5")  # nothing is sealed unverified
         st.run("seal", "--batch", "B5", check=True)
