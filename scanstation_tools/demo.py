@@ -13,7 +13,12 @@ that the demo runs unattended; a real station's passwords are never written down
 station service in this process: the unit head's key slot unlocks the station, the operator scans and
 closes the batch, the supervisor is shown every page, gives each a verdict (blank backs deleted with a
 reason) and approves it, the unit head seals and uploads to a local reference receiver whose private key
-(the demo plays both sides) is ``demo-portal/DEMO-ONLY-portal-identity.txt`` (0600).  On a training
+(the demo plays both sides) is ``demo-portal/DEMO-ONLY-portal-identity.txt`` (0600).  The upload goes the
+real way, over mutual TLS: the demo admin makes the station's enrolment request (as ``scanstation enrol
+--out``), the demo portal enrols it (``scanstation-receiver enrol``) and the admin installs the answer (as
+``enrol --install``), once, when no valid certificate of the demo portal's station CA is installed; the demo
+receiver serves HTTPS on 127.0.0.1 with a throw-away server certificate made for each run
+(``demo-portal/tls/``), which the upload trusts as its ``ca_bundle``.  On a training
 station the demo acts for the person named by ``--user`` (a supervisor or unit head unlocks for the run,
 as for any command) and leaves the batch there.
 
@@ -376,10 +381,12 @@ def _seal_and_upload(run: DemoRun, config: Config, batch: str, out: Printer) -> 
     info = seal_batch(run.service.station(head, Action.SEAL), batch, head.name)
     out(f"sealed batch '{batch}': {info.size} bytes, sha256 {info.sha256[:16]}…")
     portal_dir = config.data_dir / DEMO_PORTAL_DIR
+    _enrol_at_demo_portal(run, config, portal_dir, out)
     with DemoReceiver(config, portal_dir) as url:
         receipt_key = (portal_dir / "receipt-key.pub").read_text("ascii")
         demo_cfg = config.model_copy(update={
-            "portal": config.portal.model_copy(update={"url": url, "receipt_key": receipt_key}),
+            "portal": config.portal.model_copy(update={"url": url, "receipt_key": receipt_key,
+                                                       "ca_bundle": str(portal_dir / "tls" / "server.pem")}),
         })
         outcomes = UploadQueue(run.service.station(head, Action.UPLOAD), config=demo_cfg).run(batch, actor=head.name)
     for o in outcomes:
@@ -388,8 +395,109 @@ def _seal_and_upload(run: DemoRun, config: Config, batch: str, out: Printer) -> 
         out(f"uploaded '{o.batch}' to the local demo portal ({url}); signed receipt {o.receipt_id} verified")
 
 
+def _enrolled_at(files: Any, portal_dir: Path) -> bool:
+    """Whether the station holds a client certificate, valid for a day more, from the demo portal's station CA."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(files.certificate.read_bytes())
+        installed_ca = files.ca_certificate.read_bytes()
+        portal_ca = (portal_dir / "station-ca.pem").read_bytes()
+    except (OSError, ValueError):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    return (installed_ca == portal_ca and cert.not_valid_before_utc <= now
+            and now + dt.timedelta(days=1) < cert.not_valid_after_utc)
+
+
+def _enrol_at_demo_portal(run: DemoRun, config: Config, portal_dir: Path, out: Printer) -> None:
+    """The station's enrolment at the demo portal, the three real steps on one machine: the demo admin makes
+    the request (``scanstation enrol --out``), the demo portal registers it and issues the client certificate
+    (``scanstation-receiver enrol``), the admin installs it (``scanstation enrol --install``).  Done once: a
+    later run finds a valid certificate of the demo portal's station CA installed."""
+    import subprocess
+    import sys
+
+    from batchformat.atomic import atomic_write, ensure_dir
+    from scanstation.enrolment.files import EnrolmentFiles
+    from scanstation.enrolment.install import install_bundle
+    from scanstation.enrolment.request import make_request, request_bytes
+    from scanstation.people.roles import Action
+
+    files = EnrolmentFiles(config.data_dir)
+    if _enrolled_at(files, portal_dir):
+        return
+    service = run.service
+    admin = service.sign_in(DEMO_ADMIN, _demo_password(config, DEMO_ADMIN))
+    try:
+        service.authorize(admin, Action.ENROL)
+        station_id, unit = config.station.id, config.station.unit
+        subject = f"station:{station_id}"
+        work = portal_dir / "enrolment"
+        ensure_dir(work)
+        request_file, bundle_file = work / f"{station_id}-request.json", work / f"{station_id}-bundle.pem"
+        request, fingerprint = make_request(files, station_id=station_id, unit=unit,
+                                            recipient=service.public.age_recipient(),
+                                            signing_key=service.public.signing_key)
+        atomic_write(request_file, request_bytes(request), mode=0o644)
+        service.audit.append(admin.name, "enrol.request", subject,
+                             {"unit": unit, "tls_key_sha256": fingerprint, "created_at": request["created_at"],
+                              "out": str(request_file)})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
+        done = subprocess.run([sys.executable, "-m", "receiver", "enrol", str(request_file), "--data-dir",
+                               str(portal_dir), "--out", str(bundle_file)],
+                              env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise StateError(f"the demo portal refused the demo station's enrolment (exit {done.returncode}): "
+                             f"{done.stderr.strip() or done.stdout.strip()}")
+        info = install_bundle(files, bundle_file.read_bytes(), source=str(bundle_file), station_id=station_id,
+                              unit=unit)
+        service.audit.append(admin.name, "enrol.install", subject, info.as_dict())
+        out(f"station {station_id} enrolled at the local demo portal: client certificate serial {info.serial}, "
+            f"valid until {info.not_after}")
+    finally:
+        with contextlib.suppress(ScanStationError):
+            service.sign_out(admin.token)
+
+
+def _throwaway_server_certificate(tls_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key, 0600) in ``tls_dir``, made anew for each demo run:
+    the demo receiver serves HTTPS with it and the upload trusts exactly it (``portal.ca_bundle``)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from batchformat.atomic import atomic_write, ensure_dir
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ScanStation demo portal (DEMO ONLY)")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
+    )
+    ensure_dir(tls_dir, 0o700)
+    cert_path, key_path = tls_dir / "server.pem", tls_dir / "server.key"
+    atomic_write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()), mode=0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return cert_path, key_path
+
+
 class DemoReceiver:
-    """The reference receiver (scanstation-receiver) on 127.0.0.1, for the demo only."""
+    """The reference receiver (scanstation-receiver) on 127.0.0.1, for the demo only: HTTPS with a throw-away
+    server certificate, client certificates of the stations its station CA enrolled required."""
 
     def __init__(self, config: Config, root: Path) -> None:
         self.config = config
@@ -411,21 +519,23 @@ class DemoReceiver:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        cert, key = _throwaway_server_certificate(self.root / "tls")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
         log = (self.root / "receiver.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(self.root), "--identity", str(identity_file), "--log-level", "warning"],
+             "--data-dir", str(self.root), "--identity", str(identity_file), "--tls-cert", str(cert),
+             "--tls-key", str(key), "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         log.close()
-        url = f"http://127.0.0.1:{port}/"
+        url = f"https://127.0.0.1:{port}/"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise StateError(f"the demo receiver exited at start; see {self.root / 'receiver.log'}")
             try:
-                if requests.get(url + "health", timeout=(1, 2)).status_code == 200:
+                if requests.get(url + "health", timeout=(1, 2), verify=str(cert)).status_code == 200:
                     return url
             except requests.RequestException:
                 pass

@@ -4,7 +4,8 @@
 and the unit head ``demo-head`` as ``init --admin --unit-head`` would, the operator ``demo-operator`` and
 the supervisor ``demo-supervisor`` added by the admin), keeps their generated passwords and the demo portal's
 key in DEMO-ONLY files (0600), and runs a demo batch: scanned and closed by the operator, verified by the
-supervisor, sealed and uploaded by the unit head, all in the audit trail.  A demo station of wave 1 (one
+supervisor, sealed and uploaded by the unit head over mutual TLS (the admin enrolled the station at the demo
+portal first), all in the audit trail.  A demo station of wave 1 (one
 passphrase, no people) is moved aside, not deleted.
 """
 
@@ -46,6 +47,9 @@ def test_start_headless_founds_the_demo_station_with_people_and_runs_a_batch(tmp
     assert start.returncode == 0, start.stdout + start.stderr
     assert "demo station initialised" in start.stdout and "vault verified" in start.stdout, start.stdout
     assert "signed receipt" in start.stdout, start.stdout
+    # uploaded the real way: enrolled at the demo portal, then over mutual TLS
+    assert "enrolled at the local demo portal" in start.stdout, start.stdout
+    assert "to the local demo portal (https://127.0.0.1:" in start.stdout, start.stdout
 
     # the wave-1 station was moved aside as it was
     (aside,) = data.glob("wave1-demo-*")
@@ -80,3 +84,7 @@ def test_start_headless_founds_the_demo_station_with_people_and_runs_a_batch(tmp
     # nothing is sealed unverified: the operator closed the batch, the supervisor (shown every page) approved it
     assert ("demo-operator", "batch.close") in done and ("demo-supervisor", "batch.approve") in done, sorted(done)
     assert ("demo-supervisor", "page.view") in done, sorted(done)
+    # the station's enrolment was the admin's (enrol --out, then --install of the demo portal's answer)
+    assert {("demo-admin", "enrol.request"), ("demo-admin", "enrol.install")} <= done, sorted(done)
+    assert (data / "enrolment" / "client-cert.pem").is_file()
+    assert stat.S_IMODE((data / "demo-portal" / "tls" / "server.key").stat().st_mode) == 0o600
