@@ -169,6 +169,20 @@ def test_only_the_admin_enrols(station: StationEnv, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.json"))
 
 
+def test_enrol_runs_inside_the_running_service(station: StationEnv, tmp_path: Path) -> None:
+    """With ``scanstation serve`` running, the commands run inside it (it holds the data directory)."""
+    with station.serve():
+        out = tmp_path / "in-service.json"
+        made = station.run("enrol", "--out", str(out), "--user", "admin")
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert json.loads(out.read_text())["station_id"] == _station_id(station)
+        shown = station.run("enrol", "--status", "--json", "--user", "op")  # anyone may look
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["pending_request"]
+        refused = station.run("enrol", "--out", str(tmp_path / "op.json"), "--user", "op")
+        assert refused.returncode == 22 and not (tmp_path / "op.json").exists()
+
+
 # ------------------------------------------------------------------------------------------ install refusals
 
 
