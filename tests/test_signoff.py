@@ -18,6 +18,7 @@ from typing import Any
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.dsckit import PIN, SoftHsm, TestCA, Token, make_ca, require_softhsm
@@ -89,10 +90,10 @@ def station(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> StationEnv:
     return st
 
 
-def scan_and_verify(st: StationEnv, tmp: Path, batch: str, employee: str, seed: int) -> None:
+def scan_and_verify(st: StationEnv, tmp: Path, batch: str, employee: str, seed: int, period: str = "2019-20") -> None:
     page = tmp / f"{batch}.png"
     render_acr_page(PageSpec(seed=seed, page_no=1, dpi=100)).image.save(page)
-    st.run("import", "--batch", batch, "--employee", employee, "--period", "2019-20", str(page), check=True)
+    st.run("import", "--batch", batch, "--employee", employee, "--period", period, str(page), check=True)
     st.verify(batch)
 
 
@@ -383,7 +384,7 @@ def test_pades_b_t_with_a_timestamp_authority(station: StationEnv, pki: Pki, tmp
     original = station.config.read_text()
     station.config.write_text(original.replace("[signoff]\n", f'[signoff]\ntsa_url = "{tsa.url}"\n', 1))
     try:
-        scan_and_verify(station, tmp_path, "B-TSA", "E100", 15)
+        scan_and_verify(station, tmp_path, "B-TSA", "E100", 15, period="2020-21")  # B-RSA filed E100 2019-20
         proc = station.run("signoff", "--batch", "B-TSA")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert tsa.requests >= 1  # pyHanko may ask once more to size the signature
@@ -399,3 +400,33 @@ def test_pades_b_t_with_a_timestamp_authority(station: StationEnv, pki: Pki, tmp
     finally:
         station.config.write_text(original)
         tsa.close()
+
+
+def test_token_errors_name_what_is_missing(pki: Pki) -> None:
+    """open_token straight on the SoftHSM2 module: each failure names what is missing; the serial selects too."""
+    import pkcs11
+
+    from scanstation.config import SignoffSection
+    from scanstation.errors import TokenError
+    from scanstation.signoff.token import open_token
+
+    token = pki.tokens["p256"]
+    base = {"pkcs11_module": pki.hsm.module, "token_label": token.label, "key_label": token.key_label}
+
+    def refused(pattern: str, pin: str = PIN, **cfg: str) -> str:
+        with pytest.raises(TokenError, match=pattern) as e:
+            open_token(SignoffSection(**{**base, **cfg}), pin).__enter__()
+        return str(e.value)
+
+    refused("no DSC token library is configured", pkcs11_module="")
+    refused("does not exist", pkcs11_module="/nonexistent/libvendor.so")
+    refused(r"label 'no-such-token' is not present.*dsc-p256", token_label="no-such-token")
+    refused("no signing key labelled 'nope'", key_label="nope")
+    refused("tokens are present", token_label="", key_label="")  # several tokens, none named
+    assert "13572468" not in refused("wrong PIN", pin="13572468")
+    lib = pkcs11.lib(pki.hsm.module)
+    serial = lib.get_token(token_label=token.label).serial.decode().strip()
+    with open_token(SignoffSection(pkcs11_module=pki.hsm.module, token_serial=serial), PIN) as opened:
+        assert opened.label == token.label and opened.key_label == token.key_label  # the only signing key
+        assert "Unit Head P256" in opened.certificate.subject.human_friendly
+        assert [c.dump() for c in opened.others] == [pki.ca.inter.public_bytes(Encoding.DER)]
