@@ -14,7 +14,9 @@ What is measured, on loopback, in one run (rounds interleave the methods so they
 * **tus client -> receiver**: ``TusClient.upload`` of the same file to ``scanstation-receiver``
   (POST, then one PATCH per chunk with a sha256 Upload-Checksum, each fsynced before its reply).
   The payload is random bytes, so the receiver's verification after the last byte fails at once:
-  the clock measures transport, not package verification.
+  the clock measures transport, not package verification.  The receiver serves plain HTTP on loopback
+  for one enrolled station (``--dev-station ST-BENCH``, enrolled through ``scanstation-receiver enrol``
+  first), like the PUT sink: TLS would be measured on one side only, and the proxy relays plain TCP.
 * **tus via proxy**: the same through tests/faultproxy.py (in its own process), no fault.
 * **tus via proxy, cut at 50 %**: the proxy resets the connection in the middle of the chunk that
   holds the payload's midpoint; the client backs off (default RetryPolicy), HEADs, resends.
@@ -53,6 +55,7 @@ from scanstation.upload.tus_client import TusClient  # noqa: E402
 
 MB = 1_000_000
 CUT = "tus via proxy, cut at 50% -> receiver"
+STATION = ("ST-BENCH", "Bench Unit")  # the receiver's one (dev) station; the uploads' metadata names it
 
 
 # ------------------------------------------------------------------ the PUT sink (its own process)
@@ -170,7 +173,7 @@ def write_payload(path: Path, size: int) -> None:
 
 def tus_upload(endpoint: str, path: Path, size: int, chunk: int, waits: list[float] | None = None) -> None:
     metadata = {"filename": path.name, "batch_uid": f"BENCH-{secrets.token_hex(6)}",
-                "package_sha256": secrets.token_hex(32), "station_id": "ST-BENCH"}
+                "package_sha256": secrets.token_hex(32), "station_id": STATION[0]}
 
     def sleep(seconds: float) -> None:  # the real backoff, recorded so the report can separate it out
         if waits is not None:
@@ -194,6 +197,8 @@ def put_file(url: str, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from tests.receiverkit import start_receiver
 
     size = int(args.size_mb * MB)
@@ -213,7 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         via_proxy = Series("tus via proxy -> receiver")
         cut = Series(CUT)
         (work / "rx").mkdir()
-        with start_receiver(work / "rx") as rx, sink_process(work / "sink", chunk) as sink_url:
+        dev_station = (*STATION, Ed25519PrivateKey.generate())
+        with start_receiver(work / "rx", dev_station=dev_station) as rx, sink_process(work / "sink", chunk) as sink_url:
             for round_no in range(args.repeat):
                 put_mem.seconds.append(timed(partial(put_bytes, sink_url, data)))
                 tus.seconds.append(timed(partial(tus_upload, rx.files_url, payload, size, chunk)))

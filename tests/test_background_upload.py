@@ -1,17 +1,27 @@
-"""The background uploader (what the running station uses): uploads queued batches, survives a restart."""
+"""The background uploader (what the running station uses): uploads queued batches, survives a restart.
+
+The reference receiver serves HTTPS on 127.0.0.1 (a self-signed server certificate, the station's
+``[portal] ca_bundle``) and takes only enrolled stations: the station is enrolled the real way before the
+receiver starts (``scanstation enrol --out``, ``scanstation-receiver enrol``, ``scanstation enrol --install``)
+and every request of its uploads presents the client certificate.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from receiver.keys import load_or_create_receipt_key
 from scanstation.facade import Station
 from scanstation.upload.queue import BackgroundUploader, UploadQueue
 from scanstation_tools.synth import PageSpec, render_acr_page
-from tests.receiverkit import start_receiver, write_identity
-from tests.stationkit import make_station
+from tests.receiverkit import ReceiverProcess, run_enrol, write_identity
+from tests.stationkit import StationEnv, make_station
+from tests.tlskit import self_signed
 
 
 def _wait(pred, timeout: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
@@ -23,14 +33,41 @@ def _wait(pred, timeout: float = 120.0) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
-def _sealed_station(tmp_path: Path, rx: Any, portal: Any, batch: str, employee: str, seed: int,
+@contextmanager
+def _tls_receiver(tmp_path: Path, identity_file: Path) -> Iterator[ReceiverProcess]:
+    """The receiver over TLS, not started yet (its receipt key made, for the station's configuration); stopped
+    afterwards."""
+    rx = ReceiverProcess(tmp_path, identity_file, tls=self_signed(tmp_path / "tls"))
+    rx.data_dir.mkdir(mode=0o700)
+    load_or_create_receipt_key(rx.data_dir)
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
+def _enrol(st: StationEnv, rx: ReceiverProcess, tmp_path: Path) -> None:
+    """The station's request, registered by the receiver, its answer installed; the portal's server certificate
+    trusted as ``[portal] ca_bundle``."""
+    request, bundle = tmp_path / "enrol-request.json", tmp_path / "enrol-bundle.pem"
+    st.run("enrol", "--out", str(request), "--user", "admin", check=True)
+    assert run_enrol(rx.data_dir, request, bundle) == 0
+    st.run("enrol", "--install", str(bundle), "--user", "admin", check=True)
+    assert rx.tls is not None
+    text = st.config.read_text()
+    assert "[portal]\n" in text
+    st.config.write_text(text.replace("[portal]\n", f'[portal]\nca_bundle = "{rx.tls[0]}"\n', 1))
+
+
+def _sealed_station(tmp_path: Path, rx: ReceiverProcess, portal: Any, batch: str, employee: str, seed: int,
                     pages: int) -> tuple[Any, Any]:
-    """A station on the receiver ``rx`` (64 KiB chunks, slowed so an upload can be cut) with batch
-    ``batch`` imported and sealed; returns its (config, unlocked key)."""
+    """A station on the receiver ``rx`` (64 KiB chunks, slowed so an upload can be cut), enrolled there, with
+    batch ``batch`` imported and sealed; then ``rx`` is started.  Returns the station's (config, unlocked key)."""
     st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
                                                  str(rx.receipt_key_path)),
                       extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
                       portal=portal)
+    _enrol(st, rx, tmp_path)
     files = []
     for i in range(pages):
         f = tmp_path / f"p{i}.png"
@@ -40,6 +77,7 @@ def _sealed_station(tmp_path: Path, rx: Any, portal: Any, batch: str, employee: 
     st.run("import", "--batch", batch, "--employee", employee, "--period", "2019-20", *files, check=True)
     st.verify(batch)  # nothing is sealed unverified
     st.run("seal", "--batch", batch, check=True)
+    rx.start()
     return st.unlock()
 
 
@@ -76,7 +114,7 @@ def _upload_until_received(queue: UploadQueue, sink: _Events, rx: Any) -> None:
 def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> None:
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx:
+    with _tls_receiver(tmp_path, identity_file) as rx:
         config, key = _sealed_station(tmp_path, rx, portal, "BG", "E61", seed=61, pages=3)
         sink = _Events()
         events = sink.seen
@@ -85,6 +123,7 @@ def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> No
         with Station(config, key) as station:
             _cut_mid_upload(station, sink, "BG")
             row = station.store.upload(station.store.batch("BG").id)  # type: ignore[union-attr]
+            assert row is not None
             assert row["state"] == "uploading" and 0 < row["confirmed_offset"] < row["size"]
         # Second run: the queue is still there and the upload completes from the confirmed offset.
         with Station(config, key) as station:
@@ -104,7 +143,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
 
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
-    with start_receiver(tmp_path, identity_file) as rx:
+    with _tls_receiver(tmp_path, identity_file) as rx:
         config, key = _sealed_station(tmp_path, rx, portal, "EX", "E62", seed=62, pages=1)
         sink = _Events()
         events = sink.seen
@@ -113,6 +152,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
             _cut_mid_upload(station, sink, "EX")
             batch_id = station.store.batch("EX").id  # type: ignore[union-attr]
             row = station.store.upload(batch_id)
+            assert row is not None
             assert 0 < row["confirmed_offset"] < row["size"]
             expires = datetime.fromisoformat(row["expires"])
             # the reference receiver keeps an unfinished upload for 24 hours
@@ -124,6 +164,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
         with Station(config, key) as station:
             _upload_until_received(UploadQueue(station, events=sink), sink, rx)
             row = station.store.upload(batch_id)
+            assert row is not None
             # The receiver still had the old upload (24 hours): only the stored expiry explains a new one.
             assert row["url"] != old_url
             first = next(d["offset"] for k, d in events if k == "upload_progress")

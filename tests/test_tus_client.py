@@ -576,15 +576,22 @@ def test_transient_statuses_are_retried_not_rejected() -> None:
 # ---------------------------------------------------------------------------------------------- the receiver
 # The reference receiver (tests/receiverkit.py) behind the fault proxy, with real sealed packages
 # (tests/packagekit.py): after the faults the receiver must hold exactly our bytes, which its signed
-# receipt (over the package hash it computed itself) proves.
+# receipt (over the package hash it computed itself) proves.  The proxy relays plain TCP, so the receiver
+# serves plain HTTP on loopback for one enrolled station (``--dev-station``): these tests are about the
+# transport, not about who may call (tests/test_receiver_trust.py is).
+
+TUS_STATION = "ST-TUS-01"
+TUS_UNIT = "Test Unit"  # packagekit's manifests say this unit
 
 
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from tests.receiverkit import start_receiver
 
     root = tmp_path_factory.mktemp("receiver")
-    with start_receiver(root) as rx:
+    with start_receiver(root, dev_station=(TUS_STATION, TUS_UNIT, Ed25519PrivateKey.generate())) as rx:
         yield rx
 
 
@@ -592,16 +599,15 @@ _STATION_LOGS: dict[int, Any] = {}  # one station (key and audit log) per receiv
 
 
 def _package(tmp_path: Path, rx: Any) -> tuple[Any, dict[str, str]]:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from tests.packagekit import FakeLog, make_test_package
     from tests.receiverkit import package_metadata
 
     recipient = rx.identity_path.read_text().split("# public key: ")[1].split()[0]
-    log = _STATION_LOGS.setdefault(id(rx), FakeLog("ST-TUS-01", Ed25519PrivateKey.generate()))
+    # the enrolled station's own key: the receiver verifies the package with it
+    log = _STATION_LOGS.setdefault(id(rx), FakeLog(TUS_STATION, rx.stations[TUS_STATION].signing_key))
     # about 1.3 MB: five or six PATCHes of 256 KiB
     info, expected = make_test_package(tmp_path, portal_recipient=recipient, n_docs=2, pages_per_doc=3,
-                                       object_size=64 * 1024, station_id="ST-TUS-01", log=log)
+                                       object_size=64 * 1024, station_id=TUS_STATION, log=log)
     return info, package_metadata(info, expected.station_id)
 
 
