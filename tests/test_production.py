@@ -173,8 +173,8 @@ def test_a_production_station_writes_no_page_data_outside_the_vault(production: 
     ok("init", "--config", str(config), "--data-dir", str(data), "--portal-recipient", str(portal.to_public()),
        "--admin", "admin", "--unit-head", "head")
     assert 'mode = "production"' in config.read_text()
-    with config.open("a") as f:
-        f.write('\n[ocr]\nlanguages = "eng"\n')
+    with config.open("a") as f:  # no DSC token here: sealing without the unit head's sign-off (tests/test_signoff.py)
+        f.write('\n[ocr]\nlanguages = "eng"\n[upload]\nrequire_signoff = false\n')
     ok("users", "add", "sup", "--role", "supervisor", "--user", "admin")
     ok("users", "add", "op", "--role", "operator", "--user", "admin")
     ok("users", "add", "sup2", "--role", "supervisor", "--user", "admin")  # verifies what sup scans
