@@ -56,6 +56,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         "pin": ca.issue("Unit Head PIN", kind="p256"),
     }
     tokens = {name: hsm.token(s, label=f"dsc-{name}") for name, s in signers.items()}
+    # a token that carries no CA certificate: the intermediate comes from the station's trust bundle
+    signers["nochain"] = ca.issue("Unit Head No Chain", kind="rsa")
+    tokens["nochain"] = hsm.token(signers["nochain"], label="dsc-nochain", extra_certs=False)
     certs = {name: s.write_pem(root / f"{name}.pem") for name, s in signers.items()}
     try:
         yield Pki(ca, other, hsm, ca.root_pem(root / "root.pem"), tokens, certs)
@@ -430,3 +433,28 @@ def test_token_errors_name_what_is_missing(pki: Pki) -> None:
         assert opened.label == token.label and opened.key_label == token.key_label  # the only signing key
         assert "Unit Head P256" in opened.certificate.subject.human_friendly
         assert [c.dump() for c in opened.others] == [pki.ca.inter.public_bytes(Encoding.DER)]
+
+
+def test_intermediate_from_the_trust_bundle_is_carried(station: StationEnv, pki: Pki, tmp_path: Path) -> None:
+    """A token without its CA certificates, a trust bundle with the root and the sub-CA: the CMS and the sheet
+    carry the sub-CA, so a verifier holding only the root (openssl -CAfile root.pem, pyHanko) verifies them."""
+    from cryptography.hazmat.primitives.serialization import Encoding as Enc
+
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pki.ca.root.public_bytes(Enc.PEM) + pki.ca.inter.public_bytes(Enc.PEM))
+    original = station.config.read_text()
+    station.config.write_text(original.replace(f'trust_roots = "{pki.root_pem}"', f'trust_roots = "{bundle}"'))
+    use_token(station, pki.tokens["nochain"])
+    station.run("users", "certificate", "head", str(pki.certs["nochain"]), check=True)
+    try:
+        scan_and_verify(station, tmp_path, "B-CHAIN", "E200", 16, period="2021-22")
+        proc = station.run("signoff", "--batch", "B-CHAIN")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        pkg = Path(re.search(r"^package (\S+) ", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+        manifest_bytes, manifest, objects, signatures = open_package(station, pkg)
+        check_cms_with_openssl(tmp_path, manifest_bytes, signatures["signatures/unit-head.json"], pki.root_pem)
+        check_sheet(objects[manifest["signoff"]["sheet"]], pki.root_pem)
+    finally:
+        station.config.write_text(original)
+        use_token(station, pki.tokens["rsa"])
+        station.run("users", "certificate", "head", str(pki.certs["rsa"]), check=True)

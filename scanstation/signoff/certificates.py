@@ -133,17 +133,29 @@ def check_bound(cert: x509.Certificate, bound: CertificateBinding | None, unit_h
                             f"public key than the one bound to {unit_head}")
 
 
+@dataclass(frozen=True)
+class CheckedSigner:
+    """A signer that passed every check: who it is, and the certificates between it and the root (from the
+    validated path), which the signatures carry so that a verifier holding only the root can build the chain."""
+
+    info: SignerInfo
+    chain: list[asn1_x509.Certificate]
+
+
 def check_signer(cert: asn1_x509.Certificate, intermediates: Iterable[asn1_x509.Certificate], *,
                  trust_roots: str, bound: CertificateBinding | None, unit_head: str,
-                 now: datetime | None = None) -> SignerInfo:
-    """Every check, in order (validity, key usage, chain, binding); the signer's identity when all pass."""
+                 now: datetime | None = None) -> CheckedSigner:
+    """Every check, in order (validity, key usage, chain, binding); the signer and its chain when all pass."""
     moment = now or datetime.now(UTC)
     crypto = to_crypto(cert)
     check_validity(crypto, moment)
     check_key_usage(crypto)
-    check_chain(cert, intermediates, load_trust_roots(trust_roots), moment)
+    path = check_chain(cert, intermediates, load_trust_roots(trust_roots), moment)
     check_bound(crypto, bound, unit_head)
-    return signer_info(cert)
+    # Everything on the path but the signer itself and a self-signed root (a trusted sub-CA stays: a verifier
+    # trusting only the CCA root needs it).
+    chain = [c for c in path if c.dump() != cert.dump() and c.self_signed == "no"]
+    return CheckedSigner(signer_info(cert), chain)
 
 
 def certificate_sha256(cert: asn1_x509.Certificate) -> str:

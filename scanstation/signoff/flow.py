@@ -166,14 +166,15 @@ def _signoff(station: Station, name: str, actor: str, pin: str, people: People, 
     emit("token", {"batch": name, "token": cfg.token_label or cfg.token_serial or "(the only token)"})
     with open_token(cfg, pin) as token:
         emit("certificate", {"batch": name, "token": token.label})
-        signer_id = check_signer(token.certificate, token.others, trust_roots=cfg.trust_roots,
-                                 bound=binding(people, actor), unit_head=actor)
+        checked = check_signer(token.certificate, token.others, trust_roots=cfg.trust_roots,
+                               bound=binding(people, actor), unit_head=actor)
+        signer_id = checked.info
         signed_at = datetime.now(UTC).replace(microsecond=0)
         stamp = rfc3339(signed_at)
         emit("sheet", {"batch": name, "signer": signer_id.subject})
         data = sheet_data(summary, unit_head=actor, signer_subject=signer_id.subject, signed_at=stamp)
         unsigned = build_sheet_pdf(data, station.ramdir.path, created=signed_at)
-        signer = pkcs11_signer(token)
+        signer = pkcs11_signer(token, checked.chain)
         try:
             signed_pdf = sign_sheet(unsigned, signer, unit=summary["unit"], signer_name=signer_id.subject,
                                     tsa_url=cfg.tsa_url)

@@ -241,12 +241,14 @@ def build_sheet_pdf(data: SheetData, work_dir: Path, created: datetime | None = 
 
 
 # ---------------------------------------------------------------- signing
-def pkcs11_signer(token: Any) -> Any:
-    """pyHanko's PKCS#11 signer for the open token (:class:`scanstation.signoff.token.OpenToken`)."""
+def pkcs11_signer(token: Any, chain: list[Any] | None = None) -> Any:
+    """pyHanko's PKCS#11 signer for the open token (:class:`scanstation.signoff.token.OpenToken`); ``chain``:
+    the intermediates to embed (the validated path's; the token's own certificates when not given)."""
     from pyhanko.sign.pkcs11 import PKCS11Signer
 
     is_ec = token.certificate.public_key.algorithm == "ec"
-    return PKCS11Signer(token.session, signing_cert=token.certificate, ca_chain=token.others,
+    return PKCS11Signer(token.session, signing_cert=token.certificate,
+                        ca_chain=token.others if chain is None else chain,
                         key_label=token.key_label or None, key_id=token.key_id or None,
                         # many tokens sign ECDSA only raw (CKM_ECDSA): pyHanko hashes first then
                         use_raw_mechanism=is_ec)
