@@ -168,7 +168,7 @@ class UploadSection(_Section):
     max_attempts: int = Field(ge=1, le=1000)  # transfer attempts before a batch is "failed" for a person to see
     # Keep the local encrypted copies this long after a verified receipt, then destroy them and the batch key.
     retention_hours: float = Field(ge=0, le=24 * 365)
-    # Until sign-off by a unit head exists (later issue), a scanned batch may be sealed directly.
+    # Sealing needs the unit head's DSC sign-off (scanstation signoff); never on a demo station (seal/sealing.py).
     require_signoff: bool
 
 
