@@ -462,9 +462,9 @@ def _enrol_at_demo_portal(run: DemoRun, config: Config, portal_dir: Path, out: P
             service.sign_out(admin.token)
 
 
-def _throwaway_server_certificate(tls_dir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (and its key, 0600) in ``tls_dir``, made anew for each demo run:
-    the demo receiver serves HTTPS with it and the upload trusts exactly it (``portal.ca_bundle``)."""
+def loopback_certificate(common_name: str) -> tuple[bytes, bytes]:
+    """A self-signed (its own CA) P-256 certificate for 127.0.0.1, valid a day: (certificate PEM, key PEM).
+    The demo receiver's server certificate; the tests' https portals use it too (tests/tlskit.py)."""
     import datetime as dt
     import ipaddress
 
@@ -473,10 +473,8 @@ def _throwaway_server_certificate(tls_dir: Path) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from batchformat.atomic import atomic_write, ensure_dir
-
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ScanStation demo portal (DEMO ONLY)")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -487,11 +485,21 @@ def _throwaway_server_certificate(tls_dir: Path) -> tuple[Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
     )
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def _throwaway_server_certificate(tls_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key, 0600) in ``tls_dir``, made anew for each demo run:
+    the demo receiver serves HTTPS with it and the upload trusts exactly it (``portal.ca_bundle``)."""
+    from batchformat.atomic import atomic_write, ensure_dir
+
+    cert_pem, key_pem = loopback_certificate("ScanStation demo portal (DEMO ONLY)")
     ensure_dir(tls_dir, 0o700)
     cert_path, key_path = tls_dir / "server.pem", tls_dir / "server.key"
-    atomic_write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), mode=0o600)
-    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    atomic_write(key_path, key_pem, mode=0o600)
+    atomic_write(cert_path, cert_pem, mode=0o644)
     return cert_path, key_path
 
 

@@ -19,6 +19,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,6 +300,21 @@ class SoftHsm:
         return (f'\n[signoff]\npkcs11_module = "{self.module}"\ntoken_label = "{token.label}"\n'
                 f'key_label = "{token.key_label if key_label is None else key_label}"\n'
                 f'trust_roots = "{trust_roots}"\n')
+
+
+@contextmanager
+def softhsm_conf(hsm: SoftHsm) -> Iterator[None]:
+    """``SOFTHSM2_CONF`` set to ``hsm``'s configuration in this process (an in-process station loads the module
+    with it), and put back as it was afterwards."""
+    before = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = before
 
 
 def _store_cert(label: str, pin: str, der_file: str, id_hex: str, object_label: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from scanstation_tools.synth import PageSpec, render_acr_page
-from tests.dsckit import PIN, SoftHsm, TestCA, Token, make_ca, require_softhsm
+from tests.dsckit import PIN, SoftHsm, TestCA, Token, make_ca, require_softhsm, softhsm_conf
 from tests.stationkit import StationEnv, make_station
 
 
@@ -40,8 +40,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     require_softhsm()
     root = tmp_path_factory.mktemp("pki")
     hsm = SoftHsm(root / "softhsm")
-    before = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)  # the in-process tests load the module with this configuration
     ca, other = make_ca("Test CCA"), make_ca("Other CA")
     now = dt.datetime.now(dt.UTC)
     signers = {
@@ -60,13 +58,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     signers["nochain"] = ca.issue("Unit Head No Chain", kind="rsa")
     tokens["nochain"] = hsm.token(signers["nochain"], label="dsc-nochain", extra_certs=False)
     certs = {name: s.write_pem(root / f"{name}.pem") for name, s in signers.items()}
-    try:
+    with softhsm_conf(hsm):  # the in-process tests load the module with this configuration
         yield Pki(ca, other, hsm, ca.root_pem(root / "root.pem"), tokens, certs)
-    finally:
-        if before is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = before
 
 
 def use_token(st: StationEnv, token: Token) -> None:

@@ -20,7 +20,7 @@ from scanstation.errors import PermissionDenied
 from scanstation.service.client import LocalConnection
 from scanstation.service.core import StationService
 
-from .dsckit import PIN, SoftHsm, make_ca, require_softhsm
+from .dsckit import PIN, SoftHsm, make_ca, require_softhsm, softhsm_conf
 from .pagekit import acr_page_files
 from .stationkit import PASSWORD, StationEnv, make_station
 
@@ -32,8 +32,6 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StationEnv]:
     require_softhsm()
     root = tmp_path_factory.mktemp("ui-signoff")
     hsm = SoftHsm(root / "softhsm")
-    before = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)  # the in-process service loads the module with it
     ca = make_ca("Test CCA")
     signer = ca.issue("Unit Head Screen", kind="p256")
     token = hsm.token(signer, label="dsc-screen")
@@ -46,13 +44,8 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StationEnv]:
     st.run("import", "--batch", "U1", "--employee", "E200", "--period", "2019-20",
            *acr_page_files(root, 12, 1, prefix="v"), check=True)
     st.verify("U1")
-    try:
+    with softhsm_conf(hsm):  # the in-process service loads the module with it
         yield st
-    finally:
-        if before is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = before
 
 
 def _link(st: StationEnv, who: str) -> Any:
