@@ -170,6 +170,9 @@ class UploadSection(_Section):
     retention_hours: float = Field(ge=0, le=24 * 365)
     # Sealing needs the unit head's DSC sign-off (scanstation signoff); never on a demo station (seal/sealing.py).
     require_signoff: bool
+    # The raw capture and the lossless cleaned page travel too, each as a one-page PDF/A at the compact encoding;
+    # off, a page travels only inside its ACR file's PDF (and the raw capture is destroyed at the seal).
+    include_raw: bool
 
 
 class LimitsSection(_Section):

@@ -130,6 +130,10 @@ class Page:
     position: int | None = None  # order within the document (reorder changes this, never seq)
     image_object: str | None = None  # cleaned image
     image_sha256: str | None = None
+    # The cleaned page encoded for the archive (a one-page PDF, pdf.page_encoding): what the ACR file's PDF and
+    # the package carry; None for a page processed before issue 16 (encoded when its PDF is assembled).
+    compact_object: str | None = None
+    compact_sha256: str | None = None
     ocr_object: str | None = None
     ocr_sha256: str | None = None
     ocr_attempts: int = 0

@@ -212,6 +212,9 @@ class Station:
                 "and recording them, or put there from outside); kept. 'scanstation verify-vault' lists them, "
                 "'scanstation vault quarantine' moves them aside", len(unlisted))
         stale += self._sweep_outbox()
+        # Objects recorded as destroyed (a sealed batch's raw captures) whose deletion a crash cut short.
+        for oid in self.store.destroyed_object_ids():
+            self.vault.delete(oid)
         pending = self.store.pages_to_process()
         ocr_pending = len(self.store.pages_to_ocr())
         self.store.audit(
@@ -713,7 +716,8 @@ class Station:
         """
         problems: list[str] = []
         known = self.store.objects()
-        purged = self.store.purged_object_ids()  # destroyed on purpose after the portal's receipt
+        # destroyed on purpose: after the portal's receipt (purge), and sealed batches' raw captures
+        purged = self.store.purged_object_ids() | self.store.destroyed_object_ids()
         ids = set()
         for obj in known:
             ids.add(obj.id)
@@ -734,7 +738,7 @@ class Station:
                 "(kept; 'scanstation vault quarantine' moves such objects aside)"
             )
         for p in self.store.pages():
-            for ref in (p.raw_object, p.image_object, p.ocr_object):
+            for ref in (p.raw_object, p.image_object, p.compact_object, p.ocr_object):
                 if ref is not None and ref not in purged and ref not in ids:
                     problems.append(f"page {p.batch_id}/{p.seq} refers to missing object {ref}")
         seen: dict[tuple[int, str], int] = {}

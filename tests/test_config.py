@@ -58,3 +58,14 @@ def test_env_var_selects_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     f.write_text("[station]\nunit = 'Env Unit'\n")
     monkeypatch.setenv("SCANSTATION_CONFIG", str(f))
     assert load_config(None).station.unit == "Env Unit"
+
+
+def test_include_raw_defaults_off_and_is_strict(tmp_path: Path) -> None:
+    # Off by default: a page travels once (in its ACR file's PDF/A), the raw capture is destroyed at the seal.
+    assert load_config(None).upload.include_raw is False
+    f = tmp_path / "station.toml"
+    f.write_text("[upload]\ninclude_raw = true\n")
+    assert load_config(f).upload.include_raw is True
+    f.write_text("[upload]\ninclude_raw = 'sometimes'\n")
+    with pytest.raises(ConfigError, match=r"key 'upload\.include_raw'"):
+        load_config(f)

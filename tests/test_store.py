@@ -130,3 +130,37 @@ def test_entry_comes_first_a_failing_sink_undoes_the_change(tmp_path: Path) -> N
     sink.fail_on = None
     assert _add(s, b.id, "k1", 1).seq == 1
     assert sink.actions() == ["batch.create", "page.capture"]
+
+
+def _kind(i: int, kind: str) -> StoredObject:
+    return StoredObject(f"{i:032x}", kind, "c" * 64, "d" * 64, 10)
+
+
+def test_compact_page_destroyed_raw_and_package_objects(tmp_path: Path) -> None:
+    """Migration 8: the cleaned image and its compact encoding are recorded in one commit; a raw capture marked
+    destroyed keeps its row (pages still name it); the package's page PDFs are replaced at every seal and
+    belong to the batch (purged with it)."""
+    sink = RecordingSink()
+    s = _store(tmp_path / "db.sqlite", sink)
+    b = s.open_batch("B1", "Unit", "op")
+    page = _add(s, b.id, "k1", 1)
+    assert page.compact_object is None
+    s.set_processed(page.id, _kind(2, "image"), {}, [], OcrState.PENDING, compact=_kind(3, "compact"))
+    page = s.page(page.id)
+    assert (page.image_object, page.compact_object, page.compact_sha256) == (f"{2:032x}", f"{3:032x}", "c" * 64)
+    assert s.page_of_object(f"{3:032x}") == (page.id, "compact")
+    # a page cleaned before issue 16 gets its compact page late; the one replaced is named for deletion
+    assert s.set_compact(page.id, _kind(4, "compact"), "station") == f"{3:032x}"
+    assert f"{3:032x}" not in s.object_ids() and s.page(page.id).compact_object == f"{4:032x}"
+
+    s.mark_destroyed([page.raw_object], "sealed", "station", batch_id=b.id)
+    assert s.destroyed_object_ids() == {page.raw_object}
+    assert s.page(page.id).raw_object == page.raw_object  # the row stays: the page still names it
+    assert sink.actions()[-1] == "vault.destroy"
+
+    assert s.set_package_objects(b.id, [(page.id, "image", _kind(5, "page_pdf"))], "sup") == []
+    assert s.package_objects(b.id) == {(page.id, "image"): f"{5:032x}"}
+    assert s.set_package_objects(b.id, [(page.id, "image", _kind(6, "page_pdf"))], "sup") == [f"{5:032x}"]
+    assert f"{5:032x}" not in s.object_ids()
+    assert set(s.batch_object_ids(b.id)) == {page.raw_object, f"{2:032x}", f"{4:032x}", f"{6:032x}"}
+    s.close()

@@ -33,6 +33,7 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
         "data_dir": str(config.data_dir),
         "batches": [],
     }
+    destroyed = store.destroyed_object_ids()
     for b in batches:
         pages = store.pages(b.id)
         docs = store.documents(b.id)
@@ -74,7 +75,7 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
                         "source_key": p.source_key if personal else "(hidden)",
                         "document_id": p.document_id,
                         "analysis": p.analysis,  # measurements (skew, borders, ink, quality), no content
-                        "objects": _page_objects(store, p),
+                        "objects": _page_objects(store, p, destroyed),
                         "verdict": verdicts[p.id].verdict if p.id in verdicts else None,
                         # free text may name someone: for the readers who see personal fields only
                         "reason": (verdicts[p.id].reason if personal else "(hidden)") if p.id in verdicts else "",
@@ -90,11 +91,13 @@ def _status_data(config: Config, store: Any, batch: str | None, personal: bool) 
     return out
 
 
-def _page_objects(store: Any, page: Any) -> list[dict[str, str]]:
+def _page_objects(store: Any, page: Any, destroyed: set[str]) -> list[dict[str, Any]]:
     """The vault objects of a page (ids and recorded plaintext hashes; nothing secret)."""
-    refs = [("raw", page.raw_object), ("image", page.image_object), ("ocr_text", page.ocr_object),
-            ("ocr_pdf", store.ocr_pdf_object(page.id))]
-    return [{"kind": kind, "id": oid, "sha256": store.object(oid).sha256} for kind, oid in refs if oid]
+    refs = [("raw", page.raw_object), ("image", page.image_object), ("compact", page.compact_object),
+            ("ocr_text", page.ocr_object), ("ocr_pdf", store.ocr_pdf_object(page.id))]
+    # ``destroyed``: on purpose, before the purge (a sealed batch's raw captures): listed, marked gone
+    return [{"kind": kind, "id": oid, "sha256": store.object(oid).sha256, **({"destroyed": True} if oid in destroyed
+             else {})} for kind, oid in refs if oid]
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -24,3 +24,22 @@ class ObjectRepository(StoreConnection):
 
     def object_ids(self) -> set[str]:
         return {r[0] for r in self._read("SELECT id FROM objects")}
+
+    def mark_destroyed(self, object_ids: list[str], reason: str, actor: str, *, batch_id: int | None = None,
+                       subject: str = "vault") -> None:
+        """Record objects as destroyed on purpose (before their files are deleted, so a crash in between leaves
+        an intent that :meth:`destroyed_object_ids` lists and the next start finishes).  Their rows stay: page
+        rows still name them, and vault checks must not report them missing."""
+        if not object_ids:
+            return
+        with self._write() as db:
+            now = self._now()
+            for oid in object_ids:
+                db.execute("UPDATE objects SET destroyed_at=?, destroyed_reason=? WHERE id=? AND destroyed_at IS NULL",
+                           (now, reason, oid))
+            self._audit(db, actor, "vault.destroy", subject, {"reason": reason, "count": len(object_ids),
+                                                              "objects": object_ids}, batch_id=batch_id)
+
+    def destroyed_object_ids(self) -> set[str]:
+        """Objects destroyed on purpose before any purge (sealed batches' raw captures)."""
+        return {r[0] for r in self._read("SELECT id FROM objects WHERE destroyed_at IS NOT NULL")}

@@ -43,6 +43,8 @@ class PageRepository(StoreConnection):
             position=r["position"],
             image_object=r["image_object"],
             image_sha256=r["image_sha256"],
+            compact_object=r["compact_object"],
+            compact_sha256=r["compact_sha256"],
             ocr_object=r["ocr_object"],
             ocr_sha256=r["ocr_sha256"],
             ocr_attempts=r["ocr_attempts"],
@@ -55,9 +57,11 @@ class PageRepository(StoreConnection):
         )
 
     _PAGE_SELECT = """
-        SELECT p.*, ro.sha256 AS raw_sha256, io.sha256 AS image_sha256, oo.sha256 AS ocr_sha256
+        SELECT p.*, ro.sha256 AS raw_sha256, io.sha256 AS image_sha256, oo.sha256 AS ocr_sha256,
+               co.sha256 AS compact_sha256
         FROM pages p JOIN objects ro ON ro.id = p.raw_object
         LEFT JOIN objects io ON io.id = p.image_object
+        LEFT JOIN objects co ON co.id = p.compact_object
         LEFT JOIN objects oo ON oo.id = p.ocr_object
     """
 
@@ -157,18 +161,25 @@ class PageRepository(StoreConnection):
         return self.page(page_id)
 
     def set_processed(
-        self, page_id: int, image: StoredObject, analysis: dict[str, Any], flags: list[str], ocr_state: OcrState
+        self, page_id: int, image: StoredObject, analysis: dict[str, Any], flags: list[str], ocr_state: OcrState,
+        compact: StoredObject | None = None,
     ) -> None:
+        """Record a page's cleaning: the lossless cleaned image and its compact encoding in one commit, so a
+        crash never leaves a processed page with only one of them."""
         with self._write() as db:
             self._insert_object(db, image)
+            if compact is not None:
+                self._insert_object(db, compact)
             # flags set at capture (e.g. a damaged separator sheet) survive the analysis
             before = json.loads(db.execute("SELECT flags FROM pages WHERE id=?", (page_id,)).fetchone()[0])
             flags = before + [f for f in flags if f not in before]
             db.execute(
-                "UPDATE pages SET state=?, image_object=?, analysis=?, flags=?, ocr_state=? WHERE id=?",
+                "UPDATE pages SET state=?, image_object=?, compact_object=?, analysis=?, flags=?, ocr_state=? "
+                "WHERE id=?",
                 (
                     PageState.PROCESSED.value,
                     image.id,
+                    compact.id if compact is not None else None,
                     json.dumps(analysis, sort_keys=True),
                     json.dumps(flags),
                     ocr_state.value,
@@ -176,9 +187,23 @@ class PageRepository(StoreConnection):
                 ),
             )
             self._audit(
-                db, "station", "page.process", f"page:{page_id}", {"image_sha256": image.sha256, "flags": flags},
+                db, "station", "page.process", f"page:{page_id}",
+                {"image_sha256": image.sha256, "compact_sha256": compact.sha256 if compact else None, "flags": flags},
                 batch_id=_batch_of(db, page_id),
             )
+
+    def set_compact(self, page_id: int, compact: StoredObject, actor: str = "station") -> str | None:
+        """Give a processed page its compact encoding (one made late: the page was cleaned before issue 16);
+        returns the id of the one it replaces, if any (to delete from the vault afterwards)."""
+        with self._write() as db:
+            self._insert_object(db, compact)
+            old = db.execute("SELECT compact_object FROM pages WHERE id=?", (page_id,)).fetchone()[0]
+            db.execute("UPDATE pages SET compact_object=? WHERE id=?", (compact.id, page_id))
+            if old:
+                db.execute("DELETE FROM objects WHERE id=?", (old,))
+            self._audit(db, actor, "page.compact", f"page:{page_id}", {"compact_sha256": compact.sha256},
+                        batch_id=_batch_of(db, page_id))
+        return str(old) if old else None
 
     def add_flag(self, page_id: int, flag: str, evidence: dict[str, Any] | None = None, actor: str = "station") -> bool:
         """Add a flag (and its evidence under analysis.quality) unless present; True if added."""
@@ -293,8 +318,9 @@ class PageRepository(StoreConnection):
         """(page id, object kind) of the page that refers to a vault object, or None."""
         rows = self._read(
             """SELECT id, CASE ? WHEN raw_object THEN 'raw' WHEN image_object THEN 'image'
-               WHEN ocr_object THEN 'ocr_text' ELSE 'ocr_pdf' END
-               FROM pages WHERE ? IN (raw_object, image_object, ocr_object, ocr_pdf_object) LIMIT 1""",
+               WHEN compact_object THEN 'compact' WHEN ocr_object THEN 'ocr_text' ELSE 'ocr_pdf' END
+               FROM pages WHERE ? IN (raw_object, image_object, compact_object, ocr_object, ocr_pdf_object)
+               LIMIT 1""",
             (object_id, object_id),
         )
         return (rows[0][0], rows[0][1]) if rows else None

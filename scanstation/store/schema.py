@@ -209,4 +209,24 @@ MIGRATIONS: list[str] = [
         closed_at TEXT
     );
     """,
+    # 8: issue 16 - the compact page: the cleaned page encoded for the archive (a one-page PDF, vault kind
+    # "compact"), made by the processing worker beside the lossless cleaned image; the ACR files' PDFs are
+    # built from it.  Objects destroyed on purpose before the purge (the raw capture once its batch is sealed,
+    # unless upload.include_raw) keep their row, so page rows still name them and vault checks know they are
+    # gone by design (destroyed_at, destroyed_reason).  package_objects: the objects made only for a batch's
+    # package (one-page PDF/As of unfiled pages, and of raw and cleaned pages with upload.include_raw),
+    # replaced at every seal and purged with the batch.
+    """
+    ALTER TABLE pages ADD COLUMN compact_object TEXT REFERENCES objects(id);
+    ALTER TABLE objects ADD COLUMN destroyed_at TEXT;
+    ALTER TABLE objects ADD COLUMN destroyed_reason TEXT NOT NULL DEFAULT '';
+    CREATE TABLE package_objects (
+        batch_id INTEGER NOT NULL REFERENCES batches(id),
+        page_id INTEGER NOT NULL REFERENCES pages(id),
+        role TEXT NOT NULL,
+        object_id TEXT NOT NULL REFERENCES objects(id),
+        PRIMARY KEY (page_id, role)
+    );
+    CREATE INDEX package_objects_batch ON package_objects (batch_id);
+    """,
 ]

@@ -132,14 +132,45 @@ class TransferRepository(StoreConnection):
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def set_package_objects(self, batch_id: int, objects: list[tuple[int, str, StoredObject]],
+                            actor: str) -> list[str]:
+        """Record the objects made for a batch's package - ``(page id, role, object)``, role ``image`` or ``raw``
+        (one-page PDF/As) - in place of those of an earlier seal, in one commit; returns the replaced object
+        ids (to delete from the vault afterwards)."""
+        with self._write() as db:
+            old = [str(r[0]) for r in db.execute("SELECT object_id FROM package_objects WHERE batch_id=?",
+                                                 (batch_id,)).fetchall()]
+            db.execute("DELETE FROM package_objects WHERE batch_id=?", (batch_id,))
+            for oid in old:
+                db.execute("DELETE FROM objects WHERE id=?", (oid,))
+            for page_id, role, obj in objects:
+                self._insert_object(db, obj)
+                db.execute("INSERT INTO package_objects (batch_id, page_id, role, object_id) VALUES (?,?,?,?)",
+                           (batch_id, page_id, role, obj.id))
+            if old or objects:
+                name = db.execute("SELECT name FROM batches WHERE id=?", (batch_id,)).fetchone()["name"]
+                self._audit(db, actor, "batch.package_pages", name,
+                            {"objects": len(objects), "replaced": len(old)}, batch_id=batch_id)
+        return old
+
+    def package_objects(self, batch_id: int) -> dict[tuple[int, str], str]:
+        """(page id, role) -> object id of the objects made for the batch's package (:meth:`set_package_objects`)."""
+        return {(int(r[0]), str(r[1])): str(r[2]) for r in self._read(
+            "SELECT page_id, role, object_id FROM package_objects WHERE batch_id=?", (batch_id,))}
+
     def batch_object_ids(self, batch_id: int) -> list[str]:
-        """Every vault object that belongs to a batch (pages' images and OCR, documents' PDFs)."""
+        """Every vault object that belongs to a batch (pages' images, compact pages and OCR, the package's page
+        PDFs, documents' PDFs, the manifest)."""
         ids: list[str] = []
         for r in self._read(
-            "SELECT raw_object, image_object, ocr_object, ocr_pdf_object FROM pages WHERE batch_id=? ORDER BY seq",
+            "SELECT raw_object, image_object, compact_object, ocr_object, ocr_pdf_object FROM pages "
+            "WHERE batch_id=? ORDER BY seq",
             (batch_id,),
         ):
             ids.extend(x for x in r if x)
+        for r in self._read("SELECT object_id FROM package_objects WHERE batch_id=? ORDER BY page_id, role",
+                            (batch_id,)):
+            ids.append(r[0])
         for r in self._read("SELECT pdf_object FROM documents WHERE batch_id=? ORDER BY seq", (batch_id,)):
             if r[0]:
                 ids.append(r[0])
