@@ -51,6 +51,8 @@ from batchformat.constants import (
     FORMAT,
     FORMAT_V1,
     MANIFEST_FORMAT,
+    MANIFEST_FORMAT_V2,
+    MANIFEST_FORMATS,
     MANIFEST_NAME,
     MEDIA_TYPE,
     RECEIPT_FORMAT,
@@ -101,7 +103,8 @@ from batchformat.receipts import (
 from batchformat.writer import ObjectSource, PackageInfo, utc_now_rfc3339, write_package
 
 __all__ = [
-    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "FORMAT_V1", "LOG_EXTENSION_FORMAT", "MANIFEST_FORMAT", "MANIFEST_NAME",
+    "EMPTY_ROOT", "ENVELOPE_NAME", "FORMAT", "FORMAT_V1", "LOG_EXTENSION_FORMAT", "MANIFEST_FORMAT",
+    "MANIFEST_FORMATS", "MANIFEST_FORMAT_V2", "MANIFEST_NAME",
     "MAX_LOG_PROOFS", "MEDIA_TYPE", "RECEIPT_FORMAT", "RECEIPT_FORMAT_V1", "STATION_SIGNATURE_NAME", "Checkpoint",
     "CheckpointFormatError", "FormatError", "KeyFormatError", "LogAcceptance", "LogExtension", "LogProof",
     "MerkleProofError", "MerkleTree", "NoteFormatError", "NoteSignature", "NoteSignatureError", "ObjectSource",

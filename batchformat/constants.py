@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 
 # Version 2 (issue 13): the manifest carries the station's signed audit checkpoint and consistency proofs
-# (``audit_head`` an object, ``audit_log``); readers accept only this version.  Receipts of version 2 carry
-# the checkpoint the portal acknowledged; version 1 receipts (of version 1 packages) still verify.
+# (``audit_head`` an object, ``audit_log``); readers accept only this package version.  Receipts of version 2
+# carry the checkpoint the portal acknowledged; version 1 receipts (of version 1 packages) still verify.
 FORMAT = "scanstation-package/2"
-MANIFEST_FORMAT = "scanstation-manifest/2"
+# Manifest version 3 (issue 16): a page entry's ``raw`` may be null (the raw capture need not travel: by
+# default a filed page travels only inside its ACR file's PDF/A).  Version 2 (raw required) is still read, so
+# packages sealed before the upgrade are accepted; writers write version 3.
+MANIFEST_FORMAT = "scanstation-manifest/3"
+MANIFEST_FORMAT_V2 = "scanstation-manifest/2"
+MANIFEST_FORMATS = (MANIFEST_FORMAT_V2, MANIFEST_FORMAT)
 RECEIPT_FORMAT = "scanstation-receipt/2"
 FORMAT_V1 = "scanstation-package/1"
 RECEIPT_FORMAT_V1 = "scanstation-receipt/1"
@@ -21,13 +26,15 @@ OBJECT_PREFIX = "objects/"
 OBJECT_SUFFIX = ".age"
 
 # Size limits a reader enforces before reading a member into memory (hostile input must not make
-# the portal allocate gigabytes).  Object ciphertexts are single pages / PDFs: < 50 MB in practice.
+# the portal allocate gigabytes).  Object ciphertexts are single pages / PDFs: < 50 MB in practice (a compact
+# page is ~0.1 MB, an ACR file's PDF a few MB).
 MAX_ENVELOPE_BYTES = 64 * 1024
 MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_OBJECT_BYTES = 256 * 1024 * 1024
 MAX_SIGNATURE_MEMBERS = 16
-# Objects per package: a batch of 2,000 pages (raw, image and OCR text each, plus the PDFs) stays well below.
+# Objects per package: a batch of 2,000 pages (at most raw, image and OCR text each, plus the PDFs) stays well
+# below.
 MAX_OBJECTS = 20_000
 # age headers: each recipient stanza is an X25519 (or scrypt) attempt per identity; the station encrypts to
 # the portal and the batch key, so 4 recipients leave room; one grease stanza of rage's is extra.

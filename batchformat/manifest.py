@@ -16,6 +16,8 @@ from batchformat.constants import (
     HEX64,
     KIND,
     MANIFEST_FORMAT,
+    MANIFEST_FORMAT_V2,
+    MANIFEST_FORMATS,
     MANIFEST_NAME,
     MAX_NOTE_TEXT,
     MAX_OBJECT_BYTES,
@@ -72,7 +74,8 @@ def _check_object_ref(value: Any, where: str, known: set[str], nullable: bool) -
     return value
 
 
-def _validate_pages(pages: Any, where: str, known: set[str]) -> None:
+def _validate_pages(pages: Any, where: str, known: set[str], *, raw_required: bool) -> None:
+    """Page entries; ``raw_required``: version 2, where every page carried its raw capture (version 3 may not)."""
     if not isinstance(pages, list):
         raise _fail("manifest_format", f"{where} is not a list")
     for i, page in enumerate(pages):
@@ -84,8 +87,9 @@ def _validate_pages(pages: Any, where: str, known: set[str]) -> None:
         if not all(isinstance(f, str) for f in flags):
             raise _fail("manifest_format", f"{here}.flags must be a list of strings")
         _req(page, "ocr_state", str, here)
-        _check_object_ref(_req(page, "raw", str, here), f"{here}.raw", known, nullable=False)
-        for key in ("image", "ocr_text"):
+        if raw_required:
+            _check_object_ref(_req(page, "raw", str, here), f"{here}.raw", known, nullable=False)
+        for key in ("image", "ocr_text") if raw_required else ("raw", "image", "ocr_text"):
             if key not in page:
                 raise _fail("manifest_format", f"{here}.{key} is missing")
             _check_object_ref(page[key], f"{here}.{key}", known, nullable=True)
@@ -95,8 +99,11 @@ def validate_manifest(manifest: Any) -> None:
     """Check a manifest's structure and internal references; PackageCheckError names the field."""
     if not isinstance(manifest, dict):
         raise _fail("manifest_format", "manifest is not a JSON object")
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise _fail("manifest_format", f"format is {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    version = manifest.get("format")
+    if version not in MANIFEST_FORMATS:
+        raise _fail("manifest_format", f"format is {version!r}, expected {MANIFEST_FORMAT!r} "
+                                       f"(or {MANIFEST_FORMAT_V2!r})")
+    raw_required = version == MANIFEST_FORMAT_V2
     package_id = _req(manifest, "package_id", str, "manifest")
     if not HEX32.match(package_id):
         raise _fail("manifest_format", "package_id must be 32 lowercase hex digits")
@@ -146,8 +153,9 @@ def validate_manifest(manifest: Any) -> None:
         if "pdf" not in doc:
             raise _fail("manifest_format", f"{here}.pdf is missing")
         _check_object_ref(doc["pdf"], f"{here}.pdf", known, nullable=True)
-        _validate_pages(_req(doc, "pages", list, here), f"{here}.pages", known)
-    _validate_pages(_req(manifest, "unfiled_pages", list, "manifest"), "manifest.unfiled_pages", known)
+        _validate_pages(_req(doc, "pages", list, here), f"{here}.pages", known, raw_required=raw_required)
+    _validate_pages(_req(manifest, "unfiled_pages", list, "manifest"), "manifest.unfiled_pages", known,
+                    raw_required=raw_required)
 
 
 _OBJECT_KEYS = {"id", "kind", "sha256", "size", "ct_sha256", "ct_size"}
@@ -201,7 +209,8 @@ def decode_public_key(value: str, where: str, member: str) -> bytes:
 def document_digest(manifest: Mapping[str, Any], doc: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of one document entry plus the object entries it references.
 
-    The objects come in first-reference order (pdf, then per page raw, image, ocr_text), each once.
+    The objects come in first-reference order (pdf, then per page raw, image, ocr_text; null ones skipped),
+    each once.
     Receipts carry this digest per document, so a receipt proves which pages arrived for whom.
     """
     by_id = {o["id"]: o for o in manifest["objects"]}

@@ -96,7 +96,7 @@ def _store_object(objects_dir: Path, kind: str, plaintext: bytes, recipients: li
                         ct_sha256=hashlib.sha256(ct).hexdigest(), path=path)
 
 
-def _page(seq: int, raw: str, image: str | None, text: str | None) -> dict[str, Any]:
+def _page(seq: int, raw: str | None, image: str | None, text: str | None) -> dict[str, Any]:
     return {"seq": seq, "position": seq, "side": "front" if seq % 2 else "back", "flags": [],
             "ocr_state": "done" if text else "skipped", "raw": raw, "image": image, "ocr_text": text}
 
@@ -117,6 +117,8 @@ def make_test_package(
     log: FakeLog | None = None,
     log_fields: dict[str, Any] | None = None,
     cosigners: dict[str, Any] | None = None,
+    compact: bool = False,
+    manifest_format: str | None = None,
 ) -> tuple[PackageInfo, Expected]:
     """Build a package under ``tmp_path``; return (PackageInfo, Expected).
 
@@ -124,6 +126,9 @@ def make_test_package(
     object (``object_size`` random bytes each; texts are short).  Total size is roughly
     ``n_docs * (1 + 3 * pages_per_doc) * object_size``.  ``log``: the station's audit log (a fresh one
     by default; its key signs the package); ``log_fields``: the manifest's audit fields as given.
+    ``compact``: the station's default since issue 16 (manifest /3): a filed page has ``raw`` and ``image``
+    null (it travels in its document's PDF), an unfiled page only ``image``, a one-page PDF (kind page_pdf).
+    ``manifest_format``: written as given (default: the current version).
     """
     if log is not None:
         assert signing_key is None or signing_key is log.key
@@ -154,8 +159,8 @@ def make_test_package(
         pages = []
         for _ in range(pages_per_doc):
             seq += 1
-            raw = add("raw", os.urandom(object_size))
-            image = add("image", os.urandom(object_size))
+            raw = None if compact else add("raw", os.urandom(object_size))
+            image = None if compact else add("image", os.urandom(object_size))
             text = add("ocr_text", f"पृष्ठ {seq} page {seq} text".encode())
             pages.append(_page(seq, raw, image, text))
         documents.append({"id": f"doc-{d + 1}", "seq": d + 1, "employee_code": codes[d],
@@ -164,10 +169,13 @@ def make_test_package(
     unfiled = []
     for _ in range(unfiled_pages):
         seq += 1
-        unfiled.append(_page(seq, add("raw", os.urandom(object_size)), None, None))
+        if compact:
+            unfiled.append(_page(seq, None, add("page_pdf", b"%PDF-1.7\n" + os.urandom(object_size)), None))
+        else:
+            unfiled.append(_page(seq, add("raw", os.urandom(object_size)), None, None))
 
     manifest: dict[str, Any] = {
-        "format": package.MANIFEST_FORMAT,
+        "format": manifest_format or package.MANIFEST_FORMAT,
         "software_version": "scanstation-test",
         "station": {"id": station_id, "unit": "Test Unit", "recipient": str(batch_identity.to_public())},
         "batch": {"uid": batch_uid, "name": f"Batch {batch_uid}", "unit": "Test Unit", "operator": "op1",

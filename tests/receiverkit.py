@@ -335,3 +335,51 @@ def get_receipt(upload_url: str, timeout: float = 60, http: Any = requests) -> r
         if r.status_code != 202 or time.monotonic() > deadline:
             return r
         time.sleep(0.1)
+
+
+def reverify_stored_batch(data_dir: Path, identity: pyrage.x25519.Identity, batch_uid: str,
+                          station_key: Ed25519PublicKey, receipt: bytes | None = None) -> dict[str, Any]:
+    """Check what a receiver stored for a batch on its own, as a portal auditor would: the kept manifest
+    bytes carry the station's signature; every object the manifest lists is stored exactly once (under its
+    employee's ACR file, or ``unfiled``) and decrypts with the portal identity alone to the manifest's hash
+    and size; each ACR file's index holds its entry, its objects and the document digest (and, given the
+    ``receipt``, the digest the receipt acknowledged).  Returns the manifest."""
+    from receiver.storage import safe_component
+
+    store = data_dir / "store"
+    bdir = store / "_batches" / safe_component(batch_uid)
+    manifest_bytes = pyrage.decrypt((bdir / "manifest.json.age").read_bytes(), [identity])
+    signature = json.loads((bdir / "signatures" / "station.json").read_text())
+    station_key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
+    manifest: dict[str, Any] = json.loads(manifest_bytes)
+    assert package.canonical_json(manifest) == manifest_bytes
+    objects = {o["id"]: o for o in manifest["objects"]}
+    stored: dict[str, list[Path]] = {}
+    for f in store.rglob("*.age"):  # this batch's: <employee>/<period>/<batch>/objects, _batches/<batch>/unfiled
+        if f.parent.name in ("objects", "unfiled") and f.parent.parent.name == safe_component(batch_uid):
+            stored.setdefault(f.name.removesuffix(".age"), []).append(f)
+    filed: set[str] = set()
+    digests = {}
+    for doc in manifest["documents"]:
+        ddir = store / safe_component(doc["employee_code"]) / safe_component(doc["acr_period"]) / safe_component(
+            batch_uid)
+        index = json.loads(pyrage.decrypt((ddir / f"{doc['id']}.json.age").read_bytes(), [identity]))
+        ids = [i for i in [doc["pdf"], *(p[k] for p in doc["pages"] for k in ("raw", "image", "ocr_text"))] if i]
+        assert index["document"] == doc and [o["id"] for o in index["objects"]] == list(dict.fromkeys(ids))
+        assert index["digest"] == package.document_digest(manifest, doc)
+        digests[doc["id"]] = index["digest"]
+        assert {p.name for p in (ddir / "objects").iterdir()} == {f"{i}.age" for i in ids}
+        filed.update(ids)
+    for oid, entry in objects.items():
+        where = stored.get(oid, [])
+        assert where, f"object {oid} ({entry['kind']}) was not stored"
+        if oid not in filed:
+            assert [p.parent for p in where] == [bdir / "unfiled"], where
+        for f in where:
+            plain = pyrage.decrypt(f.read_bytes(), [identity])
+            assert hashlib.sha256(plain).hexdigest() == entry["sha256"] and len(plain) == entry["size"]
+    assert set(stored) == set(objects), "the store holds objects the manifest does not list"
+    if receipt is not None:
+        acknowledged = json.loads(receipt)["receipt"]["documents"]
+        assert {d["id"]: d["digest"] for d in acknowledged} == digests
+    return manifest

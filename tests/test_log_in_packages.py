@@ -69,7 +69,7 @@ def test_package_carries_checkpoint_and_proofs(tmp_path: Path, portal: Any) -> N
     first, _ = build(tmp_path, portal, "a", station_id="ST-LOG-1", log=log)
     v1 = package.verify_package(first.path, [portal])
     assert package.read_envelope(first.path)["format"] == package.FORMAT == "scanstation-package/2"
-    assert v1.manifest["format"] == package.MANIFEST_FORMAT == "scanstation-manifest/2"
+    assert v1.manifest["format"] == package.MANIFEST_FORMAT == "scanstation-manifest/3"
     assert v1.audit_log is not None and v1.audit_log.proofs == ()
     cp = v1.audit_log.checkpoint
     assert v1.manifest["audit_head"] == {"origin": "scanstation/ST-LOG-1", "size": cp.size,

@@ -129,6 +129,29 @@ def test_write_refuses_dangling_reference(tmp_path: Path, portal: Any) -> None:
                               recipients=[str(portal.to_public())])
 
 
+def test_manifest_versions_raw_nullable_only_in_3(tmp_path: Path, portal: Any) -> None:
+    """Version 3 (issue 16): pages may travel without their raw capture (compact packages); version 2 packages,
+    sealed before the upgrade, still verify; a version 2 manifest without a page's raw is refused."""
+    recipient = str(portal.to_public())
+    info, _ = make_test_package(tmp_path, portal_recipient=recipient, unfiled_pages=1, compact=True)
+    v = package.verify_package(info.path, [portal])
+    assert v.manifest["format"] == package.MANIFEST_FORMAT == "scanstation-manifest/3"
+    pages = [p for d in v.manifest["documents"] for p in d["pages"]]
+    assert all(p["raw"] is None and p["image"] is None and p["ocr_text"] for p in pages)
+    [unfiled] = v.manifest["unfiled_pages"]
+    kinds = {o["id"]: o["kind"] for o in v.manifest["objects"]}
+    assert unfiled["raw"] is None and kinds[unfiled["image"]] == "page_pdf"
+    for d in v.manifest["documents"]:  # the digest skips the null references
+        assert package.document_digest(v.manifest, d)
+    old, _ = make_test_package(tmp_path, portal_recipient=recipient, manifest_format=package.MANIFEST_FORMAT_V2)
+    assert package.verify_package(old.path, [portal]).manifest["format"] == "scanstation-manifest/2"
+    with pytest.raises(PackageError, match=r"pages\[0\]\.raw has the wrong type"):
+        make_test_package(tmp_path, portal_recipient=recipient, compact=True,
+                          manifest_format=package.MANIFEST_FORMAT_V2)
+    with pytest.raises(PackageError, match="expected 'scanstation-manifest/3'"):
+        make_test_package(tmp_path, portal_recipient=recipient, manifest_format="scanstation-manifest/4")
+
+
 def test_write_normalises_to_nfc_and_canonical_json_is_strict(tmp_path: Path, portal: Any) -> None:
     _, exp = make_test_package(tmp_path, portal_recipient=str(portal.to_public()), n_docs=1, pages_per_doc=1)
     manifest = json.loads(json.dumps(exp.manifest))

@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import batchformat as package
 
-from .packagekit import Expected, make_test_package
+from .packagekit import Expected, FakeLog, make_test_package
 from .receiverkit import (
     TUS,
     ReceiverProcess,
     get_receipt,
     package_metadata,
+    reverify_stored_batch,
     start_receiver,
     tus_create,
     tus_head,
@@ -120,6 +121,35 @@ def test_upload_receipt_and_encrypted_store(rx: ReceiverProcess, tmp_path: Path,
     with sqlite3.connect(rx.data_dir / "receiver.db") as db:
         rows = db.execute("SELECT employee_code, store_path FROM documents ORDER BY doc_id").fetchall()
     assert [r[0] for r in rows] == [d["employee_code"] for d in info.manifest["documents"]]
+
+
+def test_compact_and_version_2_packages_stored_and_reverified(rx: ReceiverProcess, tmp_path: Path,
+                                                               portal: Any) -> None:
+    """Issue 16: a compact package (manifest /3: filed pages only inside their ACR file's PDF, raw and image
+    null; an unfiled page as a one-page PDF) is stored unchanged and re-verifies from the store alone; a
+    version 2 package (sealed before the upgrade, raw on every page) is still accepted."""
+    log = FakeLog(STATION, portal[2])  # one station, one growing audit log across its packages
+    for name, kw in (("compact", {"compact": True, "unfiled_pages": 1}),
+                     ("v2", {"manifest_format": package.MANIFEST_FORMAT_V2})):
+        info, exp = build(tmp_path, portal, name, log=log, **kw)
+        _url, receipt = upload_package(rx, info, exp.station_id)
+        assert receipt.status_code == 200, receipt.text
+        package.verify_receipt(receipt.content, rx.receipt_public_key, package_sha256=info.sha256,
+                               manifest=info.manifest)
+        manifest = reverify_stored_batch(rx.data_dir, portal[1], exp.batch_uid, exp.signing_key.public_key(),
+                                         receipt.content)
+        assert manifest == info.manifest
+        if name == "compact":
+            assert manifest["format"] == "scanstation-manifest/3"
+            assert all(p["raw"] is None and p["image"] is None for d in manifest["documents"] for p in d["pages"])
+            kinds = sorted(o["kind"] for o in manifest["objects"])
+            assert kinds == ["ocr_text"] * 4 + ["page_pdf"] + ["pdf"] * 2
+        else:
+            assert manifest["format"] == "scanstation-manifest/2"
+    # the compact batch again: the same receipt, nothing stored twice
+    info, exp = build(tmp_path, portal, "compact2", log=log, compact=True)
+    first = upload_package(rx, info, exp.station_id)[1].content
+    assert upload_package(rx, info, exp.station_id)[1].content == first
 
 
 def test_options_and_health(rx: ReceiverProcess) -> None:
