@@ -7,6 +7,7 @@ its siblings, in the order a page is made:
 - ``synth_people``: the fake employee each seed stands for (names, ranks, units, districts);
 - ``synth_forms``: what is printed and written on each page of the ACR file;
 - ``synth_drawing``: fonts, the A4 sheet, handwriting, signatures, ticks and stamps;
+- ``synth_colour``: optional colour marks with ground truth (stamps, ballpoint remarks and signatures, a photo);
 - ``synth_scan_effects``: paper, ink, bleed-through, noise, skew, the dark scanner lid, the B/W threshold.
 """
 
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageChops
 
+from scanstation_tools.synth_colour import MARK_KINDS, PEN_INKS, STAMP_INKS, Mark, draw_marks, mark_masks, paint_marks
 from scanstation_tools.synth_drawing import A4_MM, FONT_DIRS, TYPEFACES, Sheet, Typeface, find_font
 from scanstation_tools.synth_forms import draw_content
 from scanstation_tools.synth_people import SyntheticEmployee, employee_fields, synthetic_employee
@@ -31,11 +33,18 @@ from scanstation_tools.synth_scan_effects import (
     compose,
     dark_border,
     place,
+    turn_region,
+    warp_region,
 )
 
 __all__ = [
     "A4_MM",
+    "COLOUR_MARKS",
     "FONT_DIRS",
+    "MARK_KINDS",
+    "PEN_INKS",
+    "STAMP_INKS",
+    "ColourRegion",
     "Content",
     "Mode",
     "PageSpec",
@@ -70,6 +79,17 @@ class PageSpec:
     bleed_through: bool = False
     mode: Mode = "L"
     content: Content = "form"
+    # Colour marks with ground truth (SyntheticPage.colour_regions), drawn on top of the form; they need
+    # mode "RGB".  Blank pages carry none (a back is blank).  A photo or a remark that finds no free room
+    # on a full page is left out; stamps land partly over the print.
+    stamps: int = 0  # rubber stamps: round or rectangular, violet, blue or red pad ink
+    remarks: int = 0  # handwritten remarks (a few lines each) in ballpoint blue or black
+    signatures: int = 0  # signatures drawn as pressure-varying pen paths, blue or black
+    photo: bool = False  # a pasted passport photo
+
+    @property
+    def has_colour_marks(self) -> bool:
+        return bool(self.stamps or self.remarks or self.signatures or self.photo)
 
     def __post_init__(self) -> None:
         if self.page_no < 1:
@@ -86,6 +106,45 @@ class PageSpec:
             raise ValueError(f"mode must be 'L', '1' or 'RGB', got {self.mode!r}")
         if self.content not in _CONTENTS:
             raise ValueError(f"unknown content {self.content!r}")
+        for name, limit in (("stamps", 6), ("remarks", 4), ("signatures", 4)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+                raise ValueError(f"{name} must be an int within 0..{limit}, got {value!r}")
+        if self.has_colour_marks and self.mode != "RGB":
+            raise ValueError(f"stamps, remarks, signatures and photo need mode 'RGB', got {self.mode!r}")
+
+    def scan_key(self) -> str:
+        """What seeds the scan effects: the spec as its repr read before the colour-mark fields existed
+        (they are left out while at their defaults), so pages without marks keep their exact pixels."""
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in _MARK_FIELDS or getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__qualname__}({', '.join(parts)})"
+
+
+_MARK_FIELDS = frozenset({"stamps", "remarks", "signatures", "photo"})
+# All four kinds of colour mark at once: ``PageSpec(seed=1, mode="RGB", **COLOUR_MARKS)``.
+COLOUR_MARKS: dict[str, Any] = {"stamps": 2, "remarks": 1, "signatures": 1, "photo": True}
+
+
+@dataclass(frozen=True)
+class ColourRegion:
+    """Ground truth of one colour mark on a rendered page.
+
+    ``box`` is (x0, y0, x1, y1), end exclusive, in the final page's pixels (after skew, shift and rotation);
+    ``mask`` (box-sized, bool) marks the pixels that show this ink's own colour (covered by it at least half and
+    by no other ink much), moved with the page so it still marks them after skew; None for a photo, whose whole
+    box counts (on a skewed page that box includes slivers of paper at the corners).  ``rgb`` is the nominal
+    ink colour (for a photo its mean colour).  Scanner noise, bleed-through and paper tint are on top of it,
+    so the page's pixels are near ``rgb``, not equal.
+    """
+
+    kind: str  # "stamp" | "ink" | "signature" | "photo"
+    box: tuple[int, int, int, int]
+    rgb: tuple[int, int, int]
+    mask: np.ndarray | None
 
 
 @dataclass
@@ -104,6 +163,7 @@ class SyntheticPage:
     skew_deg: float
     rotation: int
     employee: SyntheticEmployee | None = None
+    colour_regions: tuple[ColourRegion, ...] = ()
 
 
 def _seed32(*parts: int | str) -> list[int]:
@@ -129,17 +189,33 @@ def _content_sheet(spec: PageSpec, emp: SyntheticEmployee, dpi: int) -> Sheet:
     return sheet
 
 
+def _marks(spec: PageSpec, emp: SyntheticEmployee, sheet: Sheet) -> list[Mark]:
+    if spec.blank or not spec.has_colour_marks:
+        return []
+    # Their own generators, keyed like the content's: marks never change the form under them, and
+    # distortions never move the marks.
+    key = f"{spec.seed}:{spec.page_no}:{spec.content}:{spec.stamps}:{spec.remarks}:{spec.signatures}:{spec.photo}"
+    rng = random.Random(f"acr-colour:{key}")
+    nrng = np.random.default_rng(_seed32("colour", key))
+    return draw_marks(
+        sheet, emp, rng, nrng, stamps=spec.stamps, remarks=spec.remarks, signatures=spec.signatures, photo=spec.photo
+    )
+
+
 def render_acr_page(spec: PageSpec) -> SyntheticPage:
     """Render one page of the ACR file of employee ``spec.seed`` with the scanner effects of ``spec``."""
     emp = synthetic_employee(spec.seed)
     # Content randomness depends only on (seed, page, content) so distortions never move the text.
     sheet = Sheet(spec.dpi, _typeface_for(spec.seed)) if spec.blank else _content_sheet(spec, emp, spec.dpi)
+    marks = _marks(spec, emp, sheet)
     # Rotation and output mode do not reseed the scan: a turned (or B/W) page is exactly the upright
     # page turned (or thresholded), which tests rely on.
-    scan_key = repr(replace(spec, rotation=0, mode="L"))
+    scan_key = replace(spec, rotation=0, mode="L" if not spec.has_colour_marks else "RGB").scan_key()
     rng = random.Random(f"acr-scan:{scan_key}")
     nrng = np.random.default_rng(_seed32("scan", scan_key))
     img = compose(sheet, spec.mode, rng, nrng, blank=spec.blank)
+    if marks:
+        paint_marks(img, marks)
     if spec.bleed_through:
         # A blank back shows its own front; a front shows the next page printed on its back.
         low_dpi = max(30, spec.dpi // 5)
@@ -153,7 +229,8 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
     if arr.shape[2] == 1:
         arr = arr[:, :, 0]
     shift = border_shift(rng, sheet.w, sheet.h) if spec.dark_border else (0.0, 0.0)
-    arr, outline = place(arr, spec.skew_deg, shift, None if spec.blank else sheet.ink_bbox(), spec.dpi)
+    content_box = None if spec.blank else _union(sheet.ink_bbox(), [m.box for m in marks])
+    arr, outline, matrix = place(arr, spec.skew_deg, shift, content_box, spec.dpi)
     if spec.dark_border:
         arr = dark_border(arr, outline, rng, nrng)
     if spec.rotation:
@@ -163,6 +240,7 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
     if spec.mode == "1":
         im = im.point(lambda v: 255 if v >= BW_THRESHOLD else 0).convert("1", dither=Image.Dither.NONE)
     im.info["dpi"] = (spec.dpi, spec.dpi)
+    regions = _regions(sheet, marks, matrix, spec.rotation)
     return SyntheticPage(
         image=im,
         text="" if spec.blank else sheet.printed_text(),
@@ -171,7 +249,33 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
         skew_deg=spec.skew_deg,
         rotation=spec.rotation,
         employee=emp,
+        colour_regions=regions,
     )
+
+
+def _union(
+    box: tuple[int, int, int, int] | None, more: list[tuple[int, int, int, int]]
+) -> tuple[int, int, int, int] | None:
+    """The bounding box of the form's ink and the marks (what skewing must keep on the page)."""
+    boxes = ([box] if box is not None else []) + more
+    if not boxes:
+        return None
+    return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
+
+
+def _regions(sheet: Sheet, marks: list[Mark], matrix: np.ndarray | None, rotation: int) -> tuple[ColourRegion, ...]:
+    """The marks' ground truth, moved as the page was: by the skew/shift map, then the quarter turns."""
+    out: list[ColourRegion] = []
+    for m, mask in zip(marks, mark_masks(sheet, marks), strict=True):
+        box: tuple[int, int, int, int] = m.box
+        if matrix is not None:
+            moved = warp_region(box, mask, matrix, sheet.w, sheet.h)
+            if moved is None:
+                continue
+            box, mask = moved
+        box, mask = turn_region(box, mask, rotation // 90, sheet.w, sheet.h)
+        out.append(ColourRegion(m.kind, box, m.rgb, mask))
+    return tuple(out)
 
 
 _SPEC_FIELDS = frozenset(f.name for f in fields(PageSpec)) - {"seed", "page_no", "blank"}

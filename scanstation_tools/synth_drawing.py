@@ -228,8 +228,10 @@ def handwrite(
     size_pt: float = 13,
     line_gap_mm: float = 9.0,
     max_lines: int = 4,
+    target: Image.Image | None = None,
 ) -> None:
-    """Write ``text`` by "hand" on the pen layer: per-word slant/wobble, drifting baseline, wrapping."""
+    """Write ``text`` by "hand" on the pen layer (or on ``target``, a sheet-sized coverage image: a remark in
+    an ink of its own): per-word slant/wobble, drifting baseline, wrapping."""
     text = _nfc(text)
     deva = any(is_devanagari(c) for c in text)
     font = _font(rng.choice(_HAND_DEVA if deva else _HAND_LATIN), sheet.pt(size_pt * rng.uniform(0.9, 1.15)))
@@ -246,7 +248,7 @@ def handwrite(
                 return
             x, base = float(x_start + sheet.px(rng.uniform(-1.5, 1.5))), float(sheet.px(y_mm + line * line_gap_mm))
         y_top = round(base + drift * (x - x_start) + sheet.px(rng.uniform(-0.6, 0.6))) - wb
-        _paste_max(sheet.pen_mask, mask, round(x) - left, y_top)
+        _paste_max(sheet.pen_mask if target is None else target, mask, round(x) - left, y_top)
         x += right - left + space * rng.uniform(0.7, 1.4)
 
 

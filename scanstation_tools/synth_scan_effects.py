@@ -100,13 +100,14 @@ def place(
     shift: tuple[float, float],
     content: tuple[int, int, int, int] | None,
     dpi: int,
-) -> tuple[np.ndarray, list[tuple[float, float]]]:
+) -> tuple[np.ndarray, list[tuple[float, float]], np.ndarray | None]:
     """Put the sheet on the scanner glass: rotate counter-clockwise about the centre and shift.
 
     Same geometry as Pillow's ``Image.rotate(angle, expand=False, fillcolor=255)`` (plus the shift),
     done by one bicubic ``cv2.warpAffine`` because it is several times faster.  If the content's
     corners would leave the frame the sheet is shrunk slightly, so nothing printed is cut.  Returns
-    the uint8 image and the sheet's outline in output coordinates.
+    the uint8 image, the sheet's outline in output coordinates, and the 2 x 3 forward map (None when the
+    sheet lies square and unmoved) so that ground truth can follow the pixels (:func:`warp_region`).
     """
     h, w = img.shape[:2]
     cx, cy = w / 2.0, h / 2.0
@@ -137,7 +138,7 @@ def place(
         qx, qy = fwd(px_ - cx, py_ - cy)
         outline.append((cx + scale * qx + sx, cy + scale * qy + sy))
     if angle == 0.0 and shift == (0.0, 0.0) and scale == 1.0:
-        return img, outline
+        return img, outline, None
     # Forward map (input -> output) about the centre, then the shift.
     m = np.array(
         [
@@ -149,7 +150,48 @@ def place(
     m[1, 2] = cy + sy - m[1, 0] * cx - m[1, 1] * cy
     white = (255, 255, 255) if img.ndim == 3 and img.shape[2] == 3 else 255
     placed = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=white)
-    return placed, outline
+    return placed, outline, m
+
+
+Box = tuple[int, int, int, int]
+
+
+def warp_region(
+    box: Box, mask: np.ndarray | None, m: np.ndarray, w: int, h: int
+) -> tuple[Box, np.ndarray | None] | None:
+    """A region (box, box-sized bool mask or None) moved by the forward map ``m`` of :func:`place`.
+
+    The box becomes the bounding box of the moved corners, clipped to the w x h page; the mask is warped with
+    the same map (bilinear, kept where at least half covered), so it marks the same ink pixels as the page.
+    None if the region left the page.
+    """
+    x0, y0, x1, y1 = box
+    corners = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=np.float64)
+    moved = corners @ m[:, :2].T + m[:, 2]
+    nx0, ny0 = max(0, math.floor(moved[:, 0].min())), max(0, math.floor(moved[:, 1].min()))
+    nx1, ny1 = min(w, math.ceil(moved[:, 0].max())), min(h, math.ceil(moved[:, 1].max()))
+    if nx1 <= nx0 or ny1 <= ny0:
+        return None
+    if mask is None:
+        return (nx0, ny0, nx1, ny1), None
+    # The same map for box-local coordinates: shift the input origin to (x0, y0), the output's to (nx0, ny0).
+    local = m.copy()
+    local[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], dtype=np.float64) - np.array([nx0, ny0], dtype=np.float64)
+    warped = cv2.warpAffine(
+        mask.astype(np.float32), local, (nx1 - nx0, ny1 - ny0), flags=cv2.INTER_LINEAR, borderValue=0.0
+    )
+    return (nx0, ny0, nx1, ny1), warped >= 0.5
+
+
+def turn_region(box: Box, mask: np.ndarray | None, quarter_turns: int, w: int, h: int) -> tuple[Box, np.ndarray | None]:
+    """A region of a w x h page turned counter-clockwise as ``np.rot90(page, quarter_turns)`` turns the page."""
+    for _ in range(quarter_turns % 4):
+        x0, y0, x1, y1 = box
+        # One counter-clockwise turn: pixel (x, y) goes to (y, w - 1 - x); the page becomes h x w.
+        box = (y0, w - x1, y1, w - x0)
+        mask = None if mask is None else np.rot90(mask)
+        w, h = h, w
+    return box, None if mask is None else np.ascontiguousarray(mask)
 
 
 def border_shift(rng: random.Random, w: int, h: int) -> tuple[float, float]:

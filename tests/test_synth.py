@@ -7,14 +7,20 @@ import shutil
 import subprocess
 import time
 import unicodedata
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from skimage.color import deltaE_ciede2000, rgb2lab
 
+from scanstation_tools.colour_error import mean_colour_error, region_colour_error
 from scanstation_tools.synth import (
+    COLOUR_MARKS,
+    PEN_INKS,
+    STAMP_INKS,
     PageSpec,
     SyntheticPage,
     find_font,
@@ -186,3 +192,116 @@ def test_printed_hindi_is_ocr_readable() -> None:
     out = unicodedata.normalize("NFC", out)
     assert "मध्यांचल प्रदेश पुलिस" in out
     assert "ANNUAL CONFIDENTIAL REPORT" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# Colour marks (stamps, ballpoint ink, signatures, a photo) and their ground truth; colour error
+# --------------------------------------------------------------------------------------------------
+
+
+def _colour_page(**kw: object) -> SyntheticPage:
+    return page(**{"seed": 5, "page_no": 2, "dpi": 150, "mode": "RGB", **COLOUR_MARKS, **kw})
+
+
+def _delta_e_to(pixels: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+    nominal = np.broadcast_to(np.array(rgb, np.uint8), pixels.shape)
+    return np.asarray(deltaE_ciede2000(rgb2lab(pixels), rgb2lab(nominal))).ravel()
+
+
+def test_colour_marks_are_drawn_in_their_inks_with_ground_truth() -> None:
+    p = _colour_page()
+    assert p.image.mode == "RGB"
+    kinds = [r.kind for r in p.colour_regions]
+    assert sorted(set(kinds)) == ["ink", "photo", "signature", "stamp"]
+    assert kinds.count("stamp") == 2
+    blue = next(r for r in p.colour_regions if r.kind == "ink")
+    assert blue.rgb == PEN_INKS["blue"]
+    w, h = p.image.size
+    arr = np.asarray(p.image)
+    for r in p.colour_regions:
+        x0, y0, x1, y1 = r.box
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        if r.kind == "photo":
+            assert r.mask is None
+            # Smooth gradients and texture, not a flat box: many distinct colours.
+            assert len(np.unique(arr[y0:y1, x0:x1].reshape(-1, 3), axis=0)) > 1000
+            continue
+        assert r.mask is not None and r.mask.shape == (y1 - y0, x1 - x0) and r.mask.sum() > 200
+        assert r.rgb in (*STAMP_INKS.values(), *PEN_INKS.values())
+        de = _delta_e_to(arr[y0:y1, x0:x1][r.mask].reshape(-1, 1, 3), r.rgb)
+        # The solidly inked pixels are the nominal ink on slightly tinted paper; pale ones (uneven stamp
+        # ink, stroke edges) are lighter.  Paper itself is ~60 from any of these inks.
+        assert np.percentile(de, 25) < 10, r
+        assert np.median(de) < 25, r
+
+
+def test_colour_marks_leave_the_form_and_plain_pages_alone() -> None:
+    plain = page(seed=5, page_no=2, dpi=150, mode="RGB")
+    assert plain.colour_regions == ()
+    marked = _colour_page()
+    assert marked.text == plain.text
+    assert marked.image.tobytes() != plain.image.tobytes()
+    # Blank backs carry no marks, so a whole file can be asked for with them.
+    pages = render_acr_file(5, 1, blank_backs=True, dpi=75, mode="RGB", stamps=1)
+    assert [len(p.colour_regions) for p in pages] == [1, 0]
+    with pytest.raises(ValueError, match="RGB"):
+        PageSpec(seed=1, stamps=1)
+    with pytest.raises(ValueError, match="stamps"):
+        PageSpec(seed=1, mode="RGB", stamps=-1)
+
+
+def test_colour_marks_are_deterministic_per_seed() -> None:
+    spec = PageSpec(seed=6, page_no=3, dpi=100, mode="RGB", noise=0.3, **COLOUR_MARKS)
+    a, b = render_acr_page(spec), render_acr_page(spec)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert [(r.kind, r.box, r.rgb) for r in a.colour_regions] == [(r.kind, r.box, r.rgb) for r in b.colour_regions]
+    for ra, rb in zip(a.colour_regions, b.colour_regions, strict=True):
+        if ra.mask is None or rb.mask is None:
+            assert ra.mask is None and rb.mask is None
+        else:
+            assert np.array_equal(ra.mask, rb.mask)
+    other = render_acr_page(replace(spec, seed=7))
+    assert [r.box for r in other.colour_regions] != [r.box for r in a.colour_regions]
+
+
+def test_colour_regions_follow_skew_and_rotation() -> None:
+    upright = page(seed=8, page_no=2, dpi=100, mode="RGB", skew_deg=4.0, dark_border=True, **COLOUR_MARKS)
+    turned = page(seed=8, page_no=2, dpi=100, mode="RGB", skew_deg=4.0, dark_border=True, rotation=270, **COLOUR_MARKS)
+    w = upright.image.width
+    arr = np.asarray(upright.image)
+    assert upright.colour_regions
+    for r, t in zip(upright.colour_regions, turned.colour_regions, strict=True):
+        # A quarter turn of the page is a quarter turn of its regions.
+        x0, y0, x1, y1 = r.box
+        assert t.box == (upright.image.height - y1, x0, upright.image.height - y0, x1)
+        if r.mask is None:
+            continue
+        assert t.mask is not None and np.array_equal(t.mask, np.rot90(r.mask, 3))
+        # On the skewed page the mask still lands on ink of the mark's colour, not on paper.
+        de = _delta_e_to(arr[y0:y1, x0:x1][r.mask].reshape(-1, 1, 3), r.rgb)
+        assert np.median(de) < 30, r
+    assert turned.image.width == upright.image.height and w == turned.image.height
+
+
+def test_colour_error_zero_identical_large_binarised_moderate_jpeg() -> None:
+    p = _colour_page()
+    ref = p.image
+    same = region_colour_error(ref, ref.copy(), p.colour_regions)
+    assert [e.kind for e in same] == [r.kind for r in p.colour_regions]
+    assert all(e.pixels > 0 and e.mean == 0.0 for e in same)
+    assert mean_colour_error(same) == 0.0
+    # A scanner's B/W: stamps and ink turn black or vanish.
+    binarised = ref.convert("L").point(lambda v: 255 if v >= 140 else 0).convert("1")
+    bw = region_colour_error(ref, binarised, p.colour_regions)
+    assert all(e.mean > 25 for e in bw if e.kind == "stamp")
+    assert mean_colour_error(bw) > 20
+    # Grey keeps lightness but loses the hue: still far off for coloured ink.
+    grey = region_colour_error(ref, ref.convert("L"), p.colour_regions)
+    assert all(e.mean > 12 for e in grey if e.kind != "photo")
+    buf = io.BytesIO()
+    ref.save(buf, format="JPEG", quality=30)
+    jpeg = region_colour_error(ref, Image.open(io.BytesIO(buf.getvalue())), p.colour_regions)
+    assert 1.0 < mean_colour_error(jpeg) < 15
+    assert all(e.mean < 20 for e in jpeg)
+    with pytest.raises(ValueError, match="stored image is"):
+        region_colour_error(ref, ref.resize((ref.width // 2, ref.height // 2)), p.colour_regions)
