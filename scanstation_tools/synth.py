@@ -21,7 +21,16 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageChops
 
-from scanstation_tools.synth_colour import MARK_KINDS, PEN_INKS, STAMP_INKS, Mark, draw_marks, mark_masks, paint_marks
+from scanstation_tools.synth_colour import (
+    MARK_KINDS,
+    PEN_INKS,
+    STAMP_INKS,
+    Mark,
+    draw_marks,
+    form_inks,
+    mark_masks,
+    paint_marks,
+)
 from scanstation_tools.synth_drawing import A4_MM, FONT_DIRS, TYPEFACES, Sheet, Typeface, find_font
 from scanstation_tools.synth_forms import draw_content
 from scanstation_tools.synth_people import SyntheticEmployee, employee_fields, synthetic_employee
@@ -79,9 +88,10 @@ class PageSpec:
     bleed_through: bool = False
     mode: Mode = "L"
     content: Content = "form"
-    # Colour marks with ground truth (SyntheticPage.colour_regions), drawn on top of the form; they need
-    # mode "RGB".  Blank pages carry none (a back is blank).  A photo or a remark that finds no free room
-    # on a full page is left out; stamps land partly over the print.
+    # Colour marks with ground truth (SyntheticPage.colour_regions, which on any RGB page also holds the
+    # form's own pen ink and stamps), drawn on top of the form; they need mode "RGB".  Blank pages carry
+    # none (a back is blank).  A photo or a remark that finds no free room on a full page is left out;
+    # stamps land partly over the print.
     stamps: int = 0  # rubber stamps: round or rectangular, violet, blue or red pad ink
     remarks: int = 0  # handwritten remarks (a few lines each) in ballpoint blue or black
     signatures: int = 0  # signatures drawn as pressure-varying pen paths, blue or black
@@ -133,6 +143,10 @@ COLOUR_MARKS: dict[str, Any] = {"stamps": 2, "remarks": 1, "signatures": 1, "pho
 class ColourRegion:
     """Ground truth of one colour mark on a rendered page.
 
+    ``origin`` says where it comes from: "mark", one of the PageSpec's colour marks (one region each); or
+    "form", the form's own pen layer (kind "ink": handwriting, ticks and signatures together) or stamp layer
+    (kind "stamp"), recorded on every RGB page.
+
     ``box`` is (x0, y0, x1, y1), end exclusive, in the final page's pixels (after skew, shift and rotation);
     ``mask`` (box-sized, bool) marks the pixels that show this ink's own colour (covered by it at least half and
     by no other ink much), moved with the page so it still marks them after skew; None for a photo, whose whole
@@ -145,6 +159,7 @@ class ColourRegion:
     box: tuple[int, int, int, int]
     rgb: tuple[int, int, int]
     mask: np.ndarray | None
+    origin: str = "mark"  # "mark" | "form"
 
 
 @dataclass
@@ -213,9 +228,11 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
     scan_key = replace(spec, rotation=0, mode="L" if not spec.has_colour_marks else "RGB").scan_key()
     rng = random.Random(f"acr-scan:{scan_key}")
     nrng = np.random.default_rng(_seed32("scan", scan_key))
-    img = compose(sheet, spec.mode, rng, nrng, blank=spec.blank)
+    inks: dict[str, tuple[int, int, int]] = {}
+    img = compose(sheet, spec.mode, rng, nrng, blank=spec.blank, inks=inks)
     if marks:
         paint_marks(img, marks)
+    form_marks = form_inks(sheet, inks) if spec.mode == "RGB" and not spec.blank else []
     if spec.bleed_through:
         # A blank back shows its own front; a front shows the next page printed on its back.
         low_dpi = max(30, spec.dpi // 5)
@@ -240,7 +257,7 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
     if spec.mode == "1":
         im = im.point(lambda v: 255 if v >= BW_THRESHOLD else 0).convert("1", dither=Image.Dither.NONE)
     im.info["dpi"] = (spec.dpi, spec.dpi)
-    regions = _regions(sheet, marks, matrix, spec.rotation)
+    regions = _regions(sheet, marks, form_marks, matrix, spec.rotation)
     return SyntheticPage(
         image=im,
         text="" if spec.blank else sheet.printed_text(),
@@ -263,10 +280,14 @@ def _union(
     return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
-def _regions(sheet: Sheet, marks: list[Mark], matrix: np.ndarray | None, rotation: int) -> tuple[ColourRegion, ...]:
-    """The marks' ground truth, moved as the page was: by the skew/shift map, then the quarter turns."""
+def _regions(
+    sheet: Sheet, marks: list[Mark], form_marks: list[Mark], matrix: np.ndarray | None, rotation: int
+) -> tuple[ColourRegion, ...]:
+    """The marks' ground truth (the spec's marks first), moved as the page was: by the skew/shift map, then the
+    quarter turns."""
     out: list[ColourRegion] = []
-    for m, mask in zip(marks, mark_masks(sheet, marks), strict=True):
+    every = marks + form_marks
+    for i, (m, mask) in enumerate(zip(every, mark_masks(sheet, every), strict=True)):
         box: tuple[int, int, int, int] = m.box
         if matrix is not None:
             moved = warp_region(box, mask, matrix, sheet.w, sheet.h)
@@ -274,7 +295,7 @@ def _regions(sheet: Sheet, marks: list[Mark], matrix: np.ndarray | None, rotatio
                 continue
             box, mask = moved
         box, mask = turn_region(box, mask, rotation // 90, sheet.w, sheet.h)
-        out.append(ColourRegion(m.kind, box, m.rgb, mask))
+        out.append(ColourRegion(m.kind, box, m.rgb, mask, "mark" if i < len(marks) else "form"))
     return tuple(out)
 
 

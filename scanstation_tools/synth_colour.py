@@ -427,44 +427,61 @@ def _smoothstep(edge: np.ndarray, width: float) -> np.ndarray:
 
 
 def _photo_pixels(rng: random.Random, nrng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """A passport photo (float32 h x w x 3, 0..255): studio backdrop, a head and shoulders, soft focus, grain."""
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    u, v = xs / w, ys / h
-    aa = 1.5 / min(w, h)
+    """A passport photo (float32 h x w x 3, 0..255): studio backdrop, a head and shoulders, soft focus, grain.
+
+    The picture is soft anyway, so it is painted at no more than 180 px across and enlarged (a 300-dpi photo
+    costs a tenth of the time); only the grain is added at full size.
+    """
+    sw = min(w, 180)
+    sh_ = max(2, round(h * sw / w))
+    ys, xs = np.mgrid[0:sh_, 0:sw].astype(np.float32)
+    u, v = xs / sw, ys / sh_
+    aa = 1.5 / min(sw, sh_)
     top = np.array(rng.choice(((196, 214, 232), (226, 228, 230), (170, 196, 222))), np.float32)
     bottom = top * rng.uniform(0.8, 0.92)
     img = top[None, None, :] * (1 - v[..., None]) + bottom[None, None, :] * v[..., None]
-    img *= (1.0 + smooth_field(nrng, h, w, 3, 0.03))[..., None]
+    img *= (1.0 + smooth_field(nrng, sh_, sw, 3, 0.03))[..., None]
 
     def paint(alpha: np.ndarray, colour: np.ndarray) -> None:
         img[:] = img * (1 - alpha[..., None]) + colour * alpha[..., None]
 
     # Shoulders (uniform khaki or a dark coat), lit from the left.
     cloth = np.array(rng.choice(((150, 128, 86), (58, 62, 78), (120, 104, 70))), np.float32)
-    sh = _smoothstep(1.0 - np.hypot((u - 0.5) / 0.62, (v - 1.08) / 0.36), aa * 3)
-    paint(sh, cloth[None, None, :] * (1.08 - 0.25 * u)[..., None])
+    shoulders = _smoothstep(1.0 - np.hypot((u - 0.5) / 0.62, (v - 1.08) / 0.36), aa * 3)
+    paint(shoulders, cloth[None, None, :] * (1.08 - 0.25 * u)[..., None])
     skin = np.array(rng.choice(((200, 152, 122), (176, 126, 96), (146, 100, 74))), np.float32)
     cx, cy = 0.5 + rng.uniform(-0.03, 0.03), 0.43
     neck = _smoothstep(np.minimum(0.085 - np.abs(u - cx), 0.78 - v) * 4, aa * 4) * (v > cy)
     paint(neck, skin * 0.82)
-    rx, ry = 0.21, 0.27
+    rx, ry = 0.2, 0.26
+    for side in (-1.0, 1.0):
+        ear = _smoothstep(1.0 - np.hypot((u - cx - side * rx * 0.97) / 0.035, (v - cy - 0.01) / 0.06), 0.25)
+        paint(ear, skin * 0.85)
     d = np.hypot((u - cx) / rx, (v - cy) / ry)
     face = _smoothstep((1.0 - d) * rx, aa)
     # Rounded shading: darker towards the face's edge and on the side away from the light.
     shade = (1.0 - 0.28 * d**2) * (1.05 - 0.2 * (u - cx + rx) / (2 * rx))
     paint(face, skin[None, None, :] * shade[..., None])
-    hair = _smoothstep((1.0 - np.hypot((u - cx) / (rx * 1.06), (v - cy + 0.04) / (ry * 1.02))) * rx, aa)
-    hair *= _smoothstep((cy - 0.1 - v) + 0.12 * np.abs(u - cx), aa * 2)
-    paint(hair, np.array((34, 28, 24), np.float32))
+    # Hair: the top of a slightly larger head, down to a hairline that curves down at the temples.
+    hair = _smoothstep((1.0 - np.hypot((u - cx) / (rx * 1.07), (v - cy + 0.02) / (ry * 1.04))) * rx, aa)
+    hair *= _smoothstep(cy - 0.175 + 3.5 * (u - cx) ** 2 - v, aa * 2)
+    hair_colour = np.array((34, 28, 24), np.float32) * (1.15 - 0.5 * v)[..., None]
+    paint(hair, hair_colour)
     for ex in (-0.075, 0.075):
+        brow = _smoothstep(1.0 - np.hypot((u - cx - ex) / 0.045, (v - cy + 0.045) / 0.009), 0.4)
+        paint(brow * 0.7, np.array((45, 36, 32), np.float32))
         eye = _smoothstep(1.0 - np.hypot((u - cx - ex) / 0.03, (v - cy + 0.01) / 0.014), 0.3)
         paint(eye * 0.85, np.array((40, 32, 30), np.float32))
+    nose = _smoothstep(1.0 - np.hypot((u - cx) / 0.03, (v - cy - 0.07) / 0.02), 0.5)
+    paint(nose * 0.5, skin * 0.7)
     moustache = _smoothstep(1.0 - np.hypot((u - cx) / 0.085, (v - cy - 0.12) / 0.018), 0.4)
     paint(moustache * rng.uniform(0.0, 0.9), np.array((40, 32, 28), np.float32))
     mouth = _smoothstep(1.0 - np.hypot((u - cx) / 0.06, (v - cy - 0.165) / 0.01), 0.4)
     paint(mouth * 0.6, skin * 0.6)
     # A photo print is never sharp at this size, and has grain.
-    img = cv2.GaussianBlur(img, (0, 0), max(0.6, w / 220.0))
+    img = cv2.GaussianBlur(img, (0, 0), max(0.6, sw / 220.0))
+    if (sw, sh_) != (w, h):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
     img += nrng.normal(0.0, 3.0, size=(h, w, 1)).astype(np.float32)
     img *= rng.uniform(0.92, 1.0)
     return np.clip(img, 0, 255).astype(np.float32)
@@ -549,10 +566,24 @@ def paint_marks(img: np.ndarray, marks: list[Mark]) -> None:
         img[y0:y1, x0:x1] *= 1.0 - m.coverage[:, :, None] * (1.0 - c)[None, None, :]
 
 
+def form_inks(sheet: Sheet, inks: dict[str, RGB]) -> list[Mark]:
+    """The form's own coloured layers as marks (its handwriting, ticks and signatures: "ink"; its stamps:
+    "stamp"), in the colours :func:`synth_scan_effects.compose` gave them (``inks``), for their ground truth."""
+    out: list[Mark] = []
+    for kind, layer, name in (("ink", sheet.pen_mask, "pen"), ("stamp", sheet.stamp_mask, "stamp")):
+        bbox = layer.getbbox()
+        if bbox is None:
+            continue
+        cov = np.asarray(layer.crop(bbox), dtype=np.float32) / 255.0
+        out.append(Mark(kind, inks[name], bbox[0], bbox[1], cov))
+    return out
+
+
 def mark_masks(sheet: Sheet, marks: list[Mark]) -> list[np.ndarray | None]:
-    """Per mark, the box-sized bool mask of pixels showing its own ink (None for a photo): covered by it at
-    least half and by nothing else much (see ``_OWN_COVERAGE``)."""
-    layers = (sheet.print_mask, sheet.pen_mask, sheet.stamp_mask)
+    """Per mark (those painted and :func:`form_inks`), the box-sized bool mask of pixels showing its own ink
+    (None for a photo): covered by it at least half and by nothing else much (see ``_OWN_COVERAGE``).
+    The form's print counts as other ink; so does each other mark in the list."""
+    layers = (sheet.print_mask,)
     out: list[np.ndarray | None] = []
     for i, m in enumerate(marks):
         if m.photo is not None:

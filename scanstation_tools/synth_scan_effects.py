@@ -26,11 +26,19 @@ def _luma(rgb: tuple[int, int, int]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
-def compose(sheet: Sheet, mode: str, rng: random.Random, nrng: np.random.Generator, blank: bool) -> np.ndarray:
+def compose(
+    sheet: Sheet,
+    mode: str,
+    rng: random.Random,
+    nrng: np.random.Generator,
+    blank: bool,
+    inks: dict[str, tuple[int, int, int]] | None = None,
+) -> np.ndarray:
     """Paper with mild texture, multiplied by each ink layer (subtractive, like ink on paper).
 
     Returns float32 H x W x C (C = 3 for ``mode`` RGB, else 1).  Each layer's factor comes from a 256-entry
-    lookup table indexed by its coverage mask: one pass per layer instead of several.
+    lookup table indexed by its coverage mask: one pass per layer instead of several.  ``inks``, if given,
+    receives the colour each layer ("print", "pen", "stamp") shows where fully covered, on white paper.
     """
     h, w = sheet.h, sheet.w
     rgb = mode == "RGB"
@@ -46,11 +54,17 @@ def compose(sheet: Sheet, mode: str, rng: random.Random, nrng: np.random.Generat
     pen = rng.choice(_PEN_RGBS)
     stamp = rng.choice(_STAMP_RGBS)
     coverage = np.arange(256, dtype=np.float32)[:, None] / 255.0
-    for mask_img, color, strength in (
-        (sheet.print_mask, _PRINT_RGB, rng.uniform(0.9, 1.0)),
-        (sheet.pen_mask, pen, rng.uniform(0.8, 0.95)),
-        (sheet.stamp_mask, stamp, 1.0),
+    for name, mask_img, color, strength in (
+        ("print", sheet.print_mask, _PRINT_RGB, rng.uniform(0.9, 1.0)),
+        ("pen", sheet.pen_mask, pen, rng.uniform(0.8, 0.95)),
+        ("stamp", sheet.stamp_mask, stamp, 1.0),
     ):
+        if inks is not None:
+            inks[name] = (
+                round(255 - strength * (255 - color[0])),
+                round(255 - strength * (255 - color[1])),
+                round(255 - strength * (255 - color[2])),
+            )
         bbox = mask_img.getbbox()
         if bbox is None:
             continue

@@ -211,11 +211,13 @@ def _delta_e_to(pixels: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
 def test_colour_marks_are_drawn_in_their_inks_with_ground_truth() -> None:
     p = _colour_page()
     assert p.image.mode == "RGB"
-    kinds = [r.kind for r in p.colour_regions]
+    kinds = [r.kind for r in p.colour_regions if r.origin == "mark"]
     assert sorted(set(kinds)) == ["ink", "photo", "signature", "stamp"]
     assert kinds.count("stamp") == 2
     blue = next(r for r in p.colour_regions if r.kind == "ink")
     assert blue.rgb == PEN_INKS["blue"]
+    # The form's own handwriting and stamps have ground truth too (after the marks).
+    assert [(r.origin, r.kind) for r in p.colour_regions if r.origin == "form"] == [("form", "ink"), ("form", "stamp")]
     w, h = p.image.size
     arr = np.asarray(p.image)
     for r in p.colour_regions:
@@ -227,7 +229,7 @@ def test_colour_marks_are_drawn_in_their_inks_with_ground_truth() -> None:
             assert len(np.unique(arr[y0:y1, x0:x1].reshape(-1, 3), axis=0)) > 1000
             continue
         assert r.mask is not None and r.mask.shape == (y1 - y0, x1 - x0) and r.mask.sum() > 200
-        assert r.rgb in (*STAMP_INKS.values(), *PEN_INKS.values())
+        assert r.origin == "form" or r.rgb in (*STAMP_INKS.values(), *PEN_INKS.values())
         de = _delta_e_to(arr[y0:y1, x0:x1][r.mask].reshape(-1, 1, 3), r.rgb)
         # The solidly inked pixels are the nominal ink on slightly tinted paper; pale ones (uneven stamp
         # ink, stroke edges) are lighter.  Paper itself is ~60 from any of these inks.
@@ -237,13 +239,15 @@ def test_colour_marks_are_drawn_in_their_inks_with_ground_truth() -> None:
 
 def test_colour_marks_leave_the_form_and_plain_pages_alone() -> None:
     plain = page(seed=5, page_no=2, dpi=150, mode="RGB")
-    assert plain.colour_regions == ()
+    assert {(r.origin, r.kind) for r in plain.colour_regions} == {("form", "ink"), ("form", "stamp")}
+    assert page(seed=5, page_no=2, dpi=150).colour_regions == ()  # grey: no colour to keep
     marked = _colour_page()
     assert marked.text == plain.text
     assert marked.image.tobytes() != plain.image.tobytes()
     # Blank backs carry no marks, so a whole file can be asked for with them.
     pages = render_acr_file(5, 1, blank_backs=True, dpi=75, mode="RGB", stamps=1)
-    assert [len(p.colour_regions) for p in pages] == [1, 0]
+    assert [[r.kind for r in p.colour_regions if r.origin == "mark"] for p in pages] == [["stamp"], []]
+    assert pages[1].colour_regions == ()
     with pytest.raises(ValueError, match="RGB"):
         PageSpec(seed=1, stamps=1)
     with pytest.raises(ValueError, match="stamps"):
