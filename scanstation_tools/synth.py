@@ -139,7 +139,7 @@ _MARK_FIELDS = frozenset({"stamps", "remarks", "signatures", "photo"})
 COLOUR_MARKS: dict[str, Any] = {"stamps": 2, "remarks": 1, "signatures": 1, "photo": True}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: comparing masks elementwise has no single truth value
 class ColourRegion:
     """Ground truth of one colour mark on a rendered page.
 

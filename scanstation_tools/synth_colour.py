@@ -583,16 +583,15 @@ def mark_masks(sheet: Sheet, marks: list[Mark]) -> list[np.ndarray | None]:
     """Per mark (those painted and :func:`form_inks`), the box-sized bool mask of pixels showing its own ink
     (None for a photo): covered by it at least half and by nothing else much (see ``_OWN_COVERAGE``).
     The form's print counts as other ink; so does each other mark in the list."""
-    layers = (sheet.print_mask,)
     out: list[np.ndarray | None] = []
     for i, m in enumerate(marks):
         if m.photo is not None:
             out.append(None)
             continue
         x0, y0, x1, y1 = m.box
-        other = np.zeros(m.coverage.shape, np.float32)
-        for layer in layers:
-            np.maximum(other, np.asarray(layer.crop((x0, y0, x1, y1)), dtype=np.float32) / 255.0, out=other)
+        # Boolean work on 8-bit crops: the form's pen layer spans most of the page.
+        mask = m.coverage >= _OWN_COVERAGE
+        mask &= np.asarray(sheet.print_mask.crop((x0, y0, x1, y1))) <= int(_OTHER_COVERAGE * 255)
         for j, o in enumerate(marks):
             if j == i:
                 continue
@@ -600,7 +599,7 @@ def mark_masks(sheet: Sheet, marks: list[Mark]) -> list[np.ndarray | None]:
             ix0, iy0, ix1, iy1 = max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1)
             if ix1 <= ix0 or iy1 <= iy0:
                 continue
-            sub = other[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-            np.maximum(sub, o.coverage[iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0], out=sub)
-        out.append((m.coverage >= _OWN_COVERAGE) & (other <= _OTHER_COVERAGE))
+            sub = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+            sub &= o.coverage[iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0] <= _OTHER_COVERAGE
+        out.append(mask)
     return out
