@@ -21,6 +21,7 @@ from PIL import Image
 from drivers.process_guard import child_preexec
 from scanstation import __version__
 from scanstation.errors import ExternalToolError, InputError
+from scanstation.pdf.page_encoding import CompactPage
 from scanstation.pdf.page_images import EncodedImage, encode_pil, load_image
 
 # Aspect ratios of image and text layer may differ by rounding only; more means the OCR was run on a
@@ -42,8 +43,9 @@ _SYSTEM_ICC_CANDIDATES = (
 class PdfPage:
     """One page to assemble: the full-quality image, its resolution and the OCR text layer if any."""
 
-    image_png: bytes | Image.Image | EncodedImage  # PNG (or any format Pillow reads) bytes, a PIL image,
-    # or an image already encoded by encode_image (lets callers encode pages in parallel)
+    image_png: bytes | Image.Image | EncodedImage | CompactPage  # PNG (or any format Pillow reads) bytes, a
+    # PIL image, an image already encoded by encode_image (lets callers encode pages in parallel), or a page
+    # stored compactly by page_encoding.encode_page (drawn as it is, its layers copied unchanged)
     dpi: int
     text_pdf: bytes | None = None  # tesseract's text-only page; None → image-only page (OCR failed)
     photo: bool = False  # True → JPEG q90 for grey/colour (photographs); lossless Flate otherwise
@@ -160,6 +162,26 @@ def _text_layer(
     return form, width / tw, height / th
 
 
+def _compact_form(
+    pdf: pikepdf.Pdf, compact: CompactPage, label: str, keep_open: list[pikepdf.Pdf]
+) -> tuple[pikepdf.Object, tuple[float, ...]]:
+    """Import a compact page's one page as a Form XObject; returns it with the matrix that maps its BBox
+    (its page, in points) onto the unit square, where an image would be."""
+    try:
+        src = pikepdf.open(io.BytesIO(compact.pdf))
+    except pikepdf.PdfError as e:
+        raise InputError(label, f"compact page is not a readable PDF: {e}") from e
+    keep_open.append(src)  # qpdf copies foreign stream data lazily (see _text_layer)
+    if len(src.pages) != 1:
+        raise InputError(label, f"compact page has {len(src.pages)} pages, expected 1")
+    x0, y0, x1, y1 = (float(v) for v in src.pages[0].mediabox)
+    bw, bh = x1 - x0, y1 - y0
+    if bw <= 0 or bh <= 0:
+        raise InputError(label, "compact page has an empty page")
+    to_unit = (1 / bw, 0.0, 0.0, 1 / bh, -x0 / bw, -y0 / bh)
+    return pdf.copy_foreign(src.pages[0].as_form_xobject()), to_unit
+
+
 def _num(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
@@ -238,20 +260,36 @@ def _add_page(
     label = f"page {index + 1}"
     if page.dpi <= 0:
         raise InputError(label, f"invalid resolution {page.dpi} dpi")
-    if isinstance(page.image_png, EncodedImage):
-        encoded = page.image_png
+    compact: CompactPage | None = None
+    encoded: EncodedImage | None = None
+    if isinstance(page.image_png, CompactPage):
+        compact = page.image_png
+        pixels = (compact.width, compact.height)
     else:
-        encoded = encode_pil(load_image(page.image_png, page.dpi, label), page.photo)
+        if isinstance(page.image_png, EncodedImage):
+            encoded = page.image_png
+        else:
+            encoded = encode_pil(load_image(page.image_png, page.dpi, label), page.photo)
+        pixels = (encoded.width, encoded.height)
     if page.turn % 90 or not -45 < page.skew < 45:
         raise InputError(label, f"cannot draw a page turned by {page.turn} and skewed by {page.skew} degrees")
-    iw, ih = encoded.width * 72 / page.dpi, encoded.height * 72 / page.dpi
+    iw, ih = pixels[0] * 72 / page.dpi, pixels[1] * 72 / page.dpi
     width, height = (ih, iw) if page.turn % 180 else (iw, ih)
     try:
         new_page = pdf.add_blank_page(page_size=(width, height))
     except ValueError as e:  # PDF limits pages to 3..14400 units
         raise InputError(label, f"page size {width:.0f}x{height:.0f} pt out of range: {e}") from e
     # Fixed resource names (not add_resource's random ones) keep the output byte-for-byte reproducible.
-    image_name = new_page.add_resource(_image_xobject(pdf, encoded), Name.XObject, Name("/Im0"))
+    # The image is drawn by a matrix that maps the unit square onto its place on the page; a compact page
+    # is a Form XObject whose BBox is its page in points, so it is scaled to the unit square first.
+    to_unit: tuple[float, ...]
+    if compact is not None:
+        form, to_unit = _compact_form(pdf, compact, label, keep_open)
+        image_name = new_page.add_resource(form, Name.XObject, Name("/Im0"))
+    else:
+        assert encoded is not None
+        image_name = new_page.add_resource(_image_xobject(pdf, encoded), Name.XObject, Name("/Im0"))
+        to_unit = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
     ops = []
     if page.text_pdf is not None:
         form, sx, sy = _text_layer(pdf, page.text_pdf, label, (width, height), keep_open)
@@ -261,8 +299,8 @@ def _add_page(
         # Text first, image over it: the text is invisible (render mode 3) either way, but this way
         # nothing, not even a viewer that ignores render modes, can show it over the scan.
         ops.append(f"q {_num(sx)} 0 0 {_num(sy)} 0 0 cm {text_name} Do Q")
-    ops.append(f"q {' '.join(_num(v) for v in _image_matrix(iw, ih, width, height, page.turn + page.skew))} cm "
-               f"{image_name} Do Q")
+    matrix = _matmul(to_unit, _image_matrix(iw, ih, width, height, page.turn + page.skew))
+    ops.append(f"q {' '.join(_num(v) for v in matrix)} cm {image_name} Do Q")
     new_page.obj.Contents = pdf.make_stream("\n".join(ops).encode("ascii"))
 
 

@@ -1,0 +1,136 @@
+"""A page at archival upload size: the encoding chosen per page by measurement (issue 16).
+
+:func:`encode_page` turns a cleaned page into a one-page PDF whose page is exactly the image, drawn from
+layers PDF/A-2b allows, and picks per page the smallest of:
+
+- ``g4``: a bitonal page as CCITT Group 4 (lossless);
+- ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless G4 mask of the ink at full
+  resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it, and the ink's
+  colour: one flat colour painted through the mask as a stencil when the ink is neutral, else a
+  low-resolution colour image painted through the mask as an explicit ``/Mask`` (PDF 1.3 stencil masking,
+  no soft masks, no transparency groups);
+- ``jpeg`` / ``jpx``: the whole page as JPEG or JPEG 2000 (JP2) where MRC does not pay (photographs);
+- ``flate``: lossless, where that is the smallest (clean rendered pages can be).
+
+A lossy candidate is only used if it passes a fidelity gate computed in numpy on its composite against the
+input (:func:`scanstation.pdf.mrc.fidelity_problems`): no OCR at the station, it must stay cheap.  If none
+passes, the page is stored losslessly.
+
+Never JBIG2: its pattern matching (symbol substitution) can silently turn a 6 into an 8, and there is no
+JBIG2 encoder on the station anyway (jbig2enc is not in Debian 12); the lossless text layer is CCITT G4.
+
+Deterministic: the same image gives the same bytes (fixed resource names, ``deterministic_id``), and
+thread-safe: OpenCV, zlib, libtiff and libjpeg release the GIL, so pages are encoded while OCR runs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pikepdf
+from pikepdf import Array, Dictionary, Name
+from PIL import Image
+
+from scanstation.errors import InputError
+from scanstation.pdf import mrc
+from scanstation.pdf.page_images import EncodedImage, encode_pil, load_image
+
+__all__ = ["CompactPage", "encode_page"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompactPage:
+    """A page stored compactly: a one-page PDF whose page is exactly the image, and how it was stored."""
+
+    pdf: bytes  # one page of width*72/dpi x height*72/dpi points, drawn from its layers, no text
+    method: str  # "g4", "mrc", "jpeg", "jpx" or "flate"
+    width: int  # pixels of the image it stands for
+    height: int
+    dpi: int
+    layers: tuple[tuple[str, int], ...]  # (layer, bytes), e.g. (("mask", 31000), ("background", 22000))
+
+    @property
+    def size(self) -> int:
+        return sum(n for _name, n in self.layers)
+
+
+def _image_stream(pdf: pikepdf.Pdf, layer: mrc.Layer) -> pikepdf.Stream:
+    extra: dict[str, Any] = {}
+    if layer.decode_parms:
+        extra["DecodeParms"] = Dictionary({f"/{k}": v for k, v in layer.decode_parms})
+    if layer.stencil:
+        # An image mask (stencil): no colour space; 1 bit; where it paints is fixed by Decode below.
+        extra["ImageMask"] = True
+        if layer.decode is not None:
+            extra["Decode"] = Array(list(layer.decode))
+    else:
+        extra["ColorSpace"] = Name("/" + layer.colour_space)
+    if layer.filter != "JPXDecode":
+        extra["BitsPerComponent"] = layer.bits  # JPX images carry their own (PDF 32000 8.9.5)
+    return pikepdf.Stream(
+        pdf, layer.data, Type=Name.XObject, Subtype=Name.Image, Width=layer.width, Height=layer.height,
+        Filter=Name("/" + layer.filter), **extra,
+    )
+
+
+def _num(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def page_pdf(plan: mrc.Plan, width: int, height: int, dpi: int) -> bytes:
+    """The one-page PDF drawing ``plan``'s layers over the whole page (fixed names: reproducible bytes)."""
+    pw, ph = width * 72 / dpi, height * 72 / dpi
+    box = f"{_num(pw)} 0 0 {_num(ph)} 0 0 cm"
+    with pikepdf.new() as pdf:
+        page = pdf.add_blank_page(page_size=(pw, ph))
+        ops: list[str] = []
+        if plan.background is not None:
+            page.add_resource(_image_stream(pdf, plan.background), Name.XObject, Name("/Bg0"))
+            ops.append(f"q {box} /Bg0 Do Q")
+        if plan.mask is not None:
+            mask = _image_stream(pdf, plan.mask)
+            if plan.foreground is None:
+                page.add_resource(mask, Name.XObject, Name("/Mk0"))
+                colour = " ".join(_num(c / 255) for c in plan.ink)
+                op = "g" if len(plan.ink) == 1 else "rg"
+                ops.append(f"q {colour} {op} {box} /Mk0 Do Q")
+            else:
+                fg = _image_stream(pdf, plan.foreground)
+                fg.Mask = mask  # explicit masking (PDF 1.3): the stencil says where the colour image paints
+                page.add_resource(fg, Name.XObject, Name("/Fg0"))
+                ops.append(f"q {box} /Fg0 Do Q")
+        page.obj.Contents = pdf.make_stream("\n".join(ops).encode("ascii"))
+        out = io.BytesIO()
+        pdf.save(out, deterministic_id=True, compress_streams=True, linearize=False,
+                 object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        return out.getvalue()
+
+
+def _lossless(encoded: EncodedImage) -> mrc.Layer:
+    return mrc.Layer(
+        encoded.data, encoded.width, encoded.height, encoded.colour_space, encoded.bits, encoded.filter,
+        encoded.decode_parms,
+    )
+
+
+def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> CompactPage:
+    """Store ``image`` (a cleaned page scanned at ``dpi``) in the smallest encoding that keeps what a
+    reader needs; see the module docstring.  Raises InputError for images that cannot be pages."""
+    if not isinstance(image, Image.Image):
+        raise InputError(label, "page image must be a PIL image")
+    if image.width < 1 or image.height < 1:
+        raise InputError(label, "page image is empty")
+    im = load_image(image, dpi, label)  # 1, L or RGB, the smallest exact mode; dpi checked
+    width, height = im.size
+    pw, ph = width * 72 / dpi, height * 72 / dpi
+    if not (3 <= pw <= 14400 and 3 <= ph <= 14400):  # PDF's page size limits
+        raise InputError(label, f"page size {pw:.0f}x{ph:.0f} pt out of range (image {width}x{height} at {dpi} dpi)")
+    if im.mode == "1":
+        image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
+        method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
+        plan = mrc.Plan(method, background=image_layer)
+        return CompactPage(page_pdf(plan, width, height, dpi), method, width, height, dpi, plan.layer_sizes())
+    plan = mrc.choose(im, dpi, lossless=lambda: _lossless(encode_pil(im, photo=False)))
+    return CompactPage(page_pdf(plan, width, height, dpi), plan.method, width, height, dpi, plan.layer_sizes())

@@ -1,0 +1,337 @@
+"""Tests of compact page encoding (issue 16): the encoding chosen per page, what a reader sees of it, and
+searchable PDF/As assembled from compact pages (PDF/A structure, text layer alignment, Devanagari)."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pikepdf
+import pytest
+from PIL import Image, ImageDraw
+
+from scanstation.errors import InputError
+from scanstation.ocr import pages as ocr
+from scanstation.pdf import mrc
+from scanstation.pdf import searchable as pdf
+from scanstation.pdf.page_encoding import CompactPage, encode_page
+from tests.corpus import corpus_file
+from tests.test_pdf import META, pdfa_structural_problems, png_bytes
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pdftoppm") is None or shutil.which("tesseract") is None,
+    reason="poppler-utils and tesseract are needed",
+)
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("encwork")
+    d.chmod(0o700)
+    return d
+
+
+def render(data: bytes, dpi: int, *, grey: bool = False) -> np.ndarray:
+    """The PDF's first page as poppler shows it (H x W x 3, or H x W with ``grey``), uint8."""
+    png = subprocess.run(
+        ["pdftoppm", "-r", str(dpi), "-f", "1", "-l", "1", *(["-gray"] if grey else []), "-png", "-"],
+        input=data, capture_output=True, check=True, timeout=60,
+    ).stdout
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("L" if grey else "RGB"))
+
+
+def ghostscript(data: bytes, dpi: int, *, grey: bool = True) -> np.ndarray:
+    """The PDF's first page as Ghostscript shows it, grey, uint8."""
+    png = subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dFirstPage=1", "-dLastPage=1", "-sDEVICE=pnggray",
+         f"-r{dpi}", "-sOutputFile=-", "-"],
+        input=data, capture_output=True, check=True, timeout=60,
+    ).stdout
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("L"))
+
+
+def noisy_paper(shape: tuple[int, int], seed: int, colour: bool) -> np.ndarray:
+    """Paper with grain, as a scanner sees it (slightly warm white, σ≈5)."""
+    rng = np.random.default_rng(seed)
+    grain = rng.normal(0, 5, shape).astype(np.float32)
+    base = np.array([236, 233, 226] if colour else [234], np.float32)
+    px = base + grain[..., None]
+    return np.clip(px if colour else px[..., 0], 0, 255)
+
+
+def on_paper(ink: Image.Image, seed: int, colour: bool) -> np.ndarray:
+    """A grey text image (black ink on white) printed on noisy paper: multiply, as ink on paper does."""
+    paper = noisy_paper((ink.height, ink.width), seed, colour)
+    dark = np.asarray(ink.convert("L"), np.float32) / 255
+    return paper * (dark[..., None] if colour else dark)
+
+
+def ink_mask(pixels: np.ndarray) -> np.ndarray:
+    grey = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    return grey < 128
+
+
+def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    lab_a = cv2.cvtColor(a.reshape(-1, 1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    lab_b = cv2.cvtColor(b.reshape(-1, 1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    return float(np.linalg.norm(lab_a - lab_b, axis=2).mean())
+
+
+# ---------------------------------------------------------------- pages of each kind
+
+
+@pytest.fixture(scope="module")
+def noisy_a4() -> Image.Image:
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    return render_acr_page(PageSpec(seed=5, noise=0.3, bleed_through=True)).image
+
+
+@pytest.fixture(scope="module")
+def stamp_page() -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """Black print, a red round stamp and blue handwriting on noisy paper; the stamp's and the writing's masks."""
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
+        text = im.convert("L")
+    px = on_paper(text, 3, colour=True)
+    layer = Image.new("L", text.size, 0)
+    draw = ImageDraw.Draw(layer)
+    draw.ellipse((600, 420, 900, 720), outline=255, width=14)
+    draw.ellipse((650, 470, 850, 670), outline=255, width=6)
+    draw.line((650, 570, 850, 570), fill=255, width=10)
+    stamp = np.asarray(layer) > 0
+    layer = Image.new("L", text.size, 0)
+    draw = ImageDraw.Draw(layer)
+    draw.line([(80, 700), (160, 650), (240, 720), (320, 640), (400, 710), (480, 660)], fill=255, width=5, joint="curve")
+    draw.line([(90, 760), (470, 745)], fill=255, width=4)
+    writing = np.asarray(layer) > 0
+    px[stamp] = px[stamp] * 0.15 + np.array([200, 30, 40], np.float32) * 0.85
+    px[writing] = np.array([40, 60, 160], np.float32)
+    return Image.fromarray(np.clip(px + 0.5, 0, 255).astype(np.uint8), "RGB"), stamp, writing
+
+
+def photo_image(size: tuple[int, int], seed: int) -> Image.Image:
+    """A photograph-like picture: smooth shapes and shading in colour, no text."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    small = rng.integers(0, 256, (h // 40, w // 40, 3), dtype=np.uint8)
+    px = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32), (0, 0), 6)
+    px = px + rng.normal(0, 4, (h, w, 3)).astype(np.float32)
+    return Image.fromarray(np.clip(px, 0, 255).astype(np.uint8), "RGB")
+
+
+def test_bitonal_page_is_g4_and_lossless() -> None:
+    with Image.open(corpus_file("tess_phototest.tif")) as im:
+        bitonal = im.convert("1")
+    for image in (bitonal, bitonal.convert("L")):  # grey with only black and white is bitonal too
+        page = encode_page(image, 200)
+        assert page.method == "g4"
+        assert (page.width, page.height, page.dpi) == (640, 480, 200)
+        with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+            (xobj,) = doc.pages[0].images.values()
+            assert xobj.Filter == pikepdf.Name.CCITTFaxDecode
+            assert [float(v) for v in doc.pages[0].mediabox] == pytest.approx([0, 0, 640 * 72 / 200, 480 * 72 / 200])
+        # Ghostscript draws 1-bit images pixel for pixel (poppler smooths their edges when it scales).
+        if shutil.which("gs") is not None:
+            assert np.array_equal(ghostscript(page.pdf, 200) > 127, np.asarray(bitonal).astype(bool))
+
+
+def test_noisy_grey_a4_page_is_mrc_under_100_kb_with_its_ink_intact(noisy_a4: Image.Image) -> None:
+    page = encode_page(noisy_a4, 300)
+    assert page.method == "mrc"
+    assert len(page.pdf) <= 100_000, page.layers
+    names = [name for name, _n in page.layers]
+    assert names[:2] == ["mask", "background"] and "foreground" not in names  # black ink: a flat colour
+    shown = render(page.pdf, 300, grey=True)
+    assert shown.shape == (noisy_a4.height, noisy_a4.width)
+    before, after = ink_mask(np.asarray(noisy_a4)), ink_mask(shown)
+    # The ink's shapes come through (MRC's mask is lossless; its edge is at the stroke's half-darkness).
+    assert np.count_nonzero(before ^ after) < 0.05 * np.count_nonzero(before)
+    # The paper is paper again: no grain (what the bytes were spent on), no missing or extra marks.
+    paper = ~cv2.dilate(before.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.abs(shown[paper].astype(int) - np.asarray(noisy_a4)[paper]).mean() < 6
+
+
+def test_colour_stamp_and_blue_ink_stay_colour(stamp_page: tuple[Image.Image, np.ndarray, np.ndarray]) -> None:
+    image, stamp, writing = stamp_page
+    page = encode_page(image, 300)
+    assert page.method == "mrc"
+    assert "foreground" in dict(page.layers)
+    shown = render(page.pdf, 300)
+    source = np.asarray(image)
+    for region in (stamp, writing):
+        core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert mean_delta_e(shown[core], source[core]) < 10
+    # and the black print stays black, not tinted by the stamp next to it
+    black = ink_mask(source) & ~cv2.dilate((stamp | writing).astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert shown[black].astype(int).mean() < 90
+    assert np.abs(shown[black].astype(int) - shown[black].astype(int).mean(axis=1, keepdims=True)).mean() < 8
+
+
+def test_neutral_colour_page_is_a_flat_colour() -> None:
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
+        px = on_paper(im.convert("L"), 4, colour=True)
+    page = encode_page(Image.fromarray(np.clip(px, 0, 255).astype(np.uint8), "RGB"), 300)
+    assert page.method == "mrc" and "foreground" not in dict(page.layers)
+
+
+def test_photo_page_is_jpeg_or_jpx() -> None:
+    page = encode_page(photo_image((1200, 900), 11), 300)
+    assert page.method in ("jpeg", "jpx"), page.layers
+    shown = render(page.pdf, 300)
+    assert np.abs(shown.astype(int) - np.asarray(photo_image((1200, 900), 11)).astype(int)).mean() < 6
+
+
+def test_photo_on_a_text_page_stays_out_of_the_mask() -> None:
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
+        px = on_paper(im.convert("L"), 5, colour=True)
+    photo = np.asarray(photo_image((400, 300), 12))
+    px[450:750, 560:960] = photo
+    image = Image.fromarray(np.clip(px, 0, 255).astype(np.uint8), "RGB")
+    analysis = mrc.analyse(np.asarray(image), 300)
+    assert not analysis.mask[470:730, 580:940].any()
+    assert analysis.mask[:400].any()
+    page = encode_page(image, 300)
+    shown = render(page.pdf, 300)
+    assert mean_delta_e(shown[470:730, 580:940], photo[20:280, 20:380]) < 10
+
+
+def test_clean_flat_page_may_be_flate_and_is_then_exact() -> None:
+    # A rendered page with a few flat tones: lossless is smaller than any layered page.
+    im = Image.new("L", (900, 600), 255)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((50, 50, 850, 200), fill=200)
+    draw.rectangle((50, 300, 400, 550), fill=120)
+    draw.rectangle((500, 300, 850, 550), fill=0)
+    page = encode_page(im, 300)
+    assert page.method == "flate"
+    with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+        (xobj,) = doc.pages[0].images.values()
+        assert isinstance(xobj, pikepdf.Stream)
+        assert np.array_equal(np.asarray(pikepdf.PdfImage(xobj).as_pil_image()), np.asarray(im))
+
+
+def test_no_jbig2_and_deterministic(stamp_page: tuple[Image.Image, np.ndarray, np.ndarray]) -> None:
+    image = stamp_page[0]
+    first, second = encode_page(image, 300), encode_page(image.copy(), 300)
+    assert first == second
+    for page in (first, encode_page(image.convert("L"), 300), encode_page(image.convert("1"), 300)):
+        assert b"JBIG2" not in page.pdf
+        with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+            for obj in doc.objects:
+                if isinstance(obj, pikepdf.Stream):
+                    assert "JBIG2" not in repr(obj.stream_dict)
+                    assert "/SMask" not in obj.stream_dict
+                    assert not obj.stream_dict.get("/Interpolate", False)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(InputError, match=r"page 3.*resolution"):
+        encode_page(Image.new("L", (100, 100), 255), 0, label="page 3")
+    with pytest.raises(InputError, match="16-bit"):
+        encode_page(Image.new("I;16", (100, 100)), 300)
+    with pytest.raises(InputError, match="out of range"):
+        encode_page(Image.new("L", (2, 2), 255), 600)
+
+
+# ---------------------------------------------------------------- searchable PDF/A from compact pages
+
+
+@pytest.fixture(scope="module")
+def hindi_page(work_dir: Path) -> tuple[Image.Image, ocr.PageOcr]:
+    with Image.open(corpus_file("tess_devatest.png")) as im:
+        image = Image.fromarray(np.clip(on_paper(im.convert("L"), 6, colour=False), 0, 255).astype(np.uint8), "L")
+    return image, ocr.ocr_page(png_bytes(image), 300, work_dir, lang="hin")
+
+
+@pytest.fixture(scope="module")
+def english_page(work_dir: Path) -> tuple[Image.Image, ocr.PageOcr]:
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
+        image = Image.fromarray(np.clip(on_paper(im.convert("L"), 7, colour=False), 0, 255).astype(np.uint8), "L")
+    return image, ocr.ocr_page(png_bytes(image), 300, work_dir, lang="eng")
+
+
+def word_boxes(data: bytes) -> dict[str, tuple[float, float, float, float]]:
+    """First occurrence of each word on the first page with its box (points), from pdftotext -bbox."""
+    html = subprocess.run(
+        ["pdftotext", "-bbox", "-f", "1", "-l", "1", "-", "-"], input=data, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    for m in re.finditer(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', html):
+        boxes.setdefault(m.group(5), tuple(float(m.group(i)) for i in range(1, 5)))  # type: ignore[arg-type]
+    return boxes
+
+
+def test_searchable_pdf_of_compact_pages_is_pdfa(
+    english_page: tuple[Image.Image, ocr.PageOcr], hindi_page: tuple[Image.Image, ocr.PageOcr],
+    stamp_page: tuple[Image.Image, np.ndarray, np.ndarray], work_dir: Path,
+) -> None:
+    pages = [
+        pdf.PdfPage(encode_page(english_page[0], 300), 300, english_page[1].text_pdf),
+        pdf.PdfPage(encode_page(hindi_page[0], 300), 300, hindi_page[1].text_pdf),
+        pdf.PdfPage(encode_page(stamp_page[0], 300), 300, None),
+        pdf.PdfPage(encode_page(stamp_page[0].convert("1"), 300), 300, None, turn=90),
+    ]
+    built = pdf.build_searchable_pdf(pages, META, work_dir)
+    assert pdfa_structural_problems(built) == []
+    assert built == pdf.build_searchable_pdf(pages, META, work_dir)
+    with pikepdf.open(io.BytesIO(built)) as doc:
+        assert len(doc.pages) == 4
+        box = [float(v) for v in doc.pages[3].mediabox]
+        assert box == pytest.approx([0, 0, 800 * 72 / 300, 1024 * 72 / 300])  # turned: width and height swap
+    pdfa = pytest.importorskip("pikepdf.pdfa", exc_type=ImportError)
+    report = pdfa.validate_written(io.BytesIO(built), "2b")
+    assert report.passed, [str(f) for f in report.findings]
+
+
+@pytest.mark.parametrize(("turn", "skew"), [(0, 0.0), (90, 0.0), (0, 2.0)])
+def test_text_layer_sits_where_it_did_on_the_lossless_page(
+    english_page: tuple[Image.Image, ocr.PageOcr], turn: int, skew: float, work_dir: Path
+) -> None:
+    image, result = english_page
+    # The text layer was read from the upright page: the stored image is that page turned back by
+    # ``turn`` (as a sideways scan would be) and drawn upright again by the page's matrix.
+    stored = image.rotate(turn, expand=True) if turn else image
+    lossless = pdf.build_searchable_pdf([pdf.PdfPage(stored, 300, result.text_pdf, turn=turn, skew=skew)],
+                                        META, work_dir)
+    compact_page = encode_page(stored, 300)
+    compact = pdf.build_searchable_pdf([pdf.PdfPage(compact_page, 300, result.text_pdf, turn=turn, skew=skew)],
+                                       META, work_dir)
+    a, b = word_boxes(lossless), word_boxes(compact)
+    words = [w for w in a if len(w) >= 5 and w.isalpha()]
+    assert len(words) >= 10
+    for w in words:
+        assert b[w] == pytest.approx(a[w], abs=2.0), w
+    # ... and so is the image under it: the rendered pages line up to a fraction of a pixel (at 300 dpi).
+    # (Ghostscript draws both exactly; poppler places a stencil mask up to half a pixel off an image.)
+    draw, tolerance = (ghostscript, 0.1) if shutil.which("gs") else (render, 0.75)
+    shown_a, shown_b = draw(lossless, 300, grey=True), draw(compact, 300, grey=True)
+    assert shown_a.shape == shown_b.shape
+    (dx, dy), _response = cv2.phaseCorrelate(shown_a.astype(np.float32), shown_b.astype(np.float32))
+    assert abs(dx) < tolerance and abs(dy) < tolerance
+    assert np.count_nonzero((shown_a < 128) ^ (shown_b < 128)) < 0.3 * np.count_nonzero(shown_a < 128)
+
+
+def test_devanagari_copy_paste_unchanged(hindi_page: tuple[Image.Image, ocr.PageOcr], work_dir: Path) -> None:
+    image, result = hindi_page
+    lossless = pdf.build_searchable_pdf([pdf.PdfPage(image, 300, result.text_pdf)], META, work_dir)
+    compact = pdf.build_searchable_pdf([pdf.PdfPage(encode_page(image, 300), 300, result.text_pdf)], META, work_dir)
+    text = pdf.pdf_text(compact)
+    assert text == pdf.pdf_text(lossless)
+    assert sum("\u0900" <= c <= "\u097f" for c in text) > 200
+
+
+def test_compact_page_in_a_pdf_page_is_checked(english_page: tuple[Image.Image, ocr.PageOcr], work_dir: Path) -> None:
+    page = encode_page(english_page[0], 300)
+    broken = CompactPage(b"%PDF-broken", page.method, page.width, page.height, page.dpi, page.layers)
+    with pytest.raises(InputError, match=r"page 1.*compact page"):
+        pdf.build_searchable_pdf([pdf.PdfPage(broken, 300)], META, work_dir)
+    other_text = ocr.ocr_page(png_bytes(Image.new("L", (300, 900), 255)), 300, work_dir, lang="eng").text_pdf
+    with pytest.raises(InputError, match="does not match"):
+        pdf.build_searchable_pdf([pdf.PdfPage(page, 300, other_text)], META, work_dir)
