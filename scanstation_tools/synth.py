@@ -307,7 +307,8 @@ def render_acr_file(seed: int, n_pages: int, *, blank_backs: bool = False, **kw:
 
     ``n_pages`` counts printed pages; with ``blank_backs`` each is followed by its blank back (as a
     duplex scan delivers it, with bleed-through of the front).  ``kw`` are PageSpec fields applied
-    to every page (dpi, skew_deg, rotation, noise, dark_border, bleed_through, mode).
+    to every page (dpi, skew_deg, rotation, noise, dark_border, bleed_through, mode, and the colour marks
+    stamps, remarks, signatures, photo, which blank backs leave out).
     """
     if n_pages < 1:
         raise ValueError("n_pages must be >= 1")
