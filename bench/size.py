@@ -1,0 +1,728 @@
+"""Size benchmark (issue 16): bytes per page, legibility and colour error of ScanStation's compact pages
+beside PNG, JPEG q85, JPEG 2000 at the same size, archive-pdf-tools' ``recode_pdf`` and ``ocrmypdf
+--optimize 3``, on the same cleaned pages in one run.
+
+Run by hand (never by the test suite), from the repository root::
+
+    .venv/bin/python bench/size.py                               # full run (~15 min on 2 cores)
+    .venv/bin/python bench/size.py --pages 2 --skip-corpus --file-pages 0 --package-pages 0   # quick check
+    .venv/bin/python bench/size.py --per-page --json /tmp/size.json
+
+Every page is first cleaned as the station cleans it (``clean_page``); that cleaned page is the lossless
+reference every stored form is compared with.  Legibility: Tesseract's CER of each stored form (PDFs
+rendered by pdftoppm at the page's resolution, images decoded) against the ground truth, minus the CER of
+the lossless page.  Colour: mean CIE ΔE2000 per kind of mark (stamp, ink, signature, photo) between the
+lossless page and each stored form, on the synthetic colour pages.  See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+for _p in (REPO, BENCH, REPO.parent / "shared" / "bench"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import _size_forms as forms  # noqa: E402
+import ocr_peer_bench as peer  # noqa: E402  (the shared yardstick: its CER, as bench/ocr.py uses it)
+from _size_forms import Ref, Stored  # noqa: E402
+from PIL import Image  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".pdf"}
+KB = 1000  # decimal units throughout: 100 KB = 100,000 bytes, 2 MB = 2,000,000 bytes (the stricter reading)
+TARGET_KB_PER_PAGE = 100.0
+TARGET_FILE_BYTES = 2_000_000
+TARGET_CER_DELTA = 0.005
+TARGET_DELTA_E = 10.0
+MEANINGFUL_KINDS = ("stamp", "ink", "signature")  # colour that carries meaning; photos are reported only
+KINDS = (*MEANINGFUL_KINDS, "photo")
+ENCODERS = ("scanstation", "png", "jpeg", "jp2", "recode_pdf", "ocrmypdf")
+LABELS = {
+    "scanstation": "ScanStation",
+    "png": "PNG (lossless)",
+    "jpeg": f"JPEG q{forms.JPEG_QUALITY}",
+    "jp2": "JPEG 2000 @ our size",
+    "recode_pdf": "recode_pdf (MRC)",
+    "ocrmypdf": "ocrmypdf -O3 PDF/A",
+}
+# The size verdict compares with peers that choose their own size; JPEG 2000 is matched to ours by
+# construction, so it answers "what is more legible at the same size", not "what is smaller".
+SIZE_PEERS = ("png", "jpeg", "recode_pdf", "ocrmypdf")
+SYNTH_LANG = "hin+eng"
+# (noise, bleed-through) of the synthetic pages, cycled: mostly scanner noise 0.15-0.3 with the next
+# page showing through, as real scans of old ACR paper are; one in six clean.
+GREY_VARIANTS = ((0.3, True), (0.15, False), (0.0, False), (0.2, True), (0.15, True), (0.3, False))
+COLOUR_VARIANTS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
+    (0.2, True, {"stamps": 2, "remarks": 1, "signatures": 1, "photo": True}),
+    (0.15, False, {"stamps": 1, "remarks": 1, "signatures": 1}),
+    (0.3, True, {"stamps": 2, "remarks": 0, "signatures": 2}),
+    (0.0, False, {"stamps": 1, "remarks": 2, "signatures": 1, "photo": True}),
+    (0.25, True, {"stamps": 3, "remarks": 1, "signatures": 1}),
+    (0.15, True, {"stamps": 1, "remarks": 1, "signatures": 1, "photo": True}),
+)
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+@dataclass
+class Page:
+    set: str
+    name: str
+    image: Image.Image  # the cleaned page: the lossless reference
+    dpi: int
+    lang: str
+    gt: str | None  # ground truth; None: the OCR of the lossless page stands in for it
+    regions: tuple[Any, ...] = ()  # colour marks' ground truth (synthetic colour pages)
+    clean_ms: float = 0.0
+    note: str = ""
+    ref_cer: float | None = None
+    stored: dict[str, Stored] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.set, "page": self.name, "dpi": self.dpi, "size": list(self.image.size),
+            "mode": self.image.mode, "lang": self.lang, "ground_truth": self.gt is not None,
+            "colour_regions": len(self.regions), "clean_ms": round(self.clean_ms, 1), "note": self.note,
+            "lossless_cer": self.ref_cer, "stored": {k: v.as_dict() for k, v in self.stored.items()},
+        }
+
+
+def _cleaned(image: Image.Image, dpi: int) -> tuple[Image.Image, float, bool]:
+    """The page as the station cleans it; (image, ms, whether cleaning turned or straightened it)."""
+    from scanstation.cleanup.pipeline import SKEW_MIN_DEGREES, clean_page
+
+    t = time.perf_counter()
+    res = clean_page(image, dpi)
+    ms = (time.perf_counter() - t) * 1e3
+    skew = res.analysis.get("skew") or 0.0
+    turned = (res.analysis.get("orientation") or {}).get("rotation", 0)
+    return res.image, ms, bool(turned) or abs(skew) >= SKEW_MIN_DEGREES
+
+
+def synthetic_pages(n: int, colour: bool) -> Iterator[Page]:
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    rng = random.Random(7300 + colour)
+    for i in range(n):
+        seed, page_no = (7400 if colour else 7300) + i // 3, i % 3 + 1
+        if colour:
+            noise, bleed, marks = COLOUR_VARIANTS[i % len(COLOUR_VARIANTS)]
+            # No skew on colour pages: the marks' ground truth is in the rendered page's pixels, and a
+            # straightened page would move them under their boxes.
+            spec = PageSpec(seed=seed, page_no=page_no, noise=noise, bleed_through=bleed, mode="RGB", **marks)
+        else:
+            noise, bleed = GREY_VARIANTS[i % len(GREY_VARIANTS)]
+            spec = PageSpec(seed=seed, page_no=page_no, noise=noise, bleed_through=bleed,
+                            skew_deg=round(rng.uniform(-1.5, 1.5), 2))
+        sp = render_acr_page(spec)
+        image, ms, moved = _cleaned(sp.image, spec.dpi)
+        regions = tuple(getattr(sp, "colour_regions", ()))
+        note = f"noise {noise}{', bleed-through' if bleed else ''}"
+        if colour:
+            note += ", " + " ".join(f"{k} {v}" for k, v in marks.items() if v)
+            if moved:
+                note += " (cleaning turned or straightened the page: colour regions approximate)"
+        else:
+            note += f", skew {spec.skew_deg}°"
+        yield Page("synthetic colour" if colour else "synthetic grey", f"seed {seed} p{page_no}", image,
+                   spec.dpi, SYNTH_LANG, sp.text, regions, ms, note)
+
+
+def _manifest_langs(corpus: Path) -> dict[str, str]:
+    """Tesseract language per corpus file from MANIFEST.tsv's notes (Hindi/Devanagari → hin, else eng).
+
+    ``san`` is not installed here; Sanskrit in Devanagari is read with ``hin``, as bench/ocr.py does."""
+    langs: dict[str, str] = {}
+    manifest = corpus / "MANIFEST.tsv"
+    if manifest.exists():
+        for line in manifest.read_text(encoding="utf-8").splitlines()[1:]:
+            cols = line.split("\t")
+            if len(cols) > 5:
+                langs[cols[0]] = "hin" if any(w in cols[5] for w in ("Hindi", "Devanagari")) else "eng"
+    return langs
+
+
+def corpus_pages(directory: Path, tmp: Path) -> Iterator[Page]:
+    """Every page of every image/PDF in the corpus, loaded as the import driver loads it (its dpi)."""
+    from drivers.image_loading import load_pages
+
+    langs = _manifest_langs(directory)
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in CORPUS_SUFFIXES and p.is_file())
+    for path in files:
+        gt_path = path.with_name(f"{path.stem}.gt.txt")
+        gt = gt_path.read_text(encoding="utf-8") if gt_path.exists() else None
+        for lp in load_pages(path, 300, tmp):
+            lp.image.load()
+            image, ms, _moved = _cleaned(lp.image, lp.dpi)
+            yield Page("corpus", lp.label, image, lp.dpi, langs.get(path.name, "eng"), gt, (), ms,
+                       f"{lp.image.mode} {lp.dpi} dpi")
+
+
+# ------------------------------------------------------------------------------------------ OCR
+
+
+def tesseract(image: Path, lang: str, hocr: bool = False) -> tuple[str, Path | None]:
+    """Tesseract's text of an image (and its hOCR file next to it when asked); RuntimeError if it fails."""
+    if not hocr:
+        proc = subprocess.run(["tesseract", str(image), "-", "-l", lang], capture_output=True, text=True,
+                              env=forms.TOOL_ENV, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tesseract exit {proc.returncode}: {proc.stderr.strip()[-200:]}")
+        return proc.stdout, None
+    base = image.with_suffix("")
+    proc = subprocess.run(["tesseract", str(image), str(base), "-l", lang, "txt", "hocr"], capture_output=True,
+                          text=True, env=forms.TOOL_ENV, timeout=600)
+    txt, out = base.with_suffix(".txt"), base.with_suffix(".hocr")
+    if proc.returncode != 0 or not txt.exists():
+        raise RuntimeError(f"tesseract exit {proc.returncode}: {proc.stderr.strip()[-200:]}")
+    return txt.read_text(encoding="utf-8"), (out if out.exists() else None)
+
+
+def cer(reference: str, text: str) -> float:
+    return float(peer.cer(reference, text)[0])
+
+
+# ------------------------------------------------------------------------------------------ one page
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args, self.work = args, work
+        self.pool = ThreadPoolExecutor(max_workers=max(1, args.jobs), thread_name_prefix="tesseract")
+        # CER and colour error of a page once its OCR is done: a thread of their own, so that a page
+        # waiting for its OCR never holds one of the --jobs tesseract slots.
+        self.finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
+        self.recode = shutil.which("recode_pdf") or str(REPO / ".venv" / "bin" / "recode_pdf")
+        self.have_recode = Path(self.recode).exists()
+        self.have_ocrmypdf = shutil.which("ocrmypdf") is not None
+        self.encoder_error = ""
+        try:
+            from scanstation.pdf import page_encoding  # noqa: F401
+        except Exception as e:  # report whatever keeps the encoder from loading
+            self.encoder_error = f"scanstation.pdf.page_encoding not importable: {e!r}"
+        self.pending: list[tuple[Page, Future[None]]] = []
+        self.count = 0
+
+    def _stored(self, encoder: str, make: Callable[[], Stored]) -> Stored:
+        try:
+            return make()
+        except Exception as e:  # one encoder failing must not stop the bench
+            tb = traceback.format_exc(limit=-2).strip().splitlines()
+            return Stored(encoder, error=f"{e!r} at {' / '.join(tb[-3:-1])[:200]}")
+
+    def page(self, page: Page) -> None:
+        """Make every stored form of the page now (timed); their OCR and colour error run in the pool."""
+        self.count += 1
+        pw = self.work / f"{self.count:03d}"
+        pw.mkdir()
+        png = forms.save_view(page.image, pw / "ref.png", page.dpi)
+        ref = Ref(page.image, page.dpi, png, None, pw)
+        want_hocr = not self.args.skip_peers and self.have_recode
+        ref_ocr = self.pool.submit(tesseract, png, page.lang, want_hocr)
+        s = page.stored
+        if self.encoder_error:
+            s["scanstation"] = Stored("scanstation", error=self.encoder_error)
+        else:
+            s["scanstation"] = self._stored("scanstation", lambda: forms.make_scanstation(ref))
+        s["png"] = self._stored("png", lambda: forms.make_png(ref))
+        if not self.args.skip_peers:
+            s["jpeg"] = self._stored("jpeg", lambda: forms.make_jpeg(ref))
+            ours = s["scanstation"]
+            if ours.error or not ours.nbytes:
+                s["jp2"] = Stored("jp2", error="no ScanStation size to match")
+            else:
+                s["jp2"] = self._stored("jp2", lambda: forms.make_jp2_matched(ref, ours.nbytes))
+            s["ocrmypdf"] = (self._stored("ocrmypdf", lambda: forms.make_ocrmypdf(ref)) if self.have_ocrmypdf
+                             else Stored("ocrmypdf", error="ocrmypdf not installed"))
+            if self.have_recode:
+                with contextlib.suppress(RuntimeError):  # no hOCR: make_recode_pdf says so
+                    ref.hocr = ref_ocr.result()[1]
+                s["recode_pdf"] = self._stored("recode_pdf", lambda: forms.make_recode_pdf(ref, self.recode))
+            else:
+                s["recode_pdf"] = Stored("recode_pdf", error="recode_pdf not installed (pip install -e .[bench])")
+        ocrs = {k: self.pool.submit(tesseract, v.view, page.lang)
+                for k, v in s.items() if v.view is not None and k != "png" and not v.error}
+        self.pending.append((page, self.finisher.submit(self._finish, page, ref, ref_ocr, ocrs)))
+
+    def _finish(self, page: Page, ref: Ref, ref_ocr: Future[tuple[str, Path | None]],
+                ocrs: dict[str, Future[tuple[str, Path | None]]]) -> None:
+        """CER and colour error of every stored form, once the page's OCR is done."""
+        try:
+            lossless_text = ref_ocr.result()[0]
+        except RuntimeError as e:
+            page.note += f"; OCR of the lossless page failed ({e}): no CER"
+            return
+        reference = page.gt if page.gt is not None else lossless_text
+        page.ref_cer = cer(reference, lossless_text)
+        page.stored["png"].cer, page.stored["png"].cer_delta = page.ref_cer, 0.0  # the same pixels
+        for key, fut in ocrs.items():
+            st = page.stored[key]
+            try:
+                st.cer = cer(reference, fut.result()[0])
+            except RuntimeError as e:
+                st.note = (st.note + "; " if st.note else "") + f"OCR failed: {e}"
+                continue
+            st.cer_delta = st.cer - page.ref_cer
+        if page.regions:
+            self._colour(page, ref)
+
+    def _colour(self, page: Page, ref: Ref) -> None:
+        from scanstation_tools.colour_error import region_colour_error
+
+        with Image.open(ref.png) as reference:
+            reference.load()
+            for st in page.stored.values():
+                if st.view is None or st.error:
+                    continue
+                try:
+                    with Image.open(st.view) as view:
+                        errors = region_colour_error(reference, view, page.regions)
+                except Exception as e:  # reported beside the page, the bench goes on
+                    st.note = (st.note + "; " if st.note else "") + f"colour error failed: {e!r}"
+                    continue
+                by_kind: dict[str, list[float]] = {}
+                for err in errors:
+                    if err.pixels:  # each mark counts once, whatever its size (as mean_colour_error does)
+                        by_kind.setdefault(err.kind, []).append(err.mean)
+                st.delta_e = {k: statistics.mean(v) for k, v in by_kind.items()}
+
+    def wait(self) -> None:
+        for _page, fut in self.pending:
+            fut.result()
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.finisher.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------------------------------ a 20-page ACR file
+
+
+def acr_file(n: int, bench: Bench, work: Path, text_layer: bool) -> dict[str, Any]:
+    """The PDF/A of one synthetic n-page ACR file, built as the station builds it: compact pages (cleaned,
+    then ``encode_page``) with Tesseract's text layers (``ocr_page``, as the OCR workers read a page)
+    through ``build_searchable_pdf``.  Pages as in the synthetic sets: noisy grey, and every fifth page in
+    colour with a stamp and a signature (when the generator has colour marks)."""
+    from scanstation.cleanup.pipeline import encode_png
+    from scanstation.ocr.pages import ocr_page
+    from scanstation.pdf.page_encoding import encode_page
+    from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    res: dict[str, Any] = {"pages": n, "text_layer": text_layer}
+    fw = work / "acr-file"
+    fw.mkdir()
+    seed = 7500
+    compact, layers, methods = [], [], []
+    encode_s = 0.0
+    t0 = time.perf_counter()
+    for i in range(n):
+        noise, bleed = GREY_VARIANTS[i % len(GREY_VARIANTS)]
+        colour = i % 5 == 0 and "stamps" in getattr(PageSpec, "__dataclass_fields__", {})
+        marks: dict[str, Any] = {"mode": "RGB", "stamps": 1, "signatures": 1} if colour else {}
+        spec = PageSpec(seed=seed, page_no=i + 1, noise=noise, bleed_through=bleed, **marks)
+        image, _ms, _moved = _cleaned(render_acr_page(spec).image, spec.dpi)
+        t = time.perf_counter()
+        cp = encode_page(image, spec.dpi, label=f"file page {i + 1}")
+        encode_s += time.perf_counter() - t
+        compact.append(cp)
+        methods.append(cp.method)
+        if text_layer:
+            pdir = fw / f"ocr{i:02d}"
+            pdir.mkdir()
+            layers.append(bench.pool.submit(ocr_page, encode_png(image, 1), spec.dpi, pdir, SYNTH_LANG,
+                                            label=f"file page {i + 1}"))
+    texts = [f.result().text_pdf for f in layers] if text_layer else [None] * n
+    t = time.perf_counter()
+    pages = [PdfPage(image_png=cp, dpi=cp.dpi, text_pdf=tp) for cp, tp in zip(compact, texts, strict=True)]
+    meta = PdfMetadata(title="ACR BENCH-7500 2019-20", employee_code="BENCH-7500", employee_name="Bench Synthetic",
+                       acr_period="2019-20", unit="Bench Unit")
+    data = build_searchable_pdf(pages, meta, fw)
+    res.update({
+        "bytes": len(data), "bytes_per_page": len(data) / n, "compact_bytes": sum(len(c.pdf) for c in compact),
+        "text_layer_bytes": sum(len(x) for x in texts if x), "methods": _counts(methods),
+        "colour_pages": sum(1 for i in range(n) if i % 5 == 0 and "stamps" in PageSpec.__dataclass_fields__),
+        "encode_s_per_page": encode_s / n, "build_s": time.perf_counter() - t,
+        "wall_s": time.perf_counter() - t0,
+    })
+    (fw / "acr-file.pdf").write_bytes(data)
+    return res
+
+
+def sealed_package(n: int, work: Path) -> dict[str, Any]:
+    """Bytes per page of a sealed batch: a real station (tests/stationkit.py, as bench/ui.py uses it) imports
+    n synthetic pages as two ACR files (``scanstation import``: cleaning, compact encoding, OCR hin+eng), the
+    batch is verified and sealed (``scanstation seal``), and the package file's size is divided by n."""
+    from scanstation_tools.synth import PageSpec, render_acr_page
+    from tests.stationkit import make_station
+
+    t0 = time.perf_counter()
+    st = make_station(work / "station", ocr_languages=SYNTH_LANG)
+    codes = ("BENCH1", "BENCH2")
+    st.roster(*codes)
+    has_colour = "stamps" in PageSpec.__dataclass_fields__
+    setup_s = time.perf_counter() - t0
+    t = time.perf_counter()
+    colour_pages = 0
+    for f, code in enumerate(codes):
+        files = []
+        for i in range(f, n, len(codes)):
+            noise, bleed = GREY_VARIANTS[i % len(GREY_VARIANTS)]
+            marks: dict[str, Any] = ({"mode": "RGB", "stamps": 1, "signatures": 1}
+                                     if has_colour and i % 5 == 0 else {})
+            colour_pages += bool(marks)
+            spec = PageSpec(seed=7600 + f, page_no=i // len(codes) + 1, noise=noise, bleed_through=bleed, **marks)
+            path = work / f"package-{code}-{i:02d}.png"
+            render_acr_page(spec).image.save(path, dpi=(300, 300))
+            files.append(str(path))
+        if files:
+            st.run("import", "--batch", "B1", "--employee", code, "--period", "2019-20", *files, timeout=1800,
+                   check=True)
+    import_s = time.perf_counter() - t
+    st.verify("B1")
+    t = time.perf_counter()
+    out = st.run("seal", "--batch", "B1", timeout=1800, check=True).stdout
+    seal_s = time.perf_counter() - t
+    marker = "sealed batch B1: "
+    if marker not in out:
+        return {"pages": n, "error": f"seal printed no package path: {out.strip()[-300:]}"}
+    pkg = Path(out.split(marker)[1].split(" (")[0].strip())
+    size = pkg.stat().st_size
+    return {"pages": n, "bytes": size, "bytes_per_page": size / n, "colour_pages": colour_pages,
+            "files": len(codes), "setup_s": setup_s, "import_s": import_s, "seal_s": seal_s}
+
+
+def _counts(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def _mean(xs: list[float]) -> float | None:
+    return statistics.mean(xs) if xs else None
+
+
+def _ok(pages: list[Page], enc: str) -> list[Page]:
+    return [p for p in pages if enc in p.stored and not p.stored[enc].error and p.stored[enc].nbytes]
+
+
+def summarise(name: str, pages: list[Page]) -> dict[str, Any]:
+    """Per encoder: mean KB/page, CER Δ, ΔE per kind, time; ScanStation/peer size ratios on common pages."""
+    out: dict[str, Any] = {"set": name, "pages": len(pages),
+                           "lossless_cer": _mean([p.ref_cer for p in pages if p.ref_cer is not None]),
+                           "ground_truth_pages": sum(p.gt is not None for p in pages), "encoders": {}}
+    for enc in ENCODERS:
+        ok = _ok(pages, enc)
+        if not ok and not any(enc in p.stored for p in pages):
+            continue
+        st = [p.stored[enc] for p in ok]
+        deltas = [s.cer_delta for s in st if s.cer_delta is not None]
+        row: dict[str, Any] = {
+            "measured": len(ok),
+            "failed": [f"{p.name}: {p.stored[enc].error}" for p in pages if enc in p.stored and p.stored[enc].error],
+            "kb_mean": _mean([s.nbytes / KB for s in st]), "kb_min": min((s.nbytes / KB for s in st), default=None),
+            "kb_max": max((s.nbytes / KB for s in st), default=None),
+            "cer_delta_mean": _mean(deltas), "cer_delta_max": max(deltas, default=None),
+            "pages_over_cer_target": [p.name for p in ok if (p.stored[enc].cer_delta or 0.0) > TARGET_CER_DELTA],
+            "delta_e": {k: v for k in KINDS if (v := _mean([s.delta_e[k] for s in st if k in s.delta_e])) is not None},
+            "wall_ms_mean": _mean([s.wall_ms for s in st]), "cpu_ms_mean": _mean([s.cpu_ms for s in st]),
+            "overhead_mean": _mean([float(s.overhead) for s in st if s.overhead is not None]),
+            "methods": _counts([s.method for s in st]) if enc == "scanstation" else {},
+            "notes": sorted({s.note for s in st if s.note}),
+        }
+        common = [p for p in ok if p in _ok(pages, "scanstation")]
+        if enc != "scanstation" and common:
+            ours = sum(p.stored["scanstation"].nbytes for p in common)
+            theirs = sum(p.stored[enc].nbytes for p in common)
+            row["ours_over_peer_size"] = ours / theirs if theirs else None
+            ow = sum(p.stored["scanstation"].wall_ms for p in common)
+            tw = sum(p.stored[enc].wall_ms for p in common)
+            row["ours_over_peer_time"] = ow / tw if tw else None
+            row["common_pages"] = len(common)
+        out["encoders"][enc] = row
+    return out
+
+
+def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[str, Any] | None,
+             package: dict[str, Any] | None) -> list[tuple[bool | None, str]]:
+    """(passed, line) per target; None when it could not be measured in this run."""
+    lines: list[tuple[bool | None, str]] = []
+    for s in summaries:
+        ss = s["encoders"].get("scanstation", {})
+        kb = ss.get("kb_mean")
+        lines.append((None if kb is None else kb <= TARGET_KB_PER_PAGE,
+                      f"{s['set']}: ScanStation {_f(kb, 1)} KB/page on average (target ≤ {TARGET_KB_PER_PAGE:.0f}; "
+                      f"{ss.get('measured', 0)}/{s['pages']} pages encoded)"))
+    if file_res is not None:
+        b = file_res.get("bytes")
+        lines.append((None if b is None else b <= TARGET_FILE_BYTES,
+                      f"{file_res['pages']}-page synthetic ACR file: "
+                      + (f"{b / 1e6:.3f} MB ({b / file_res['pages'] / KB:.1f} KB/page"
+                         f"{', with text layers' if file_res['text_layer'] else ', WITHOUT text layers'})"
+                         if b is not None else f"not built: {file_res.get('error')}")
+                      + f" (target ≤ {TARGET_FILE_BYTES / 1e6:.0f} MB)"))
+    if package is not None:
+        bpp = package.get("bytes_per_page")
+        lines.append((None if bpp is None else bpp / KB <= TARGET_KB_PER_PAGE,
+                      f"sealed package: {_f(bpp / KB if bpp else None, 1)} KB/page "
+                      + (f"({package['bytes']} bytes / {package['pages']} pages)" if bpp else
+                         f"(not measured: {package.get('error')})") + f" (target ≤ {TARGET_KB_PER_PAGE:.0f})"))
+    ours = [p for p in pages if p.stored.get("scanstation") and p.stored["scanstation"].cer_delta is not None]
+    over = [p for p in ours if (p.stored["scanstation"].cer_delta or 0.0) > TARGET_CER_DELTA]
+    worst = max(ours, key=lambda p: p.stored["scanstation"].cer_delta or 0.0, default=None)
+    if ours:
+        lines.append((not over,
+                      f"CER Δ ≤ +{TARGET_CER_DELTA} on every page: {len(ours) - len(over)}/{len(ours)} pages within"
+                      + (f"; worst {worst.set} {worst.name} {_sf(worst.stored['scanstation'].cer_delta)}"
+                         if worst else "")
+                      + ("; over: " + ", ".join(f"{p.set} {p.name} {_sf(p.stored['scanstation'].cer_delta)}"
+                                                for p in over) if over else "")))
+    colour = next((s for s in summaries if s["set"] == "synthetic colour"), None)
+    if colour is not None:
+        de = colour["encoders"].get("scanstation", {}).get("delta_e", {})
+        kinds = [k for k in MEANINGFUL_KINDS if k in de]
+        worst_kind = max(kinds, key=lambda k: de[k], default=None)
+        lines.append((None if not kinds else all(de[k] <= TARGET_DELTA_E for k in kinds),
+                      "colour error (mean ΔE2000) " + ", ".join(f"{k} {de[k]:.1f}" for k in KINDS if k in de)
+                      + f" (target ≤ {TARGET_DELTA_E:.0f} for stamps, ink, signatures"
+                      + (f"; worst {worst_kind}" if worst_kind else "; no colour regions measured") + ")"))
+    for s in summaries:
+        encs = s["encoders"]
+        ss = encs.get("scanstation", {})
+        if ss.get("cer_delta_mean") is None:
+            continue
+        rivals = [(k, encs[k]) for k in SIZE_PEERS if k in encs and encs[k].get("cer_delta_mean") is not None
+                  and encs[k]["cer_delta_mean"] <= ss["cer_delta_mean"] + 1e-12 and encs[k].get("common_pages")]
+        if not rivals:
+            lines.append((None, f"{s['set']}: no peer measured at the same or better CER"))
+            continue
+        k, best = min(rivals, key=lambda kv: kv[1]["kb_mean"])
+        r = best["ours_over_peer_size"]
+        lines.append((r <= 1.0, f"{s['set']}: ScanStation ≤ best peer at same or better CER: {LABELS[k]} "
+                      f"{best['kb_mean']:.1f} KB/page, CER Δ {_sf(best['cer_delta_mean'])} vs ours "
+                      f"{ss['kb_mean']:.1f} KB/page, CER Δ {_sf(ss['cer_delta_mean'])}: ours/peer {r:.2f}"))
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def _f(x: float | None, n: int = 3) -> str:
+    return "-" if x is None else f"{x:.{n}f}"
+
+
+def _sf(x: float | None, n: int = 4) -> str:
+    return "-" if x is None else f"{x:+.{n}f}"
+
+
+def _de(d: dict[str, float]) -> str:
+    return "/".join(f"{d[k]:.1f}" if k in d else "-" for k in KINDS) if d else "-"
+
+
+def print_pages(pages: list[Page]) -> None:
+    print("\n== per page (KB = 1000 bytes; CER Δ = stored − lossless; ΔE stamp/ink/signature/photo; ms = encode wall)")
+    print(f"{'set':16} {'page':32} {'encoder':20} {'method':16} {'KB':>8} {'CER':>7} {'CER Δ':>8} "
+          f"{'ΔE s/i/sg/ph':>20} {'ms':>7}  note")
+    for p in pages:
+        print(f"{p.set:16} {p.name[:32]:32} {'lossless (ref)':20} {p.image.mode + ' ' + str(p.dpi) + ' dpi':16} "
+              f"{'':>8} {_f(p.ref_cer):>7} {'':>8} {'':>20} {'':>7}  {p.note}"
+              + ("" if p.gt is not None else "; no ground truth: CER against the lossless page's OCR"))
+        for enc in ENCODERS:
+            s = p.stored.get(enc)
+            if s is None:
+                continue
+            if s.error:
+                print(f"{'':16} {'':32} {LABELS[enc]:20} {'FAILED':16} {'':>8} {'':>7} {'':>8} {'':>20} "
+                      f"{s.wall_ms:7.0f}  {s.error}")
+                continue
+            print(f"{'':16} {'':32} {LABELS[enc]:20} {s.method[:16]:16} {s.nbytes / KB:8.1f} {_f(s.cer):>7} "
+                  f"{_sf(s.cer_delta):>8} {_de(s.delta_e):>20} {s.wall_ms:7.0f}  {s.note}")
+
+
+def print_summary(s: dict[str, Any], note: str) -> None:
+    print(f"\n== {s['set']}: {s['pages']} pages ({note}); lossless CER mean {_f(s['lossless_cer'])}, "
+          f"{s['ground_truth_pages']} with ground truth")
+    print(f"  {'encoder':22} {'pages':>5} {'KB/page':>8} {'min':>7} {'max':>7} {'CER Δ mean':>10} {'max':>8} "
+          f"{'>+0.005':>7} {'ΔE s/i/sg/ph':>20} {'ms/page':>8} {'CPU ms':>7} {'ours/peer size':>14} "
+          f"{'ours/peer time':>14}")
+    for enc, r in s["encoders"].items():
+        print(f"  {LABELS[enc]:22} {r['measured']:>5} {_f(r['kb_mean'], 1):>8} {_f(r['kb_min'], 1):>7} "
+              f"{_f(r['kb_max'], 1):>7} {_sf(r['cer_delta_mean']):>10} {_sf(r['cer_delta_max']):>8} "
+              f"{len(r['pages_over_cer_target']):>7} {_de(r['delta_e']):>20} {_f(r['wall_ms_mean'], 0):>8} "
+              f"{_f(r['cpu_ms_mean'], 0):>7} {_f(r.get('ours_over_peer_size'), 2):>14} "
+              f"{_f(r.get('ours_over_peer_time'), 2):>14}")
+    for enc, r in s["encoders"].items():
+        extra = []
+        if r["methods"]:
+            extra.append("methods " + ", ".join(f"{k} {v}" for k, v in sorted(r["methods"].items())))
+        if r["overhead_mean"] is not None:
+            extra.append(f"PDF overhead (file − image streams) {r['overhead_mean'] / KB:.1f} KB/page")
+        if r["notes"]:
+            extra.append("notes: " + " | ".join(r["notes"])[:400])
+        if r["failed"]:
+            extra.append(f"FAILED on {len(r['failed'])}: " + " | ".join(r["failed"])[:400])
+        if extra:
+            print(f"    {LABELS[enc]}: " + "; ".join(extra))
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", type=int, default=4, metavar="N",
+                    help="synthetic pages per set, grey and colour (default 4; 0 skips both)")
+    ap.add_argument("--skip-corpus", action="store_true")
+    ap.add_argument("--corpus", type=Path, default=CORPUS, help="page images and PDFs, read only (default %(default)s)")
+    ap.add_argument("--skip-peers", action="store_true",
+                    help="ScanStation and PNG only (no JPEG, JPEG 2000, recode_pdf, ocrmypdf)")
+    ap.add_argument("--file-pages", type=int, default=20, metavar="N",
+                    help="pages of the synthetic ACR file built as one PDF/A (default 20; 0 skips)")
+    ap.add_argument("--no-text-layer", action="store_true", help="build that file without OCR text layers")
+    ap.add_argument("--package-pages", type=int, default=6, metavar="N",
+                    help="pages of a batch imported, verified and sealed by a real station (default 6; 0 skips)")
+    ap.add_argument("--jobs", type=int, default=1, help="tesseract runs at a time (default 1)")
+    ap.add_argument("--per-page", action="store_true", help="print the table of every page and encoder")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="write every number as JSON")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory (stored forms, views)")
+    return ap.parse_args(argv)
+
+
+def _progress(page: Page, t0: float) -> None:
+    ours = page.stored.get("scanstation")
+    what = (f"{ours.method} {ours.nbytes / KB:.1f} KB in {ours.wall_ms:.0f} ms" if ours and not ours.error
+            else f"ScanStation FAILED: {ours.error if ours else '-'}")
+    peers = ", ".join(f"{k} {v.nbytes / KB:.0f}" for k, v in page.stored.items()
+                      if k != "scanstation" and not v.error)
+    print(f"  [{time.perf_counter() - t0:6.0f} s] {page.set} {page.name}: {what}; peers KB: {peers}",
+          file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    from pipeline import machine_info  # the same machine report as bench/pipeline.py
+
+    info = machine_info(args.jobs)
+    print("ScanStation size benchmark", time.strftime("%Y-%m-%d %H:%M:%S"))
+    print(f"  CPU: {info['cpu_model']}; {info['logical_cpus']} logical CPUs, {info['cpus_usable']} usable, "
+          f"cgroup quota {info['cgroup_cpu_quota']}, two busy processes get {info['effective_cores_2proc']} cores")
+    print(f"  Python {info['python']}; {info['tesseract']}; ocrmypdf {info['ocrmypdf']}; tesseract jobs {args.jobs}")
+    work = Path(tempfile.mkdtemp(prefix="bench-size-", dir="/tmp"))
+    bench = Bench(args, work)
+    print(f"  recode_pdf: {bench.recode if bench.have_recode else 'not installed'}; scratch {work}")
+    if bench.encoder_error:
+        print(f"  !! {bench.encoder_error}")
+    sets: dict[str, list[Page]] = {}
+    set_notes: dict[str, str] = {}
+    file_res: dict[str, Any] | None = None
+    package: dict[str, Any] | None = None
+    try:
+        from scanstation_tools.synth import PageSpec
+
+        has_colour = "stamps" in PageSpec.__dataclass_fields__
+        plan: list[tuple[str, str, Callable[[], Iterator[Page]]]] = []
+        if args.pages:
+            plan.append(("synthetic grey", f"300-dpi A4 grey ACR pages, {SYNTH_LANG}, noise 0-0.3, bleed-through "
+                         "on some, skew ±1.5°", lambda: synthetic_pages(args.pages, False)))
+            if has_colour:
+                plan.append(("synthetic colour", f"300-dpi A4 RGB ACR pages, {SYNTH_LANG}, stamps, blue/black ink "
+                             "remarks, signatures, photos", lambda: synthetic_pages(args.pages, True)))
+            else:
+                print("  !! the synthetic generator has no colour marks yet: synthetic colour set skipped")
+        if not args.skip_corpus:
+            plan.append(("corpus", f"every page in {args.corpus}, own dpi, eng or hin",
+                         lambda: corpus_pages(args.corpus, work)))
+        for name, note, gen in plan:
+            print(f"-- {name}: {note}", file=sys.stderr, flush=True)
+            set_notes[name] = note
+            for page in gen():
+                bench.page(page)
+                sets.setdefault(name, []).append(page)
+                _progress(page, started)
+        bench.wait()
+        if args.file_pages > 0:
+            print(f"-- {args.file_pages}-page synthetic ACR file", file=sys.stderr, flush=True)
+            try:
+                file_res = acr_file(args.file_pages, bench, work, not args.no_text_layer)
+            except Exception as e:
+                file_res = {"pages": args.file_pages, "text_layer": not args.no_text_layer, "bytes": None,
+                            "error": f"{e!r}"}
+        if args.package_pages > 0:
+            print(f"-- sealed package of {args.package_pages} pages", file=sys.stderr, flush=True)
+            try:
+                package = sealed_package(args.package_pages, work)
+            except Exception as e:
+                package = {"pages": args.package_pages, "error": f"{e!r}"[:600]}
+    finally:
+        bench.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    all_pages = [p for ps in sets.values() for p in ps]
+    if args.per_page:
+        print_pages(all_pages)
+    summaries = [summarise(name, ps) for name, ps in sets.items()]
+    for s in summaries:
+        print_summary(s, set_notes[s["set"]])
+    if file_res is not None:
+        print(f"\n== {file_res['pages']}-page synthetic ACR file (build_searchable_pdf from compact pages)")
+        layers = f"Tesseract {SYNTH_LANG} via scanstation.ocr.pages.ocr_page" if file_res["text_layer"] else "none"
+        if file_res.get("bytes") is not None:
+            print(f"  {file_res['bytes']:,} bytes = {file_res['bytes'] / 1e6:.3f} MB, "
+                  f"{file_res['bytes_per_page'] / KB:.1f} KB/page; compact pages {file_res['compact_bytes']:,} bytes, "
+                  f"text layers {file_res['text_layer_bytes']:,} bytes ({layers})")
+            print(f"  methods {file_res['methods']}; colour pages {file_res['colour_pages']}; encode "
+                  f"{file_res['encode_s_per_page'] * 1e3:.0f} ms/page, PDF built in {file_res['build_s']:.2f} s")
+        else:
+            print(f"  not built: {file_res.get('error')}")
+    if package is not None:
+        print(f"\n== sealed package: {package['pages']} pages through a real station (import, verify, seal)")
+        if package.get("bytes") is not None:
+            print(f"  {package['bytes']:,} bytes = {package['bytes_per_page'] / KB:.1f} KB/page "
+                  f"({package['files']} ACR files, {package['colour_pages']} colour pages); import (clean, encode, "
+                  f"OCR {SYNTH_LANG}) {package['import_s']:.0f} s, seal {package['seal_s']:.1f} s")
+        else:
+            print(f"  not measured: {package.get('error')}")
+    lines = verdicts(summaries, all_pages, file_res, package)
+    print("\n== targets")
+    for ok, line in lines:
+        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {line}")
+    seconds = time.perf_counter() - started
+    print(f"\n  total benchmark wall time {seconds:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "seconds": seconds,
+            "pages": [p.as_dict() for p in all_pages], "sets": summaries, "acr_file": file_res,
+            "package": package, "targets": [{"pass": ok, "line": line} for ok, line in lines],
+        }, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"  numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
