@@ -25,11 +25,16 @@ from PIL import Image
 # One tesseract/OpenJPEG thread per process: the bench decides the parallelism (--jobs), and on a shared
 # 2-core machine a tool that takes every core would slow the others it is compared with.
 TOOL_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
-TOOL_ENV.pop("PYTHONWARNINGS", None)
 JPEG_QUALITY = 85
-# recode_pdf's background downsampling: the Internet Archive's own example runs use 3, and MRC is
-# meant to carry the background at reduced resolution (ScanStation's does too); its default is 1.
+# recode_pdf's background downsampling: the examples in archive-pdf-tools' README (its package metadata) use 3,
+# scanning at 300 dpi included; its default is 1 (a full-resolution background, larger).
 RECODE_BG_DOWNSAMPLE = 3
+# Renderers of the stored PDFs.  pdftocairo is the default: poppler's cairo backend (the one GNOME's viewers
+# use) draws a page's pixels exactly at the page's own resolution.  pdftoppm (poppler's Splash backend)
+# smooths 1-bit images even at 1:1 — a lossless G4 page comes back with 12 % of its pixels grey and the
+# small print read worse (lept_pageseg2.tif: CER +0.73 against its own pixels) — which would charge every
+# CCITT layer (ours, ocrmypdf's, recode_pdf's mask) with a loss the encoding did not make.
+RENDERERS = ("pdftocairo", "pdftoppm", "mupdf")
 # JPEG 2000 at a matched size: stop when within this fraction of the target bytes.
 JP2_SIZE_TOLERANCE = 0.03
 
@@ -74,6 +79,7 @@ class Ref:
     png: Path  # the same pixels as a PNG with its dpi (input of the command-line peers)
     hocr: Path | None  # tesseract's hOCR of it (recode_pdf needs one)
     work: Path  # this page's scratch directory
+    renderer: str = "pdftocairo"  # what draws a stored PDF for the reader: pdftocairo, pdftoppm or mupdf
 
 
 # ------------------------------------------------------------------------------------------ running tools
@@ -112,7 +118,10 @@ def _wait4(pid: int, timeout: float) -> tuple[int, int, Any]:
 
 
 def timed_call(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(result, wall s, CPU s of this process) of an in-process encoder."""
+    """(result, wall s, CPU s of this process) of an in-process encoder.
+
+    The process's CPU also counts the bench's own thread computing CER and colour error meanwhile, so it
+    errs against the in-process encoders (ScanStation's among them), never in their favour."""
     w0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - w0, time.process_time() - c0
@@ -142,32 +151,35 @@ def fit_to(image: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
 
 
 def render_pdf(pdf: Path, ref: Ref, stem: str) -> tuple[Path | None, str]:
-    """Render page 1 with pdftoppm at the page's own resolution (pixels line up with the reference).
+    """Draw page 1 at the page's own resolution (its pixels line up with the reference's), grey pages in
+    grey and colour pages in RGB, with ``ref.renderer``.
 
-    Returns (the view, a note).  When poppler reports errors drawing the page, the page is rendered by
-    MuPDF instead (if pymupdf is installed) and the note says so: a reader using poppler-based viewers
-    would not see that page as its producer meant.
+    Returns (the view, a note).  When poppler reports errors drawing the page, MuPDF draws it instead and
+    the note says so: a reader with a poppler-based viewer does not see that page as its producer meant.
     """
     mode = view_mode(ref.image)
     base = ref.work / stem
-    cmd = ["pdftoppm", "-r", str(ref.dpi), "-png", "-singlefile", *(["-gray"] if mode == "L" else []),
-           str(pdf), str(base)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=TOOL_ENV, timeout=300)
     out = base.with_suffix(".png")
-    errors = [line for line in proc.stderr.splitlines() if "rror" in line]
-    if proc.returncode == 0 and out.exists() and not errors:
-        with Image.open(out) as im:
-            fitted = fit_to(im, ref.image.size, mode)
-        return save_view(fitted, out, ref.dpi), ""
-    problem = "; ".join(sorted(set(errors)))[:160] or f"pdftoppm exit {proc.returncode}"
+    problem = ""
+    if ref.renderer != "mupdf":
+        tool = ["pdftocairo", "-png"] if ref.renderer == "pdftocairo" else ["pdftoppm", "-png"]
+        cmd = [*tool, "-r", str(ref.dpi), "-singlefile", *(["-gray"] if mode == "L" else []), str(pdf), str(base)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=TOOL_ENV, timeout=300)
+        errors = [line for line in proc.stderr.splitlines() if "rror" in line]
+        if proc.returncode == 0 and out.exists() and not errors:
+            with Image.open(out) as im:
+                fitted = fit_to(im, ref.image.size, mode)
+            return save_view(fitted, out, ref.dpi), ""
+        problem = "poppler: " + ("; ".join(sorted(set(errors)))[:160] or f"{tool[0]} exit {proc.returncode}")
     try:
         import pymupdf
     except ImportError:
-        return (out if out.exists() else None), f"poppler: {problem}"
+        return (out if out.exists() else None), problem
     with pymupdf.open(str(pdf)) as doc:
         pix = doc[0].get_pixmap(dpi=ref.dpi, colorspace=pymupdf.csGRAY if mode == "L" else pymupdf.csRGB)
-        im = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
-    return save_view(fit_to(im, ref.image.size, mode), out, ref.dpi), f"poppler: {problem}; read as MuPDF draws it"
+        drawn = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+    return save_view(fit_to(drawn, ref.image.size, mode), out, ref.dpi), (
+        f"{problem}; read as MuPDF draws it" if problem else "")
 
 
 def decode_view(data: bytes, ref: Ref, stem: str) -> Path:
@@ -180,7 +192,8 @@ def decode_view(data: bytes, ref: Ref, stem: str) -> Path:
 
 
 def pdf_images(data: bytes) -> tuple[int, str]:
-    """(bytes of every image stream on page 1, masks and forms included; their filters, e.g. "JPX+CCITT")."""
+    """(bytes of every image stream on page 1, masks and forms included; their filters, one word per image,
+    a chain joined by "+", e.g. "JPX JPX Flate" or "Flate+DCT")."""
     import pikepdf
 
     total, filters, seen = 0, [], set()
@@ -208,7 +221,7 @@ def pdf_images(data: bytes) -> tuple[int, str]:
 
     with pikepdf.open(io.BytesIO(data)) as pdf:
         walk(pdf.pages[0].get("/Resources"))
-    return total, "+".join(filters)
+    return total, " ".join(filters)
 
 
 def _pdf_stored(encoder: str, data: bytes, pdf: Path, ref: Ref, wall: float, cpu: float) -> Stored:

@@ -10,7 +10,7 @@ Run by hand (never by the test suite), from the repository root::
 
 Every page is first cleaned as the station cleans it (``clean_page``); that cleaned page is the lossless
 reference every stored form is compared with.  Legibility: Tesseract's CER of each stored form (PDFs
-rendered by pdftoppm at the page's resolution, images decoded) against the ground truth, minus the CER of
+drawn by pdftocairo at the page's resolution, images decoded) against the ground truth, minus the CER of
 the lossless page.  Colour: mean CIE ΔE2000 per kind of mark (stamp, ink, signature, photo) between the
 lossless page and each stored form, on the synthetic colour pages.  See bench/README.md.
 """
@@ -235,7 +235,7 @@ class Bench:
         pw = self.work / f"{self.count:03d}"
         pw.mkdir()
         png = forms.save_view(page.image, pw / "ref.png", page.dpi)
-        ref = Ref(page.image, page.dpi, png, None, pw)
+        ref = Ref(page.image, page.dpi, png, None, pw, self.args.renderer)
         want_hocr = not self.args.skip_peers and self.have_recode
         ref_ocr = self.pool.submit(tesseract, png, page.lang, want_hocr)
         s = page.stored
@@ -462,6 +462,9 @@ def summarise(name: str, pages: list[Page]) -> dict[str, Any]:
             ow = sum(p.stored["scanstation"].wall_ms for p in common)
             tw = sum(p.stored[enc].wall_ms for p in common)
             row["ours_over_peer_time"] = ow / tw if tw else None
+            oc = sum(p.stored["scanstation"].cpu_ms for p in common)
+            tc = sum(p.stored[enc].cpu_ms for p in common)
+            row["ours_over_peer_cpu"] = oc / tc if tc else None
             row["common_pages"] = len(common)
         out["encoders"][enc] = row
     return out
@@ -568,13 +571,13 @@ def print_summary(s: dict[str, Any], note: str) -> None:
           f"{s['ground_truth_pages']} with ground truth")
     print(f"  {'encoder':22} {'pages':>5} {'KB/page':>8} {'min':>7} {'max':>7} {'CER Δ mean':>10} {'max':>8} "
           f"{'>+0.005':>7} {'ΔE s/i/sg/ph':>20} {'ms/page':>8} {'CPU ms':>7} {'ours/peer size':>14} "
-          f"{'ours/peer time':>14}")
+          f"{'wall':>5} {'CPU':>5}")
     for enc, r in s["encoders"].items():
         print(f"  {LABELS[enc]:22} {r['measured']:>5} {_f(r['kb_mean'], 1):>8} {_f(r['kb_min'], 1):>7} "
               f"{_f(r['kb_max'], 1):>7} {_sf(r['cer_delta_mean']):>10} {_sf(r['cer_delta_max']):>8} "
               f"{len(r['pages_over_cer_target']):>7} {_de(r['delta_e']):>20} {_f(r['wall_ms_mean'], 0):>8} "
               f"{_f(r['cpu_ms_mean'], 0):>7} {_f(r.get('ours_over_peer_size'), 2):>14} "
-              f"{_f(r.get('ours_over_peer_time'), 2):>14}")
+              f"{_f(r.get('ours_over_peer_time'), 2):>5} {_f(r.get('ours_over_peer_cpu'), 2):>5}")
     for enc, r in s["encoders"].items():
         extra = []
         if r["methods"]:
@@ -606,6 +609,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--package-pages", type=int, default=6, metavar="N",
                     help="pages of a batch imported, verified and sealed by a real station (default 6; 0 skips)")
     ap.add_argument("--jobs", type=int, default=1, help="tesseract runs at a time (default 1)")
+    ap.add_argument("--renderer", choices=forms.RENDERERS, default="pdftocairo",
+                    help="what draws the stored PDFs for OCR and colour error (default pdftocairo: exact "
+                         "pixels at 1:1; pdftoppm smooths 1-bit images, see bench/README.md)")
     ap.add_argument("--per-page", action="store_true", help="print the table of every page and encoder")
     ap.add_argument("--json", type=Path, metavar="FILE", help="write every number as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (stored forms, views)")
@@ -631,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     print("ScanStation size benchmark", time.strftime("%Y-%m-%d %H:%M:%S"))
     print(f"  CPU: {info['cpu_model']}; {info['logical_cpus']} logical CPUs, {info['cpus_usable']} usable, "
           f"cgroup quota {info['cgroup_cpu_quota']}, two busy processes get {info['effective_cores_2proc']} cores")
-    print(f"  Python {info['python']}; {info['tesseract']}; ocrmypdf {info['ocrmypdf']}; tesseract jobs {args.jobs}")
+    print(f"  Python {info['python']}; {info['tesseract']}; ocrmypdf {info['ocrmypdf']}; tesseract jobs {args.jobs}; "
+          f"PDFs drawn by {args.renderer}")
     work = Path(tempfile.mkdtemp(prefix="bench-size-", dir="/tmp"))
     bench = Bench(args, work)
     print(f"  recode_pdf: {bench.recode if bench.have_recode else 'not installed'}; scratch {work}")
