@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import queue
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from pyrage import x25519
@@ -41,6 +42,9 @@ from scanstation.vault.batch_keys import BatchKeys
 from scanstation.vault.identity import StationKey, parse_recipient
 from scanstation.vault.objects import ObjectRef, Vault
 from scanstation.vault.ramdir import RamDir, set_process_tempdir, sweep_stale
+
+if TYPE_CHECKING:
+    from scanstation.pdf.page_encoding import CompactPage
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +217,7 @@ class Station:
                 "'scanstation vault quarantine' moves them aside", len(unlisted))
         stale += self._sweep_outbox()
         # Objects recorded as destroyed (a sealed batch's raw captures) whose deletion a crash cut short.
-        for oid in self.store.destroyed_object_ids():
+        for oid in self.store.destroyed_object_ids(unpurged=True):
             self.vault.delete(oid)
         pending = self.store.pages_to_process()
         ocr_pending = len(self.store.pages_to_ocr())
@@ -375,12 +379,89 @@ class Station:
             del raw
         result = clean_page(image, page.dpi)
         png = encode_png(result.image, self.config.pipeline.png_compress_level)
-        ref = self.vault.put(png, kind="image", batch_recipient=self.batch_keys.recipient(page.batch_id))
+        recipient = self.batch_keys.recipient(page.batch_id)
+        # The compact page (what the ACR file's PDF and the package carry) is made here, off the scanning path
+        # and while the cleaned image is still in memory; blank pages too (they are flagged, not dropped).
+        compact = self._encode_compact(result.image, page)
+        ref = self.vault.put(png, kind="image", batch_recipient=recipient)
+        analysis = result.analysis
+        cref = None
+        if compact is not None:
+            cref = self.vault.put(compact.pdf, kind="compact", batch_recipient=recipient)
+            analysis = {**analysis, "compact": {"method": compact.method, "bytes": len(compact.pdf),
+                                                "layers": dict(compact.layers)}}
         ocr_state = OcrState.SKIPPED if result.blank else OcrState.PENDING
-        self.store.set_processed(page_id, _stored(ref, "image"), result.analysis, result.flags, ocr_state)
+        self.store.set_processed(page_id, _stored(ref, "image"), analysis, result.flags, ocr_state,
+                                 compact=_stored(cref, "compact") if cref is not None else None)
         self._check_double_feeds(page.batch_id)
         self.events("page_processed", {"page_id": page_id, "flags": result.flags})
         self._ocr_wake.set()
+
+    def _encode_compact(self, image: Image.Image, page: Page) -> CompactPage | None:
+        """The cleaned page at the compact encoding, or None when the encoder fails: the page is processed all
+        the same (its lossless image is kept) and encoded again when its ACR file's PDF is assembled, where a
+        failure is reported."""
+        from scanstation.pdf.page_encoding import encode_page
+
+        try:
+            return encode_page(image, page.dpi, label=f"page {page.seq} of batch #{page.batch_id}")
+        except Exception:
+            log.exception("page %s: the compact encoding failed; it is made again at assembly", page.id)
+            return None
+
+    def compact_page(self, page: Page) -> CompactPage:
+        """A processed page's compact page: the stored one, or (a page cleaned before issue 16, or whose encoding
+        failed then) encoded now from the cleaned image and stored.  VaultIntegrityError if an object cannot be
+        read (the caller flags the page)."""
+        from scanstation.pdf.page_encoding import encode_page
+
+        if page.compact_object and page.compact_sha256:
+            return stored_compact_page(self.vault.get(page.compact_object, page.compact_sha256), page.dpi)
+        if not page.image_object or not page.image_sha256:
+            raise StateError(f"page {page.seq} is not processed yet (run 'scanstation process')")
+        image = decode_png(self.vault.get(page.image_object, page.image_sha256))
+        compact = encode_page(image, page.dpi, label=f"page {page.seq} of batch #{page.batch_id}")
+        del image
+        ref = self.vault.put(compact.pdf, kind="compact", batch_recipient=self.batch_keys.recipient(page.batch_id))
+        old = self.store.set_compact(page.id, _stored(ref, "compact"))
+        if old:
+            self.vault.delete(old)
+        return compact
+
+    def page_pdf(self, page: Page, *, raw: bool = False, document: Document | None = None) -> StoredObject:
+        """A one-page PDF/A-2b of one page, stored in the vault (kind ``page_pdf``, the batch key) but not recorded:
+        the cleaned page (its compact page, drawn turned as verification set it, with its OCR text layer when
+        read), or with ``raw`` the raw capture as scanned (at the compact encoding too, no text layer: the text
+        was read from the cleaned page).  What travels for a page outside the ACR files' PDFs, and with
+        ``upload.include_raw`` (scanstation.seal)."""
+        from scanstation.pdf.page_encoding import encode_page
+        from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf
+
+        batch = self.store.batch_by_id(page.batch_id)
+        if raw:
+            image = decode_png(self.vault.get(page.raw_object, page.raw_sha256))
+            compact = encode_page(image, page.dpi, label=f"raw page {page.seq} of batch {batch.name}")
+            del image
+            pdf_page = PdfPage(image_png=compact, dpi=page.dpi)
+        else:
+            compact = self.compact_page(page)
+            text_pdf = None
+            ocr_pdf = self.store.ocr_pdf_object(page.id) if page.ocr_state is OcrState.DONE else None
+            if ocr_pdf:
+                text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
+            pdf_page = PdfPage(image_png=compact, dpi=page.dpi, text_pdf=text_pdf, turn=page.rotation)
+        what = "raw capture" if raw else "page"
+        meta = PdfMetadata(
+            title=f"{what} {page.seq} of batch {batch.name}",
+            employee_code=document.employee_code if document else "",
+            employee_name=document.employee_name if document else "",
+            acr_period=document.acr_period if document else "",
+            unit=batch.unit,
+            producer=f"ScanStation {__version__}",
+        )
+        data = build_searchable_pdf([pdf_page], meta, self.ramdir.path)
+        ref = self.vault.put(data, kind="page_pdf", batch_recipient=self.batch_keys.recipient(page.batch_id))
+        return _stored(ref, "page_pdf")
 
     def _page_damaged(self, page: Page, kind: str, object_id: str | None, error: ScanStationError) -> None:
         """One of the page's objects cannot be read: flag the page for a rescan; the others go on."""
@@ -640,8 +721,8 @@ class Station:
             duplicate_reason=fields["duplicate_reason"])
 
     def assemble_pdf(self, doc_id: int, actor: str = "station") -> StoredObject:
-        """Build the searchable PDF of one ACR file in memory and store it, encrypted, in the vault."""
-        from scanstation.pdf.page_images import encode_image
+        """Build the searchable PDF of one ACR file in memory from its compact pages and store it, encrypted,
+        in the vault."""
         from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf
 
         doc = self.store.document(doc_id)
@@ -657,9 +738,9 @@ class Station:
         for p in pages:
             if p.image_object is None or p.image_sha256 is None:
                 raise StateError(f"page {p.seq} of {where} is not processed yet (run 'scanstation process')")
-            kind, obj_id = "image", p.image_object
+            kind, obj_id = ("compact", p.compact_object) if p.compact_object else ("image", p.image_object)
             try:
-                png = self.vault.get(p.image_object, p.image_sha256)
+                compact = self.compact_page(p)
                 text_pdf = None
                 # only a current text layer: a page turned in verification keeps its old one until read again
                 ocr_pdf = self.store.ocr_pdf_object(p.id) if p.ocr_state is OcrState.DONE else None
@@ -669,14 +750,10 @@ class Station:
             except VaultIntegrityError as e:
                 self._page_damaged(p, kind, obj_id, e)
                 raise damaged_pages_error(batch.name, [self.store.page(p.id)], f"{where} cannot be assembled") from e
-            # Re-encoded losslessly with the smallest of pdf.py's methods (~0.09 s/page): the stored PNGs use
-            # zlib level 1 to keep capture fast, and copying their IDAT as is (passthrough, ~0.004 s/page)
-            # would make the PDF - which travels in the sealed package - about a fifth bigger.
-            image = encode_image(png, label=f"page {p.seq} of document {doc_id}")
-            del png
-            # A supervisor's quarter turn: the stored pixels are drawn turned (lossless); the text layer was
-            # read from the turned image (the OCR feeder turns it), so it fits the turned page.
-            pdf_pages.append(PdfPage(image_png=image, dpi=p.dpi, text_pdf=text_pdf, turn=p.rotation))
+            # The compact page is drawn as it was stored (no re-encoding, so assembling is fast); a supervisor's
+            # quarter turn only changes the matrix it is drawn with.  The text layer was read from the turned
+            # image (the OCR feeder turns it), so it fits the turned page.
+            pdf_pages.append(PdfPage(image_png=compact, dpi=p.dpi, text_pdf=text_pdf, turn=p.rotation))
         meta = PdfMetadata(
             title=f"ACR {doc.employee_code} {doc.acr_period}".strip(),
             employee_code=doc.employee_code,
@@ -777,6 +854,20 @@ class Station:
             "left_newer": len(unlisted) - len(moved),
         })
         return moved, (dest if moved else None)
+
+
+def stored_compact_page(pdf: bytes, dpi: int) -> CompactPage:
+    """A compact page read back from the vault: its one-page PDF, with the image size its page stands for (the
+    page is exactly the image: width*72/dpi by height*72/dpi points).  How it was encoded is not kept with it
+    (``method`` "stored"; the page's analysis records it)."""
+    import pikepdf
+
+    from scanstation.pdf.page_encoding import CompactPage
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        x0, y0, x1, y1 = (float(v) for v in doc.pages[0].mediabox)
+    width, height = round((x1 - x0) * dpi / 72), round((y1 - y0) * dpi / 72)
+    return CompactPage(pdf=pdf, method="stored", width=width, height=height, dpi=dpi, layers=())
 
 
 def damaged_pages_error(batch: str, pages: list[Page], what: str) -> VaultIntegrityError:

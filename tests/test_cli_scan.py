@@ -177,7 +177,7 @@ def test_corpus_page_through_pnm_is_analysed_ocrd_and_decryptable(tmp_path: Path
     assert page["state"] == "processed" and page["ocr"] == "done"
     assert "orientation" in page["analysis"] and "skew" in page["analysis"]
     kinds = {o["kind"]: o for o in page["objects"]}
-    assert set(kinds) == {"raw", "image", "ocr_text", "ocr_pdf"}
+    assert set(kinds) == {"raw", "image", "compact", "ocr_text", "ocr_pdf"}
     for obj in kinds.values():
         plain = _decrypt(st, obj["id"])
         assert hashlib.sha256(plain).hexdigest() == obj["sha256"]

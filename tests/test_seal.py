@@ -37,7 +37,7 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[StationEnv, Path, 
 
 
 def test_sealed_package_verifies_with_the_portal_identity(sealed: tuple[StationEnv, Path, dict]) -> None:
-    st, pkg, status = sealed
+    st, pkg, _status = sealed
     assert pkg.is_file() and pkg.parent == st.data_dir / "outbox"
     portal = pyrage.x25519.Identity.from_str(st.portal_identity_file.read_text().strip())
     verified = verify_package(pkg, [portal])
@@ -48,17 +48,17 @@ def test_sealed_package_verifies_with_the_portal_identity(sealed: tuple[StationE
     assert [d["page_count"] for d in manifest["documents"]] == [2, 1]
     assert all(d["pdf"] for d in manifest["documents"])  # each ACR file's searchable PDF is in the package
     assert len({document_digest(manifest, d) for d in manifest["documents"]}) == 2
-    # Every page image in the package decrypts (portal key) to the hash the station recorded at capture.
-    page_hashes = {p["raw_sha256"] for b in status["batches"] for p in b["page_list"]}
-    assert len(page_hashes) == 3
-    objects = {o["id"]: o for o in manifest["objects"]}
-    for doc in manifest["documents"]:
-        for page in doc["pages"]:
-            plain = pyrage.decrypt(verified.object_member(page["raw"]), [portal])
-            import hashlib
+    # Each page travels once (issue 16): inside its ACR file's PDF, which decrypts (portal key) to its hash; no
+    # raw capture or cleaned page travels beside it (upload.include_raw is off); the OCR text does.
+    import hashlib
 
-            assert hashlib.sha256(plain).hexdigest() == objects[page["raw"]]["sha256"]
-            assert objects[page["raw"]]["sha256"] in page_hashes
+    objects = {o["id"]: o for o in manifest["objects"]}
+    assert sorted(o["kind"] for o in objects.values()) == ["ocr_text"] * 3 + ["pdf"] * 2
+    for doc in manifest["documents"]:
+        plain = pyrage.decrypt(verified.object_member(doc["pdf"]), [portal])
+        assert plain.startswith(b"%PDF-") and hashlib.sha256(plain).hexdigest() == objects[doc["pdf"]]["sha256"]
+        for page in doc["pages"]:
+            assert page["raw"] is None and page["image"] is None and page["ocr_text"] in objects
     envelope = read_envelope(pkg)
     assert envelope["batch_uid"] == manifest["batch"]["uid"] and "E100" not in json.dumps(envelope)
 

@@ -106,19 +106,20 @@ def test_scan_seal_upload_through_faults_receipt_purge(tmp_path: Path) -> None:
         again = st.run("upload", "--batch", "B1")
         assert again.returncode == 0 and "already received" in again.stdout, again.stdout + again.stderr
 
-    # The receiver's store: per employee, objects re-encrypted to the portal only; they decrypt to the hashes
-    # the station recorded when it captured the pages.
+    # The receiver's store: per employee, objects re-encrypted to the portal only: the ACR file's PDF (each page
+    # travels once, inside it) and the pages' OCR texts, which decrypt to the hashes the station recorded.
     store = rx.data_dir / "store"
     pages = status["batches"][0]["page_list"]
-    recorded = {p["raw_sha256"] for p in pages} | {p["image_sha256"] for p in pages}
-    assert len(pages) == 4 and None not in recorded
+    recorded = {o["sha256"] for p in pages for o in p["objects"] if o["kind"] == "ocr_text"}
+    assert len(pages) == 4 and recorded
     found = {}
     for emp in ("E21", "E22"):
         objs = list((store / emp).rglob("objects/*.age"))
         assert objs, f"nothing stored for {emp}"
-        for f in objs:
-            found[f.name] = hashlib.sha256(pyrage.decrypt(f.read_bytes(), [portal])).hexdigest()
-    assert recorded <= set(found.values())
+        plains = [pyrage.decrypt(f.read_bytes(), [portal]) for f in objs]
+        assert sum(p.startswith(b"%PDF-") for p in plains) == 1, f"{emp}: not one ACR file PDF"
+        found.update({f.name: hashlib.sha256(p).hexdigest() for f, p in zip(objs, plains, strict=True)})
+    assert recorded <= set(found.values()) and len(found) == 2 + len(recorded)
 
 
 @pytest.mark.parametrize("retention", [72.0])

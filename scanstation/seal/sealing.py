@@ -40,7 +40,7 @@ from batchformat import (
 from scanstation import __version__
 from scanstation.audit.trail import AuditTrail
 from scanstation.domain import Batch, BatchState, OcrState, Page, PageState
-from scanstation.errors import AuditIntegrityError, PackageError, ScanStationError, StateError
+from scanstation.errors import AuditIntegrityError, PackageError, ScanStationError, StateError, VaultIntegrityError
 from scanstation.store.database import StoredObject
 from scanstation.vault.objects import ObjectRef
 
@@ -159,9 +159,73 @@ def prepare_batch(station: Station, name: str, actor: str, *, wait_timeout: floa
         if store.document_pages(doc.id) and not pdf:
             station.assemble_pdf(doc.id, actor)
 
+    _package_pages(station, batch, actor)
+
     batch_id = batch.id
     store.ensure_batch_uid(batch_id, lambda: f"{station.config.station.id}-{batch_id}-{secrets.token_hex(6)}")
     return store.batch_by_id(batch_id)
+
+
+def _package_pages(station: Station, batch: Batch, actor: str) -> None:
+    """The one-page PDF/As that travel beside the ACR files' PDFs, made afresh at every seal (OCR and turns may
+    have changed since an earlier one) and recorded in place of the earlier ones.
+
+    A page filed in an ACR file travels inside that file's PDF/A only; an unfiled page (no ACR file) as a
+    one-page PDF/A of its own (``image``).  With ``upload.include_raw`` every page also carries its cleaned page
+    (``image``) and raw capture (``raw``) as one-page PDF/As, at the compact encoding - the raw only while the
+    vault still has it (a batch sealed before with include_raw off, then unsealed, has destroyed it).
+    """
+    from scanstation.facade import damaged_pages_error
+
+    store = station.store
+    include_raw = station.config.upload.include_raw
+    documents = {doc.id: doc for doc in store.documents(batch.id)}
+    filed = {p.id: doc for doc in documents.values() for p in store.document_pages(doc.id)}
+    destroyed = store.destroyed_object_ids()
+    made: list[tuple[int, str, StoredObject]] = []
+    try:
+        for p in (p for p in store.pages(batch.id) if p.live):
+            kind, oid = "image", p.compact_object or p.image_object
+            try:
+                if include_raw or p.id not in filed:
+                    made.append((p.id, "image", station.page_pdf(p, document=filed.get(p.id))))
+                if include_raw and p.raw_object not in destroyed:
+                    kind, oid = "raw", p.raw_object
+                    made.append((p.id, "raw", station.page_pdf(p, raw=True, document=filed.get(p.id))))
+                elif include_raw:
+                    log.warning("batch %s page %s: its raw capture was destroyed at an earlier seal; the package "
+                                "carries its cleaned page only", batch.name, p.seq)
+            except VaultIntegrityError as e:
+                station._page_damaged(p, kind, oid, e)
+                raise damaged_pages_error(batch.name, [store.page(p.id)],
+                                          f"batch '{batch.name}' cannot be sealed") from e
+    except BaseException:
+        for _page_id, _role, obj in made:  # never recorded: nothing of the attempt stays
+            station.vault.delete(obj.id)
+        raise
+    for old in store.set_package_objects(batch.id, made, actor):
+        station.vault.delete(old)
+
+
+def _destroy_raw(station: Station, batch: Batch, actor: str) -> None:
+    """Destroy the raw captures of a sealed batch's cleaned pages: nothing needs them any more (the package
+    carries the cleaned pages; verification is done), and the vault keeps no more than it needs.
+
+    Recorded first (``objects.destroyed_at``, audited), then deleted, so a crash in between leaves an intent
+    the next start finishes; ``verify-vault`` knows they are gone by design.  With ``upload.include_raw`` they
+    are kept (they travel), as are pages never cleaned.  A failure here leaves them for the purge: the seal
+    stands."""
+    store = station.store
+    try:
+        destroyed = store.destroyed_object_ids()
+        ids = [p.raw_object for p in store.pages(batch.id)
+               if p.state is PageState.PROCESSED and p.image_object and p.raw_object not in destroyed]
+        store.mark_destroyed(ids, "sealed", actor, batch_id=batch.id, subject=batch.name)
+        for oid in ids:
+            station.vault.delete(oid)
+    except (ScanStationError, OSError) as e:
+        log.warning("batch %s: its raw captures could not be destroyed after the seal (%s); the purge removes them",
+                    batch.name, e)
 
 
 def seal_signed(station: Station, batch: Batch, actor: str, cosign: Cosign) -> PackageInfo:
@@ -217,6 +281,8 @@ def _write_sealed(station: Station, batch: Batch, actor: str, cosign: Cosign | N
             with contextlib.suppress(Exception):  # the original error is the one to report
                 store.drop_package(batch.id)
         raise
+    if not station.config.upload.include_raw:
+        _destroy_raw(station, batch, actor)
     log.info("sealed batch %s: %s (%d bytes)", name, out.name, info.size)
     return info
 
@@ -327,12 +393,13 @@ def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
     from scanstation.store.pages import DAMAGED_FLAG
 
     store = station.store
+    destroyed = store.destroyed_object_ids()  # raw captures of an earlier seal (unsealed since): gone by design
     for p in pages:
         if DAMAGED_FLAG in p.flags:
             continue
-        for kind, oid in (("raw", p.raw_object), ("image", p.image_object), ("ocr_text", p.ocr_object),
-                          ("ocr_pdf", store.ocr_pdf_object(p.id))):
-            if not oid:
+        for kind, oid in (("raw", p.raw_object), ("image", p.image_object), ("compact", p.compact_object),
+                          ("ocr_text", p.ocr_object), ("ocr_pdf", store.ocr_pdf_object(p.id))):
+            if not oid or oid in destroyed:
                 continue
             problem = station.vault.check_ciphertext(oid, store.object(oid).ct_sha256)
             if problem:
@@ -375,9 +442,13 @@ def unseal_batch(station: Station, name: str, actor: str) -> None:
     if info is not None:
         with contextlib.suppress(FileNotFoundError):
             info.path.unlink()
+    for old in store.set_package_objects(batch.id, [], actor):  # the next seal makes its own
+        station.vault.delete(old)
 
 
-def _page_entry(p: Page, position: int | None = None) -> dict[str, Any]:
+def _page_entry(p: Page, made: dict[tuple[int, str], str], position: int | None = None) -> dict[str, Any]:
+    """A page's manifest entry.  ``raw`` and ``image`` name the one-page PDF/As made for the package
+    (:func:`_package_pages`), null when the page travels only inside its ACR file's PDF (manifest /3)."""
     return {
         "seq": p.seq,
         "position": position if position is not None else p.position if p.position is not None else p.seq,
@@ -385,8 +456,8 @@ def _page_entry(p: Page, position: int | None = None) -> dict[str, Any]:
         "side": str(p.side),
         "flags": list(p.flags),
         "ocr_state": str(p.ocr_state),
-        "raw": p.raw_object,
-        "image": p.image_object,
+        "raw": made.get((p.id, "raw")),
+        "image": made.get((p.id, "image")),
         "ocr_text": p.ocr_object,
     }
 
@@ -403,6 +474,7 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any],
             seen.add(oid)
             order.append(oid)
 
+    made = store.package_objects(batch.id)
     docs_out = []
     filed: set[int] = set()
     for doc in store.documents(batch.id):
@@ -414,9 +486,10 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any],
         entries = []
         for position, p in enumerate(doc_pages, start=1):
             filed.add(p.id)
-            for oid in (p.raw_object, p.image_object, p.ocr_object):
-                use(oid)
-            entries.append(_page_entry(p, position))
+            entry = _page_entry(p, made, position)
+            for key in ("raw", "image", "ocr_text"):
+                use(entry[key])
+            entries.append(entry)
         docs_out.append({
             "id": f"doc-{doc.seq}", "seq": doc.seq, "employee_code": doc.employee_code,
             "employee_name": doc.employee_name, "rank": doc.rank, "acr_period": doc.acr_period,
@@ -427,9 +500,10 @@ def _manifest(station: Station, batch: Batch, *, audit: dict[str, Any],
     for p in all_pages:
         if p.id in filed:
             continue
-        for oid in (p.raw_object, p.image_object, p.ocr_object):
-            use(oid)
-        unfiled.append(_page_entry(p))
+        entry = _page_entry(p, made)
+        for key in ("raw", "image", "ocr_text"):
+            use(entry[key])
+        unfiled.append(entry)
     cfg = station.config
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,

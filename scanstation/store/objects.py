@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scanstation.domain import BatchState
 from scanstation.errors import ScanStationError
 from scanstation.store.connection import StoreConnection, StoredObject
 
@@ -40,6 +41,11 @@ class ObjectRepository(StoreConnection):
             self._audit(db, actor, "vault.destroy", subject, {"reason": reason, "count": len(object_ids),
                                                               "objects": object_ids}, batch_id=batch_id)
 
-    def destroyed_object_ids(self) -> set[str]:
-        """Objects destroyed on purpose before any purge (sealed batches' raw captures)."""
-        return {r[0] for r in self._read("SELECT id FROM objects WHERE destroyed_at IS NOT NULL")}
+    def destroyed_object_ids(self, *, unpurged: bool = False) -> set[str]:
+        """Objects destroyed on purpose before any purge (sealed batches' raw captures); ``unpurged``: only
+        those of batches not purged yet (the ones whose files a crash may have left: the purge removed the rest)."""
+        if not unpurged:
+            return {r[0] for r in self._read("SELECT id FROM objects WHERE destroyed_at IS NOT NULL")}
+        return {r[0] for r in self._read(
+            "SELECT o.id FROM objects o JOIN pages p ON p.raw_object = o.id JOIN batches b ON b.id = p.batch_id "
+            "WHERE o.destroyed_at IS NOT NULL AND b.state != ?", (BatchState.PURGED.value,))}
