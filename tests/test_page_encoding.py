@@ -112,7 +112,10 @@ def stamp_page() -> tuple[Image.Image, np.ndarray, np.ndarray]:
     draw.line([(90, 760), (470, 745)], fill=255, width=4)
     writing = np.asarray(layer) > 0
     px[stamp] = px[stamp] * 0.15 + np.array([200, 30, 40], np.float32) * 0.85
-    px[writing] = np.array([40, 60, 160], np.float32)
+    # Ballpoint pressure: the blue gets lighter along the line (a colour no single value represents).
+    pressure = np.clip((np.arange(text.width, dtype=np.float32) - 80) / 400, 0, 1)[None, :, None]
+    blue = np.array([30, 45, 150], np.float32) * (1 - pressure) + np.array([120, 140, 225], np.float32) * pressure
+    px[writing] = np.broadcast_to(blue, px.shape)[writing]
     return Image.fromarray(np.clip(px + 0.5, 0, 255).astype(np.uint8), "RGB"), stamp, writing
 
 
@@ -162,7 +165,14 @@ def test_colour_stamp_and_blue_ink_stay_colour(stamp_page: tuple[Image.Image, np
     image, stamp, writing = stamp_page
     page = encode_page(image, 300)
     assert page.method == "mrc"
-    assert "foreground" in dict(page.layers)
+    assert "foreground" in dict(page.layers)  # the blue of varying pressure
+    with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+        xobjects = list(doc.pages[0].Resources.XObject.values())
+        stencils = [x for x in xobjects if x.get("/ImageMask", False)]
+        masked = [x for x in xobjects if "/Mask" in x]
+        # black print, red stamp, blue writing: three stencils; the blue's colour image through its copy
+        assert len(stencils) == 3 and len(masked) == 1
+        assert masked[0].Mask.get("/ImageMask", False) and "/SMask" not in masked[0]
     shown = render(page.pdf, 300)
     source = np.asarray(image)
     for region in (stamp, writing):

@@ -1,12 +1,11 @@
 """Mixed raster content for grey and colour pages, its whole-page rivals, and the fidelity gate.
 
 The pieces :mod:`scanstation.pdf.page_encoding` chooses from: :func:`choose` analyses a page once (paper
-level, ink mask, photo regions) and builds the candidates, each a :class:`Plan` of PDF image layers; the
+level, ink mask, photographs) and builds the candidates, each a :class:`Plan` of PDF image layers; the
 smallest one that passes :func:`fidelity_problems` wins, else the lossless one.
 
-All the pixel work is OpenCV and numpy on whole arrays (they release the GIL), at reduced resolution
-wherever the result allows it: a 300-dpi A4 page is 8.7 million pixels and the budget is about half a
-second.
+All the pixel work is OpenCV on whole arrays (it releases the GIL), at reduced resolution wherever the
+result allows it: a 300-dpi A4 page is 8.7 million pixels and the budget is about half a second.
 """
 
 from __future__ import annotations
@@ -22,47 +21,64 @@ from PIL import Image
 
 from scanstation.pdf.page_images import _ccitt_g4
 
-# ---------------------------------------------------------------- tuning (measured, see the report in
-# docs/plans/issue-16.md; synthetic ACR pages with noise 0.3 and bleed-through, the shared corpus)
+# ---------------------------------------------------------------- tuning
+# Measured on synthetic ACR pages (grey and colour, clean and with noise 0.3 and bleed-through) and the
+# shared corpus; the numbers are in docs/plans/issue-16.md.
 
-# Ink is what is darker than the local paper by this many grey levels at least (paper grain is σ≈5, so
-# 40 is eight of them; bleed-through from the back is 20-35 below the paper and stays in the background)
-# and by this share of the local contrast (paper to darkest ink nearby): the edge of a stroke is where it
-# is halfway dark, so strokes keep their width, and thin strokes, lighter than bold ones after the
-# scanner's blur, still count where no bold ink is near.
+# Ink is what is darker than the local paper by MIN_INK_CONTRAST grey levels at least (paper grain is
+# σ≈5, so 40 is eight of them; bleed-through from the back is 20-35 below the paper and stays in the
+# background) and by INK_CONTRAST_SHARE of the local contrast (paper to the darkest ink nearby): a
+# stroke's edge is where it is half dark, so strokes keep their width, and thin strokes, lighter than
+# bold ones after the scanner's blur, still count.
 MIN_INK_CONTRAST = 40
 INK_CONTRAST_SHARE = 0.5
-# Mask components smaller than this (pixels at 300 dpi, scaled by the square of the resolution) are
-# scanner speckle, not marks: a full stop or a Devanagari bindu at 8 pt is about 9-16 pixels at 300 dpi.
-SPECKLE_AREA_300 = 4
+# Speckle: mask pixels with at most SPECKLE_PIXELS_300 mask pixels (themselves included) in the 5 x 5
+# window around them (at 300 dpi; scaled with the resolution) are scanner dust, not marks.  A full stop
+# or a Devanagari bindu at 8 pt is 9-16 pixels at 300 dpi, a one-pixel line has three in that window.
+SPECKLE_PIXELS_300 = 2
 # The background is stored at 1/BG_FACTOR of the page's resolution (100 dpi for 300): paper, shading,
-# bleed-through and stamps' fills need no more, and the grain averages out.
+# bleed-through and stamps' fills need no more, and the averaging removes most of the grain.
 BG_FACTOR = 3
 BG_JPEG_QUALITY = 40
-# The colour of non-neutral ink is stored at 1/FG_FACTOR of the resolution (75 dpi for 300): the mask
-# gives the shape, the colour varies slowly along a stroke or a stamp.
-FG_FACTOR = 4
-FG_JPEG_QUALITY = 75
-# Ink counts as neutral (one flat colour for all of it) when 99 % of its core pixels are within this
-# chroma (CIELAB a*b* distance from grey) and the spread of their lightness (10th to 90th percentile)
-# is within NEUTRAL_SPREAD.
+BG_BLUR_SIGMA = 0.7  # what grain the averaging leaves (in background pixels), which JPEG would pay for
+# The colour of non-neutral ink is stored at 1/FG_FACTOR of the resolution (50 dpi for 300): the mask
+# gives the shape, the colour varies slowly along a stroke or across a stamp.
+FG_FACTOR = 6
+FG_JPEG_QUALITY = 50
+# Ink is neutral where its colour (at the foreground's resolution) is within NEUTRAL_CHROMA of grey
+# (CIELAB a*b*); neutral ink is one flat colour (0 bytes) when its lightness spread (10th to 90th
+# percentile) is within NEUTRAL_SPREAD L* units.  Coloured ink is classed by hue, in sectors of
+# HUE_SECTOR degrees, at most MAX_INK_CLASSES classes in all.
 NEUTRAL_CHROMA = 12.0
-NEUTRAL_SPREAD = 60.0
-# Photographs: blocks (about 2.7 mm at 300 dpi) in which more than PHOTO_MIDTONES of the pixels are
-# neither paper nor ink (the middle third of the local contrast); text has mid-tones only at the edges
-# of its strokes (under 10 % of a block).  Regions under PHOTO_MIN_MM2 are not photographs.
+NEUTRAL_SPREAD = 25.0
+HUE_SECTOR = 45.0
+MAX_INK_CLASSES = 4
+# A class of coloured ink whose core pixels are on average within FLAT_INK_DE (CIELAB ΔE76) of their
+# mean colour is drawn in that colour alone (no image, no second copy of its stencil).
+FLAT_INK_DE = 8.0
+# Photographs: blocks (2.7 mm at 300 dpi) in which more than PHOTO_MIDTONES of the pixels are neither
+# paper nor ink (the middle third of the local contrast); text has mid-tones only on the edges of its
+# strokes.  A region of such blocks of PHOTO_MIN_MM2 or more is a photograph; it is taken as its
+# bounding rectangle (pasted photographs are rectangles) and kept out of the mask (thresholded into a
+# G4 mask it would cost more than as JPEG), stored at 1/PHOTO_FACTOR resolution as JPEG.
 PHOTO_BLOCK_300 = 32
 PHOTO_MIDTONES = 0.2
 PHOTO_MIN_MM2 = 100.0
-# Whole-page JPEG for photo pages.
-PAGE_JPEG_QUALITY = 50
+PHOTO_FACTOR = 2
+PHOTO_JPEG_QUALITY = 60
+# Whole-page JPEG (photo pages, or where MRC fails the gate): (resolution factor, quality), smallest first.
+PAGE_JPEGS = ((2, 60), (1, 50))
+# Photo regions covering more than this share of the page make a whole-page JPEG worth trying.
+PHOTO_PAGE_SHARE = 0.25
 
-# Fidelity gate thresholds (see fidelity_problems).
-GATE_INK_CHANGED = 0.02  # share of ink pixels (outside photos) whose ink/paper class changed
-GATE_INK_MARGIN = 24  # grey levels past the ink threshold that count as a change of class
-GATE_BG_MEAN = 4.0  # mean |difference| of the page at 1/4 resolution, grey levels
+# Fidelity gate (see fidelity_problems).
+GATE_INK_CHANGED = 0.02  # share of the ink's pixels (outside photographs) whose ink/paper class changed
+GATE_INK_MARGIN = 24  # grey levels past the ink threshold that make a change of class
+GATE_BG_MEAN = 4.0  # mean |difference| away from the ink at 1/4 resolution, grey levels
 GATE_BG_P999 = 32.0  # 99.9th percentile of that difference
 GATE_INK_DE = 12.0  # mean CIELAB ΔE76 over the ink's core pixels
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels, end exclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,181 +88,92 @@ class Layer:
     data: bytes
     width: int
     height: int
-    colour_space: str  # "DeviceGray" or "DeviceRGB" (ignored for a stencil)
+    colour_space: str  # "DeviceGray" or "DeviceRGB" (not used for a stencil)
     bits: int
     filter: str  # "CCITTFaxDecode", "DCTDecode", "JPXDecode" or "FlateDecode"
     decode_parms: tuple[tuple[str, int | bool], ...] = ()
-    stencil: bool = False  # an image mask: paints the current colour (or masks a colour image) where ink is
+    stencil: bool = False  # an image mask: paints the current colour (or lets a colour image through) where set
     decode: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class Ink:
+    """One colour class of the ink: its stencil (a G4 image mask, full page), drawn in the flat colour
+    ``colour`` (grey: one value, RGB: three, 0-255), and, where the class's colour varies, the
+    low-resolution ``foreground`` image painted over it through the same stencil as its explicit /Mask."""
+
+    mask: Layer
+    colour: tuple[int, ...]
+    foreground: Layer | None = None
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """How a page is drawn: a background image over the whole page, then, if there is a mask, either the
-    flat colour ``ink`` (one value: grey, three: RGB, 0-255) or the ``foreground`` image painted through it."""
+    """How a page is drawn, bottom to top: ``background`` over the whole page; each of ``photos`` over its
+    rectangle; then each of ``inks``."""
 
     method: str
-    background: Layer | None = None
-    mask: Layer | None = None
-    foreground: Layer | None = None
-    ink: tuple[int, ...] = (0,)
-    notes: dict[str, float] = field(default_factory=dict, compare=False)
+    background: Layer
+    inks: tuple[Ink, ...] = ()
+    photos: tuple[tuple[Layer, Rect], ...] = ()
 
     def layer_sizes(self) -> tuple[tuple[str, int], ...]:
-        if self.method in ("jpeg", "jpx", "flate", "g4"):
-            assert self.background is not None
+        if self.method != "mrc":
             return (("image", len(self.background.data)),)
-        named = (("mask", self.mask), ("background", self.background), ("foreground", self.foreground))
-        return tuple((name, len(layer.data)) for name, layer in named if layer is not None)
+        sizes = [("background", len(self.background.data))]
+        if self.inks:
+            # A class with a colour image has its stencil twice: drawn, and as the image's /Mask.
+            uses = sum(len(ink.mask.data) * (1 if ink.foreground is None else 2) for ink in self.inks)
+            sizes.insert(0, ("mask", uses))
+        fg = sum(len(ink.foreground.data) for ink in self.inks if ink.foreground is not None)
+        if fg:
+            sizes.append(("foreground", fg))
+        if self.photos:
+            sizes.append(("photo", sum(len(layer.data) for layer, _rect in self.photos)))
+        return tuple(sizes)
 
     @property
     def size(self) -> int:
         return sum(n for _name, n in self.layer_sizes())
 
 
-# ---------------------------------------------------------------- analysis
-
-
-@dataclass(slots=True)
-class Analysis:
-    """What :func:`analyse` finds on a grey or colour page, at full resolution unless said otherwise."""
-
-    pixels: np.ndarray  # the page, H x W (grey) or H x W x 3 (RGB), uint8
-    darkness_source: np.ndarray  # H x W uint8: grey, or the darkest channel of colour (coloured ink is dark in it)
-    threshold: np.ndarray  # H x W uint8: below it is ink
-    mask: np.ndarray  # H x W uint8 0/255: ink, speckle removed, photos excluded
-    speckle: np.ndarray  # H x W uint8 0/255: what was removed from the mask as speckle
-    photo: np.ndarray  # H x W uint8 0/255: photograph regions
-    photo_share: float
+# ---------------------------------------------------------------- helpers
 
 
 def _scaled(value: float, dpi: int) -> int:
     return max(1, round(value * dpi / 300))
 
 
-def _odd(n: int) -> int:
-    return n if n % 2 else n + 1
-
-
-def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
+def _shrink(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Box average over factor x factor blocks (the last partial row/column of blocks is left out:
+    OpenCV's integer-factor area resize is several times faster than a fractional one)."""
     h, w = pixels.shape[:2]
-    if pixels.ndim == 3:
-        r, g, b = cv2.split(pixels)
-        src = cv2.min(cv2.min(r, g), b)
-    else:
-        src = pixels
-    # Paper and darkest ink nearby, at about 75 dpi: a grey-level dilation (brightest nearby) wider than
-    # a bold stroke is the paper under the ink; an erosion the darkest ink around.
-    f = _scaled(4, dpi)
-    sw, sh = max(1, w // f), max(1, h // f)
-    small = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
-    paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
-    paper = cv2.GaussianBlur(paper, (0, 0), 2.0)
-    darkest = cv2.erode(small, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
-    paper_f = paper.astype(np.float32)
-    contrast = np.maximum(paper_f - darkest.astype(np.float32), 0)
-    delta = np.maximum(MIN_INK_CONTRAST, INK_CONTRAST_SHARE * contrast)
-    thr_small = np.clip(paper_f - delta, 0, 255).astype(np.uint8)
-    threshold = cv2.resize(thr_small, (w, h), interpolation=cv2.INTER_LINEAR)
-    raw = cv2.compare(src, threshold, cv2.CMP_LT)
-
-    # Photographs: blocks full of mid-tones.
-    lo = np.clip(paper_f - contrast * (2 / 3), 0, 255).astype(np.uint8)
-    hi = np.clip(paper_f - contrast * (1 / 3), 0, 255).astype(np.uint8)
-    mid_small = (contrast > 2 * MIN_INK_CONTRAST).astype(np.uint8)
-    lo_full = cv2.resize(lo, (w, h), interpolation=cv2.INTER_NEAREST)
-    hi_full = cv2.resize(hi, (w, h), interpolation=cv2.INTER_NEAREST)
-    mid = cv2.bitwise_and(cv2.compare(src, lo_full, cv2.CMP_GT), cv2.compare(src, hi_full, cv2.CMP_LT))
-    block = _scaled(PHOTO_BLOCK_300, dpi)
-    bw, bh = max(1, w // block), max(1, h // block)
-    mid_share = cv2.resize(mid, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    contrasty = cv2.resize(mid_small, (bw, bh), interpolation=cv2.INTER_NEAREST)
-    photo_blocks: np.ndarray = ((mid_share > PHOTO_MIDTONES) & (contrasty > 0)).astype(np.uint8)
-    kernel = np.ones((3, 3), np.uint8)
-    photo_blocks = cv2.morphologyEx(photo_blocks, cv2.MORPH_CLOSE, kernel)
-    photo_blocks = cv2.morphologyEx(photo_blocks, cv2.MORPH_OPEN, kernel)
-    n, labels, stats, _c = cv2.connectedComponentsWithStats(photo_blocks, connectivity=8)
-    block_mm2 = (block * 25.4 / dpi) ** 2
-    photo_blocks = np.zeros_like(photo_blocks)
-    for i in range(1, n):
-        x, y, bw_, bh_, area = (int(v) for v in stats[i])
-        if area * block_mm2 >= PHOTO_MIN_MM2:
-            # Photographs on documents are rectangles; their dark and light parts have few mid-tones,
-            # and the blocks on their edge are partly paper: take the rectangle and a block around it.
-            photo_blocks[max(0, y - 1) : y + bh_ + 1, max(0, x - 1) : x + bw_ + 1] = 255
-    photo = cv2.resize(photo_blocks, (w, h), interpolation=cv2.INTER_NEAREST)
-    photo_share = float(np.count_nonzero(photo_blocks)) / max(1, photo_blocks.size)
-
-    mask = raw
-    speckle = np.zeros_like(raw)
-    if photo_share:
-        mask = cv2.bitwise_and(mask, cv2.bitwise_not(photo))
-    # Speckle: tiny isolated components.
-    n, labels, stats, _c = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    min_area = max(1, round(SPECKLE_AREA_300 * (dpi / 300) ** 2))
-    small_parts = stats[:, cv2.CC_STAT_AREA] < min_area
-    small_parts[0] = False
-    if small_parts.any():
-        lut = np.full(n, 255, np.uint8)
-        lut[0] = 0
-        lut[small_parts] = 0
-        kept = lut[labels]
-        speckle = cv2.bitwise_xor(mask, kept)
-        mask = kept
-    return Analysis(pixels, src, threshold, mask, speckle, photo, photo_share)
+    sh, sw = max(1, h // factor), max(1, w // factor)
+    if h < factor or w < factor:
+        return cv2.resize(pixels, (sw, sh), interpolation=cv2.INTER_AREA)
+    return cv2.resize(pixels[: sh * factor, : sw * factor], (sw, sh), interpolation=cv2.INTER_AREA)
 
 
-# ---------------------------------------------------------------- layers
+def _darkness(pixels: np.ndarray) -> np.ndarray:
+    """Grey, or the darkest channel of colour: coloured ink (a red stamp, blue ballpoint) is dark in it."""
+    if pixels.ndim == 2:
+        return pixels
+    r, g, b = cv2.split(pixels)
+    return cv2.min(cv2.min(r, g), b)
 
 
-def _fill_holes(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill where ``known`` is 0 from the surroundings (pull-push over an image pyramid); float32 in/out."""
-    wts: list[np.ndarray] = [known.astype(np.float32)]
-    vals: list[np.ndarray] = [values * (wts[0] if values.ndim == 2 else wts[0][..., None])]
-    while min(wts[-1].shape[:2]) > 2:
-        wts.append(cv2.pyrDown(wts[-1]))
-        vals.append(cv2.pyrDown(vals[-1]))
-    level_w, level_v = wts[-1], vals[-1]
-    total = float(level_w.sum())
-    mean = level_v.reshape(-1, *level_v.shape[2:]).sum(axis=0) / total if total > 0 else 255.0
-    est: np.ndarray = np.broadcast_to(np.asarray(mean, np.float32), level_v.shape).astype(np.float32)
-    for wt, v in zip(reversed(wts), reversed(vals), strict=True):
-        if est.shape[:2] != wt.shape[:2]:
-            est = cv2.pyrUp(est, dstsize=(wt.shape[1], wt.shape[0]))
-        wn = np.minimum(wt, 1.0)
-        safe = np.maximum(wt, 1e-6)
-        if v.ndim == 3:
-            here = v / safe[..., None]
-            est = here * wn[..., None] + est * (1 - wn[..., None])
-        else:
-            est = (v / safe) * wn + est * (1 - wn)
-    return est
-
-
-def _reduce(pixels: np.ndarray, weight: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted average of ``pixels`` over factor x factor blocks (weight 0-255), and the blocks' weight (0-1)."""
-    h, w = pixels.shape[:2]
-    size = (max(1, w // factor), max(1, h // factor))
-    wf = weight.astype(np.float32) * (1 / 255)
-    wsum = cv2.resize(wf, size, interpolation=cv2.INTER_AREA)
-    pf = pixels.astype(np.float32)
-    weighted = pf * (wf if pixels.ndim == 2 else wf[..., None])
-    vsum = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
-    safe = np.maximum(wsum, 1e-6)
-    avg = vsum / (safe if pixels.ndim == 2 else safe[..., None])
-    return avg, wsum
-
-
-def _jpeg(pixels: np.ndarray, quality: int, subsampling: int = -1) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True)
-    return buf.getvalue()
+def _lab(pixels: np.ndarray) -> np.ndarray:
+    """CIELAB (float32 N x 3) of N x 3 RGB or N grey uint8 pixels."""
+    rgb = pixels.reshape(-1, 1, 3) if pixels.ndim == 2 else np.repeat(pixels.reshape(-1, 1, 1), 3, axis=2)
+    return cv2.cvtColor(rgb.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2Lab).reshape(-1, 3)
 
 
 def _jpeg_layer(pixels: np.ndarray, quality: int, subsampling: int = -1) -> Layer:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True)
     h, w = pixels.shape[:2]
-    space = "DeviceRGB" if pixels.ndim == 3 else "DeviceGray"
-    return Layer(_jpeg(pixels, quality, subsampling), w, h, space, 8, "DCTDecode")
+    return Layer(buf.getvalue(), w, h, "DeviceRGB" if pixels.ndim == 3 else "DeviceGray", 8, "DCTDecode")
 
 
 def _decode(layer: Layer) -> np.ndarray:
@@ -254,28 +181,168 @@ def _decode(layer: Layer) -> np.ndarray:
         return np.asarray(im.convert("RGB" if layer.colour_space == "DeviceRGB" else "L"))
 
 
-def background_layer(a: Analysis, dpi: int) -> Layer:
-    # Take the ink out (with a pixel's margin: its anti-aliased edge), average the rest down and fill
-    # the holes from around them; the averaging is the denoising (grain is what costs a JPEG's bytes).
-    grown = cv2.dilate(a.mask, np.ones((3, 3), np.uint8))
-    paper = cv2.bitwise_not(grown)
-    avg, wsum = _reduce(a.pixels, paper, _scaled(BG_FACTOR, dpi))
-    filled = _fill_holes(avg, (wsum > 0.3).astype(np.float32) * wsum)
-    filled = cv2.GaussianBlur(filled, (0, 0), 0.7)
+def _fill_holes(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``values`` (float32) where ``weight`` (0-1) is 1, filled from the surroundings where it is 0
+    (pull-push over an image pyramid: smooth, so JPEG spends nothing on the holes)."""
+    wts: list[np.ndarray] = [weight.astype(np.float32)]
+    vals: list[np.ndarray] = [values * (wts[0] if values.ndim == 2 else wts[0][..., None])]
+    while min(wts[-1].shape[:2]) > 2:
+        wts.append(cv2.pyrDown(wts[-1]))
+        vals.append(cv2.pyrDown(vals[-1]))
+    total = float(wts[-1].sum())
+    flat = vals[-1].reshape(-1, *vals[-1].shape[2:]).sum(axis=0) / total if total > 0 else 255.0
+    est: np.ndarray = np.broadcast_to(np.asarray(flat, np.float32), vals[-1].shape).astype(np.float32)
+    for wt, v in zip(reversed(wts), reversed(vals), strict=True):
+        if est.shape[:2] != wt.shape[:2]:
+            est = cv2.pyrUp(est, dstsize=(wt.shape[1], wt.shape[0]))
+        wn = np.minimum(wt, 1.0)
+        here = v / np.maximum(wt, 1e-6)[..., None] if v.ndim == 3 else v / np.maximum(wt, 1e-6)
+        est = here * (wn[..., None] if v.ndim == 3 else wn) + est * (1 - (wn[..., None] if v.ndim == 3 else wn))
+    return est
+
+
+def _masked_mean(pixels: np.ndarray, weight: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``pixels`` over the set pixels of ``weight`` (0/255) in factor x factor blocks (float32),
+    and the share of set pixels per block (0-1)."""
+    kept = cv2.bitwise_and(pixels, pixels, mask=weight)
+    num = _shrink(kept, factor).astype(np.float32)
+    share = _shrink(weight, factor).astype(np.float32) * (1 / 255)
+    safe = np.maximum(share, 1 / 255)
+    return num / (safe[..., None] if num.ndim == 3 else safe), share
+
+
+# ---------------------------------------------------------------- analysis
+
+
+@dataclass(slots=True)
+class Analysis:
+    """What :func:`analyse` finds on a grey or colour page (full resolution unless said otherwise)."""
+
+    pixels: np.ndarray  # the page, H x W (grey) or H x W x 3 (RGB), uint8
+    dpi: int
+    darkness: np.ndarray  # H x W uint8, see _darkness
+    threshold: np.ndarray  # H x W uint8: darker than this is ink
+    mask: np.ndarray  # H x W uint8 0/255: ink (speckle and photographs left out)
+    speckle: np.ndarray  # H x W uint8 0/255: left out of the mask as speckle
+    photos: tuple[Rect, ...]
+    photo: np.ndarray | None  # H x W uint8 0/255: the photographs' rectangles, None if there are none
+    core: np.ndarray  # H x W uint8 0/255: the mask eroded by a pixel (the ink's colour, not its edge)
+    ys: np.ndarray  # positions of the core's pixels on a 3-pixel grid: where ink colour is measured
+    xs: np.ndarray
+
+    @property
+    def photo_share(self) -> float:
+        h, w = self.mask.shape
+        return sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in self.photos) / (h * w)
+
+
+def _photo_rects(src: np.ndarray, paper: np.ndarray, contrast: np.ndarray, dpi: int) -> tuple[Rect, ...]:
+    h, w = src.shape
+    lo = np.clip(paper - contrast * (2 / 3), 0, 255).astype(np.uint8)
+    hi = np.clip(paper - contrast * (1 / 3), 0, 255).astype(np.uint8)
+    # At half resolution (a quarter of the work): a photograph's mid-tones are broad, a stroke's few.
+    half = _shrink(src, 2)
+    size = (half.shape[1], half.shape[0])
+    mid = cv2.bitwise_and(
+        cv2.compare(half, cv2.resize(lo, size, interpolation=cv2.INTER_NEAREST), cv2.CMP_GT),
+        cv2.compare(half, cv2.resize(hi, size, interpolation=cv2.INTER_NEAREST), cv2.CMP_LT),
+    )
+    block = _scaled(PHOTO_BLOCK_300, dpi)
+    mid_share = _shrink(mid, max(1, block // 2)).astype(np.float32) * (1 / 255)
+    if mid_share.size == 0:
+        return ()
+    contrasty = cv2.resize((contrast > 2 * MIN_INK_CONTRAST).astype(np.uint8), mid_share.shape[::-1],
+                           interpolation=cv2.INTER_NEAREST)
+    blocks: np.ndarray = ((mid_share > PHOTO_MIDTONES) & (contrasty > 0)).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    blocks = cv2.morphologyEx(cv2.morphologyEx(blocks, cv2.MORPH_CLOSE, kernel), cv2.MORPH_OPEN, kernel)
+    n, _labels, stats, _c = cv2.connectedComponentsWithStats(blocks, connectivity=8)
+    block_mm2 = (block * 25.4 / dpi) ** 2
+    rects: list[Rect] = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area * block_mm2 >= PHOTO_MIN_MM2:
+            # With a block around it: the blocks on a photograph's edge are partly paper.
+            rects.append((max(0, (x - 1) * block), max(0, (y - 1) * block),
+                          min(w, (x + bw + 1) * block), min(h, (y + bh + 1) * block)))
+    return tuple(rects)
+
+
+def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
+    h, w = pixels.shape[:2]
+    src = _darkness(pixels)
+    # Paper and the darkest ink nearby, at about 75 dpi: a grey-level dilation wider than a bold stroke
+    # is the paper under the ink, an erosion the ink around.
+    f = _scaled(4, dpi)
+    small = _shrink(src, f)
+    paper_u8 = cv2.GaussianBlur(cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))), (0, 0), 2.0)
+    darkest = cv2.erode(small, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    paper = paper_u8.astype(np.float32)
+    contrast = np.maximum(paper - darkest.astype(np.float32), 0)
+    delta = np.maximum(MIN_INK_CONTRAST, INK_CONTRAST_SHARE * contrast)
+    threshold = cv2.resize(np.clip(paper - delta, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+    raw = cv2.compare(src, threshold, cv2.CMP_LT)
+
+    photos = _photo_rects(src, paper, contrast, dpi) if min(h, w) >= 4 * f else ()
+    photo: np.ndarray | None = None
+    if photos:
+        photo = np.zeros((h, w), np.uint8)
+        for x0, y0, x1, y1 in photos:
+            photo[y0:y1, x0:x1] = 255
+        raw = cv2.bitwise_and(raw, cv2.bitwise_not(photo))
+
+    window = _scaled(5, dpi) | 1
+    limit = max(1, round(SPECKLE_PIXELS_300 * (dpi / 300) ** 2))
+    count = cv2.boxFilter(cv2.threshold(raw, 0, 1, cv2.THRESH_BINARY)[1], cv2.CV_16U, (window, window),
+                          normalize=False, borderType=cv2.BORDER_CONSTANT)
+    speckle = cv2.bitwise_and(raw, cv2.compare(count, np.full_like(count, limit), cv2.CMP_LE))
+    mask = cv2.bitwise_xor(raw, speckle)
+    core = _core(mask)
+    ys, xs = _samples(core)
+    return Analysis(pixels, dpi, src, threshold, mask, speckle, photos, photo, core, ys, xs)
+
+
+# ---------------------------------------------------------------- layers
+
+
+def background_layer(a: Analysis) -> Layer:
+    # The page with the ink (and a pixel's margin: its anti-aliased edge) and the photographs taken out,
+    # averaged down and the holes filled from around them; averaging is the denoising (grain is what
+    # costs a JPEG's bytes).
+    out = cv2.dilate(a.mask, np.ones((3, 3), np.uint8))
+    if a.photo is not None:
+        out = cv2.bitwise_or(out, a.photo)
+    mean, share = _masked_mean(a.pixels, cv2.bitwise_not(out), _scaled(BG_FACTOR, a.dpi))
+    filled = _fill_holes(mean, np.where(share > 0.3, share, 0))
+    filled = cv2.GaussianBlur(filled, (0, 0), BG_BLUR_SIGMA)
     return _jpeg_layer(np.clip(filled + 0.5, 0, 255).astype(np.uint8), BG_JPEG_QUALITY)
+
+
+def photo_layers(a: Analysis) -> tuple[tuple[Layer, Rect], ...]:
+    factor = _scaled(PHOTO_FACTOR, a.dpi)
+    layers = []
+    for rect in a.photos:
+        x0, y0, x1, y1 = rect
+        crop = np.ascontiguousarray(a.pixels[y0:y1, x0:x1])
+        small = cv2.resize(crop, (max(1, (x1 - x0) // factor), max(1, (y1 - y0) // factor)),
+                           interpolation=cv2.INTER_AREA)
+        layers.append((_jpeg_layer(small, PHOTO_JPEG_QUALITY), rect))
+    return tuple(layers)
 
 
 def mask_layer(mask: np.ndarray) -> Layer:
     """The ink mask as a CCITT G4 stencil that paints where the mask is set."""
-    im = Image.fromarray(cv2.bitwise_not(mask)).convert("1")  # ink black (0), paper white
+    h, w = mask.shape
+    paper = np.packbits(mask == 0, axis=1)  # mode "1": 1 is white; ink is 0 (black)
+    im = Image.frombytes("1", (w, h), paper.tobytes())
     g4 = _ccitt_g4(im)
     if g4 is None:
-        raise RuntimeError("libtiff with CCITT G4 is needed for compact pages (Pillow built without libtiff)")
+        raise RuntimeError("compact pages need Pillow with libtiff (CCITT G4)")
     data, black_is_1 = g4
-    h, w = mask.shape
     parms: tuple[tuple[str, int | bool], ...] = (("K", -1), ("Columns", w), ("Rows", h), ("BlackIs1", black_is_1))
-    # Decoded, ink is 0 (black); an image mask paints where its sample is 0 with Decode [0 1] (PDF 32000
-    # 8.9.6.2), and an explicit /Mask paints the image where its sample is 0 too (8.9.6.3).
+    # Decoded, ink is 0 (black).  An image mask paints where its sample is 0 with Decode [0 1] (PDF 32000
+    # 8.9.6.2); an explicit /Mask lets the image through where its sample is 0 as well (8.9.6.3).
+    # Checked with pdftoppm and Ghostscript (tests/test_page_encoding.py).
     return Layer(data, w, h, "DeviceGray", 1, "CCITTFaxDecode", parms, stencil=True, decode=(0, 1))
 
 
@@ -283,184 +350,253 @@ def _core(mask: np.ndarray) -> np.ndarray:
     return cv2.erode(mask, np.ones((3, 3), np.uint8))
 
 
-def _lab(pixels: np.ndarray) -> np.ndarray:
-    """CIELAB of N x 3 (RGB) or N (grey) uint8 pixels, float32 N x 3."""
-    rgb = pixels.reshape(-1, 1, 3) if pixels.ndim == 2 else np.repeat(pixels.reshape(-1, 1, 1), 3, axis=2)
-    return cv2.cvtColor(rgb.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+def _samples(mask: np.ndarray, step: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of every step-th set pixel row- and column-wise (ys, xs): statistics, not every pixel."""
+    ys, xs = np.nonzero(mask[::step, ::step])
+    return ys * step, xs * step
 
 
-def _ink_samples(a: Analysis, limit: int = 200_000) -> np.ndarray:
-    """Core ink pixels (every n-th, at most ``limit``), grey N or RGB N x 3."""
-    core = _core(a.mask)
-    ys, xs = np.nonzero(core)
-    if ys.size == 0:
-        ys, xs = np.nonzero(a.mask)
-    step = max(1, ys.size // limit)
-    return a.pixels[ys[::step], xs[::step]]
+def _hue_classes(lab: np.ndarray, has_ink: np.ndarray) -> np.ndarray:
+    """Colour class per foreground pixel: 0 neutral, 1.. hue sectors (the largest MAX_INK_CLASSES - 1 kept,
+    the others joined to the nearest kept one), -1 where there is no ink."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
+    sector = (hue // HUE_SECTOR).astype(np.int32) + 1
+    classes = np.where(chroma <= NEUTRAL_CHROMA, 0, sector)
+    classes = np.where(has_ink, classes, -1)
+    counts = np.bincount(classes[classes > 0].ravel(), minlength=int(360 // HUE_SECTOR) + 1)
+    kept = [int(k) for k in np.argsort(-counts, kind="stable")[: MAX_INK_CLASSES - 1] if counts[k] > 0]
+    if not kept:
+        return classes
+    centres = np.array([(k - 0.5) * HUE_SECTOR for k in kept])
+    chromatic = classes > 0
+    gap = np.abs((hue[chromatic][:, None] - centres[None, :] + 180) % 360 - 180)
+    classes[chromatic] = np.array(kept)[gap.argmin(axis=1)]
+    return classes
 
 
-def foreground(a: Analysis, dpi: int) -> tuple[tuple[int, ...], Layer | None]:
-    """The ink's colour: (flat colour, None) when it is neutral, else (unused, a low-resolution image)."""
-    samples = _ink_samples(a)
-    if samples.shape[0] == 0:
-        return ((0,) if a.pixels.ndim == 2 else (0, 0, 0)), None
-    lab = _lab(samples)
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    light = lab[:, 0]
-    p10, p90 = np.percentile(light, [10, 90])
-    neutral = float(np.percentile(chroma, 99)) <= NEUTRAL_CHROMA and (p90 - p10) * 2.55 <= NEUTRAL_SPREAD
-    if neutral:
-        # The darker half of the ink's core: strokes painted flat look as dark as their middle.
-        level = round(float(np.percentile(samples if samples.ndim == 1 else samples.mean(axis=1), 30)))
-        return ((level,) if a.pixels.ndim == 2 else (level, level, level)), None
-    weight = cv2.addWeighted(a.mask, 0.25, _core(a.mask), 0.75, 0)
-    avg, wsum = _reduce(a.pixels, weight, _scaled(FG_FACTOR, dpi))
-    filled = _fill_holes(avg, np.minimum(wsum * 8, 1.0) * (wsum > 0.01))
-    pixels = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
-    # No chroma subsampling: colour next to black text must not bleed into it at 37 dpi.
-    return (0,), _jpeg_layer(pixels, FG_JPEG_QUALITY, subsampling=0)
+def inks(a: Analysis) -> tuple[Ink, ...]:
+    """The ink in colour classes, each its own stencil: neutral ink in one flat colour (0 bytes), every
+    hue of coloured ink (red stamps, blue ballpoint, violet pads) in its colour at low resolution.
+
+    One stencil per class rather than one colour image over all the ink: every renderer draws a stencil
+    exactly, but poppler draws an image through an explicit /Mask with the mask's edges softened and
+    shifted by half a pixel, and paper shows through a tenth of the ink's pixels; with the class's flat
+    colour under its image, what shows through there is the ink's own colour (ΔE2000 on the synthetic
+    colour pages, as pdftoppm shows them: 11.5 with one image, 7.7 this way).
+    """
+    channels = 1 if a.pixels.ndim == 2 else 3
+    factor = _scaled(FG_FACTOR, a.dpi)
+    core_mean, core_share = _masked_mean(a.pixels, a.core, factor)
+    all_mean, all_share = _masked_mean(a.pixels, a.mask, factor)
+    has_ink = all_share > 0
+    if not has_ink.any():
+        return ()
+    # Colour from the ink's core (its edges are mixed with the paper), from all of its pixels in blocks
+    # where a thin stroke has no core.
+    has_core = core_share > 0
+    mean = np.where(has_core[..., None] if channels == 3 else has_core, core_mean, all_mean)
+    mean_u8 = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
+    lab = _lab(mean_u8.reshape(-1, channels) if channels == 3 else mean_u8.ravel()).reshape(*mean.shape[:2], 3)
+    classes = _hue_classes(lab, has_ink) if channels == 3 else np.where(has_ink, 0, -1)
+    present = [int(k) for k in np.unique(classes[classes >= 0])]
+    full: np.ndarray | None = None
+    if len(present) > 1:
+        # Class per page pixel: its foreground block's (the partial blocks at the right and bottom edge
+        # take their neighbour's).
+        h, w = a.mask.shape
+        fh, fw = classes.shape
+        full = cv2.resize(classes.astype(np.int16), (fw * factor, fh * factor), interpolation=cv2.INTER_NEAREST)
+        full = cv2.copyMakeBorder(full, 0, h - full.shape[0], 0, w - full.shape[1], cv2.BORDER_REPLICATE)
+    out: list[Ink] = []
+    for k in present:
+        members = has_ink & (classes == k)
+        pixels = a.mask if full is None else cv2.bitwise_and(
+            a.mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ).astype(np.uint8))
+        if not cv2.countNonZero(pixels):
+            continue
+        weights = np.where(members, all_share, 0)[..., None] if channels == 3 else np.where(members, all_share, 0)
+        colour_f = (mean * weights).reshape(-1, channels).sum(axis=0) / max(float(weights.sum()), 1e-6)
+        samples = lab[members]
+        spread = float(np.percentile(samples[:, 0], 90) - np.percentile(samples[:, 0], 10))
+        fg: Layer | None = None
+        mine = pixels[a.ys, a.xs] > 0
+        ys, xs = a.ys[mine], a.xs[mine]
+        core_px = a.pixels[ys, xs].astype(np.float32)
+        flat = False
+        if k == 0 and spread <= NEUTRAL_SPREAD:
+            flat = True
+            if ys.size:
+                # Neutral ink of one tone: the darker part of its core, as dark as the strokes' middle.
+                grey = core_px.mean(axis=1) if channels == 3 else core_px
+                colour_f = np.full(channels, float(np.percentile(grey, 30)))
+        elif k > 0 and ys.size:
+            # Coloured ink of one colour (a stamp's pad ink is even): flat, if it stays within FLAT_INK_DE.
+            colour_f = core_px.mean(axis=0)
+            flat_lab = _lab(np.clip(colour_f + 0.5, 0, 255).astype(np.uint8).reshape(1, channels))
+            flat = float(np.linalg.norm(_lab(core_px.astype(np.uint8)) - flat_lab, axis=1).mean()) <= FLAT_INK_DE
+        if not flat:
+            filled = _fill_holes(mean, members.astype(np.float32))
+            # No chroma subsampling: at 25 dpi a stamp's colour would bleed into the print beside it.
+            fg = _jpeg_layer(np.clip(filled + 0.5, 0, 255).astype(np.uint8), FG_JPEG_QUALITY, subsampling=0)
+        colour = tuple(int(c) for c in np.clip(np.round(colour_f), 0, 255))
+        out.append(Ink(mask_layer(pixels), colour, fg, pixels))
+    return tuple(out)
 
 
-# ---------------------------------------------------------------- composite and gate
+# ---------------------------------------------------------------- what a reader sees, and the gate
 
 
-def composite(plan: Plan, shape: tuple[int, ...]) -> np.ndarray:
-    """The background as a reader sees it (H x W or H x W x 3 uint8), upsampled bilinearly as viewers do."""
-    h, w = shape[:2]
-    colour = len(shape) == 3
-    assert plan.background is not None
-    bg = _decode(plan.background)
-    if bg.ndim == 2 and colour:
-        bg = cv2.cvtColor(bg, cv2.COLOR_GRAY2RGB)
-    if bg.ndim == 3 and not colour:
-        bg = cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR) if bg.shape[:2] != (h, w) else bg.copy()
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the gate needs of a candidate's composite: its darkness at full resolution, the page at a
+    quarter of the resolution, and the colour at the ink's core sample positions."""
+
+    darkness: np.ndarray
+    quarter: np.ndarray
+    ink: np.ndarray
 
 
-def _paint(out: np.ndarray, mask: np.ndarray, plan: Plan) -> np.ndarray:
-    h, w = mask.shape
-    if plan.foreground is None:
-        ink = plan.ink if out.ndim == 3 else plan.ink[:1]
-        if out.ndim == 3 and len(ink) == 1:
-            ink = (ink[0],) * 3
-        out[mask > 0] = ink
-        return out
-    fg = _decode(plan.foreground)
-    if fg.ndim == 3 and out.ndim == 2:
-        fg = cv2.cvtColor(fg, cv2.COLOR_RGB2GRAY)
-    if fg.ndim == 2 and out.ndim == 3:
-        fg = cv2.cvtColor(fg, cv2.COLOR_GRAY2RGB)
-    fg_up = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
-    np.copyto(out, fg_up, where=(mask > 0) if out.ndim == 2 else (mask > 0)[..., None])
-    return out
+def _up(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Enlarged bilinearly to (w, h), as viewers draw an image larger than its pixels."""
+    return pixels if pixels.shape[1::-1] == size else cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
 
 
-def render(plan: Plan, mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    out = composite(plan, shape)
-    if mask is not None and plan.mask is not None:
-        out = _paint(out, mask, plan)
-    return out
+def _like(pixels: np.ndarray, colour: bool) -> np.ndarray:
+    if pixels.ndim == 3 and not colour:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    if pixels.ndim == 2 and colour:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    return pixels
 
 
-def fidelity_problems(a: Analysis, shown: np.ndarray, dpi: int) -> list[str]:
-    """Why ``shown`` (the composite a reader sees) is not good enough a copy of the page, or [].
+def shown(plan: Plan, a: Analysis) -> Shown:
+    """The composite of ``plan`` as the gate needs it; for MRC without building the full-resolution page."""
+    h, w = a.mask.shape
+    colour = a.pixels.ndim == 3
+    qsize = (max(1, w // 4), max(1, h // 4))
+    ys, xs = a.ys, a.xs
+    if plan.method != "mrc":
+        full = _like(_up(_decode(plan.background), (w, h)), colour)
+        return Shown(_darkness(full), _shrink(full, 4), full[ys, xs])
+    bg = _like(_decode(plan.background), colour)
+    quarter = cv2.resize(bg, qsize, interpolation=cv2.INTER_AREA)
+    darkness = _up(_darkness(bg), (w, h)).copy()
+    for layer, (x0, y0, x1, y1) in plan.photos:
+        pic = _like(_decode(layer), colour)
+        darkness[y0:y1, x0:x1] = _up(_darkness(pic), (x1 - x0, y1 - y0))
+        qx0, qy0, qx1, qy1 = x0 // 4, y0 // 4, min(qsize[0], x1 // 4), min(qsize[1], y1 // 4)
+        if qx1 > qx0 and qy1 > qy0:
+            quarter[qy0:qy1, qx0:qx1] = cv2.resize(pic, (qx1 - qx0, qy1 - qy0), interpolation=cv2.INTER_AREA)
+    if not plan.inks:
+        return Shown(darkness, quarter, np.zeros((0, 3) if colour else (0,), np.uint8))
+    colours = np.zeros((ys.size, 3) if colour else (ys.size,), np.uint8)
+    for ink in plan.inks:
+        at = ink.pixels[ys, xs] > 0
+        if ink.foreground is None:
+            value = np.array(ink.colour, np.uint8)
+            darkness[ink.pixels > 0] = int(value.min())
+            colours[at] = value if colour else value[0]
+            continue
+        fg = _like(_decode(ink.foreground), colour)
+        cv2.copyTo(_up(_darkness(fg), (w, h)), ink.pixels, darkness)
+        fh, fw = fg.shape[:2]
+        colours[at] = fg[np.minimum(ys[at] * fh // h, fh - 1), np.minimum(xs[at] * fw // w, fw - 1)]
+    return Shown(darkness, quarter, colours)
 
-    - Ink shapes: the page's ink mask (the same threshold, speckle kept out of it, photographs excluded)
-      must come out of the composite with at most GATE_INK_CHANGED of its pixels changed.  MRC's mask is
-      lossless, so this fails only if the ink's colour is painted lighter than the threshold or the
-      background grows dark where there was paper; for whole-page JPEG it measures blur and ringing
-      around strokes, which is what costs OCR.
-    - Background: at a quarter of the resolution (the paper's grain averaged out, as a reader's eye
-      does), away from the ink, the mean difference stays within GATE_BG_MEAN grey levels and the 99.9th
-      percentile within GATE_BG_P999: shading, stamps' fills, bleed-through and marks left in the
-      background keep their place and tone.
-    - Ink colour: mean CIELAB ΔE76 over the ink's core (eroded mask) pixels within GATE_INK_DE (ΔE2000,
-      the bench's measure, is no larger than ΔE76 for saturated colours).
+
+def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
+    """Why the composite ``s`` is not a good enough copy of the page, or [] (no OCR: cheap, in numpy).
+
+    - Ink shapes: with the page's own ink threshold, at most GATE_INK_CHANGED of the ink's pixels may
+      change class in the composite, and only by more than GATE_INK_MARGIN levels past the threshold
+      does a pixel count as changed (an edge pixel a little either side is not a changed shape);
+      speckle and photographs are not ink.  MRC's mask is lossless, so this catches ink painted lighter
+      than the threshold or a background that darkens paper; for whole-page JPEG it measures blur and
+      ringing around strokes, which is what costs OCR.
+    - Background: at a quarter of the resolution (grain averaged out, as the eye does) and away from the
+      ink, the mean difference within GATE_BG_MEAN grey levels and the 99.9th percentile within
+      GATE_BG_P999: shading, stamps' fills, bleed-through and marks left in the background keep their
+      place and tone, photographs theirs.
+    - Ink colour: mean CIELAB ΔE76 over the ink's core pixels within GATE_INK_DE (the bench's ΔE2000 is
+      no larger than ΔE76 for saturated colours; the core, because the edges are mixed with the paper).
     """
     problems: list[str] = []
-    src = shown
-    if shown.ndim == 3:
-        r, g, b = cv2.split(shown)
-        src = cv2.min(cv2.min(r, g), b)
-    # A pixel changed class only if it is now clearly on the other side of the threshold (by
-    # GATE_INK_MARGIN): a stroke's edge pixel a few levels either side of it is not a changed shape.
     margin = np.full_like(a.threshold, GATE_INK_MARGIN)
-    lost = cv2.bitwise_and(cv2.compare(src, cv2.add(a.threshold, margin), cv2.CMP_GE), a.mask)
-    dark = cv2.compare(src, cv2.subtract(a.threshold, margin), cv2.CMP_LT)
-    added = cv2.bitwise_and(dark, cv2.bitwise_not(cv2.bitwise_or(a.mask, a.speckle)))
+    lost = cv2.bitwise_and(cv2.compare(s.darkness, cv2.add(a.threshold, margin), cv2.CMP_GE), a.mask)
+    added = cv2.compare(s.darkness, cv2.subtract(a.threshold, margin), cv2.CMP_LT)
+    added = cv2.bitwise_and(added, cv2.bitwise_not(cv2.bitwise_or(a.mask, a.speckle)))
     changed = cv2.bitwise_or(lost, added)
-    if a.photo_share:
-        # Photographs are judged as background; their block-wise outline is widened by a block.
-        block = _scaled(PHOTO_BLOCK_300, dpi)
-        changed = cv2.bitwise_and(changed, cv2.bitwise_not(cv2.dilate(a.photo, np.ones((block, block), np.uint8))))
-    n_changed = int(np.count_nonzero(changed))
-    ink = max(1, int(np.count_nonzero(a.mask)))
+    if a.photo is not None:
+        changed = cv2.bitwise_and(changed, cv2.bitwise_not(a.photo))
+    n_changed, ink = cv2.countNonZero(changed), max(1, cv2.countNonZero(a.mask))
     if n_changed > GATE_INK_CHANGED * ink:
         problems.append(f"ink changed: {n_changed} of {ink} pixels")
-    h, w = shown.shape[:2]
-    size = (max(1, w // 4), max(1, h // 4))
-    before = cv2.resize(a.pixels, size, interpolation=cv2.INTER_AREA)
-    after = cv2.resize(shown, size, interpolation=cv2.INTER_AREA)
+
+    before = _shrink(a.pixels, 4)
+    after = s.quarter[: before.shape[0], : before.shape[1]]
     diff = cv2.absdiff(before, after)
     if diff.ndim == 3:
         diff = cv2.max(cv2.max(diff[..., 0], diff[..., 1]), diff[..., 2])
-    # Away from the ink only: its edges are painted in its full colour (MRC), which the ink checks judge.
-    near_ink = cv2.dilate(cv2.resize(a.mask, size, interpolation=cv2.INTER_AREA), np.ones((3, 3), np.uint8))
+    near_ink = cv2.dilate(_shrink(a.mask, 4), np.ones((3, 3), np.uint8))
     away = diff[near_ink == 0]
-    mean = float(away.mean()) if away.size else 0.0
-    p999 = float(np.percentile(away, 99.9)) if away.size else 0.0
-    if mean > GATE_BG_MEAN or p999 > GATE_BG_P999:
-        problems.append(f"page differs: mean {mean:.1f}, 99.9 % {p999:.1f} grey levels")
-    core = _core(a.mask)
-    ys, xs = np.nonzero(core)
-    if ys.size:
-        step = max(1, ys.size // 200_000)
-        de = np.linalg.norm(_lab(a.pixels[ys[::step], xs[::step]]) - _lab(shown[ys[::step], xs[::step]]), axis=1)
+    if away.size:
+        mean, p999 = float(away.mean()), float(np.percentile(away, 99.9))
+        if mean > GATE_BG_MEAN or p999 > GATE_BG_P999:
+            problems.append(f"page differs: mean {mean:.1f}, 99.9 % {p999:.1f} grey levels")
+
+    if a.ys.size:
+        de = np.linalg.norm(_lab(a.pixels[a.ys, a.xs]) - _lab(s.ink), axis=1)
         if float(de.mean()) > GATE_INK_DE:
             problems.append(f"ink colour: mean ΔE76 {float(de.mean()):.1f}")
     return problems
 
 
-# ---------------------------------------------------------------- choice
+# ---------------------------------------------------------------- candidates and the choice
+
+
+def mrc_plan(a: Analysis) -> Plan:
+    bg = background_layer(a)
+    photos = photo_layers(a)
+    return Plan("mrc", bg, inks(a), photos)
+
+
+def page_jpeg_plan(a: Analysis, factor: int, quality: int) -> Plan:
+    h, w = a.pixels.shape[:2]
+    pixels = a.pixels if factor == 1 else cv2.resize(a.pixels, (max(1, w // factor), max(1, h // factor)),
+                                                     interpolation=cv2.INTER_AREA)
+    return Plan("jpeg", _jpeg_layer(pixels, quality))
 
 
 def _flate_estimate(pixels: np.ndarray) -> int:
-    """Lossless size estimated from the middle tenth of the page (run-length deflate, as page_images)."""
+    """Lossless size, estimated from 64 pairs of rows spread over the page (run-length deflate, the
+    usual winner of page_images' ways on scans; pairs, so that matches with the row above count)."""
     h = pixels.shape[0]
-    strip = np.ascontiguousarray(pixels[h * 9 // 20 : max(h * 11 // 20, h * 9 // 20 + 1)])
+    starts = np.unique(np.linspace(0, max(0, h - 2), 64).astype(int))
+    rows = np.concatenate([pixels[i : i + 2] for i in starts])
     z = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    n = len(z.compress(strip.tobytes()) + z.flush())
-    return n * h // max(1, strip.shape[0])
+    return len(z.compress(rows.tobytes()) + z.flush()) * h // rows.shape[0]
 
 
-def mrc_plan(a: Analysis, dpi: int) -> Plan:
-    bg = background_layer(a, dpi)
-    if not np.any(a.mask):
-        return Plan("mrc", background=bg)
-    ink, fg = foreground(a, dpi)
-    return Plan("mrc", background=bg, mask=mask_layer(a.mask), foreground=fg, ink=ink)
-
-
-def page_jpeg_plan(a: Analysis) -> Plan:
-    return Plan("jpeg", background=_jpeg_layer(a.pixels, PAGE_JPEG_QUALITY))
-
-
-def choose(im: Image.Image, dpi: int, lossless: Callable[[], Layer]) -> Plan:
+def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
     """The smallest plan for a grey or colour page that passes the fidelity gate, else the lossless one."""
-    pixels = np.asarray(im)
     a = analyse(pixels, dpi)
     passed: list[Plan] = []
-    mrc = mrc_plan(a, dpi)
-    if not fidelity_problems(a, render(mrc, a.mask, pixels.shape), dpi):
+    mrc = mrc_plan(a)
+    if not fidelity_problems(a, shown(mrc, a)):
         passed.append(mrc)
-    if a.photo_share > 0.25 or not passed:
-        jpeg = page_jpeg_plan(a)
-        if not fidelity_problems(a, render(jpeg, None, pixels.shape), dpi):
-            passed.append(jpeg)
-    best = min((p.size for p in passed), default=None)
-    if best is None or _flate_estimate(pixels) < 1.2 * best:
-        flat = lossless()
-        lossless_plan = Plan("flate", background=flat)
-        if best is None or lossless_plan.size < best:
-            return lossless_plan
-    return min(passed, key=lambda p: p.size)
+    if a.photo_share > PHOTO_PAGE_SHARE or not passed:
+        for factor, quality in PAGE_JPEGS:
+            jpeg = page_jpeg_plan(a, _scaled(factor, dpi), quality)
+            if not fidelity_problems(a, shown(jpeg, a)):
+                passed.append(jpeg)
+                break
+    best = min(passed, key=lambda p: p.size) if passed else None
+    # Lossless is tried where the estimate says it may win (clean rendered pages), and is what is left
+    # when nothing passes.
+    if best is None or _flate_estimate(pixels) < 1.2 * best.size:
+        flate = Plan("flate", lossless())
+        if best is None or flate.size < best.size:
+            return flate
+    assert best is not None
+    return best

@@ -5,10 +5,11 @@ layers PDF/A-2b allows, and picks per page the smallest of:
 
 - ``g4``: a bitonal page as CCITT Group 4 (lossless);
 - ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless G4 mask of the ink at full
-  resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it, and the ink's
-  colour: one flat colour painted through the mask as a stencil when the ink is neutral, else a
-  low-resolution colour image painted through the mask as an explicit ``/Mask`` (PDF 1.3 stencil masking,
-  no soft masks, no transparency groups);
+  resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it (photographs
+  on the page as JPEG of their own at half resolution), and the ink's colour: one flat colour painted
+  through the mask as a stencil (an image mask) when the ink is neutral; coloured ink in classes by hue,
+  each its own stencil in its flat colour with a low-resolution colour image over it through the same
+  stencil as its explicit ``/Mask`` (PDF 1.3; no soft masks, no transparency groups: PDF/A-2b);
 - ``jpeg`` / ``jpx``: the whole page as JPEG or JPEG 2000 (JP2) where MRC does not pay (photographs);
 - ``flate``: lossless, where that is the smallest (clean rendered pages can be).
 
@@ -29,6 +30,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pikepdf
 from pikepdf import Array, Dictionary, Name
 from PIL import Image
@@ -85,22 +87,25 @@ def page_pdf(plan: mrc.Plan, width: int, height: int, dpi: int) -> bytes:
     box = f"{_num(pw)} 0 0 {_num(ph)} 0 0 cm"
     with pikepdf.new() as pdf:
         page = pdf.add_blank_page(page_size=(pw, ph))
-        ops: list[str] = []
-        if plan.background is not None:
-            page.add_resource(_image_stream(pdf, plan.background), Name.XObject, Name("/Bg0"))
-            ops.append(f"q {box} /Bg0 Do Q")
-        if plan.mask is not None:
-            mask = _image_stream(pdf, plan.mask)
-            if plan.foreground is None:
-                page.add_resource(mask, Name.XObject, Name("/Mk0"))
-                colour = " ".join(_num(c / 255) for c in plan.ink)
-                op = "g" if len(plan.ink) == 1 else "rg"
-                ops.append(f"q {colour} {op} {box} /Mk0 Do Q")
-            else:
-                fg = _image_stream(pdf, plan.foreground)
-                fg.Mask = mask  # explicit masking (PDF 1.3): the stencil says where the colour image paints
-                page.add_resource(fg, Name.XObject, Name("/Fg0"))
-                ops.append(f"q {box} /Fg0 Do Q")
+        page.add_resource(_image_stream(pdf, plan.background), Name.XObject, Name("/Bg0"))
+        ops = [f"q {box} /Bg0 Do Q"]
+        for i, (layer, (x0, y0, x1, y1)) in enumerate(plan.photos):
+            page.add_resource(_image_stream(pdf, layer), Name.XObject, Name(f"/Ph{i}"))
+            # Pixel rows count from the top, PDF's y from the bottom.
+            s = 72 / dpi
+            ops.append(f"q {_num((x1 - x0) * s)} 0 0 {_num((y1 - y0) * s)} {_num(x0 * s)} {_num((height - y1) * s)} cm "
+                       f"/Ph{i} Do Q")
+        for i, ink in enumerate(plan.inks):
+            mask = page.add_resource(_image_stream(pdf, ink.mask), Name.XObject, Name(f"/Mk{i}"))
+            colour = " ".join(_num(c / 255) for c in ink.colour)
+            ops.append(f"q {colour} {'g' if len(ink.colour) == 1 else 'rg'} {box} {mask} Do Q")
+            if ink.foreground is not None:
+                # Explicit masking (PDF 1.3): the image shows where the stencil paints, over the flat
+                # colour (see mrc.inks for why both).  The /Mask is a copy of the stencil: one stream in
+                # both roles is valid PDF, but pikepdf's PDF/A validator cannot check it ("role conflict").
+                fg = _image_stream(pdf, ink.foreground)
+                fg.Mask = _image_stream(pdf, ink.mask)
+                ops.append(f"q {box} {page.add_resource(fg, Name.XObject, Name(f'/Fg{i}'))} Do Q")
         page.obj.Contents = pdf.make_stream("\n".join(ops).encode("ascii"))
         out = io.BytesIO()
         pdf.save(out, deterministic_id=True, compress_streams=True, linearize=False,
@@ -130,7 +135,7 @@ def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> Compact
     if im.mode == "1":
         image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
         method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
-        plan = mrc.Plan(method, background=image_layer)
+        plan = mrc.Plan(method, image_layer)
         return CompactPage(page_pdf(plan, width, height, dpi), method, width, height, dpi, plan.layer_sizes())
-    plan = mrc.choose(im, dpi, lossless=lambda: _lossless(encode_pil(im, photo=False)))
+    plan = mrc.choose(np.asarray(im), dpi, lossless=lambda: _lossless(encode_pil(im, photo=False)))
     return CompactPage(page_pdf(plan, width, height, dpi), plan.method, width, height, dpi, plan.layer_sizes())
