@@ -56,6 +56,8 @@ class Stored:
     cer: float | None = None
     cer_delta: float | None = None
     delta_e: dict[str, float] = field(default_factory=dict)
+    # every region's ΔE2000 (kind, origin "mark"/"form", pixels, mean, p95), for the JSON
+    regions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def overhead(self) -> int | None:
@@ -67,6 +69,7 @@ class Stored:
             "cpu_ms": round(self.cpu_ms, 1), "method": self.method, "image_bytes": self.image_bytes,
             "overhead_bytes": self.overhead, "layers": [list(x) for x in self.layers], "note": self.note,
             "error": self.error, "cer": self.cer, "cer_delta": self.cer_delta, "delta_e": self.delta_e,
+            "regions": self.regions,
         }
 
 
