@@ -617,8 +617,8 @@ def print_summary(s: dict[str, Any], note: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pages", type=int, default=4, metavar="N",
-                    help="synthetic pages per set, grey and colour (default 4; 0 skips both)")
+    ap.add_argument("--pages", type=int, default=3, metavar="N",
+                    help="synthetic pages per set, grey and colour (default 3; 0 skips both)")
     ap.add_argument("--skip-corpus", action="store_true")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="page images and PDFs, read only (default %(default)s)")
     ap.add_argument("--skip-peers", action="store_true",
