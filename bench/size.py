@@ -429,6 +429,14 @@ def _mean(xs: list[float]) -> float | None:
     return statistics.mean(xs) if xs else None
 
 
+def _layer_sizes(stored: list[Stored]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for st in stored:
+        for name, n in st.layers:
+            out.setdefault(name, []).append(n)
+    return out
+
+
 def _ok(pages: list[Page], enc: str) -> list[Page]:
     return [p for p in pages if enc in p.stored and not p.stored[enc].error and p.stored[enc].nbytes]
 
@@ -455,6 +463,8 @@ def summarise(name: str, pages: list[Page]) -> dict[str, Any]:
             "wall_ms_mean": _mean([s.wall_ms for s in st]), "cpu_ms_mean": _mean([s.cpu_ms for s in st]),
             "overhead_mean": _mean([float(s.overhead) for s in st if s.overhead is not None]),
             "methods": _counts([s.method for s in st]) if enc == "scanstation" else {},
+            # mean bytes of each layer over the pages that have it (ScanStation: mask, background, foreground ...)
+            "layers": {name: statistics.mean(v) for name, v in _layer_sizes(st).items()},
             "notes": sorted({s.note for s in st if s.note}),
         }
         common = [p for p in ok if p in _ok(pages, "scanstation")]
@@ -602,6 +612,9 @@ def print_summary(s: dict[str, Any], note: str) -> None:
         extra = []
         if r["methods"]:
             extra.append("methods " + ", ".join(f"{k} {v}" for k, v in sorted(r["methods"].items())))
+        if r["layers"]:
+            extra.append("layers (mean KB where present) "
+                         + ", ".join(f"{k} {v / KB:.1f}" for k, v in r["layers"].items()))
         if r["overhead_mean"] is not None:
             extra.append(f"PDF overhead (file − image streams) {r['overhead_mean'] / KB:.1f} KB/page")
         if r["notes"]:
