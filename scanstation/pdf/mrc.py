@@ -77,6 +77,9 @@ GATE_INK_MARGIN = 24  # grey levels past the ink threshold that make a change of
 GATE_BG_MEAN = 4.0  # mean |difference| away from the ink at 1/4 resolution, grey levels
 GATE_BG_P999 = 32.0  # 99.9th percentile of that difference
 GATE_INK_DE = 12.0  # mean CIELAB ΔE76 over the ink's core pixels
+GATE_STROKE_REL = 0.25  # share of the local contrast that makes a pixel of the blurred page differ
+GATE_STROKE_SHARE = 0.10  # pixels that may differ so, per ink pixel (text pages: 0-4 %, a missed faint print 27 %)
+GATE_STROKE_MIN_CONTRAST = 20.0  # grey levels: the contrast assumed on blank paper
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels, end exclusive
 
@@ -227,6 +230,7 @@ class Analysis:
     photos: tuple[Rect, ...]
     photo: np.ndarray | None  # H x W uint8 0/255: the photographs' rectangles, None if there are none
     core: np.ndarray  # H x W uint8 0/255: the mask eroded by a pixel (the ink's colour, not its edge)
+    contrast: np.ndarray  # float32 at 1/4 resolution: paper minus the darkest ink nearby (0 on blank paper)
     ys: np.ndarray  # positions of the core's pixels on a 3-pixel grid: where ink colour is measured
     xs: np.ndarray
 
@@ -299,7 +303,7 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
     mask = cv2.bitwise_xor(raw, speckle)
     core = _core(mask)
     ys, xs = _samples(core)
-    return Analysis(pixels, dpi, src, threshold, mask, speckle, photos, photo, core, ys, xs)
+    return Analysis(pixels, dpi, src, threshold, mask, speckle, photos, photo, core, contrast, ys, xs)
 
 
 # ---------------------------------------------------------------- layers
@@ -544,6 +548,21 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
         mean, p999 = float(away.mean()), float(np.percentile(away, 99.9))
         if mean > GATE_BG_MEAN or p999 > GATE_BG_P999:
             problems.append(f"page differs: mean {mean:.1f}, 99.9 % {p999:.1f} grey levels")
+
+    # Strokes: at half resolution, lightly blurred (what is left of grain and of a stroke edge's half-pixel
+    # place is not a change), the composite's darkness may differ from the page's by GATE_STROKE_REL of
+    # the local contrast on at most GATE_STROKE_SHARE as many pixels as the ink has: light or blurred
+    # print that the mask missed (then left to the 100-dpi background) or broke up fails here.
+    before_h = cv2.GaussianBlur(_shrink(a.darkness, 2).astype(np.float32), (0, 0), 1.0)
+    after_h = cv2.GaussianBlur(_shrink(s.darkness, 2).astype(np.float32), (0, 0), 1.0)
+    local = cv2.resize(np.maximum(a.contrast, GATE_STROKE_MIN_CONTRAST), before_h.shape[::-1],
+                       interpolation=cv2.INTER_LINEAR)
+    off = cv2.absdiff(before_h, after_h) > GATE_STROKE_REL * local
+    if a.photo is not None:
+        off &= _shrink(a.photo, 2)[: off.shape[0], : off.shape[1]] == 0
+    n_off = int(np.count_nonzero(off))
+    if n_off > GATE_STROKE_SHARE * ink / 4:
+        problems.append(f"strokes differ: {n_off} pixels at half resolution by {GATE_STROKE_REL:.0%} of contrast")
 
     if a.ys.size:
         de = np.linalg.norm(_lab(a.pixels[a.ys, a.xs]) - _lab(s.ink), axis=1)
