@@ -345,3 +345,58 @@ def test_compact_page_in_a_pdf_page_is_checked(english_page: tuple[Image.Image, 
     other_text = ocr.ocr_page(png_bytes(Image.new("L", (300, 900), 255)), 300, work_dir, lang="eng").text_pdf
     with pytest.raises(InputError, match="does not match"):
         pdf.build_searchable_pdf([pdf.PdfPage(page, 300, other_text)], META, work_dir)
+
+
+# ---------------------------------------------------------------- the fidelity gate
+
+
+def test_faint_print_is_not_left_to_the_low_resolution_background() -> None:
+    # A blurred, faint newspaper scan: thresholded into a mask its strokes break up; the gate sees the
+    # strokes differ from the page and another encoding is chosen.
+    with Image.open(corpus_file("lept_lighttext.jpg")) as im:
+        faint = im.convert("L")
+    analysis = mrc.analyse(np.asarray(faint), 300)
+    problems = mrc.fidelity_problems(analysis, mrc.shown(mrc.mrc_plan(analysis), analysis))
+    assert any("strokes differ" in p for p in problems)
+    page = encode_page(faint, 300)
+    assert page.method != "mrc"
+    shown = render(page.pdf, 300, grey=True).astype(np.float32)
+    blur = (0, 0), 1.5
+    assert np.abs(cv2.GaussianBlur(shown, *blur) - cv2.GaussianBlur(np.asarray(faint, np.float32), *blur)).mean() < 4
+
+
+def test_gate_rejects_what_a_reader_would_miss(stamp_page: tuple[Image.Image, np.ndarray, np.ndarray]) -> None:
+    pixels = np.asarray(stamp_page[0])
+    a = mrc.analyse(pixels, 300)
+    good = mrc.mrc_plan(a)
+    assert mrc.fidelity_problems(a, mrc.shown(good, a)) == []
+    # ink painted in the paper's colour: the shapes are gone
+    pale = mrc.Plan("mrc", good.background, tuple(
+        mrc.Ink(ink.mask, (236, 233, 226), None, ink.pixels) for ink in good.inks))
+    assert any("ink changed" in p for p in mrc.fidelity_problems(a, mrc.shown(pale, a)))
+    # the red stamp painted black: its colour is gone
+    black = mrc.Plan("mrc", good.background, tuple(
+        mrc.Ink(ink.mask, (30, 30, 30), None, ink.pixels) for ink in good.inks))
+    assert any("ink colour" in p for p in mrc.fidelity_problems(a, mrc.shown(black, a)))
+    # a background of the wrong tone
+    grey = mrc.Plan("mrc", mrc._jpeg_layer(np.full((10, 10, 3), 180, np.uint8), 90), good.inks)
+    assert any("page differs" in p for p in mrc.fidelity_problems(a, mrc.shown(grey, a)))
+    # the whole page as a coarse JPEG: strokes blur
+    coarse = mrc.Plan("jpeg", mrc._jpeg_layer(cv2.resize(pixels, (256, 200), interpolation=cv2.INTER_AREA), 30))
+    assert mrc.fidelity_problems(a, mrc.shown(coarse, a))
+
+
+def test_colour_page_turned_in_a_searchable_pdf(
+    stamp_page: tuple[Image.Image, np.ndarray, np.ndarray], work_dir: Path
+) -> None:
+    # Scanned sideways: the stored page is the content turned a quarter; the PDF shows it upright, its
+    # colour layers turned with it (the form's stencils and images share the one matrix).
+    image, stamp, writing = stamp_page
+    sideways = image.rotate(90, expand=True)
+    built = pdf.build_searchable_pdf([pdf.PdfPage(encode_page(sideways, 300), 300, None, turn=90)], META, work_dir)
+    assert pdfa_structural_problems(built) == []
+    shown = render(built, 300)
+    assert shown.shape == np.asarray(image).shape
+    for region in (stamp, writing):
+        core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert mean_delta_e(shown[core], np.asarray(image)[core]) < 10

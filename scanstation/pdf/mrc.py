@@ -522,10 +522,32 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
       ink, the mean difference within GATE_BG_MEAN grey levels and the 99.9th percentile within
       GATE_BG_P999: shading, stamps' fills, bleed-through and marks left in the background keep their
       place and tone, photographs theirs.
+    - Strokes: at half resolution, lightly blurred, the darkness may differ by GATE_STROKE_REL of the
+      local contrast on at most GATE_STROKE_SHARE pixels per ink pixel: print too faint or blurred for
+      the mask, left to the 100-dpi background or broken up, fails here (the ink check cannot see it: it
+      judges the composite by the same threshold that made the mask).
     - Ink colour: mean CIELAB ΔE76 over the ink's core pixels within GATE_INK_DE (the bench's ΔE2000 is
       no larger than ΔE76 for saturated colours; the core, because the edges are mixed with the paper).
+
+    Measured on synthetic grey and colour ACR pages (noise 0.3, bleed-through) and the corpus, MRC passes
+    with room on all of them but the faint newspaper scan (lept_lighttext: strokes 27 % of its ink); the
+    thresholds are about twice what good candidates reach.
     """
+    m = fidelity_metrics(a, s)
     problems: list[str] = []
+    if m["ink_changed"] > GATE_INK_CHANGED:
+        problems.append(f"ink changed: {m['ink_changed']:.1%} of its pixels")
+    if m["page_mean"] > GATE_BG_MEAN or m["page_p999"] > GATE_BG_P999:
+        problems.append(f"page differs: mean {m['page_mean']:.1f}, 99.9 % {m['page_p999']:.1f} grey levels")
+    if m["strokes"] > GATE_STROKE_SHARE:
+        problems.append(f"strokes differ: {m['strokes']:.1%} of the ink's pixels by {GATE_STROKE_REL:.0%} of contrast")
+    if m["ink_de"] > GATE_INK_DE:
+        problems.append(f"ink colour: mean ΔE76 {m['ink_de']:.1f}")
+    return problems
+
+
+def fidelity_metrics(a: Analysis, s: Shown) -> dict[str, float]:
+    """The measures :func:`fidelity_problems` judges (also for the bench and tests)."""
     margin = np.full_like(a.threshold, GATE_INK_MARGIN)
     lost = cv2.bitwise_and(cv2.compare(s.darkness, cv2.add(a.threshold, margin), cv2.CMP_GE), a.mask)
     added = cv2.compare(s.darkness, cv2.subtract(a.threshold, margin), cv2.CMP_LT)
@@ -533,9 +555,8 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
     changed = cv2.bitwise_or(lost, added)
     if a.photo is not None:
         changed = cv2.bitwise_and(changed, cv2.bitwise_not(a.photo))
-    n_changed, ink = cv2.countNonZero(changed), max(1, cv2.countNonZero(a.mask))
-    if n_changed > GATE_INK_CHANGED * ink:
-        problems.append(f"ink changed: {n_changed} of {ink} pixels")
+    ink = max(1, cv2.countNonZero(a.mask))
+    m = {"ink_changed": cv2.countNonZero(changed) / ink}
 
     before = _shrink(a.pixels, 4)
     after = s.quarter[: before.shape[0], : before.shape[1]]
@@ -544,15 +565,10 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
         diff = cv2.max(cv2.max(diff[..., 0], diff[..., 1]), diff[..., 2])
     near_ink = cv2.dilate(_shrink(a.mask, 4), np.ones((3, 3), np.uint8))
     away = diff[near_ink == 0]
-    if away.size:
-        mean, p999 = float(away.mean()), float(np.percentile(away, 99.9))
-        if mean > GATE_BG_MEAN or p999 > GATE_BG_P999:
-            problems.append(f"page differs: mean {mean:.1f}, 99.9 % {p999:.1f} grey levels")
+    m["page_mean"] = float(away.mean()) if away.size else 0.0
+    m["page_p999"] = float(np.percentile(away, 99.9)) if away.size else 0.0
 
-    # Strokes: at half resolution, lightly blurred (what is left of grain and of a stroke edge's half-pixel
-    # place is not a change), the composite's darkness may differ from the page's by GATE_STROKE_REL of
-    # the local contrast on at most GATE_STROKE_SHARE as many pixels as the ink has: light or blurred
-    # print that the mask missed (then left to the 100-dpi background) or broke up fails here.
+    # Blurred a little (what is left of grain and of a stroke edge's half-pixel place is not a change).
     before_h = cv2.GaussianBlur(_shrink(a.darkness, 2).astype(np.float32), (0, 0), 1.0)
     after_h = cv2.GaussianBlur(_shrink(s.darkness, 2).astype(np.float32), (0, 0), 1.0)
     local = cv2.resize(np.maximum(a.contrast, GATE_STROKE_MIN_CONTRAST), before_h.shape[::-1],
@@ -560,15 +576,11 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
     off = cv2.absdiff(before_h, after_h) > GATE_STROKE_REL * local
     if a.photo is not None:
         off &= _shrink(a.photo, 2)[: off.shape[0], : off.shape[1]] == 0
-    n_off = int(np.count_nonzero(off))
-    if n_off > GATE_STROKE_SHARE * ink / 4:
-        problems.append(f"strokes differ: {n_off} pixels at half resolution by {GATE_STROKE_REL:.0%} of contrast")
+    m["strokes"] = int(np.count_nonzero(off)) * 4 / ink  # a half-resolution pixel is four of the ink's
 
-    if a.ys.size:
-        de = np.linalg.norm(_lab(a.pixels[a.ys, a.xs]) - _lab(s.ink), axis=1)
-        if float(de.mean()) > GATE_INK_DE:
-            problems.append(f"ink colour: mean ΔE76 {float(de.mean()):.1f}")
-    return problems
+    de = np.linalg.norm(_lab(a.pixels[a.ys, a.xs]) - _lab(s.ink), axis=1) if a.ys.size else np.zeros(1)
+    m["ink_de"] = float(de.mean())
+    return m
 
 
 # ---------------------------------------------------------------- candidates and the choice

@@ -131,7 +131,7 @@ def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> Compact
     width, height = im.size
     pw, ph = width * 72 / dpi, height * 72 / dpi
     if not (3 <= pw <= 14400 and 3 <= ph <= 14400):  # PDF's page size limits
-        raise InputError(label, f"page size {pw:.0f}x{ph:.0f} pt out of range (image {width}x{height} at {dpi} dpi)")
+        raise InputError(label, f"page size {pw:.1f}x{ph:.1f} pt out of range (image {width}x{height} at {dpi} dpi)")
     if im.mode == "1":
         image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
         method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
