@@ -400,3 +400,20 @@ def test_colour_page_turned_in_a_searchable_pdf(
     for region in (stamp, writing):
         core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         assert mean_delta_e(shown[core], np.asarray(image)[core]) < 10
+
+
+def test_every_ink_pixel_is_drawn_once() -> None:
+    # Red, blue and black ink, and a rule along the right edge in the page's last partial block of the
+    # colour grid (the page is no multiple of its size), next to blank paper.
+    h, w = 605, 803
+    px = np.full((h, w, 3), 240, np.uint8)
+    px[100:110, 100:400] = (200, 30, 40)
+    px[200:206, 100:400] = (40, 60, 160)
+    px[300:306, 100:400] = 20
+    px[:, w - 2 :] = 20
+    a = mrc.analyse(px, 300)
+    inks = mrc.inks(a)
+    assert len(inks) == 3
+    drawn = np.sum([ink.pixels > 0 for ink in inks], axis=0)
+    assert np.array_equal(drawn, (a.mask > 0).astype(int))
+    assert a.mask[:, w - 1].all()

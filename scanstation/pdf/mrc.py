@@ -412,11 +412,22 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
         fh, fw = classes.shape
         full = cv2.resize(classes.astype(np.int16), (fw * factor, fh * factor), interpolation=cv2.INTER_NEAREST)
         full = cv2.copyMakeBorder(full, 0, h - full.shape[0], 0, w - full.shape[1], cv2.BORDER_REPLICATE)
+    by_class = {k: a.mask if full is None else cv2.bitwise_and(
+        a.mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ)) for k in present}
+    if full is not None:
+        # Ink in the partial blocks at the page's right or bottom edge next to an inkless block has no
+        # class of its own: it joins the neutral ink (or the largest class) rather than being lost.
+        union = np.zeros_like(a.mask)
+        for pixels in by_class.values():
+            union = cv2.bitwise_or(union, pixels)
+        leftover = cv2.bitwise_and(a.mask, cv2.bitwise_not(union))
+        if cv2.countNonZero(leftover):
+            host = 0 if 0 in by_class else max(by_class, key=lambda k: cv2.countNonZero(by_class[k]))
+            by_class[host] = cv2.bitwise_or(by_class[host], leftover)
     out: list[Ink] = []
     for k in present:
         members = has_ink & (classes == k)
-        pixels = a.mask if full is None else cv2.bitwise_and(
-            a.mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ).astype(np.uint8))
+        pixels = by_class[k]
         if not cv2.countNonZero(pixels):
             continue
         weights = np.where(members, all_share, 0)[..., None] if channels == 3 else np.where(members, all_share, 0)
