@@ -62,10 +62,14 @@ def _enrol(st: StationEnv, rx: ReceiverProcess, tmp_path: Path) -> None:
 def _sealed_station(tmp_path: Path, rx: ReceiverProcess, portal: Any, batch: str, employee: str, seed: int,
                     pages: int) -> tuple[Any, Any]:
     """A station on the receiver ``rx`` (64 KiB chunks, slowed so an upload can be cut), enrolled there, with
-    batch ``batch`` imported and sealed; then ``rx`` is started.  Returns the station's (config, unlocked key)."""
+    batch ``batch`` imported and sealed; then ``rx`` is started.  Returns the station's (config, unlocked key).
+
+    Pages travel compactly (issue 16): a page of these is ~15 KB in its ACR file's PDF, so the raw capture and
+    the cleaned page travel too (``include_raw``) and the link is slow, or the package would be one chunk."""
     st = make_station(tmp_path / "st", init_args=("--portal-url", rx.url, "--portal-receipt-key",
                                                  str(rx.receipt_key_path)),
-                      extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 150000\n",
+                      extra_config="\n[upload]\nchunk_bytes = 65536\nmax_bytes_per_second = 40000\n"
+                                   "include_raw = true\n",
                       portal=portal)
     _enrol(st, rx, tmp_path)
     files = []
@@ -77,6 +81,8 @@ def _sealed_station(tmp_path: Path, rx: ReceiverProcess, portal: Any, batch: str
     st.run("import", "--batch", batch, "--employee", employee, "--period", "2019-20", *files, check=True)
     st.verify(batch)  # nothing is sealed unverified
     st.run("seal", "--batch", batch, check=True)
+    size = next((st.data_dir / "outbox").glob("*.pkg")).stat().st_size
+    assert size > 2 * 65536, f"a package of {size} bytes is too small to cut an upload in the middle"
     rx.start()
     return st.unlock()
 
@@ -144,7 +150,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
     identity_file = tmp_path / "portal.txt"
     portal = write_identity(identity_file)
     with _tls_receiver(tmp_path, identity_file) as rx:
-        config, key = _sealed_station(tmp_path, rx, portal, "EX", "E62", seed=62, pages=1)
+        config, key = _sealed_station(tmp_path, rx, portal, "EX", "E62", seed=62, pages=2)
         sink = _Events()
         events = sink.seen
 

@@ -165,6 +165,19 @@ def test_raw_destroyed_at_seal_and_vault_verifies(sealed: dict[str, Any]) -> Non
     assert proc.returncode == 0 and "all present" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_a_start_finishes_destroying_a_raw_capture(sealed: dict[str, Any]) -> None:
+    """A crash between recording a raw capture destroyed and deleting its file leaves the file: the next start
+    of the station (any command that opens it) deletes it."""
+    st = sealed["st"]
+    objs = _objects(sealed["after"]["page_list"][0])
+    raw = _vault_file(st, objs["raw"]["id"])
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_bytes(_vault_file(st, objs["image"]["id"]).read_bytes())  # a complete age file where it was
+    proc = st.run("verify-vault")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not raw.exists()
+
+
 def test_receiver_stores_and_reverifies_the_compact_package(sealed: dict[str, Any]) -> None:
     st, pkg = sealed["st"], sealed["pkg"]
     config, key = st.unlock()

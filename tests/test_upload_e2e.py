@@ -185,12 +185,16 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
     with receiver(tmp_path, identity_file) as rx:
         st = _station(tmp_path, rx.url, rx.receipt_key_path, retention_hours=0, portal=portal)
         start_for(rx, st)
+        # A slow link, and pages that travel three times (raw capture and cleaned page beside the ACR file's
+        # PDF, at the compact encoding): a compact package of these pages would be sent before it could be cut.
         text = st.config.read_text().replace("chunk_bytes = 65536",
-                                             "chunk_bytes = 65536\nmax_bytes_per_second = 200000")
+                                             "chunk_bytes = 65536\nmax_bytes_per_second = 40000\ninclude_raw = true")
         st.config.write_text(text)
         st.run("import", "--batch", "B4", *_pages(tmp_path, 51, 3), check=True)
         st.verify("B4")  # nothing is sealed unverified
         st.run("seal", "--batch", "B4", check=True)
+        size = next((st.data_dir / "outbox").glob("*.pkg")).stat().st_size
+        assert size > 2 * 65536, f"a package of {size} bytes is too small to cut an upload in the middle"
         # The station runs as its service (the only process holding the keys, so the only one that can
         # report the upload's progress while it runs); the upload runs inside it and the service is killed.
         with st.serve() as service:
