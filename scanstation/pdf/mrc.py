@@ -53,6 +53,10 @@ NEUTRAL_CHROMA = 12.0
 NEUTRAL_SPREAD = 25.0
 HUE_SECTOR = 45.0
 MAX_INK_CLASSES = 4
+# A colour pixel of the ink is grey (neutral class, whatever its block) when its channels, over 3 x 3
+# pixels, span at most this many levels: black print is within 15, blue ballpoint or a red stamp over
+# half its pixel spans 50 and more.
+PIXEL_NEUTRAL_SPREAD = 30
 # A class of coloured ink whose core pixels are on average within FLAT_INK_DE (CIELAB ΔE76) of their
 # mean colour is drawn in that colour alone (no image, no second copy of its stencil).
 FLAT_INK_DE = 8.0
@@ -387,25 +391,38 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
     exactly, but poppler draws an image through an explicit /Mask with the mask's edges softened and
     shifted by half a pixel, and paper shows through a tenth of the ink's pixels; with the class's flat
     colour under its image, what shows through there is the ink's own colour (ΔE2000 on the synthetic
-    colour pages, as pdftoppm shows them: 11.5 with one image, 7.7 this way).
+    colour pages, as pdftoppm shows them: 11.5 with one image, 6-8 this way).
     """
     channels = 1 if a.pixels.ndim == 2 else 3
     factor = _scaled(FG_FACTOR, a.dpi)
-    core_mean, core_share = _masked_mean(a.pixels, a.core, factor)
-    all_mean, all_share = _masked_mean(a.pixels, a.mask, factor)
+    grey_ink: np.ndarray | None = None
+    mask = a.mask
+    if channels == 3:
+        # Ink that is grey pixel by pixel (black print, also under a stamp or beside a signature in the
+        # same colour block) is neutral whatever its block's colour; the blocks' colours come from the
+        # coloured pixels alone.
+        r, g, b = cv2.split(cv2.blur(a.pixels, (3, 3)))
+        spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+        grey_px = cv2.compare(spread, np.full_like(spread, PIXEL_NEUTRAL_SPREAD), cv2.CMP_LE)
+        grey_ink = cv2.bitwise_and(a.mask, grey_px)
+        mask = cv2.bitwise_and(a.mask, cv2.bitwise_not(grey_px))
+    # The blocks' colours (for the classes only: each class's colour comes from its own pixels below).
+    mean, all_share = _masked_mean(a.pixels, mask, factor)
     has_ink = all_share > 0
-    if not has_ink.any():
+    if grey_ink is not None and cv2.countNonZero(grey_ink):
+        has_ink_or_grey = has_ink | (_shrink(grey_ink, factor) > 0)
+    else:
+        has_ink_or_grey = has_ink
+    if not has_ink_or_grey.any():
         return ()
-    # Colour from the ink's core (its edges are mixed with the paper), from all of its pixels in blocks
-    # where a thin stroke has no core.
-    has_core = core_share > 0
-    mean = np.where(has_core[..., None] if channels == 3 else has_core, core_mean, all_mean)
     mean_u8 = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
     lab = _lab(mean_u8.reshape(-1, channels) if channels == 3 else mean_u8.ravel()).reshape(*mean.shape[:2], 3)
     classes = _hue_classes(lab, has_ink) if channels == 3 else np.where(has_ink, 0, -1)
     present = [int(k) for k in np.unique(classes[classes >= 0])]
+    if grey_ink is not None and cv2.countNonZero(grey_ink) and 0 not in present:
+        present.insert(0, 0)
     full: np.ndarray | None = None
-    if len(present) > 1:
+    if len(present) > 1 or grey_ink is not None:
         # Class per page pixel: its foreground block's (the partial blocks at the right and bottom edge
         # take their neighbour's).
         h, w = a.mask.shape
@@ -413,7 +430,9 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
         full = cv2.resize(classes.astype(np.int16), (fw * factor, fh * factor), interpolation=cv2.INTER_NEAREST)
         full = cv2.copyMakeBorder(full, 0, h - full.shape[0], 0, w - full.shape[1], cv2.BORDER_REPLICATE)
     by_class = {k: a.mask if full is None else cv2.bitwise_and(
-        a.mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ)) for k in present}
+        mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ)) for k in present}
+    if grey_ink is not None and 0 in by_class:
+        by_class[0] = cv2.bitwise_or(by_class[0], grey_ink)
     if full is not None:
         # Ink in the partial blocks at the page's right or bottom edge next to an inkless block has no
         # class of its own: it joins the neutral ink (or the largest class) rather than being lost.
@@ -426,32 +445,37 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
             by_class[host] = cv2.bitwise_or(by_class[host], leftover)
     out: list[Ink] = []
     for k in present:
-        members = has_ink & (classes == k)
         pixels = by_class[k]
         if not cv2.countNonZero(pixels):
             continue
-        weights = np.where(members, all_share, 0)[..., None] if channels == 3 else np.where(members, all_share, 0)
-        colour_f = (mean * weights).reshape(-1, channels).sum(axis=0) / max(float(weights.sum()), 1e-6)
-        samples = lab[members]
-        spread = float(np.percentile(samples[:, 0], 90) - np.percentile(samples[:, 0], 10))
-        fg: Layer | None = None
         mine = pixels[a.ys, a.xs] > 0
-        ys, xs = a.ys[mine], a.xs[mine]
-        core_px = a.pixels[ys, xs].astype(np.float32)
-        flat = False
-        if k == 0 and spread <= NEUTRAL_SPREAD:
-            flat = True
-            if ys.size:
-                # Neutral ink of one tone: the darker part of its core, as dark as the strokes' middle.
-                grey = core_px.mean(axis=1) if channels == 3 else core_px
-                colour_f = np.full(channels, float(np.percentile(grey, 30)))
-        elif k > 0 and ys.size:
+        core_px = a.pixels[a.ys[mine], a.xs[mine]]
+        if core_px.shape[0] == 0:  # strokes too thin for a core: their own pixels, then
+            ys, xs = _samples(pixels)
+            if ys.size == 0:
+                ys, xs = np.nonzero(pixels)
+            core_px = a.pixels[ys, xs]
+        samples = _lab(core_px)
+        colour_f = core_px.astype(np.float32).reshape(-1, channels).mean(axis=0)
+        if k == 0:
+            # Neutral ink of one tone: the darker part of its core, as dark as the strokes' middle.
+            lightness = np.percentile(samples[:, 0], [10, 90])
+            flat = float(lightness[1] - lightness[0]) <= NEUTRAL_SPREAD
+            grey = core_px.astype(np.float32).reshape(-1, channels).mean(axis=1)
+            colour_f = np.full(channels, float(np.percentile(grey, 30))) if flat else colour_f
+        else:
             # Coloured ink of one colour (a stamp's pad ink is even): flat, if it stays within FLAT_INK_DE.
-            colour_f = core_px.mean(axis=0)
             flat_lab = _lab(np.clip(colour_f + 0.5, 0, 255).astype(np.uint8).reshape(1, channels))
-            flat = float(np.linalg.norm(_lab(core_px.astype(np.uint8)) - flat_lab, axis=1).mean()) <= FLAT_INK_DE
+            flat = float(np.linalg.norm(samples - flat_lab, axis=1).mean()) <= FLAT_INK_DE
+        fg: Layer | None = None
         if not flat:
-            filled = _fill_holes(mean, members.astype(np.float32))
+            # The class's colour from its own core pixels (edges are mixed with the paper; the other
+            # classes' ink beside it is not its colour), from all its pixels where a stroke has no core.
+            core_mean, core_share = _masked_mean(a.pixels, cv2.bitwise_and(a.core, pixels), factor)
+            all_mean, all_share = _masked_mean(a.pixels, pixels, factor)
+            has_core = core_share > 0
+            own = np.where(has_core[..., None] if channels == 3 else has_core, core_mean, all_mean)
+            filled = _fill_holes(own, (all_share > 0).astype(np.float32))
             # No chroma subsampling: at 25 dpi a stamp's colour would bleed into the print beside it.
             fg = _jpeg_layer(np.clip(filled + 0.5, 0, 255).astype(np.uint8), FG_JPEG_QUALITY, subsampling=0)
         colour = tuple(int(c) for c in np.clip(np.round(colour_f), 0, 255))
