@@ -1,4 +1,5 @@
-"""Searchable PDF/A-2b assembly in memory: lossless page images with tesseract's invisible text layer."""
+"""Searchable PDF/A-2b assembly in memory: page images (lossless, or compact pages from
+:mod:`scanstation.pdf.page_encoding`) with tesseract's invisible text layer."""
 
 from __future__ import annotations
 
@@ -342,7 +343,8 @@ def build_searchable_pdf(pages: list[PdfPage], metadata: PdfMetadata, work_dir: 
     """Assemble one searchable PDF (aiming at PDF/A-2b) entirely in memory and return its bytes.
 
     Each page is its image at full quality (1-bit: CCITT G4; grey/colour: PNG-predicted Flate, or JPEG
-    q90 if ``photo``), sized from its dpi, with tesseract's invisible text layer under it when present.
+    q90 if ``photo``) or its compact page (copied in as a Form XObject, its layers unchanged), sized from
+    its dpi, with tesseract's invisible text layer under it when present.
     ``work_dir`` is the private RAM directory for temp files; the current implementation needs none
     (images are encoded and the PDF written in memory) but keeps the parameter so that a future
     encoder that must use files has a sanctioned place for them.
