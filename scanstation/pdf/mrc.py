@@ -383,6 +383,51 @@ def _hue_classes(lab: np.ndarray, has_ink: np.ndarray) -> np.ndarray:
     return classes
 
 
+def _own_colour(a: Analysis, pixels: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The colour of the ink ``pixels`` per foreground block (float32) and which blocks have any: from
+    its core pixels (edges are mixed with the paper; other classes' ink beside it is not its colour),
+    from all its pixels where a thin stroke has no core."""
+    core_mean, core_share = _masked_mean(a.pixels, cv2.bitwise_and(a.core, pixels), factor)
+    all_mean, all_share = _masked_mean(a.pixels, pixels, factor)
+    has_core = core_share > 0
+    return np.where(has_core[..., None] if core_mean.ndim == 3 else has_core, core_mean, all_mean), all_share > 0
+
+
+def _class_map(classes: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """A class per foreground block (int, -1: none) as a class per page pixel; the partial blocks at the
+    right and bottom edge take their neighbour's."""
+    h, w = shape
+    fh, fw = classes.shape
+    full = cv2.resize(classes.astype(np.int16), (fw * factor, fh * factor), interpolation=cv2.INTER_NEAREST)
+    return cv2.copyMakeBorder(full, 0, h - full.shape[0], 0, w - full.shape[1], cv2.BORDER_REPLICATE)
+
+
+def _neutral_tones(
+    a: Analysis, pixels: np.ndarray, own: tuple[np.ndarray, np.ndarray], factor: int
+) -> list[Ink]:
+    """Neutral ink of several tones (grey print or pencil beside black ink) as one flat ink per tone band
+    of NEUTRAL_SPREAD L* (by foreground block): every renderer draws stencils exactly, so thin grey
+    strokes keep their tone (a grey image through a /Mask would show the black underlay in poppler)."""
+    mean, has = own
+    grey = mean if mean.ndim == 2 else mean.mean(axis=2)
+    lightness = _lab(np.clip(grey + 0.5, 0, 255).astype(np.uint8).ravel())[:, 0].reshape(grey.shape)
+    bands = np.where(has, np.floor(lightness / NEUTRAL_SPREAD).astype(np.int32), -1)
+    full = _class_map(bands, factor, pixels.shape[:2])
+    present = [int(b) for b in np.unique(bands[bands >= 0])]
+    parts = {b: cv2.bitwise_and(pixels, cv2.compare(full, np.full_like(full, b), cv2.CMP_EQ)) for b in present}
+    union = np.zeros_like(pixels)
+    for part in parts.values():
+        union = cv2.bitwise_or(union, part)
+    parts[present[0]] = cv2.bitwise_or(parts[present[0]], cv2.bitwise_and(pixels, cv2.bitwise_not(union)))
+    channels = 1 if a.pixels.ndim == 2 else 3
+    out = []
+    for b in present:
+        if cv2.countNonZero(parts[b]):
+            level = round(float(np.median(grey[bands == b])))
+            out.append(Ink(mask_layer(parts[b]), (level,) * channels, None, parts[b]))
+    return out
+
+
 def inks(a: Analysis) -> tuple[Ink, ...]:
     """The ink in colour classes, each its own stencil: neutral ink in one flat colour (0 bytes), every
     hue of coloured ink (red stamps, blue ballpoint, violet pads) in its colour at low resolution.
@@ -425,10 +470,7 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
     if len(present) > 1 or grey_ink is not None:
         # Class per page pixel: its foreground block's (the partial blocks at the right and bottom edge
         # take their neighbour's).
-        h, w = a.mask.shape
-        fh, fw = classes.shape
-        full = cv2.resize(classes.astype(np.int16), (fw * factor, fh * factor), interpolation=cv2.INTER_NEAREST)
-        full = cv2.copyMakeBorder(full, 0, h - full.shape[0], 0, w - full.shape[1], cv2.BORDER_REPLICATE)
+        full = _class_map(classes, factor, a.mask.shape[:2])
     by_class = {k: a.mask if full is None else cv2.bitwise_and(
         mask, cv2.compare(full, np.full_like(full, k), cv2.CMP_EQ)) for k in present}
     if grey_ink is not None and 0 in by_class:
@@ -457,25 +499,27 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
             core_px = a.pixels[ys, xs]
         samples = _lab(core_px)
         colour_f = core_px.astype(np.float32).reshape(-1, channels).mean(axis=0)
+        own: tuple[np.ndarray, np.ndarray] | None = None
         if k == 0:
-            # Neutral ink of one tone: the darker part of its core, as dark as the strokes' middle.
-            lightness = np.percentile(samples[:, 0], [10, 90])
-            flat = float(lightness[1] - lightness[0]) <= NEUTRAL_SPREAD
+            # Neutral ink of one tone (the darker part of its core, as dark as the strokes' middle), unless
+            # its strokes differ in tone (grey print, pencil beside black ink: thin strokes have no core,
+            # so the tone is judged per block of the foreground, from the core where there is one).
+            own = _own_colour(a, pixels, factor)
+            lightness = _lab(np.clip(own[0][own[1]] + 0.5, 0, 255).astype(np.uint8))[:, 0]
+            flat = float(np.percentile(lightness, 90) - np.percentile(lightness, 10)) <= NEUTRAL_SPREAD
+            if not flat:
+                out.extend(_neutral_tones(a, pixels, own, factor))
+                continue
             grey = core_px.astype(np.float32).reshape(-1, channels).mean(axis=1)
-            colour_f = np.full(channels, float(np.percentile(grey, 30))) if flat else colour_f
+            colour_f = np.full(channels, float(np.percentile(grey, 30)))
         else:
             # Coloured ink of one colour (a stamp's pad ink is even): flat, if it stays within FLAT_INK_DE.
             flat_lab = _lab(np.clip(colour_f + 0.5, 0, 255).astype(np.uint8).reshape(1, channels))
             flat = float(np.linalg.norm(samples - flat_lab, axis=1).mean()) <= FLAT_INK_DE
         fg: Layer | None = None
         if not flat:
-            # The class's colour from its own core pixels (edges are mixed with the paper; the other
-            # classes' ink beside it is not its colour), from all its pixels where a stroke has no core.
-            core_mean, core_share = _masked_mean(a.pixels, cv2.bitwise_and(a.core, pixels), factor)
-            all_mean, all_share = _masked_mean(a.pixels, pixels, factor)
-            has_core = core_share > 0
-            own = np.where(has_core[..., None] if channels == 3 else has_core, core_mean, all_mean)
-            filled = _fill_holes(own, (all_share > 0).astype(np.float32))
+            mean_k, has_k = own if own is not None else _own_colour(a, pixels, factor)
+            filled = _fill_holes(mean_k, has_k.astype(np.float32))
             # No chroma subsampling: at 25 dpi a stamp's colour would bleed into the print beside it.
             fg = _jpeg_layer(np.clip(filled + 0.5, 0, 255).astype(np.uint8), FG_JPEG_QUALITY, subsampling=0)
         colour = tuple(int(c) for c in np.clip(np.round(colour_f), 0, 255))
