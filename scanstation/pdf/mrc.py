@@ -452,7 +452,7 @@ def _neutral_tones(
     return out
 
 
-def inks(a: Analysis) -> tuple[Ink, ...]:
+def inks(a: Analysis, tones: bool = False) -> tuple[Ink, ...]:
     """The ink in colour classes, each its own stencil: neutral ink in one flat colour (0 bytes), every
     hue of coloured ink (red stamps, blue ballpoint, violet pads) in its colour at low resolution.
 
@@ -525,16 +525,21 @@ def inks(a: Analysis) -> tuple[Ink, ...]:
         colour_f = core_px.astype(np.float32).reshape(-1, channels).mean(axis=0)
         own: tuple[np.ndarray, np.ndarray] | None = None
         if k == 0:
-            # Neutral ink of one tone (the darker part of its core, as dark as the strokes' middle), unless
-            # its strokes differ in tone (grey print, pencil beside black ink: thin strokes have no core,
-            # so the tone is judged per block of the foreground, from the core where there is one).
+            # Neutral ink in one tone (the darker part of its core, as dark as the strokes' middle), or
+            # with ``tones`` in one per band where its strokes differ in tone (grey print, pencil beside
+            # black ink; thin strokes have no core, so tone is judged per foreground block, from the core
+            # where there is one).
+            flat = True
             own = _own_colour(a, pixels, factor)
             lightness = _lab(np.clip(own[0][own[1]] + 0.5, 0, 255).astype(np.uint8))[:, 0]
-            flat = float(np.percentile(lightness, 90) - np.percentile(lightness, 10)) <= NEUTRAL_SPREAD
-            if not flat:
+            # Blurred or resampled thin black strokes look as grey as thin grey ones: one tone first,
+            # tone bands only where the gate refused that (see choose).
+            if tones and float(np.percentile(lightness, 90) - np.percentile(lightness, 10)) > NEUTRAL_SPREAD:
                 out.extend(_neutral_tones(a, pixels, own, factor))
                 continue
-            split = _second_tone(lightness)
+            # On colour pages only: there the pen's colour is the page's record (and measured); on grey
+            # pages a pen drawn black reads the same and the second stencil costs 10-13 KB a page.
+            split = _second_tone(lightness) if channels == 3 else None
             if split is not None:
                 out.extend(_neutral_tones(a, pixels, own, factor, (split,)))
                 continue
@@ -693,10 +698,10 @@ def fidelity_metrics(a: Analysis, s: Shown) -> dict[str, float]:
 # ---------------------------------------------------------------- candidates and the choice
 
 
-def mrc_plan(a: Analysis) -> Plan:
+def mrc_plan(a: Analysis, tones: bool = False) -> Plan:
     bg = background_layer(a)
     photos = photo_layers(a)
-    return Plan("mrc", bg, inks(a), photos)
+    return Plan("mrc", bg, inks(a, tones), photos)
 
 
 def page_jpeg_plan(a: Analysis, factor: int, quality: int) -> Plan:
@@ -723,6 +728,11 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
     mrc = mrc_plan(a)
     if not fidelity_problems(a, shown(mrc, a)):
         passed.append(mrc)
+    else:
+        # Neutral ink in one tone did not do (grey print or pencil beside black): a stencil per tone.
+        toned = mrc_plan(a, tones=True)
+        if toned.inks != mrc.inks and not fidelity_problems(a, shown(toned, a)):
+            passed.append(toned)
     if a.photo_share > PHOTO_PAGE_SHARE or not passed:
         for factor, quality in PAGE_JPEGS:
             jpeg = page_jpeg_plan(a, _scaled(factor, dpi), quality)
