@@ -243,8 +243,9 @@ def test_rotation_is_lossless_the_text_is_read_again_and_deleted_pages_are_never
             assert len(pdf.pages) == 2
             box = [float(v) for v in pdf.pages[0].mediabox]
             assert box[2] - box[0] > box[3] - box[1]  # the portrait A4 page turned a quarter: landscape
-        # deleted page kept in the vault until purge
-        assert d.station.read_object(deleted.raw_object)
+        # deleted page kept in the vault until purge (its cleaned image; every raw capture is destroyed at the seal)
+        assert d.station.read_object(deleted.image_object)
+        assert deleted.raw_object in d.station.store.destroyed_object_ids()
 
         unseal_batch(station, "D", "head")
         assert d.station.store.batch("D").state.value == "returned"
