@@ -732,7 +732,7 @@ def summary(results: dict[str, Any]) -> None:
     print("\n== summary")
     for st in results["station"]:
         cap = st["capture_ppm"]
-        line = (f"  {st['set']:<10} capture {cap:6.1f} p/min [{_verdict(cap >= TARGET_CAPTURE_PPM)} >= 60]  "
+        line = (f"  {st['set']:<24} capture {cap:6.1f} p/min [{_verdict(cap >= TARGET_CAPTURE_PPM)} >= 60]  "
                 f"OCR whole-run {st['ocr_ppm_whole_run']:5.1f} p/min, drain {st['ocr_drain_ppm']:5.1f} p/min  "
                 f"end-to-end {st['end_to_end_ppm']:5.1f} p/min")
         if "ratio_vs_ocrmypdf" in st:
@@ -772,6 +772,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", type=Path, default=None,
                     help="cProfile the capture loop of each set; writes FILE.<set>.prof and prints the top")
     ap.add_argument("--json", type=Path, default=None, help="also write all numbers to this JSON file")
+    ap.add_argument("--compare-compact", action="store_true",
+                    help="run each set twice, side by side: first without the compact page encoding in the "
+                         "processing worker (the station before issue 16), then as it is")
     ap.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -809,6 +812,21 @@ def main(argv: list[str] | None = None) -> int:
         ps = make()
         print(f"\n-- loaded {ps.name}: {ps.note} (prepared in {ps.load_seconds:.1f} s, before timing)", flush=True)
         prof = args.profile.with_suffix(f".{ps.name}.prof") if args.profile else None
+        if args.compare_compact:
+            # The station before issue 16, on the same pages in the same run: the processing worker skips the
+            # compact page (assembly would then encode it: that cost is printed with the PDFs).
+            from unittest import mock
+
+            from scanstation.facade import Station
+
+            print("  [without the compact page encoding in the processing worker]", flush=True)
+            with mock.patch.object(Station, "_encode_compact", lambda self, image, page: None):
+                before = run_station(ps, args.ocr_workers, args.analysis_workers, None, args.scanner_ppm)
+            before["set"] = f"{ps.name} (no compact)"
+            print_set(before, None, args.ocr_workers)
+            results["station"].append(before)
+            gc.collect()
+            print("  [as it is: the compact page made in the processing worker]", flush=True)
         st = run_station(ps, args.ocr_workers, args.analysis_workers, prof, args.scanner_ppm)
         peer = None
         if not args.skip_ocrmypdf:
