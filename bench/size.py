@@ -541,7 +541,17 @@ def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[
         rivals = [(k, encs[k]) for k in SIZE_PEERS if k in encs and encs[k].get("cer_delta_mean") is not None
                   and encs[k]["cer_delta_mean"] <= ss["cer_delta_mean"] + 1e-12 and encs[k].get("common_pages")]
         if not rivals:
-            lines.append((None, f"{s['set']}: no peer measured at the same or better CER"))
+            # No peer is as legible on average: ours passes only if it is also smaller than every peer.
+            others = [(k, encs[k]) for k in SIZE_PEERS if k in encs and encs[k].get("common_pages")]
+            if not others:
+                lines.append((None, f"{s['set']}: no peer measured"))
+                continue
+            k, small = min(others, key=lambda kv: kv[1]["kb_mean"])
+            r = small["ours_over_peer_size"]
+            lines.append((r <= 1.0, f"{s['set']}: no peer reached ScanStation's mean CER Δ "
+                          f"{_sf(ss['cer_delta_mean'])}; the smallest, {LABELS[k]} {small['kb_mean']:.1f} KB/page "
+                          f"at CER Δ {_sf(small['cer_delta_mean'])}, vs ours {ss['kb_mean']:.1f} KB/page: "
+                          f"ours/peer {r:.2f}"))
             continue
         k, best = min(rivals, key=lambda kv: kv[1]["kb_mean"])
         r = best["ours_over_peer_size"]
