@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import logging
 import os
 import queue
@@ -413,10 +412,10 @@ class Station:
         """A processed page's compact page: the stored one, or (a page cleaned before issue 16, or whose encoding
         failed then) encoded now from the cleaned image and stored.  VaultIntegrityError if an object cannot be
         read (the caller flags the page)."""
-        from scanstation.pdf.page_encoding import encode_page
+        from scanstation.pdf.page_encoding import CompactPage, encode_page
 
         if page.compact_object and page.compact_sha256:
-            return stored_compact_page(self.vault.get(page.compact_object, page.compact_sha256), page.dpi)
+            return CompactPage.from_pdf(self.vault.get(page.compact_object, page.compact_sha256), page.dpi)
         if not page.image_object or not page.image_sha256:
             raise StateError(f"page {page.seq} is not processed yet (run 'scanstation process')")
         image = decode_png(self.vault.get(page.image_object, page.image_sha256))
@@ -854,20 +853,6 @@ class Station:
             "left_newer": len(unlisted) - len(moved),
         })
         return moved, (dest if moved else None)
-
-
-def stored_compact_page(pdf: bytes, dpi: int) -> CompactPage:
-    """A compact page read back from the vault: its one-page PDF, with the image size its page stands for (the
-    page is exactly the image: width*72/dpi by height*72/dpi points).  How it was encoded is not kept with it
-    (``method`` "stored"; the page's analysis records it)."""
-    import pikepdf
-
-    from scanstation.pdf.page_encoding import CompactPage
-
-    with pikepdf.open(io.BytesIO(pdf)) as doc:
-        x0, y0, x1, y1 = (float(v) for v in doc.pages[0].mediabox)
-    width, height = round((x1 - x0) * dpi / 72), round((y1 - y0) * dpi / 72)
-    return CompactPage(pdf=pdf, method="stored", width=width, height=height, dpi=dpi, layers=())
 
 
 def damaged_pages_error(batch: str, pages: list[Page], what: str) -> VaultIntegrityError:

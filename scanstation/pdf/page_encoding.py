@@ -63,6 +63,16 @@ class CompactPage:
     def size(self) -> int:
         return sum(n for _name, n in self.layers)
 
+    @classmethod
+    def from_pdf(cls, pdf: bytes, dpi: int) -> CompactPage:
+        """A compact page read back (from the vault): its one-page PDF, with the image size its page stands for
+        (the page is exactly the image: width*72/dpi by height*72/dpi points).  How it was encoded is not kept
+        with it (``method`` "stored", no layers; the page's analysis records them)."""
+        with pikepdf.open(io.BytesIO(pdf)) as doc:
+            x0, y0, x1, y1 = (float(v) for v in doc.pages[0].mediabox)
+        width, height = round((x1 - x0) * dpi / 72), round((y1 - y0) * dpi / 72)
+        return cls(pdf=pdf, method="stored", width=width, height=height, dpi=dpi, layers=())
+
 
 def _image_stream(pdf: pikepdf.Pdf, layer: mrc.Layer) -> pikepdf.Stream:
     extra: dict[str, Any] = {}
