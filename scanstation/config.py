@@ -247,6 +247,27 @@ class SignoffSection(_Section):
     tsa_url: str = ""
 
 
+_USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
+
+
+class LockdownSection(_Section):
+    # The kiosk's locks that the installer and the service apply (issue 17, docs/lockdown.md).
+    # The device guard in the service: a storage device or a new (non-virtual) network interface that appears
+    # while the service runs locks the station, is audited and alerts within a second.
+    device_guard: bool = True
+    # USB vendor:product ids (lower-case hex, "04c5:132e") of the station's scanners: the USBGuard policy allows
+    # them by id, since many document scanners report vendor class ff rather than a scanner class.
+    scanner_usb_ids: list[str] = Field(default_factory=list, max_length=16)
+
+    @field_validator("scanner_usb_ids")
+    @classmethod
+    def _usb_ids(cls, v: list[str]) -> list[str]:
+        for text in v:
+            if not _USB_ID.match(text):
+                raise ValueError(f"{text!r}: a USB id is vendor:product in lower-case hex, like \"04c5:132e\"")
+        return v
+
+
 class Config(_Section):
     station: StationSection
     keys: KeysSection
@@ -260,6 +281,7 @@ class Config(_Section):
     roster: RosterSection
     verification: VerificationSection
     signoff: SignoffSection = Field(default_factory=SignoffSection)
+    lockdown: LockdownSection = Field(default_factory=LockdownSection)
     # Scan profiles by name; a station file adds its own or overrides an embedded one key by key.
     profiles: dict[str, ScanProfile] = Field(default_factory=dict)
     # where it came from, for messages; not part of the file
