@@ -372,7 +372,7 @@ class Station:
             try:
                 raw = self.vault.get(page.raw_object, page.raw_sha256)
             except VaultIntegrityError as e:
-                self._page_damaged(page, "raw", page.raw_object, e)
+                self.page_damaged(page, "raw", page.raw_object, e)
                 return
             image = decode_png(raw)
             del raw
@@ -462,8 +462,9 @@ class Station:
         ref = self.vault.put(data, kind="page_pdf", batch_recipient=self.batch_keys.recipient(page.batch_id))
         return _stored(ref, "page_pdf")
 
-    def _page_damaged(self, page: Page, kind: str, object_id: str | None, error: ScanStationError) -> None:
-        """One of the page's objects cannot be read: flag the page for a rescan; the others go on."""
+    def page_damaged(self, page: Page, kind: str, object_id: str | None, error: ScanStationError | str) -> None:
+        """One of the page's objects cannot be read: flag the page for a rescan (and tell the clients); the
+        others go on.  Used by the pipeline, assembly and the seal alike, so a damaged page is flagged one way."""
         log.info("page %s (batch #%s, page %s): %s object damaged - rescan: %s",
                   page.id, page.batch_id, page.seq, kind, error)
         self.store.mark_damaged(page.id, kind, object_id, str(error))
@@ -512,7 +513,7 @@ class Station:
                         png = self.vault.get(page.image_object, page.image_sha256)
                     except VaultIntegrityError as e:
                         # Final: reading again cannot help (and used to retry for ever, hanging every wait).
-                        self._page_damaged(page, "image", page.image_object, e)
+                        self.page_damaged(page, "image", page.image_object, e)
                         continue
                     if page.rotation:  # a supervisor turned the page: read it upright (verify.images)
                         from scanstation.verify.images import rotated_png
@@ -747,7 +748,7 @@ class Station:
                     kind, obj_id = "ocr_pdf", ocr_pdf
                     text_pdf = self.vault.get(ocr_pdf, self.store.object(ocr_pdf).sha256)
             except VaultIntegrityError as e:
-                self._page_damaged(p, kind, obj_id, e)
+                self.page_damaged(p, kind, obj_id, e)
                 raise damaged_pages_error(batch.name, [self.store.page(p.id)], f"{where} cannot be assembled") from e
             # The compact page is drawn as it was stored (no re-encoding, so assembling is fast); a supervisor's
             # quarter turn only changes the matrix it is drawn with.  The text layer was read from the turned
@@ -805,7 +806,7 @@ class Station:
                 if owner is not None:
                     page = self.store.page(owner[0])
                     if DAMAGED_FLAG not in page.flags:
-                        self._page_damaged(page, owner[1], obj.id, VaultIntegrityError(problem))
+                        self.page_damaged(page, owner[1], obj.id, VaultIntegrityError(problem))
                     problem += f" (page {page.seq} of batch {self.store.batch_by_id(page.batch_id).name}: rescan it)"
                 problems.append(f"{obj.kind} object {obj.id}: {problem}")
         for obj_id in self.vault.unlisted(ids):

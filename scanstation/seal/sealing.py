@@ -196,7 +196,7 @@ def _package_pages(station: Station, batch: Batch, actor: str) -> None:
                     log.warning("batch %s page %s: its raw capture was destroyed at an earlier seal; the package "
                                 "carries its cleaned page only", batch.name, p.seq)
             except VaultIntegrityError as e:
-                station._page_damaged(p, kind, oid, e)
+                station.page_damaged(p, kind, oid, e)
                 raise damaged_pages_error(batch.name, [store.page(p.id)],
                                           f"batch '{batch.name}' cannot be sealed") from e
     except BaseException:
@@ -288,23 +288,12 @@ def _write_sealed(station: Station, batch: Batch, actor: str, cosign: Cosign | N
 
 
 def _record_signoff(station: Station, batch: Batch, cosign: Cosign, actor: str) -> None:
-    """One commit: the sheet object listed, verified -> signed -> sealed (each edge checked and audited).
-
-    It reaches into the store's write transaction (the store has no public call for "list an object and move
-    the batch twice at once"), because a signed batch without its package must never be committed.
-    """
-    store = station.store
+    """One commit: the sheet object listed, verified -> signed -> sealed (store.record_signoff)."""
     sheet = StoredObject(cosign.sheet.id, cosign.sheet.kind, cosign.sheet.sha256, cosign.sheet.ct_sha256,
                          cosign.sheet.size)
-    with store._write() as db:
-        store._insert_object(db, sheet)
-        row = db.execute("SELECT * FROM batches WHERE id=?", (batch.id,)).fetchone()
-        store._move_batch(db, row, BatchState.SIGNED, actor)
-        store._audit(db, actor, "batch.signoff", batch.name,
-                     {"sheet": sheet.id, "certificate_sha256": cosign.block["signer"]["certificate_sha256"],
-                      "signed_at": cosign.block["signed_at"]}, batch_id=batch.id)
-        row = db.execute("SELECT * FROM batches WHERE id=?", (batch.id,)).fetchone()
-        store._move_batch(db, row, BatchState.SEALED, actor)
+    station.store.record_signoff(batch.id, sheet, {
+        "certificate_sha256": cosign.block["signer"]["certificate_sha256"],
+        "signed_at": cosign.block["signed_at"]}, actor)
 
 
 def _trail(station: Station) -> AuditTrail:
@@ -403,9 +392,7 @@ def _check_objects(station: Station, batch: Batch, pages: list[Page]) -> None:
                 continue
             problem = station.vault.check_ciphertext(oid, store.object(oid).ct_sha256)
             if problem:
-                store.mark_damaged(p.id, kind, oid, problem)
-                station.events("page_damaged", {"page_id": p.id, "batch_id": p.batch_id, "seq": p.seq,
-                                                "object_kind": kind, "error": problem})
+                station.page_damaged(p, kind, oid, problem)
                 break
     damaged = store.damaged_pages(batch.id)
     if damaged:

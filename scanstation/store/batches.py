@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from scanstation.domain import CAPTURE_STATES, Batch, BatchState
 from scanstation.errors import StateError
-from scanstation.store.connection import StoreConnection
+from scanstation.store.connection import StoreConnection, StoredObject
 
 
 class BatchRepository(StoreConnection):
@@ -52,6 +52,18 @@ class BatchRepository(StoreConnection):
         with self._write() as db:
             row = db.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()
             self._move_batch(db, row, target, actor)
+        return self.batch_by_id(batch_id)
+
+    def record_signoff(self, batch_id: int, sheet: StoredObject, detail: dict[str, object], actor: str) -> Batch:
+        """The unit head's sign-off in one commit: the signed sheet listed, then verified -> signed -> sealed
+        (each edge checked and audited), so a signed batch is never committed without its package."""
+        with self._write() as db:
+            self._insert_object(db, sheet)
+            row = db.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()
+            self._move_batch(db, row, BatchState.SIGNED, actor)
+            self._audit(db, actor, "batch.signoff", row["name"], {"sheet": sheet.id, **detail}, batch_id=batch_id)
+            row = db.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()
+            self._move_batch(db, row, BatchState.SEALED, actor)
         return self.batch_by_id(batch_id)
 
     def ensure_batch_uid(self, batch_id: int, make_uid: Callable[[], str]) -> str:
