@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,10 @@ class StationService:
         # Run before the station closes at a lock (capture jobs stop their scans): nothing may still be
         # using the store or the vault when they close.
         self.before_lock: list[Callable[[], None]] = []
+        # The device guard (scanstation/guard/) that `scanstation serve` starts: `status` reports it and an
+        # unlock clears its trip.  None in-process, where no monitor runs (status says so).
+        self.guard: Any = None
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
 
     # ------------------------------------------------------------------ helpers the trail calls back
     def _role_of(self, name: str) -> str:
@@ -180,6 +185,8 @@ class StationService:
         self.audit.attach_signer(key.signing_key, known_checkpoint=self.witness.latest())
         enrolled = self.slots.enrol_missing(key)
         self.audit.append(who, how, "station", {"enrolled": enrolled})
+        if self.guard is not None:
+            self.guard.unlocked(who)  # a supervisor's or unit head's unlock clears a tripped device guard
         return enrolled
 
     def lock(self, caller: Caller | None) -> None:
@@ -436,13 +443,27 @@ class StationService:
         self.audit.append(caller.name, "session.ended_at_lock_screen", "session", {})
 
     # ------------------------------------------------------------------ status (no personal data)
-    def status(self, caller: Caller) -> dict[str, Any]:
+    def status(self, caller: Caller, *, detail: bool = False) -> dict[str, Any]:
+        """Who is signed in, whether the station is unlocked, the device guard's state; with ``detail`` (the
+        admin's ``scanstation status``, ``scanstation health``) also the service's process, the data
+        directory's disk and, while unlocked, the queue and the last upload (docs/station-service.md)."""
+        from scanstation.guard import NOT_RUNNING, off_state
+
         self.authorize(caller, Action.STATUS)
-        return {
+        out: dict[str, Any] = {
             "station": self.config.station.id,
             "unit": self.config.station.unit,
             "locked": self._key is None,
             "unlocked_by": self._unlocked_by,
             "signed_in": caller.name,
             "role": caller.role.value,
+            "guard": self.guard.state() if self.guard is not None else off_state(NOT_RUNNING),
         }
+        if detail:
+            from scanstation.service.health import disk_usage, queue_summary
+
+            station = self._station
+            out["service"] = {"pid": os.getpid(), "started": self.started_at}
+            out["disk"] = disk_usage(self.config.data_dir)
+            out["queue"] = queue_summary(station.store) if station is not None else None
+        return out

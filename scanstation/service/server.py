@@ -139,7 +139,7 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "sign_out": (lambda s, c, a, e: s.sign_out(c.token) if c else None, True),
     "lock_session": (lambda s, c, a, e: s.lock_session(c.token) if c else None, True),
     "whoami": (lambda s, c, a, e: {"name": c.name, "role": c.role.value} if c else None, True),
-    "status": (lambda s, c, a, e: s.status(c) if c else None, True),
+    "status": (lambda s, c, a, e: s.status(c, detail=a.get("detail") is True) if c else None, True),
     "unlock": (_op_unlock, True),
     "lock": (lambda s, c, a, e: s.lock(c), True),
     "users_add": (_op_users_add, True),
@@ -304,15 +304,19 @@ class ServiceServer:
 
 def serve(service: StationService, path: Path, ready: Callable[[], None] | None = None) -> None:
     """Run until SIGTERM/SIGINT; then lock (keys wiped) and remove the socket."""
+    from scanstation.guard import start_guard
+
     server = ServiceServer(service, path)
     server.bind()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: server.stop())
+    guard = start_guard(service)  # storage or a new network appearing locks the station (scanstation/guard/)
     try:
         if ready is not None:
             ready()
         server.serve_forever()
     finally:
+        guard.stop()
         server.close()
         service.close()
