@@ -43,7 +43,10 @@ if [ "$DEV" = 1 ]; then
   # git: installer/build-wheels.sh (run by tests/test_production.py) builds from the files git knows,
   # and a minimal Debian 12 has no git.
   # openssl: the sign-off tests check our CMS signatures with `openssl cms -verify` (not our code).
-  PKGS+=(xvfb xauth softhsm2 postgresql git openssl)
+  # The lockdown's checks (tests/test_lockdown_files.py, scanstation/lockdown/checks.py) run the tools that read
+  # its files: systemd-analyze (systemd), usbguard-rule-parser (usbguard), nft (nftables), sysctl (procps),
+  # modprobe (kmod), and libduktape207, the JavaScript engine polkitd runs its rules in.
+  PKGS+=(xvfb xauth softhsm2 postgresql git openssl systemd usbguard nftables procps kmod libduktape207)
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
