@@ -142,7 +142,7 @@ git ls-files -z --cached --others --exclude-standard -- installer/system |
     install -D -m "$mode" "$f" "$ROOT/$rel"
   done
 # The production configuration: a conffile, so the admin's edits (and `scanstation init`'s values) survive
-# upgrades.  0750/0640 as shipped; postinst gives them to group scanstation (dpkg-statoverride).
+# upgrades.  0750/0640 as shipped; postinst gives them to group scanstation-kiosk (dpkg-statoverride).
 install -m 0640 installer/deb/station.toml "$ROOT/etc/scanstation/station.toml"
 chmod 0750 "$ROOT/etc/scanstation"
 for doc in README.md docs/lockdown.md docs/kiosk.md; do

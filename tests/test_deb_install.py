@@ -176,11 +176,12 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         assert int(passwd["scanstation"][2]) < 1000 and int(passwd["kiosk"][2]) < 1000
         assert root.run("id", "-Gn", "kiosk").stdout.split() == ["scanstation-kiosk"]
         assert root.run("id", "-gn", "scanstation").stdout.strip() == "scanstation"
+        assert sorted(root.run("id", "-Gn", "scanstation").stdout.split()) == ["scanstation", "scanstation-kiosk"]
 
         # --- directories and permissions
         assert root.stat(DATA) == "scanstation:scanstation 700"
-        assert root.stat("/etc/scanstation") == "root:scanstation 750"
-        assert root.stat(CONFIG) == "root:scanstation 640"
+        assert root.stat("/etc/scanstation") == "root:scanstation-kiosk 750"
+        assert root.stat(CONFIG) == "root:scanstation-kiosk 640"
         assert root.stat("/opt/scanstation/venv") == "root:root 755"
         assert root.run("readlink", "/usr/bin/scanstation").stdout.strip() == "/opt/scanstation/venv/bin/scanstation"
         overrides = root.run("dpkg-statoverride", "--list").stdout
@@ -212,10 +213,13 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
                       "libqwayland.so /opt/scanstation/venv/lib/python3.11/site-packages/PySide6/Qt/lib/"
                       "libQt6WaylandClient.so.6").stdout
         assert "not found" not in ldd, ldd
-        # the kiosk cannot read the station's data
-        denied = root.run("setpriv", "--reuid=kiosk", "--regid=scanstation-kiosk", "--init-groups", "ls", DATA,
-                          check=False)
-        assert denied.returncode != 0
+        # the kiosk reads the configuration (its UI needs the socket's path), not the station's data; an account
+        # of neither group reads neither
+        kiosk = ("setpriv", "--reuid=kiosk", "--regid=scanstation-kiosk", "--init-groups")
+        assert "client_group" in root.run(*kiosk, "cat", CONFIG).stdout
+        assert root.run(*kiosk, "ls", DATA, check=False).returncode != 0
+        nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+        assert root.run(*nobody, "cat", CONFIG, check=False).returncode != 0
 
         # --- first run, as README's Production install says
         portal = pyrage.x25519.Identity.generate()
