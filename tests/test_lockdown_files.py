@@ -4,6 +4,7 @@ checks must catch (issue 17, docs/lockdown.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -171,7 +172,8 @@ def test_the_service_unit_keeps_what_the_station_needs() -> None:
     for line in ("User=scanstation", "SupplementaryGroups=scanstation-kiosk", "ExecStart=/usr/bin/scanstation serve",
                  "Environment=SCANSTATION_CONFIG=/etc/scanstation/station.toml", "RuntimeDirectory=scanstation",
                  "StateDirectory=scanstation", "DeviceAllow=char-usb_device rw", "LimitCORE=0", "UMask=0077",
-                 "MemoryDenyWriteExecute=yes", "SystemCallFilter=setpriority fchownat chown", "NoNewPrivileges=yes",
+                 "MemoryDenyWriteExecute=yes", "SystemCallFilter=setpriority fchownat chown capset",
+                 "NoNewPrivileges=yes",
                  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", "TemporaryFileSystem=/dev/shm:"):
         assert line in text, line
     # the pcscd socket (the DSC token) must stay reachable: nothing hides /run/pcscd
@@ -511,3 +513,83 @@ def test_lockdown_apply_needs_a_sysfs(tmp_path: Path) -> None:
     proc = run_cli("lockdown", "apply", "--root", str(target_root(tmp_path)), "--sysfs", str(tmp_path / "nosys"),
                    config=config)
     assert proc.returncode == 3 and "bus/usb/devices: no such directory" in proc.stderr
+
+
+# -------------------------------------------------------------------- the service inside its unit's filters
+
+def _proc_status(pid: int) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *_descendants(int(child))]
+    return out
+
+
+def test_the_service_works_inside_its_units_seccomp_filters(tmp_path: Path) -> None:
+    """`scanstation serve` under the unit's syscall filter, MemoryDenyWriteExecute, RestrictAddressFamilies,
+    NoNewPrivileges and LimitCORE (unit_sandbox: libseccomp, as systemd builds them): pages are imported and
+    OCR'd by its niced workers (ctypes into libtesseract, OpenCV, SQLCipher, pikepdf), the socket goes to the
+    client group (chown), and the filters really hold in the service and its workers."""
+    import grp
+    import json
+    import time
+
+    from scanstation.lockdown.unit_sandbox import UnitSandbox
+    from scanstation_tools.synth import PageSpec, render_acr_page
+    from tests.stationkit import make_station
+
+    sandbox = UnitSandbox.from_unit(UNIT.read_text())
+    assert sandbox.deny_write_execute and sandbox.error_number is not None and "setpriority" in (
+        sandbox.allowed_syscalls or ())
+    group = grp.getgrgid(100).gr_name  # "users": a group that is not the service's own
+    st = make_station(tmp_path / "st", extra_config=f'[service]\nclient_group = "{group}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", "serve"], env=st.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                            preexec_fn=sandbox.preexec())
+    sock = st.data_dir / "station.sock"
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=5)
+            time.sleep(0.05)
+        status = _proc_status(proc.pid)
+        assert status["Seccomp"].strip() == "2" and int(status["Seccomp_filters"]) == 3, status
+        assert status["NoNewPrivs"].strip() == "1"
+        assert sock.stat().st_gid == 100  # the chown the filter allows back
+        st.run("unlock", "--user", "head", check=True)
+        pages = []
+        for i in range(2):
+            f = tmp_path / f"page{i}.png"
+            render_acr_page(PageSpec(seed=11, page_no=i + 1, dpi=100)).image.save(f)
+            pages.append(str(f))
+        st.run("import", "--batch", "SB1", *pages, check=True)  # forwarded to the running service
+        children: dict[int, tuple[int, str]] = {}  # pid -> (niceness, seccomp filters), as seen while OCR runs
+        while True:
+            listing = json.loads(st.run("status", "--batch", "SB1", "--json", check=True).stdout)
+            states = [p["ocr"] for p in listing["batches"][0]["page_list"]]
+            for c in _descendants(proc.pid):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    children[c] = (_nice(c), _proc_status(c)["Seccomp_filters"].strip())
+            if "pending" not in states or time.monotonic() > deadline + 240:
+                break
+            time.sleep(0.2)
+        assert states == ["done", "done"], states  # (the service's log is in the assertion after it stops)
+        assert _nice(proc.pid) == 5  # the service lowered its own priority (setpriority, allowed back)
+        # every child (OCR pool workers, tesseract) runs under the same three filters; the pool workers are
+        # 10 steps nicer still (os.nice in scanstation/ocr/pool.py)
+        assert children and {f for _, f in children.values()} == {"3"}, children
+        assert max(n for n, _ in children.values()) == 15, children
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "MemoryError" not in err and "Operation not permitted" not in err, err
