@@ -63,6 +63,7 @@ from .qt import (
     qt_alive,
 )
 from .service_link import ServiceLink
+from .watermark import Watermark
 from .widgets import bi, button, describe_error, message_line, show_error, show_ok, text_field
 
 POLL_MS = 250
@@ -82,9 +83,12 @@ def _unknown_operation(err: BaseException) -> bool:
 class OperatorScreen(QWidget):
     """The scanning screen of operators (and of a supervisor who scans)."""
 
-    def __init__(self, link: ServiceLink, *, poll_ms: int = POLL_MS) -> None:
+    def __init__(self, link: ServiceLink, *, poll_ms: int = POLL_MS, watermark: Watermark | None = None) -> None:
+        """``watermark``: the kiosk window's (station, person, time); a screen made alone gets its own, so
+        that its tiles are never shown without one."""
         super().__init__()
         self.link = link
+        self.watermark = watermark if watermark is not None else Watermark()
         self.job: str | None = None
         self.job_state = ""
         self.batch = ""
@@ -144,7 +148,7 @@ class OperatorScreen(QWidget):
 
         middle = QHBoxLayout()
         left = QVBoxLayout()
-        self.tiles_view = tiles_view()
+        self.tiles_view = tiles_view(self.watermark)
         left.addWidget(self.tiles_view, 1)
         self.rescans_label = QLabel(bi("दोबारा स्कैन करने को कहे गए पन्ने", "Pages the supervisor asked to rescan")
                                     + "  [Enter: " + bi("दोबारा स्कैन", "rescan") + "]")

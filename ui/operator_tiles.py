@@ -3,8 +3,9 @@ moment the service acknowledges it, with its processing state (received, cleaned
 
 A tile's picture is the page's thumbnail (``page_thumbnail``, :data:`THUMB_WIDTH` wide) once the page is
 cleaned, a drawn :func:`placeholder` (the page's number) until then; :func:`tile_text` is the state under
-it; :func:`tiles_view` the grid, one fixed cell per page so that the tiles line up.  The screen keeps the
-tiles and asks for the thumbnails.
+it; :func:`tiles_view` the grid, one fixed cell per page so that the tiles line up, with the kiosk's
+watermark (:mod:`ui.watermark`) painted over the tiles.  The screen keeps the tiles and asks for the
+thumbnails.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .qt import QAbstractItemView, QColor, QFont, QListWidget, QPainter, QPixmap, QSize, Qt
+from .watermark import Watermark
 from .widgets import bi
 
 THUMB_WIDTH = 120
@@ -52,9 +54,32 @@ def tile_text(page: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def tiles_view() -> QListWidget:
+class TilesView(QListWidget):
+    """The tile grid with the watermark painted over its tiles (and the space between them)."""
+
+    def __init__(self, watermark: Watermark | None = None) -> None:
+        """``watermark``: the kiosk window's; a grid made alone gets its own (never a page without one)."""
+        super().__init__()
+        self.watermark = watermark = watermark if watermark is not None else Watermark()
+        watermark.changed.connect(self.viewport().update)
+        # no drag: a tile's picture never leaves the grid (Static movement alone still allows a drag out)
+        self.setDragEnabled(False)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.NoDragDrop)
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self.viewport())
+        self.watermark.paint(painter, event.rect())
+        painter.end()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()  # a scroll moves pixels, watermark included: paint it afresh in place
+
+
+def tiles_view(watermark: Watermark | None = None) -> TilesView:
     """The grid of tiles: icons of :data:`THUMB_SIZE`, a fixed cell per page, one selected at a time."""
-    view = QListWidget()
+    view = TilesView(watermark)
     view.setViewMode(QListWidget.ViewMode.IconMode)
     view.setIconSize(THUMB_SIZE)
     # a fixed cell per page: the tiles line up whatever their state text says
@@ -68,4 +93,4 @@ def tiles_view() -> QListWidget:
     return view
 
 
-__all__ = ["OCR_TEXT", "STATE_TEXT", "THUMB_SIZE", "THUMB_WIDTH", "placeholder", "tile_text", "tiles_view"]
+__all__ = ["OCR_TEXT", "STATE_TEXT", "THUMB_SIZE", "THUMB_WIDTH", "TilesView", "placeholder", "tile_text", "tiles_view"]

@@ -10,6 +10,8 @@ turns a ready QImage into a pixmap and paints it.
 At fit-width the view shows the prescaled image 1:1 (sharp, and cheap to paint); at 100 % and 200 % it
 shows the full-resolution image under a view transform with smooth pixmap transform, so that panning
 a 2480 × 3508 page repaints only the visible part.
+
+Every paint ends with the kiosk's watermark (:mod:`ui.watermark`) over the page: station, person, time.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from .qt import (
     QObject,
     QPainter,
     QPixmap,
+    QPoint,
     QResizeEvent,
     QRunnable,
     Qt,
     QThreadPool,
     Signal,
 )
+from .watermark import Watermark
 
 FIT_WIDTH, ACTUAL, DOUBLE = "fit-width", "100%", "200%"
 ZOOMS = (FIT_WIDTH, ACTUAL, DOUBLE)
@@ -176,8 +180,11 @@ class PageView(QGraphicsView):
     painted = Signal(object, float)  # key, ms since mark()
     resized = Signal(int)  # the new fit width
 
-    def __init__(self) -> None:
+    def __init__(self, watermark: Watermark | None = None) -> None:
+        """``watermark``: the kiosk window's; a view made alone gets its own (never a page without one)."""
         super().__init__()
+        self.watermark = watermark = watermark if watermark is not None else Watermark()
+        watermark.changed.connect(self.viewport().update)  # the next minute, or another person
         self.setScene(QGraphicsScene(self))
         self.item = QGraphicsPixmapItem()
         self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
@@ -256,6 +263,12 @@ class PageView(QGraphicsView):
     # ------------------------------------------------------------------ painting and resizing
     def paintEvent(self, event: Any) -> None:
         super().paintEvent(event)
+        # over the page, in the same paint: no frame shows the page without it.  Anchored to the scroll
+        # position because panning moves the drawn pixels and repaints only the strip uncovered.
+        painter = QPainter(self.viewport())
+        self.watermark.paint(painter, event.rect(),
+                             QPoint(self.horizontalScrollBar().value(), self.verticalScrollBar().value()))
+        painter.end()
         if self._report_key is not None:
             key, self._report_key = self._report_key, None
             self.painted.emit(key, self._clock.nsecsElapsed() / 1e6 - self._mark_ms)

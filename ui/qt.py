@@ -6,9 +6,12 @@ from PySide6.QtCore import (
     QMimeData,
     QObject,
     QPoint,
+    QPointF,
+    QRect,
     QRectF,
     QRunnable,
     QSize,
+    QSocketNotifier,
     Qt,
     QThreadPool,
     QTimer,
@@ -16,9 +19,12 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QBrush,
+    QClipboard,
+    QCloseEvent,
     QColor,
     QDropEvent,
     QFont,
+    QFontMetrics,
     QIcon,
     QImage,
     QKeyEvent,
@@ -27,6 +33,8 @@ from PySide6.QtGui import (
     QPixmap,
     QResizeEvent,
     QShortcut,
+    QStaticText,
+    QTransform,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -59,11 +67,12 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid as qt_alive  # whether a wrapper's C++ object still exists (a late answer may outlive it)
 
 __all__ = [
-    "QAbstractItemView", "QApplication", "QBrush", "QColor", "QComboBox", "QDropEvent", "QElapsedTimer", "QEvent",
-    "QFont", "QFormLayout", "QFrame", "QGraphicsPixmapItem", "QGraphicsScene", "QGraphicsView", "QHBoxLayout",
-    "QHeaderView", "QIcon", "QImage", "QKeyEvent", "QKeySequence", "QLabel", "QLineEdit", "QListWidget",
-    "QListWidgetItem", "QMainWindow", "QMimeData", "QObject", "QPainter", "QPixmap", "QPlainTextEdit", "QPoint",
-    "QPushButton", "QRectF", "QResizeEvent", "QRunnable", "QShortcut", "QSize", "QSplitter", "QStackedWidget",
-    "QTabWidget", "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer", "QTreeWidget", "QTreeWidgetItem",
+    "QAbstractItemView", "QApplication", "QBrush", "QClipboard", "QCloseEvent", "QColor", "QComboBox", "QDropEvent",
+    "QElapsedTimer", "QEvent", "QFont", "QFontMetrics", "QFormLayout", "QFrame", "QGraphicsPixmapItem",
+    "QGraphicsScene", "QGraphicsView", "QHBoxLayout", "QHeaderView", "QIcon", "QImage", "QKeyEvent", "QKeySequence",
+    "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem", "QMainWindow", "QMimeData", "QObject", "QPainter",
+    "QPixmap", "QPlainTextEdit", "QPoint", "QPointF", "QPushButton", "QRect", "QRectF", "QResizeEvent", "QRunnable",
+    "QShortcut", "QSize", "QSocketNotifier", "QSplitter", "QStackedWidget", "QStaticText", "QTabWidget",
+    "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer", "QTransform", "QTreeWidget", "QTreeWidgetItem",
     "QVBoxLayout", "QWidget", "Qt", "Signal", "qt_alive",
 ]

@@ -10,6 +10,14 @@
     idle for the session's idle time, or Lock ──► lock screen ──► the same person's password ──► back
                                                             └──► someone else signs in (their own session)
 
+Shown as the kiosk (:meth:`StationWindow.show_kiosk`, as ``scanstation start`` does) the window cannot be
+closed or left: a close request (the compositor's, a window manager's Alt+F4, ``close()``) is refused, and so
+are minimising, Alt+F4 / Ctrl+Q / Ctrl+W (eaten before any widget or shortcut sees them), the clipboard,
+context menus and drops from other programs (:func:`ui.no_clipboard.lock_down`).  Only
+:meth:`StationWindow.end_session` (the application ending: SIGTERM from systemd at shutdown, see
+:mod:`ui.app`) closes it.  Every page and thumbnail on the screen carries the watermark of
+:mod:`ui.watermark`, with the station and the person from the service's ``status``.
+
 Every call goes through a :class:`~ui.service_link.ServiceLink`, off the UI thread.  The idle time is
 ``config.service.idle_minutes`` (at most 15) unless a test injects ``idle_ms``; any key, click or touch
 restarts it, and at most once a minute such activity is reported to the service (``whoami``) so that the
@@ -29,15 +37,19 @@ from .audit_view import AuditScreen
 from .batches import BatchesScreen
 from .dashboard import DashboardScreen
 from .lock_screen import LockScreen
+from .no_clipboard import lock_down
 from .operator import OperatorScreen
 from .qt import (
     QApplication,
     QEvent,
     QHBoxLayout,
+    QKeyEvent,
+    QKeySequence,
     QLabel,
     QMainWindow,
     QObject,
     QStackedWidget,
+    Qt,
     QTabWidget,
     QThreadPool,
     QTimer,
@@ -49,6 +61,7 @@ from .sign_in import SignInScreen
 from .signoff import SignoffScreen
 from .unlock import StationLockedScreen, UnlockScreen
 from .verify import VerifyScreen
+from .watermark import Watermark
 from .widgets import bi, button, describe_error
 
 REFRESH_MS = 3000
@@ -62,6 +75,12 @@ MAY_SEE_PROGRESS = ("supervisor", "unit-head")  # the dashboard (ui/dashboard.py
 MAY_SIGN_OFF = ("unit-head",)  # ui/signoff.py; the service checks it again (scanstation.people.roles)
 ACTIVITY = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel,
                       QEvent.Type.TouchBegin, QEvent.Type.MouseMove})
+# Keys that close or quit a window in desktop conventions.  Qt binds none of them by itself, and no window
+# manager runs under cage; they are eaten all the same, so that no widget, shortcut or future menu can bind one.
+Ctrl, Alt = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.AltModifier
+WAY_OUT_KEYS = frozenset({(Qt.Key.Key_F4, Alt), (Qt.Key.Key_F4, Ctrl), (Qt.Key.Key_Q, Ctrl), (Qt.Key.Key_W, Ctrl),
+                          (Qt.Key.Key_F4, Ctrl | Alt), (Qt.Key.Key_Q, Ctrl | Qt.KeyboardModifier.ShiftModifier)})
+WAY_OUT_STANDARD = (QKeySequence.StandardKey.Quit, QKeySequence.StandardKey.Close)
 
 
 class _ActivityFilter(QObject):
@@ -75,6 +94,22 @@ class _ActivityFilter(QObject):
         return False
 
 
+class _NoWayOut(QObject):
+    """Eats the close and quit keys (:data:`WAY_OUT_KEYS`) application-wide, before shortcuts see them."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride, QEvent.Type.KeyRelease) \
+                and isinstance(event, QKeyEvent) and way_out(event):
+            event.accept()
+            return True
+        return False
+
+
+def way_out(event: QKeyEvent) -> bool:
+    mods = event.modifiers() & (Ctrl | Alt | Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.MetaModifier)
+    return (Qt.Key(event.key()), mods) in WAY_OUT_KEYS or any(event.matches(k) for k in WAY_OUT_STANDARD)
+
+
 class StationWindow(QMainWindow):
     def __init__(self, config: Config, demo_action: Callable[[], object] | None = None, *,
                  link: ServiceLink | None = None, idle_ms: int | None = None) -> None:
@@ -82,6 +117,9 @@ class StationWindow(QMainWindow):
         or, without one, an in-process service for development); ``idle_ms``: the lock-screen idle time
         (default: the session idle time of the configuration); ``demo_action``: see :mod:`ui.batches`."""
         super().__init__()
+        # first: the window's own calls below (setWindowTitle) already deliver change events
+        self.kiosk = False  # show_kiosk(): the window can then be neither closed nor left
+        self._ending = False  # end_session(): the application itself is ending; closing is allowed
         self.config = config
         self.link = link if link is not None else open_link(config)
         self.link.session_lost = self._session_lost
@@ -89,6 +127,10 @@ class StationWindow(QMainWindow):
         self.title = f"ScanStation · {config.station.unit}"
         mode = "" if config.station.mode == "production" else f" · {config.station.mode}"
         self.setWindowTitle(f"ScanStation — {config.station.unit} ({config.station.id})")
+        self._no_way_out = _NoWayOut()
+        self._unlock_clipboard: Callable[[], None] | None = None
+        # one watermark for every view of a page: station and person from the service's status, the minute
+        self.watermark = Watermark()
 
         self.stack = QStackedWidget()
         self.sign_in = SignInScreen(self.link, self.title + mode)
@@ -96,10 +138,10 @@ class StationWindow(QMainWindow):
         self.station_locked = StationLockedScreen()
         self.lock_screen = LockScreen(self.link)
         self.batches = BatchesScreen(self.link, demo_action)
-        self.operator = OperatorScreen(self.link)
+        self.operator = OperatorScreen(self.link, watermark=self.watermark)
         self.accounts = AccountsScreen(self.link)
         self.audit = AuditScreen(self.link)
-        self.verify = VerifyScreen(self.link)
+        self.verify = VerifyScreen(self.link, self.watermark)
         self.dashboard = DashboardScreen(self.link)
         self.signoff = SignoffScreen(self.link)
         self.work = self._work_page(mode)
@@ -187,6 +229,7 @@ class StationWindow(QMainWindow):
         self.person = None
         self.screen_locked = False
         self.link.token = None
+        self.watermark.clear_identity()
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
@@ -210,6 +253,10 @@ class StationWindow(QMainWindow):
         if self.person is None or self.screen_locked:
             return
         role = str(self.person["role"])
+        # the watermark names what the service says: its station id, the session's person and role
+        self.watermark.set_identity(str(status.get("station") or ""),
+                                    str(status.get("signed_in") or self.person["name"]),
+                                    str(status.get("role") or role))
         if not status.get("locked") or role == "admin":
             self._enter_work()
         elif role in MAY_UNLOCK:
@@ -334,14 +381,70 @@ class StationWindow(QMainWindow):
 
     # ------------------------------------------------------------------ the window itself
     def show_kiosk(self) -> None:
-        """Fill the primary screen: with no window manager (the kiosk's X session, Xvfb)
-        ``showFullScreen`` alone leaves the window at 640x480, so the geometry is set first."""
+        """Fill the primary screen, for good: from now on the window refuses to close (until
+        :meth:`end_session`), to be minimised or to leave full screen, and the application has no clipboard,
+        no context menu, no drop from elsewhere and no close or quit key.
+
+        With no window manager (Xvfb) ``showFullScreen`` alone leaves the window at 640x480, so the geometry is
+        set first (not on Wayland: there the compositor gives the window the whole output)."""
+        self.kiosk = True
+        # no title bar, so no close or minimise button, whatever the compositor or window manager would draw
+        self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        self.setWindowFlag(Qt.WindowType.WindowMinimizeButtonHint, False)
+        self.setWindowFlag(Qt.WindowType.WindowCloseButtonHint, False)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.installEventFilter(self._no_way_out)
+            if self._unlock_clipboard is None:
+                self._unlock_clipboard = lock_down(app)
+        self._fill_screen()
+
+    def _fill_screen(self) -> None:
         screen = QApplication.primaryScreen()
-        if screen is not None:
+        # On Wayland the compositor sizes the window (cage: to the whole output), and a geometry set by the
+        # client first leaves cage showing nothing at all (measured: grim's picture stays black).
+        if screen is not None and QApplication.platformName() != "wayland":
             self.setGeometry(screen.geometry())
         self.showFullScreen()
 
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() != QEvent.Type.WindowStateChange or not self.kiosk:
+            return
+        QTimer.singleShot(0, self, self._keep_full_screen)  # once the change has settled (the size comes after)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.kiosk:
+            QTimer.singleShot(0, self, self._keep_full_screen)
+
+    def _keep_full_screen(self) -> None:
+        """Minimised, or smaller than the screen (showNormal, a window manager): full screen again.  A compositor
+        may well report the window maximised rather than full screen while it gives it the whole output: that
+        is left alone, or each report would start another round."""
+        if self._ending:
+            return
+        if self.windowState() & Qt.WindowState.WindowMinimized or not self._covers_screen():
+            self._fill_screen()
+
+    def _covers_screen(self) -> bool:
+        screen = QApplication.primaryScreen()
+        if screen is None:
+            return True
+        return self.geometry().contains(screen.geometry())
+
+    def end_session(self) -> None:
+        """The application ends (a system shutdown: SIGTERM from systemd; see :mod:`ui.app`): the window closes
+        after signing the person out.  The only way the kiosk window closes."""
+        if self._ending:
+            return  # already ended (SIGTERM, then the event loop's own end)
+        self._ending = True
+        self.close()
+
     def closeEvent(self, event: Any) -> None:
+        if self.kiosk and not self._ending:
+            event.ignore()  # the compositor's close, Alt+F4 under a window manager, close(): the kiosk stays
+            return
         self.operator.reset()  # no more polls of the scan; answers still under way are then ignored
         self.idle_timer.stop()
         self.refresh_timer.stop()
@@ -349,6 +452,10 @@ class StationWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self._filter)
+            app.removeEventFilter(self._no_way_out)
+        if self._unlock_clipboard is not None:
+            self._unlock_clipboard()
+            self._unlock_clipboard = None
         QThreadPool.globalInstance().waitForDone(10_000)  # calls under way finish before the link closes
         self.verify.cache.wait(10_000)  # and the page images being fetched
         if self.link.token is not None:

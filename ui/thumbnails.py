@@ -4,6 +4,9 @@ verification station does): each file a group, its pages in order under it, a pa
 Dragging a page onto another place asks for a move (:attr:`AssemblyTree.move_requested`); the tree does
 not move the item itself: the service decides (``move_page``) and the screen redraws from its answer, so
 what is shown is always what the store holds.  The same moves are on the keyboard (ui/verify_actions.py).
+
+The thumbnails carry the kiosk's watermark (:mod:`ui.watermark`), painted over the whole tree after the
+items; a drag carries only the page's number, never its picture, so no image leaves the tree that way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .qt import (
     QFont,
     QIcon,
     QImage,
+    QMimeData,
+    QPainter,
     QPixmap,
     QSize,
     Qt,
@@ -25,12 +30,14 @@ from .qt import (
     QTreeWidgetItem,
     Signal,
 )
+from .watermark import Watermark
 
 THUMB_WIDTH = 56
 ROLE_SEQ = Qt.ItemDataRole.UserRole  # a page item: its seq; a file item: None
 ROLE_DOC = Qt.ItemDataRole.UserRole + 1  # the document id (a file item, and a page item's file)
 VERDICT_MARK = {"ok": "✓", "rescan": "↻ rescan", "delete": "✗", None: "·"}
 UNFILED = -1
+PAGE_MIME = "application/x-scanstation-page"  # what a dragged page carries: its number, as text
 
 
 def document_title(doc: dict[str, Any], live_pages: int) -> str:
@@ -78,8 +85,13 @@ class AssemblyTree(QTreeWidget):
     page_chosen = Signal(int)  # seq
     move_requested = Signal(int, int, int)  # seq, document id, the page it goes before (0: the file's end)
 
-    def __init__(self) -> None:
+    def __init__(self, watermark: Watermark | None = None) -> None:
+        """``watermark``: the kiosk window's; a tree made alone gets its own (never a page without one)."""
         super().__init__()
+        self.watermark = watermark = watermark if watermark is not None else Watermark()
+        watermark.changed.connect(self.viewport().update)
+        # scrolled by pixels and repainted whole: the watermark is painted in viewport coordinates
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHeaderHidden(True)
         self.setColumnCount(1)
         self.setIconSize(QSize(THUMB_WIDTH, int(THUMB_WIDTH * 1.414)))
@@ -181,7 +193,29 @@ class AssemblyTree(QTreeWidget):
         if seq is not None:
             self.page_chosen.emit(int(seq))
 
+    # ------------------------------------------------------------------ the watermark over the thumbnails
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self.viewport())
+        self.watermark.paint(painter, event.rect())
+        painter.end()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()  # a scroll moves pixels, watermark included: paint it afresh in place
+
     # ------------------------------------------------------------------ drag and drop: ask, do not move
+    def mimeTypes(self) -> list[str]:
+        return [PAGE_MIME]
+
+    def mimeData(self, items: Any) -> QMimeData:
+        """A dragged page: its number only.  Qt's own item data would carry the thumbnail (the icon) out to
+        whichever program the drag is dropped on; this carries nothing worth taking."""
+        data = QMimeData()
+        seqs = [str(item.data(0, ROLE_SEQ)) for item in items if item.data(0, ROLE_SEQ) is not None]
+        data.setData(PAGE_MIME, ",".join(seqs).encode())
+        return data
+
     def drop_target(self, seq: int, target: QTreeWidgetItem | None,
                     where: QAbstractItemView.DropIndicatorPosition) -> tuple[int, int | None] | None:
         """Where a page dropped at ``target``/``where`` goes: (document id, the page it goes before, or None

@@ -54,6 +54,7 @@ from .verify_actions import VerifyActions
 from .verify_dialogs import ChoicePanel, IndexPanel, ReasonPanel
 from .verify_keys import KEYMAP, HelpOverlay, K, action_for, help_rows
 from .verify_side import SidePanel, flag_rows
+from .watermark import Watermark
 from .widgets import bi, button, describe_error, show_error
 
 PREVIEW_MAX = 1024  # page_thumbnail's largest width
@@ -70,9 +71,12 @@ class VerifyScreen(VerifyActions):
     opened = Signal(str)  # a batch was opened (its detail arrived)
     detail_changed = Signal()
 
-    def __init__(self, link: ServiceLink) -> None:
+    def __init__(self, link: ServiceLink, watermark: Watermark | None = None) -> None:
+        """``watermark``: the kiosk window's (station, person, time); a screen made alone (bench/ui.py) gets
+        its own, so that no page is ever shown without one."""
         super().__init__()
         self.link = link
+        self.watermark = watermark if watermark is not None else Watermark()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.stack = QStackedWidget()
         outer = QVBoxLayout(self)
@@ -154,7 +158,7 @@ class VerifyScreen(VerifyActions):
         layout.addLayout(bar)
 
         split = QSplitter()
-        self.tree = AssemblyTree()
+        self.tree = AssemblyTree(self.watermark)
         self.tree.page_chosen.connect(self.go_to)
         self.tree.move_requested.connect(self._tree_move)
         split.addWidget(self.tree)
@@ -163,7 +167,7 @@ class VerifyScreen(VerifyActions):
         mid.setContentsMargins(0, 0, 0, 0)
         self.page_label = QLabel("")
         mid.addWidget(self.page_label)
-        self.view = PageView()
+        self.view = PageView(self.watermark)
         self.view.resized.connect(lambda _w: self._show_current())
         mid.addWidget(self.view, 1)
         split.addWidget(middle)

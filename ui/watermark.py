@@ -1,0 +1,130 @@
+"""The watermark over every page the kiosk shows: station, signed-in person, date and time.
+
+The secure room forbids phones, but a photo taken anyway must name its source: which station, whose session,
+when.  So every place a page or a thumbnail is on the screen (the supervisor's page view and assembly tree,
+the operator's tiles) paints :meth:`Watermark.paint` over what it has drawn, in its own paint event: the
+text is tiled diagonally across the whole view, so a photo of any part of it carries at least one whole
+line, semi-transparent so the page stays readable.  Nothing in the UI turns it off: the views call it
+unconditionally, and the text comes from the service's ``status`` (the station id and the session's person
+as the service knows them), not from anything typed at the kiosk.
+
+The time is the minute, refreshed at each minute's turn (``changed`` makes the views repaint).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+
+from .qt import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QObject,
+    QPainter,
+    QPoint,
+    QPointF,
+    QRect,
+    QRectF,
+    QStaticText,
+    Qt,
+    QTimer,
+    QTransform,
+    Signal,
+)
+
+ANGLE = 30.0  # degrees: the text rises to the right (a test turns the grab back by this much to read it)
+COLOUR = QColor(96, 16, 16, 72)  # dark red at ~28 %: seen on white paper and on grey, the page stays legible
+PIXEL_SIZE = 18
+GAP_X = 90  # between two copies on one diagonal line, px
+LINE_STEP = 4.2  # distance between the diagonal lines, in text heights
+UNKNOWN = "—"
+
+
+class Watermark(QObject):
+    """The watermark's text and how to paint it; one per kiosk window, shared by every view of a page."""
+
+    changed = Signal()
+
+    def __init__(self, now: Callable[[], datetime] = datetime.now) -> None:
+        super().__init__()
+        self._now = now
+        self.station = UNKNOWN
+        self.person = UNKNOWN
+        self.role = ""
+        self._font = QFont()
+        self._font.setPixelSize(PIXEL_SIZE)
+        self._font.setBold(True)
+        self._metrics = QFontMetrics(self._font)
+        self._minute = ""
+        self._static = QStaticText()
+        self._size = (0, 0)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.tick)
+        self.tick()
+
+    # ------------------------------------------------------------------ the text
+    def set_identity(self, station: str, person: str, role: str) -> None:
+        """From the service's ``status``: the station id, the session's person and role."""
+        self.station, self.person, self.role = station or UNKNOWN, person or UNKNOWN, role
+        self._rebuild()
+
+    def clear_identity(self) -> None:
+        """Nobody signed in (no page is on the screen then; the next person's ``status`` sets it again)."""
+        self.set_identity(UNKNOWN, UNKNOWN, "")
+
+    def text(self) -> str:
+        who = f"{self.person} ({self.role})" if self.role else self.person
+        return f"ScanStation {self.station} · {who} · {self._minute}"
+
+    def tick(self) -> None:
+        """Take the current minute; called again just after the next minute begins."""
+        now = self._now()
+        self._minute = now.strftime("%Y-%m-%d %H:%M")
+        self._rebuild()
+        ms_left = (60 - now.second) * 1000 - now.microsecond // 1000
+        self._timer.start(max(50, ms_left + 50))  # just past the turn, so the new minute is read
+
+    def _rebuild(self) -> None:
+        text = self.text()
+        if text == self._static.text():
+            return
+        self._static = QStaticText(text)
+        self._static.prepare(QTransform().rotate(-ANGLE), self._font)
+        self._size = (self._metrics.horizontalAdvance(text), self._metrics.height())
+        self.changed.emit()
+
+    # ------------------------------------------------------------------ painting
+    def paint(self, painter: QPainter, area: QRect, scroll: QPoint | None = None) -> None:
+        """Tile the text over ``area`` (widget coordinates, already drawn by the view).
+
+        ``scroll``: the view's scroll offset in pixels.  The pattern is anchored to the content, so that
+        when a view scrolls by moving its pixels and repaints only the uncovered strip, old and new parts
+        of the pattern still meet; views that scroll by items repaint whole instead (they pass nothing)."""
+        offset = scroll if scroll is not None else QPoint(0, 0)
+        width, height = self._size
+        step_x = width + GAP_X
+        step_y = height * LINE_STEP
+        painter.save()
+        painter.setClipRect(area, Qt.ClipOperation.IntersectClip)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        painter.setFont(self._font)
+        painter.setPen(COLOUR)
+        painter.translate(-offset.x(), -offset.y())
+        painter.rotate(-ANGLE)
+        # the area in the rotated frame (content coordinates turned by +ANGLE): the rows and columns to draw
+        box = QTransform().rotate(ANGLE).mapRect(QRectF(area.translated(offset)))
+        first_row = math.floor(box.top() / step_y) - 1
+        last_row = math.ceil(box.bottom() / step_y) + 1
+        for row in range(first_row, last_row + 1):
+            shift = (row % 2) * step_x / 2  # alternate lines half a step along: a brick pattern, no columns
+            first_col = math.floor((box.left() - shift) / step_x) - 1
+            last_col = math.ceil((box.right() - shift) / step_x) + 1
+            for col in range(first_col, last_col + 1):
+                painter.drawStaticText(QPointF(col * step_x + shift, row * step_y), self._static)
+        painter.restore()
+
+
+__all__ = ["ANGLE", "Watermark"]
