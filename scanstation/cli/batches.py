@@ -101,17 +101,44 @@ def _page_objects(store: Any, page: Any, destroyed: set[str]) -> list[dict[str, 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Counts and states for anyone signed in; employee codes, periods and source keys only for the
-    roles that may see personal fields (supervisor, unit head)."""
-    from scanstation.cli.common import open_store_as
+    """The station overview for the admin (service, unlock, device guard, disk, queue, last upload:
+    :mod:`scanstation.cli.operations`), then counts and states of the batches for anyone signed in while the
+    store is open; employee codes, periods and source keys only for the roles that may see personal fields
+    (supervisor, unit head).  Locked, the overview alone (the batches are in the encrypted store); with
+    ``--batch`` that is StationLocked."""
+    from scanstation.cli.common import connect
+    from scanstation.cli.operations import overview_lines, station_overview
+    from scanstation.errors import StationLocked
     from scanstation.people.permissions import sees_personal_fields
+    from scanstation.service.health import queue_summary
 
-    with open_store_as(args, Action.STATUS) as (store, caller):
-        data = _status_data(load(args), store, args.batch, sees_personal_fields(caller.role))
+    config = load(args)
+    with connect(args) as (conn, password):
+        service = conn.service
+        caller = service.caller(conn.token)
+        overview = station_overview(conn, config)
+        hidden = None
+        try:
+            with service.read_only_store(caller, password, Action.STATUS) as store:
+                data = _status_data(config, store, args.batch, sees_personal_fields(caller.role))
+                if overview.get("queue") is None:  # in-process: the store this command opened
+                    overview["queue"] = queue_summary(store)
+        except StationLocked as e:
+            if args.batch is not None:
+                raise
+            hidden = e.message
+            data = {"station": config.station.id, "unit": config.station.unit, "data_dir": str(config.data_dir),
+                    "batches": None, "batches_hidden": hidden}
+    data.update({k: overview.get(k) for k in ("service", "locked", "unlocked_by", "guard", "disk", "queue")})
     if args.json:
         say(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     say(f"station {data['station']} ({data['unit']}), data in {data['data_dir']}")
+    for line in overview_lines(overview):
+        say(line)
+    if hidden is not None:
+        say(f"batches: not shown: {hidden}")
+        return 0
     if not data["batches"]:
         say("no batches yet")
     for b in data["batches"]:
@@ -290,7 +317,8 @@ def cmd_cover_sheets(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("status", parents=[common], help="batches, pages and processing state")
+    s = sub.add_parser("status", parents=[common], help="the station (service, unlock, device guard, disk, queue, "
+                       "last upload), then its batches, pages and processing state")
     s.add_argument("--batch", metavar="NAME")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status, via_service=True)

@@ -28,6 +28,7 @@ from scanstation.cli import (
     capture,
     enrol,
     lockdown,
+    operations,
     people,
     plugins,
     roster,
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # the page's path: set up, capture, check and finish the batch, send it
-    for commands in (station_setup, people, roster, capture, batches, verification, signoff, transfer, enrol, lockdown):
+    for commands in (station_setup, people, roster, capture, batches, verification, signoff, transfer, enrol, lockdown,
+                     operations):
         commands.add_parsers(sub, common)
     plugins.add_commands(sub, common)
     s = sub.add_parser("exit-codes", help="list the exit codes and their meaning")

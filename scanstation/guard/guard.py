@@ -193,6 +193,7 @@ class DeviceGuard:
 
     # ------------------------------------------------------------------ tripping and clearing
     def _trip(self, facts: DeviceFacts, why: str, received: float) -> None:
+        at = _now()
         with self._lock:
             if facts.root in self._reported:
                 return  # the same physical device again (its interface, disk, partition)
@@ -200,7 +201,7 @@ class DeviceGuard:
             first = self._state != "tripped"
             self._state = "tripped"
             if first:
-                self._since = _now()
+                self._since = at
         detail = {**facts.record(), "action": facts.action, "why": why}
         log.critical("DEVICE GUARD TRIPPED: %s: %s %s (%s) at %s: locking the station", why,
                      facts.manufacturer or "", facts.product or "", facts.vendor_product or "no USB id", facts.devpath)
@@ -212,7 +213,7 @@ class DeviceGuard:
         ended = 0
         for person in self.service.people.list():
             ended += self.service.sessions.end_all(person.name)
-        record = {**detail, "at": _now(), "was_unlocked": was_unlocked, "sessions_ended": ended,
+        record = {**detail, "at": at, "was_unlocked": was_unlocked, "sessions_ended": ended,
                   "lock_ms": round((locked - received) * 1000, 1)}
         with self._lock:
             if len(self._tripped_by) < KEEP_DEVICES:

@@ -65,7 +65,7 @@ def queue_summary(store: Any, now: datetime | None = None) -> dict[str, Any]:
     if oldest is not None:
         started = _parse(oldest["since"])
         assert started is not None
-        oldest_hours = round((now - started).total_seconds() / 3600, 2)
+        oldest_hours = (now - started).total_seconds() / 3600  # unrounded: a script's threshold may be small
     return {
         "pages_to_process": counts.get("state_captured", 0),
         "pages_to_ocr": counts.get("ocr_pending", 0),
