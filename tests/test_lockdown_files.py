@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from scanstation.config import load_config
 from scanstation.errors import ConfigError
 from scanstation.lockdown import apply, checks, firewall, usb_policy
 
@@ -593,3 +594,137 @@ def test_the_service_works_inside_its_units_seccomp_filters(tmp_path: Path) -> N
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "MemoryError" not in err and "Operation not permitted" not in err, err
+
+
+# ---------------------------------------------------------------- the firewall between two network namespaces
+
+_PORTAL_SIDE = r"""
+import socket, subprocess, sys, threading, time
+# the portal's side of the link: wait for the station to hand us our end of the veth, then serve
+while subprocess.run(["ip", "link", "show", "v1"], capture_output=True).returncode != 0:
+    time.sleep(0.02)
+for argv in (["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "v1", "up"],
+             ["ip", "addr", "add", "192.0.2.10/24", "dev", "v1"], ["ip", "addr", "add", "192.0.2.53/24", "dev", "v1"],
+             ["ip", "-6", "addr", "add", "2001:db8::10/64", "dev", "v1", "nodad"]):
+    subprocess.run(argv, check=True)
+def serve(family, addr, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(8)
+    while True:
+        c, _ = s.accept(); c.sendall(b"portal\n"); c.close()
+def dns():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("192.0.2.53", 53))
+    while True:
+        data, peer = u.recvfrom(512); u.sendto(b"answer", peer)
+for args in ((socket.AF_INET, "192.0.2.10", 443), (socket.AF_INET, "192.0.2.10", 80),
+             (socket.AF_INET6, "2001:db8::10", 443)):
+    threading.Thread(target=serve, args=args, daemon=True).start()
+threading.Thread(target=dns, daemon=True).start()
+print("READY", flush=True)
+sys.stdin.readline()  # the station listens now: try to reach it from outside
+try:
+    socket.create_connection(("192.0.2.1", 2222), timeout=3).close(); print("inbound connected", flush=True)
+except OSError as e:
+    print("inbound refused:", type(e).__name__, flush=True)
+sys.stdin.readline()
+"""
+
+_STATION_SIDE = r"""
+import errno, socket, subprocess, sys, time
+portal_pid, ruleset = sys.argv[1], sys.argv[2]
+for argv in (["ip", "link", "set", "lo", "up"],
+             ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", portal_pid],
+             ["ip", "link", "set", "v0", "up"], ["ip", "addr", "add", "192.0.2.1/24", "dev", "v0"],
+             ["ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "v0", "nodad"],
+             ["nft", "-f", ruleset]):
+    subprocess.run(argv, check=True)
+sys.stdin.readline()  # the portal side is up
+def tcp(family, addr, port):
+    try:
+        with socket.create_connection((addr, port), timeout=5) as c:
+            return c.recv(16).decode().strip()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, type(e).__name__) if e.errno else type(e).__name__
+def udp(addr):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3)
+    try:
+        u.sendto(b"q", (addr, 53)); return u.recv(16).decode()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, type(e).__name__) if e.errno else type(e).__name__
+results = {"portal 443": tcp(socket.AF_INET, "192.0.2.10", 443), "portal 80": tcp(socket.AF_INET, "192.0.2.10", 80),
+           "portal v6 443": tcp(socket.AF_INET6, "2001:db8::10", 443), "dns": udp("192.0.2.53"),
+           "udp 53 elsewhere": udp("192.0.2.10"), "loopback": None}
+lo = socket.socket(); lo.bind(("127.0.0.1", 0)); lo.listen(1)
+try:
+    socket.create_connection(("127.0.0.1", lo.getsockname()[1]), timeout=3).close(); results["loopback"] = "connected"
+except OSError as e:
+    results["loopback"] = type(e).__name__
+listener = socket.socket(); listener.bind(("192.0.2.1", 2222)); listener.listen(1)
+print(repr(results), flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
+def test_the_ruleset_between_a_station_and_a_portal(tmp_path: Path) -> None:
+    """Two network namespaces joined by a veth pair: the station (with the generated ruleset loaded) reaches
+    the portal's address and port over IPv4 and IPv6 (neighbour discovery passes) and its resolver, nothing
+    else there, and the portal cannot open a connection to the station."""
+    import ast
+
+    ruleset = firewall.ruleset_for("https://portal.example/", resolve=fake_resolver(
+        {"portal.example": ["192.0.2.10", "2001:db8::10"]}), resolv_confs=[_write(tmp_path / "r", "nameserver "
+                                                                                   "192.0.2.53\n")])
+    nft_file = tmp_path / "fw.nft"
+    nft_file.write_text(ruleset.text)
+    netns = checks._netns_prefix()
+    portal = subprocess.Popen([*netns, sys.executable, "-c", _PORTAL_SIDE], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    station = None
+    try:
+        # unshare execs python in the namespace, so the portal's pid is the namespace to move v1 into
+        station = subprocess.Popen([*netns, sys.executable, "-c", _STATION_SIDE, str(portal.pid), str(nft_file)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert portal.stdout is not None and station.stdin is not None and station.stdout is not None
+        assert portal.stdin is not None
+        assert portal.stdout.readline().strip() == "READY", portal.stderr.read() if portal.stderr else ""
+        station.stdin.write("go\n")
+        station.stdin.flush()
+        line = station.stdout.readline()
+        assert line, station.communicate(timeout=30)
+        results = ast.literal_eval(line)
+        portal.stdin.write("try\n")
+        portal.stdin.flush()
+        inbound = portal.stdout.readline().strip()
+    finally:
+        for p in (station, portal):
+            if p is not None:
+                p.kill()
+                p.communicate(timeout=30)
+    # a TCP SYN dropped on the way out is retried until connect() times out; a UDP datagram fails at once
+    assert results == {"portal 443": "portal", "portal 80": "TimeoutError", "portal v6 443": "portal",
+                       "dns": "answer", "udp 53 elsewhere": "EPERM", "loopback": "connected"}, results
+    assert inbound == "inbound refused: TimeoutError", inbound  # dropped, not even a reset
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_lockdown_apply_into_an_empty_root_makes_the_directories(tmp_path: Path, sysfs: Path) -> None:
+    """usbguard not installed yet in the root: its directories are made as the package makes them, and its daemon
+    configuration holds our settings (USBGuard's defaults fill the rest)."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    config = load_config(station_config(tmp_path))
+    plan = apply.make_plan(config, root=root, sysfs=sysfs, resolve=fake_resolver({}))
+    written = apply.write_plan(plan, root)
+    assert len(written) == 4 and apply.write_plan(plan, root) == []
+    assert stat.S_IMODE((root / "etc/usbguard").stat().st_mode) == 0o755
+    assert stat.S_IMODE((root / "etc/usbguard/rules.d").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "etc/scanstation/firewall.nft").stat().st_mode) == 0o644
+    conf = (root / apply.USBGUARD_DAEMON_CONF).read_text().splitlines()
+    assert "ImplicitPolicyTarget=block" in conf and "RuleFile=/etc/usbguard/rules.d/50-scanstation.conf" in conf
+    assert "# no destination off this machine: loopback only" in (root / apply.SERVICE_DROPIN).read_text()

@@ -145,18 +145,19 @@ def write_plan(plan: Plan, root: Path) -> list[PlannedFile]:
             same = False
         if same:
             continue
-        # USBGuard's and systemd's directories: 0700 like Debian's /etc/usbguard/rules.d, 0755 otherwise.
-        _mkdirs(target.parent, 0o700 if "usbguard" in f.path else 0o755)
+        _mkdirs(target.parent)
         atomic_write(target, data, mode=f.mode)
         changed.append(f)
     return changed
 
 
-def _mkdirs(path: Path, mode: int) -> None:
+def _mkdirs(path: Path) -> None:
+    """Missing directories 0755, except USBGuard's rules.d: 0700 as the usbguard package makes it."""
     missing = []
     while not path.is_dir():
         missing.append(path)
         path = path.parent
     for d in reversed(missing):
+        mode = 0o700 if d.name == "rules.d" and d.parent.name == "usbguard" else 0o755
         os.mkdir(d, mode)
         os.chmod(d, mode)
