@@ -358,6 +358,9 @@ def test_the_watermark_names_the_station_and_person_the_service_reports(window: 
     status = window.link.call("status")
     assert status["station"] == STATION_ID
     assert window.watermark.text().startswith(f"ScanStation {STATION_ID} · sup2 (supervisor) · ")
+    # the rest of the work screen carries it too (fainter): the header and the batch list, no page there
+    qtbot.wait(200)
+    assert watermark_pixels(grabbed(window)) > 0.003
     window.tabs.setCurrentWidget(window.verify)
     screen = window.verify
     qtbot.waitUntil(lambda: any(r.get("name") == BATCH for r in getattr(screen, "queue_rows", [])), timeout=WAIT)
@@ -368,6 +371,8 @@ def test_the_watermark_names_the_station_and_person_the_service_reports(window: 
     window.sign_out_button.click()
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in, timeout=WAIT)
     assert "sup2" not in window.watermark.text()  # nobody's name stays once they are gone
+    qtbot.wait(200)
+    assert watermark_pixels(grabbed(window)) == 0  # and the sign-in screen has no watermark (nobody to name)
 
 
 # ---------------------------------------------------------------------------------------------- under cage

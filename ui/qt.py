@@ -31,6 +31,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QPainter,
     QPixmap,
+    QRegion,
     QResizeEvent,
     QShortcut,
     QStaticText,
@@ -71,8 +72,8 @@ __all__ = [
     "QElapsedTimer", "QEvent", "QFont", "QFontMetrics", "QFormLayout", "QFrame", "QGraphicsPixmapItem",
     "QGraphicsScene", "QGraphicsView", "QHBoxLayout", "QHeaderView", "QIcon", "QImage", "QKeyEvent", "QKeySequence",
     "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem", "QMainWindow", "QMimeData", "QObject", "QPainter",
-    "QPixmap", "QPlainTextEdit", "QPoint", "QPointF", "QPushButton", "QRect", "QRectF", "QResizeEvent", "QRunnable",
-    "QShortcut", "QSize", "QSocketNotifier", "QSplitter", "QStackedWidget", "QStaticText", "QTabWidget",
+    "QPixmap", "QPlainTextEdit", "QPoint", "QPointF", "QPushButton", "QRect", "QRectF", "QRegion", "QResizeEvent",
+    "QRunnable", "QShortcut", "QSize", "QSocketNotifier", "QSplitter", "QStackedWidget", "QStaticText", "QTabWidget",
     "QTableWidget", "QTableWidgetItem", "QThreadPool", "QTimer", "QTransform", "QTreeWidget", "QTreeWidgetItem",
     "QVBoxLayout", "QWidget", "Qt", "Signal", "qt_alive",
 ]

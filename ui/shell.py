@@ -61,7 +61,7 @@ from .sign_in import SignInScreen
 from .signoff import SignoffScreen
 from .unlock import StationLockedScreen, UnlockScreen
 from .verify import VerifyScreen
-from .watermark import Watermark
+from .watermark import Watermark, WatermarkOverlay
 from .widgets import bi, button, describe_error
 
 REFRESH_MS = 3000
@@ -145,6 +145,10 @@ class StationWindow(QMainWindow):
         self.dashboard = DashboardScreen(self.link)
         self.signoff = SignoffScreen(self.link)
         self.work = self._work_page(mode)
+        # the faint watermark over the rest of the work screen (lists, dashboard, accounts, audit trail); the
+        # page views paint the full one themselves
+        self.work_watermark = WatermarkOverlay(self.watermark, self.work,
+                                               [self.verify.view, self.verify.tree, self.operator.tiles_view])
         for page in (self.sign_in, self.unlock, self.station_locked, self.work, self.lock_screen):
             self.stack.addWidget(page)
         self.setCentralWidget(self.stack)

@@ -8,6 +8,10 @@ line, semi-transparent so the page stays readable.  Nothing in the UI turns it o
 unconditionally, and the text comes from the service's ``status`` (the station id and the session's person
 as the service knows them), not from anything typed at the kiosk.
 
+The rest of the work screen (batch lists, the dashboard, accounts, the audit trail: names and counts, no
+page) carries it too, fainter (:class:`WatermarkOverlay`, over the whole work page but not over the views
+that paint their own), so that a photo of any signed-in screen names its source.
+
 The time is the minute, refreshed at each minute's turn (``changed`` makes the views repaint).
 """
 
@@ -16,9 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from .qt import (
     QColor,
+    QEvent,
     QFont,
     QFontMetrics,
     QObject,
@@ -27,10 +33,12 @@ from .qt import (
     QPointF,
     QRect,
     QRectF,
+    QRegion,
     QStaticText,
     Qt,
     QTimer,
     QTransform,
+    QWidget,
     Signal,
 )
 
@@ -97,7 +105,7 @@ class Watermark(QObject):
         self.changed.emit()
 
     # ------------------------------------------------------------------ painting
-    def paint(self, painter: QPainter, area: QRect, scroll: QPoint | None = None) -> None:
+    def paint(self, painter: QPainter, area: QRect, scroll: QPoint | None = None, *, opacity: float = 1.0) -> None:
         """Tile the text over ``area`` (widget coordinates, already drawn by the view).
 
         ``scroll``: the view's scroll offset in pixels.  The pattern is anchored to the content, so that
@@ -112,6 +120,7 @@ class Watermark(QObject):
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         painter.setFont(self._font)
         painter.setPen(COLOUR)
+        painter.setOpacity(opacity)
         painter.translate(-offset.x(), -offset.y())
         painter.rotate(-ANGLE)
         # the area in the rotated frame (content coordinates turned by +ANGLE): the rows and columns to draw
@@ -127,4 +136,46 @@ class Watermark(QObject):
         painter.restore()
 
 
-__all__ = ["ANGLE", "Watermark"]
+class WatermarkOverlay(QWidget):
+    """The faint watermark over a whole page of the window (the work page), on top of its children.
+
+    Mouse and keyboard go through it (WA_TransparentForMouseEvents, no focus); it follows its parent's size;
+    ``exclude`` lists the views that paint the full watermark themselves (the page view, the thumbnails),
+    which it leaves alone so that a page carries one pattern, not two."""
+
+    OPACITY = 0.55
+
+    def __init__(self, watermark: Watermark, parent: QWidget, exclude: list[QWidget]) -> None:
+        super().__init__(parent)
+        self.host = parent
+        self.watermark = watermark
+        self.exclude = exclude
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+        self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground, True)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        watermark.changed.connect(self.update)
+        parent.installEventFilter(self)
+        self.setGeometry(parent.rect())
+        self.raise_()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.host and event.type() in (QEvent.Type.Resize, QEvent.Type.ChildAdded):
+            self.setGeometry(self.host.rect())
+            self.raise_()  # above children added later too
+        return False
+
+    def paintEvent(self, event: Any) -> None:
+        region = QRegion(event.rect())
+        for view in self.exclude:
+            if view.isVisible() and view.window() is self.window():
+                corner = view.mapTo(self.window(), QPoint(0, 0)) - self.mapTo(self.window(), QPoint(0, 0))
+                region -= QRegion(QRect(corner, view.size()))
+        if region.isEmpty():
+            return
+        painter = QPainter(self)
+        painter.setClipRegion(region)
+        self.watermark.paint(painter, event.rect(), opacity=self.OPACITY)
+        painter.end()
+
+
+__all__ = ["ANGLE", "Watermark", "WatermarkOverlay"]
