@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -728,3 +729,98 @@ def test_lockdown_apply_into_an_empty_root_makes_the_directories(tmp_path: Path,
     conf = (root / apply.USBGUARD_DAEMON_CONF).read_text().splitlines()
     assert "ImplicitPolicyTarget=block" in conf and "RuleFile=/etc/usbguard/rules.d/50-scanstation.conf" in conf
     assert "# no destination off this machine: loopback only" in (root / apply.SERVICE_DROPIN).read_text()
+
+
+# ------------------------------------------------------------------- USBGuard's daemon deciding, under umockdev
+
+UMOCKDEV = Path(__file__).parent / "vectors" / "umockdev"
+MATRIX = {  # the device guard's recorded devices (tests/vectors/umockdev/README.md) and USBGuard's verdict
+    "usb-stick-sandisk-cruzer-blade": ("0781:5567", "reject"),
+    "phone-samsung-galaxy-mtp": ("04e8:6860", "reject"),  # still image 06/01/01
+    "phone-google-pixel-mtp": ("18d1:4ee1", "block"),  # MTP on a vendor-class interface: nothing allows it
+    "usb-ethernet-asix-ax88179": ("0b95:1790", "block"),  # vendor class ff: nothing allows it
+    "keyboard-dell-kb216": ("413c:2113", "allow"),  # present when the policy was made
+    "token-feitian-epass2003": ("096e:0807", "allow"),  # CCID
+    "scanner-fujitsu-fi-7160": ("04c5:132e", "allow"),  # lockdown.scanner_usb_ids
+}
+
+_UNDER_UMOCKDEV = r"""
+import os, re, subprocess, sys, time
+from pathlib import Path
+from scanstation.lockdown import apply, usb_policy
+work = Path(sys.argv[1])
+sysfs = Path(os.environ["UMOCKDEV_DIR"]) / "sys"
+devices = usb_policy.read_usb_devices(sysfs)
+if sys.argv[2] == "no-keyboard":  # the policy of a station whose keyboard was not there at install
+    devices = [d for d in devices if not d.is_hid_only]
+text, _ = usb_policy.build_rules(devices, ["04c5:132e"])
+(work / "rules.conf").write_text(text)
+conf = apply.edit_usbguard_daemon_conf(Path(sys.argv[3]).read_text())
+conf = conf.replace("RuleFile=/etc/usbguard/rules.d/50-scanstation.conf", f"RuleFile={work}/rules.conf")
+conf = re.sub(r"(?m)^AuditFilePath=.*$", f"AuditFilePath={work}/audit.log", conf)
+conf = re.sub(r"(?m)^AuditBackend=.*$", "AuditBackend=FileAudit", conf)
+conf = re.sub(r"(?m)^IPCAccessControlFiles=.*$", f"IPCAccessControlFiles={work}/ipc/", conf)
+(work / "ipc").mkdir()
+(work / "daemon.conf").write_text(conf)
+for f in ("rules.conf", "daemon.conf"):
+    os.chmod(work / f, 0o600)
+daemon = subprocess.Popen(["usbguard-daemon", "-k", "-P", "-c", str(work / "daemon.conf")],
+                          stdout=subprocess.DEVNULL, stderr=open(work / "daemon.log", "w"))
+deadline = time.monotonic() + 30
+want = int(sys.argv[4])
+while time.monotonic() < deadline and daemon.poll() is None:
+    audit = (work / "audit.log").read_text() if (work / "audit.log").exists() else ""
+    if audit.count("type='Policy.Device.Update'") >= want:
+        break
+    time.sleep(0.1)
+daemon.terminate()
+daemon.wait(timeout=10)
+"""
+
+
+def _testbed_host(tmp_path: Path) -> Path:
+    """host.umockdev with the root hubs' authorized_default, which usbguard-daemon reads from each controller
+    (the recording lacks it; the kernel always has it)."""
+    blocks = (UMOCKDEV / "host.umockdev").read_text().split("\n\n")
+    for i, block in enumerate(blocks):
+        lines = block.strip().splitlines()
+        if lines and lines[0].startswith("P: ") and lines[0].rsplit("/", 1)[1].startswith("usb"):
+            blocks[i] = block.replace("A: authorized=1", "A: authorized=1\nA: authorized_default=1", 1)
+    out = tmp_path / "host.umockdev"
+    out.write_text("\n\n".join(blocks))
+    return out
+
+
+def _usbguard_verdicts(tmp_path: Path, mode: str) -> dict[str, str]:
+    work = tmp_path / mode
+    work.mkdir()
+    devices = [str(UMOCKDEV / f"{name}.umockdev") for name in MATRIX]
+    argv = ["umockdev-run", "-d", str(_testbed_host(tmp_path))]
+    for d in devices:
+        argv += ["-d", d]
+    argv += ["--", sys.executable, "-c", _UNDER_UMOCKDEV, str(work), mode, "/etc/usbguard/usbguard-daemon.conf",
+             str(len(MATRIX) + 2)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    audit = (work / "audit.log").read_text()
+    ids = {path: usb_id for usb_id, path in re.findall(
+        r"device\.rule='\w+ id (\S+) [^']*' device\.system_name='(\S+)' type='Device\.Present'", audit)}
+    verdicts = {}
+    for path, target in re.findall(r"device\.system_name='(\S+)' target\.new='(\w+)'", audit):
+        verdicts[ids[path]] = target
+    return verdicts
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("umockdev-run") is None or shutil.which("usbguard-daemon")
+                    is None, reason="needs root, umockdev and usbguard")
+def test_usbguard_daemon_applies_the_policy_to_the_device_matrix(tmp_path: Path) -> None:
+    """USBGuard's own daemon, on the device guard's recorded devices (umockdev gives it them as its /sys), with
+    the policy made from that sysfs and USBGuard's settings as apply writes them: it allows the keyboard, the
+    token, the scanner and the root hubs, rejects the stick and the MTP phone, and blocks the rest."""
+    verdicts = _usbguard_verdicts(tmp_path, "at-install")
+    expected = {usb_id: target for usb_id, target in MATRIX.values()}
+    expected |= {"1d6b:0002": "allow", "1d6b:0003": "allow"}  # the root hubs (controllers kept)
+    assert verdicts == expected, verdicts
+    # a keyboard that was not there when the policy was made is blocked like any other device
+    assert _usbguard_verdicts(tmp_path, "no-keyboard")["413c:2113"] == "block"
