@@ -375,6 +375,50 @@ def test_the_watermark_names_the_station_and_person_the_service_reports(window: 
     assert watermark_pixels(grabbed(window)) == 0  # and the sign-in screen has no watermark (nobody to name)
 
 
+def test_a_tripped_device_guard_clears_the_screen_and_shows_its_notice(window: Any, qtbot: Any) -> None:
+    """The service's own device guard (scanstation/guard/) fed one udev event of a USB stick, as its monitor
+    would: the station locks and every session ends; the kiosk leaves the page within its poll, and the
+    next person signed in gets the full-screen notice; a supervisor's unlock clears it."""
+    from scanstation.guard import DeviceGuard
+    from ui.guard_notice import GUARD_TITLE
+    from ui.shell import GUARD_POLL_MS
+
+    service = window.link.connection.service
+    guard = DeviceGuard(service)
+    service.guard = guard
+    window.sign_in.name.setText("sup2")
+    window.sign_in.password.setText(PASSWORD)
+    window.sign_in.button.click()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.unlock, timeout=WAIT)
+    window.unlock.password.setText(PASSWORD)
+    window.unlock.button.click()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.work, timeout=WAIT)
+    why = guard.handle("add", "/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0", "usb", "usb_interface",
+                       {"INTERFACE": "8/6/80", "PRODUCT": "781/5567/100", "ID_VENDOR": "SanDisk",
+                        "ID_MODEL": "Cruzer Blade"})
+    assert why and "mass storage" in why
+    started = time.monotonic()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in, timeout=GUARD_POLL_MS + WAIT)
+    assert time.monotonic() - started < GUARD_POLL_MS / 1000 + 5  # by the poll, not by someone's next key
+    window.sign_in.name.setText("sup2")
+    window.sign_in.password.setText(PASSWORD)
+    window.sign_in.button.click()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.guard_notice, timeout=WAIT)
+    assert window.guard_notice.title.text() == GUARD_TITLE
+    assert "USB mass storage (class 08)" in window.guard_notice.devices.text()
+    assert "0781:5567" in window.guard_notice.devices.text()
+    assert window.guard_notice.geometry() == window.stack.geometry()  # the whole window, nothing else on it
+    window.guard_notice.go_button.click()  # a supervisor: on to the unlock, which clears the trip
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.unlock, timeout=WAIT)
+    qtbot.wait(1100)  # the ended session counted nothing, but be kind to the sign-in throttle
+    window.unlock.password.setText(PASSWORD)
+    window.unlock.button.click()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.work, timeout=WAIT)
+    assert guard.state()["state"] != "tripped"
+    qtbot.wait(GUARD_POLL_MS + 500)
+    assert window.stack.currentWidget() is window.work  # cleared: the poll leaves the work alone
+
+
 # ---------------------------------------------------------------------------------------------- under cage
 # Runs inside cage as the kiosk's (unprivileged) user: the production start (ui.app.make_kiosk), then every
 # check, each written as one JSON line to report.jsonl; grim (a client of the same compositor) takes the

@@ -36,6 +36,7 @@ from .accounts import AccountsScreen
 from .audit_view import AuditScreen
 from .batches import BatchesScreen
 from .dashboard import DashboardScreen
+from .guard_notice import GuardNotice
 from .lock_screen import LockScreen
 from .no_clipboard import lock_down
 from .operator import OperatorScreen
@@ -66,6 +67,10 @@ from .widgets import bi, button, describe_error
 
 REFRESH_MS = 3000
 HEARTBEAT_MS = 60_000
+# While someone works, the service's status (a passive call) every 2 s: when the device guard trips, the
+# service ends every session, and this finds out (session lost: back to sign-in) within 2 s, so a page on
+# the screen does not stay there until the next key.
+GUARD_POLL_MS = 2000
 MAY_UNLOCK = ("supervisor", "unit-head")
 MAY_LOCK_STATION = ("supervisor", "unit-head", "admin")
 MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
@@ -136,6 +141,7 @@ class StationWindow(QMainWindow):
         self.sign_in = SignInScreen(self.link, self.title + mode)
         self.unlock = UnlockScreen(self.link)
         self.station_locked = StationLockedScreen()
+        self.guard_notice = GuardNotice()
         self.lock_screen = LockScreen(self.link)
         self.batches = BatchesScreen(self.link, demo_action)
         self.operator = OperatorScreen(self.link, watermark=self.watermark)
@@ -149,7 +155,7 @@ class StationWindow(QMainWindow):
         # page views paint the full one themselves
         self.work_watermark = WatermarkOverlay(self.watermark, self.work,
                                                [self.verify.view, self.verify.tree, self.operator.tiles_view])
-        for page in (self.sign_in, self.unlock, self.station_locked, self.work, self.lock_screen):
+        for page in (self.sign_in, self.unlock, self.station_locked, self.guard_notice, self.work, self.lock_screen):
             self.stack.addWidget(page)
         self.setCentralWidget(self.stack)
 
@@ -163,6 +169,9 @@ class StationWindow(QMainWindow):
         self.unlock.sign_out_requested.connect(self.sign_out)
         self.station_locked.check_again.connect(self._check_station)
         self.station_locked.sign_out_requested.connect(self.sign_out)
+        self.guard_notice.go_on.connect(self._past_guard_notice)
+        self.guard_notice.check_again.connect(self._check_station)
+        self.guard_notice.sign_out_requested.connect(self.sign_out)
         self.lock_screen.resumed.connect(self._resumed)
         self.lock_screen.someone_else.connect(self._someone_else)
 
@@ -175,11 +184,15 @@ class StationWindow(QMainWindow):
         self._active = False
         self.heartbeat = QTimer(self)
         self.heartbeat.timeout.connect(self._heartbeat)
+        self.guard_poll = QTimer(self)
+        self.guard_poll.timeout.connect(self._poll_guard)
         self._filter = _ActivityFilter(self._activity)
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._filter)
         self._locked_token: str | None = None  # the session left locked when someone else signs in
+        self._guard_since: Any = None  # the device guard's trip shown on the notice (its "since")
+        self._guard_seen: Any = None  # ... and the one the admin went past
         self.screen_locked = False  # answers to calls made before the lock must not uncover the screen
         self.show_sign_in()
 
@@ -237,6 +250,7 @@ class StationWindow(QMainWindow):
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
+        self.guard_poll.stop()
         self.operator.reset()
         self.sign_in.reset(note)
         self.stack.setCurrentWidget(self.sign_in)
@@ -261,6 +275,14 @@ class StationWindow(QMainWindow):
         self.watermark.set_identity(str(status.get("station") or ""),
                                     str(status.get("signed_in") or self.person["name"]),
                                     str(status.get("role") or role))
+        guard = status.get("guard") or {}
+        if isinstance(guard, dict) and guard.get("state") == "tripped" \
+                and not (role == "admin" and guard.get("since") == self._guard_seen):
+            self._guard_since = guard.get("since")
+            self.guard_poll.stop()
+            self.guard_notice.prepare(str(self.person["name"]), role, guard)
+            self.stack.setCurrentWidget(self.guard_notice)  # full screen, before anything else
+            return
         if not status.get("locked") or role == "admin":
             self._enter_work()
         elif role in MAY_UNLOCK:
@@ -269,6 +291,28 @@ class StationWindow(QMainWindow):
         else:
             self.station_locked.prepare(str(self.person["name"]), role)
             self.stack.setCurrentWidget(self.station_locked)
+
+    def _past_guard_notice(self) -> None:
+        """The notice's button: a supervisor or unit head to the unlock (which clears the trip), the admin on."""
+        if self.person is None:
+            return
+        name, role = str(self.person["name"]), str(self.person["role"])
+        if role in MAY_UNLOCK:
+            self.unlock.prepare(name, role)
+            self.stack.setCurrentWidget(self.unlock)
+        elif role == "admin":
+            self._guard_seen = self._guard_since  # seen: not shown again until another trip
+            self._enter_work()
+
+    def _poll_guard(self) -> None:
+        if self.person is not None and not self.screen_locked and self.stack.currentWidget() is self.work:
+            self.link.submit("status", {}, self._guard_polled, lambda _e: None)  # a lost session: session_lost
+
+    def _guard_polled(self, status: Any) -> None:
+        guard = status.get("guard") if isinstance(status, dict) else None
+        if isinstance(guard, dict) and guard.get("state") == "tripped" and self.person is not None \
+                and not self.screen_locked and self.stack.currentWidget() is self.work:
+            self._status(status)  # (an admin's session is not ended by the guard: the notice all the same)
 
     def _enter_work(self) -> None:
         if self.person is None or self.screen_locked:
@@ -287,6 +331,7 @@ class StationWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.accounts if role == "admin" else self.operator if role == "operator"
                                    else self.signoff if role in MAY_SIGN_OFF else self.batches)
         self.stack.setCurrentWidget(self.work)
+        self.guard_poll.start(GUARD_POLL_MS)
         self._tab_shown(self.tabs.currentIndex())
 
     def _tab_shown(self, _index: int) -> None:
@@ -334,6 +379,7 @@ class StationWindow(QMainWindow):
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
+        self.guard_poll.stop()
         self.operator.hidden()  # the scan goes on in the service; its events wait for the person's return
         self.lock_screen.prepare(str(self.person["name"]), self.link.token)
         self.stack.setCurrentWidget(self.lock_screen)
@@ -453,6 +499,7 @@ class StationWindow(QMainWindow):
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
+        self.guard_poll.stop()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self._filter)
