@@ -18,6 +18,12 @@ the page tiles, operator-jam.png the jam prompt in Hindi and English.
 supervisor.png, supervisor-keys.png, dashboard.png (issue 14): the supervisor verifying a closed batch page
 by page (and the key help over it), the unit head's progress dashboard; see supervisor_screens.py.
 
+Every role's screen is here: the operator (operator.png, operator-jam.png), the supervisor (home.png, audit.png,
+supervisor.png, supervisor-keys.png), the unit head (dashboard.png, signoff*.png) and the admin (accounts.png),
+each with the kiosk's watermark (issue 17: station id, person, minute; ui/watermark.py) over the pages and,
+fainter, over the rest of the work screen.  The window is shown as the kiosk (``show_kiosk``: it cannot be
+closed, so the run ends it with ``end_session``).
+
 signoff.png, signoff-wrong-pin.png, signoff-done.png (issue 15): the unit head's sign-off of the verified
 batch with a DSC token (a SoftHSM2 token made for the run): the summary with the PIN typed, a wrong PIN
 answered with what the token reports, and the batch signed off and sealed; see signoff_screens.py.
@@ -192,7 +198,7 @@ def child(out: Path) -> int:
     operator_screen(window, sign_in, until, shot)
     supervisor_screens.screens(window, sign_in, until, shot)
     signoff_screens.screens(window, sign_in, until, shot)
-    window.close()
+    window.end_session()  # the kiosk window refuses close(): the application ends it (signs out, closes)
     return 0
 
 
