@@ -55,16 +55,23 @@ def end_on_signals(app: QApplication, window: StationWindow) -> Callable[[], Non
 
     notifier.activated.connect(drain)
     previous = {sig: signal.signal(sig, ending) for sig in ENDING_SIGNALS}
+    # The sockets must live as long as the handlers: a collected socket closes its descriptor, and the next
+    # signal's wake-up would go nowhere (EBADF).  The application holds them.
+    _KEEP[id(app)] = (reader, writer, notifier)
 
     def undo() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signal.set_wakeup_fd(previous_fd)
         notifier.setEnabled(False)
+        _KEEP.pop(id(app), None)
         reader.close()
         writer.close()
 
     return undo
+
+
+_KEEP: dict[int, tuple[socket.socket, socket.socket, QSocketNotifier]] = {}
 
 
 def make_kiosk(config: Config, demo_action: Callable[[], object] | None = None) -> tuple[QApplication, StationWindow]:
