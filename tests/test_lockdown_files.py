@@ -59,6 +59,11 @@ def sysfs(tmp_path: Path) -> Path:
     add_usb_device(s, "1-1", "413c:2113", ["03:01:01", "03:00:00"], product="Dell KB216 Wired Keyboard")
     add_usb_device(s, "1-2", "046d:c077", ["03:01:02"], serial="A1B2C3", product='USB "Optical" Mouse')
     add_usb_device(s, "1-3", "0781:5567", ["08:06:50"], serial="4C530001120115117115", product="Cruzer Blade")
+    # a keyboard with a card reader inside, and a "keyboard" that is also a network adapter: neither is let in
+    add_usb_device(s, "1-5", "05e3:0751", ["03:01:01", "08:06:50"], product="Keyboard Hub Reader")
+    add_usb_device(s, "1-6", "0bda:8153", ["03:00:00", "02:06:00", "0a:00:00"], product="Dock")
+    # a gaming keyboard with a vendor-specific lighting interface: a keyboard
+    add_usb_device(s, "1-7", "1532:0226", ["03:01:01", "03:00:02", "ff:00:00"], serial="PM1234", product="Huntsman")
     return s
 
 
@@ -277,7 +282,7 @@ def test_shipped_conffiles_are_what_the_issue_asks() -> None:
 
 def test_usb_policy_from_sysfs_allows_keyboard_and_mouse_not_the_stick(tmp_path: Path, sysfs: Path) -> None:
     devices = usb_policy.read_usb_devices(sysfs)
-    assert [d.port for d in devices] == ["1-1", "1-2", "1-3", "usb1"]
+    assert [d.port for d in devices] == ["1-1", "1-2", "1-3", "1-5", "1-6", "1-7", "usb1"]
     text, decisions = usb_policy.build_rules(devices, ["04c5:132e"])
     rules_file = tmp_path / "50-scanstation.conf"
     rules_file.write_text(text)
@@ -286,8 +291,10 @@ def test_usb_policy_from_sysfs_allows_keyboard_and_mouse_not_the_stick(tmp_path:
     present = [checks.SimDevice(d.describe(), d.usb_id, tuple(i.text() for i in d.interfaces), d.serial, d.name,
                                 d.port) for d in devices]
     verdicts = {d.label.split()[0]: checks.usb_verdict(parsed.rules, d)[0] for d in present}
-    assert verdicts == {"1-1": "allow", "1-2": "allow", "1-3": "reject", "usb1": "allow"}
-    assert checks.check_usb_policy(rules_file, scanner_ids=["04c5:132e"], present=present[:2]) == []
+    assert verdicts == {"1-1": "allow", "1-2": "allow", "1-3": "reject", "1-5": "reject", "1-6": "reject",
+                        "1-7": "allow", "usb1": "allow"}
+    assert checks.check_usb_policy(rules_file, scanner_ids=["04c5:132e"],
+                                   present=[present[0], present[1], present[5]]) == []
     # the keyboard without a serial is pinned to its port; the mouse by its serial (quotes escaped for USBGuard)
     # (USBGuard prints a set without its operator when it is "equals", the default)
     assert 'allow id 413c:2113 name "Dell KB216 Wired Keyboard" via-port "1-1" with-interface ' \
@@ -296,7 +303,9 @@ def test_usb_policy_from_sysfs_allows_keyboard_and_mouse_not_the_stick(tmp_path:
     moved = checks.SimDevice("keyboard in another port", "413c:2113", ("03:01:01", "03:00:00"),
                              name="Dell KB216 Wired Keyboard", port="1-4")
     assert checks.usb_verdict(parsed.rules, moved)[0] == "block"
-    assert [d.reason.split(":")[0] for d in decisions] == ["allowed", "allowed", "rejected", "root hub (the controller"]
+    assert [d.reason.split(":")[0] for d in decisions] == ["allowed", "allowed", "rejected", "rejected", "rejected",
+                                                           "allowed", "root hub (the controller"]
+    assert "with a vendor-specific interface" in decisions[5].reason
 
 
 def test_usb_policy_without_scanner_ids_still_blocks_the_matrix(tmp_path: Path) -> None:
@@ -473,7 +482,7 @@ def test_lockdown_apply_into_a_root(tmp_path: Path, sysfs: Path) -> None:
     shutil.copytree(TREE, full, symlinks=True)
     shutil.copytree(root, full, symlinks=True, dirs_exist_ok=True)
     present = [checks.SimDevice(d.port, d.usb_id, tuple(i.text() for i in d.interfaces), d.serial, d.name, d.port)
-               for d in usb_policy.read_usb_devices(sysfs) if d.is_hid_only]
+               for d in usb_policy.read_usb_devices(sysfs) if d.is_input_device]
     problems = checks.check_root(full, generated=True, scanner_ids=["04c5:132e"])
     problems += checks.check_usb_policy(full / usb_policy.RULES_PATH, scanner_ids=["04c5:132e"], present=present)
     assert checks.errors(problems) == [], "\n".join(map(str, problems))
@@ -752,7 +761,7 @@ work = Path(sys.argv[1])
 sysfs = Path(os.environ["UMOCKDEV_DIR"]) / "sys"
 devices = usb_policy.read_usb_devices(sysfs)
 if sys.argv[2] == "no-keyboard":  # the policy of a station whose keyboard was not there at install
-    devices = [d for d in devices if not d.is_hid_only]
+    devices = [d for d in devices if not d.is_input_device]
 text, _ = usb_policy.build_rules(devices, ["04c5:132e"])
 (work / "rules.conf").write_text(text)
 conf = apply.edit_usbguard_daemon_conf(Path(sys.argv[3]).read_text())
@@ -824,3 +833,30 @@ def test_usbguard_daemon_applies_the_policy_to_the_device_matrix(tmp_path: Path)
     assert verdicts == expected, verdicts
     # a keyboard that was not there when the policy was made is blocked like any other device
     assert _usbguard_verdicts(tmp_path, "no-keyboard")["413c:2113"] == "block"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become nobody")
+def test_lockdown_as_an_unprivileged_user_says_run_as_root(sysfs: Path) -> None:
+    import tempfile
+
+    # pytest's tmp_path is under a 0700 directory: this test's files go where nobody can reach them
+    with tempfile.TemporaryDirectory(prefix="scanstation-lockdown-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        root = target_root(base)
+        os.chmod(root / apply.USBGUARD_DAEMON_CONF, 0o600)  # as Debian ships it
+        shutil.copytree(sysfs, base / "sys")
+        config = station_config(base)
+        env = {**os.environ, "SCANSTATION_CONFIG": str(config)}
+        for action in ("show", "apply"):
+            proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                   "-m", "scanstation.cli", "lockdown", action, "--root", str(root), "--sysfs",
+                                   str(base / "sys")], capture_output=True, text=True, env=env, timeout=120,
+                                  check=False)
+            assert proc.returncode == 22 and "run scanstation lockdown as root" in proc.stderr, proc.stderr
+        # and with the usbguard file readable, apply still cannot write: the same message, naming the file
+        os.chmod(root / apply.USBGUARD_DAEMON_CONF, 0o644)
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                               "scanstation.cli", "lockdown", "apply", "--root", str(root), "--sysfs",
+                               str(base / "sys")], capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert proc.returncode == 22 and "not writable by this user" in proc.stderr, proc.stderr

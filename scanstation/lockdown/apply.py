@@ -24,6 +24,7 @@ from pathlib import Path
 
 from batchformat.atomic import atomic_write
 from scanstation.config import Config
+from scanstation.errors import PermissionDenied
 from scanstation.lockdown import firewall, usb_policy
 
 USBGUARD_DAEMON_CONF = "etc/usbguard/usbguard-daemon.conf"
@@ -122,7 +123,10 @@ def make_plan(config: Config, *, root: Path, sysfs: Path, resolve: firewall.Reso
     ruleset = firewall.ruleset_for(config.portal.url, config.signoff.tsa_url, resolve=resolve,
                                    resolv_confs=resolv_confs)
     current = root / USBGUARD_DAEMON_CONF
-    daemon_conf = current.read_text(encoding="utf-8") if current.exists() else ""
+    try:
+        daemon_conf = current.read_text(encoding="utf-8") if current.exists() else ""
+    except PermissionError:
+        raise PermissionDenied(f"{current} is readable by root only: run scanstation lockdown as root") from None
     files = (
         PlannedFile(usb_policy.RULES_PATH, rules, 0o600, "USBGuard policy"),
         PlannedFile(USBGUARD_DAEMON_CONF, edit_usbguard_daemon_conf(daemon_conf), 0o600,
@@ -145,8 +149,12 @@ def write_plan(plan: Plan, root: Path) -> list[PlannedFile]:
             same = False
         if same:
             continue
-        _mkdirs(target.parent)
-        atomic_write(target, data, mode=f.mode)
+        try:
+            _mkdirs(target.parent)
+            atomic_write(target, data, mode=f.mode)
+        except PermissionError:
+            raise PermissionDenied(f"{target}: not writable by this user: run scanstation lockdown apply as "
+                                   "root") from None
         changed.append(f)
     return changed
 

@@ -31,6 +31,7 @@ NETWORK = ("02:*:*", "0a:*:*", "e0:*:*", "ef:04:01")  # CDC comms/data, wireless
 CCID = "0b:*:*"
 HUB = "09:*:*"
 HID_CLASS = 0x03
+VENDOR_CLASS = 0xFF
 
 _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
@@ -69,6 +70,15 @@ class UsbDevice:
     def is_hid_only(self) -> bool:
         """Every interface is HID (keyboards, mice, their wireless receivers): nothing else rides along."""
         return bool(self.interfaces) and all(i.cls == HID_CLASS for i in self.interfaces)
+
+    @property
+    def is_input_device(self) -> bool:
+        """A keyboard or mouse: HID, and at most vendor-specific interfaces besides (a gaming keyboard's
+        lighting control, a receiver's pairing channel).  No kernel driver binds a vendor-specific interface by
+        its class (only a driver that names the device's id), so it carries no storage or network function the
+        earlier rules would not see; refusing such keyboards would leave the kiosk without one."""
+        classes = {i.cls for i in self.interfaces}
+        return HID_CLASS in classes and classes <= {HID_CLASS, VENDOR_CLASS}
 
     def describe(self) -> str:
         classes = " ".join(i.text() for i in self.interfaces) or "no interfaces"
@@ -206,9 +216,10 @@ def build_rules(devices: Sequence[UsbDevice], scanner_ids: Sequence[str]) -> tup
     hid_lines: list[str] = []
     for d in devices:
         decisions.append(_decide(d, scanners))
-        if d.is_hid_only and not d.is_root_hub:
+        if d.is_input_device and not d.is_root_hub:
             hid_lines.append(hid_rule(d))
-    lines.append("# 7. The keyboards and mice present when this policy was made (HID only, nothing else on them).")
+    lines.append("# 7. The keyboards and mice present when this policy was made (HID, and at most vendor-specific")
+    lines.append("#    interfaces besides), each pinned to its id, interfaces, name and serial (or port).")
     lines += hid_lines or ["# (none was present)"]
     return "\n".join(lines) + "\n", decisions
 
@@ -232,7 +243,8 @@ def _decide(d: UsbDevice, scanners: Sequence[str]) -> Decision:
         return Decision(d, True, "allowed: a smart-card reader or token (CCID)")
     if classes == {0x09}:
         return Decision(d, True, "allowed: a hub")
-    if d.is_hid_only:
-        return Decision(d, True, "allowed: a keyboard or mouse present now (pinned by id"
+    if d.is_input_device:
+        extra = "" if d.is_hid_only else ", with a vendor-specific interface"
+        return Decision(d, True, f"allowed: a keyboard or mouse present now{extra} (pinned by id"
                         + (", serial" if d.serial else ", port") + " and interfaces)")
     return Decision(d, False, "blocked: no rule allows it")
