@@ -68,7 +68,10 @@ def _activate(changed: list[Any]) -> None:
     if any("systemd/system" in p for p in paths):
         steps.append(("systemd reloaded", ["systemctl", "daemon-reload"]))
     if any(p.endswith("firewall.nft") for p in paths):
-        steps.append(("firewall reloaded", ["systemctl", "restart", "scanstation-firewall.service"]))
+        # nft itself, not a restart of scanstation-firewall.service: scanstation.service Requires= that unit,
+        # so restarting it would restart the service and lock the station.  One nft transaction, as at boot.
+        nft = shutil.which("nft") or "/usr/sbin/nft"
+        steps.append(("firewall reloaded", [nft, "-f", "/etc/scanstation/firewall.nft"]))
     if any("usbguard" in p for p in paths):
         steps.append(("USBGuard restarted with the policy", ["systemctl", "try-restart", "usbguard.service"]))
     for what, argv in steps:
