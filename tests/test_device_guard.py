@@ -13,6 +13,10 @@ do not.  The reaction time is measured (printed with ``-s``); the bound asserted
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from scanstation.errors import SignInError, StationLocked
-from scanstation.guard.classify import DeviceFacts, UsbInterface, usb_verdict
+from scanstation.errors import SignInError, StateError, StationLocked
+from scanstation.guard.classify import DeviceFacts, UsbInterface, usb_device_path, usb_verdict
 from scanstation.service.client import RemoteConnection
 
-from .stationkit import PASSWORD, StationEnv, make_station
+from .stationkit import PASSWORD, REPO, StationEnv, make_station
 from .umockdevkit import Plugged, Testbed, available
 
 SCANNER = "04c5:132e"  # the Fujitsu fi-7160 of scanner-fujitsu-fi-7160.umockdev
@@ -34,7 +38,16 @@ needs_umockdev = pytest.mark.skipif(available() is not None, reason=f"{available
 
 
 def _signed_in(path: Path, name: str) -> RemoteConnection:
-    conn = RemoteConnection(path, timeout=120)
+    # stationkit's serve() returns once the socket file exists; it listens a moment later
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = RemoteConnection(path, timeout=120)
+            break
+        except StateError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     conn.token = conn.call("sign_in", name=name, password=PASSWORD)["token"]
     return conn
 
@@ -102,22 +115,25 @@ def _wait_for_trip(conn: RemoteConnection) -> float:
     raise AssertionError(f"the device guard did not trip within {GENEROUS} s")
 
 
-# (vector, the event that trips: (subsystem, devtype), vendor:product, why contains, interface class listed)
+USB_DEVICE, USB_INTERFACE = ("usb", "usb_device"), ("usb", "usb_interface")
+# (vector, the events that may trip it: (subsystem, devtype), vendor:product, why contains, interface class listed)
 TRIPPING = [
-    ("usb-stick-sandisk-cruzer-blade.umockdev", ("usb", "usb_device"), "0781:5567", "mass storage", "08/06/50"),
-    ("phone-samsung-galaxy-mtp.umockdev", ("usb", "usb_device"), "04e8:6860", "MTP", "06/01/01"),
-    ("phone-google-pixel-mtp.umockdev", ("usb", "usb_interface"), "18d1:4ee1", "MTP", "ff/ff/00"),
-    ("usb-ethernet-asix-ax88179.umockdev", ("net", ""), "0b95:1790", "network interface", "ff/ff/00"),
-    ("esata-disk.umockdev", ("block", "disk"), None, "block device", None),
+    # udev's ID_USB_INTERFACES names the classes on the USB device's own event
+    ("usb-stick-sandisk-cruzer-blade.umockdev", {USB_DEVICE}, "0781:5567", "mass storage", "08/06/50"),
+    ("phone-samsung-galaxy-mtp.umockdev", {USB_DEVICE}, "04e8:6860", "MTP", "06/01/01"),
+    # the name "MTP" is only in sysfs: on the interface's event, or on the device's if its interface is there by then
+    ("phone-google-pixel-mtp.umockdev", {USB_DEVICE, USB_INTERFACE}, "18d1:4ee1", "MTP", "ff/ff/00"),
+    ("usb-ethernet-asix-ax88179.umockdev", {("net", "")}, "0b95:1790", "network interface", "ff/ff/00"),
+    ("esata-disk.umockdev", {("block", "disk")}, None, "block device", None),
 ]
 REACTIONS: dict[str, dict[str, float]] = {}
 
 
 @needs_umockdev
 class TestMatrix:
-    @pytest.mark.parametrize(("vector", "event", "vendor_product", "why", "interface"), TRIPPING,
+    @pytest.mark.parametrize(("vector", "events", "vendor_product", "why", "interface"), TRIPPING,
                              ids=[t[0].removesuffix(".umockdev") for t in TRIPPING])
-    def test_device_locks_the_station_and_is_audited(self, served: Bed, vector: str, event: tuple[str, str],
+    def test_device_locks_the_station_and_is_audited(self, served: Bed, vector: str, events: set[tuple[str, str]],
                                                      vendor_product: str | None, why: str, interface: str | None
                                                      ) -> None:
         bed = served
@@ -146,7 +162,7 @@ class TestMatrix:
         assert guard["state"] == "tripped"
         assert len(guard["tripped_by"]) == 1, guard["tripped_by"]  # one device, one report (not its disk again)
         device = guard["tripped_by"][0]
-        assert (device["subsystem"], device["devtype"] or "") == event
+        assert (device["subsystem"], device["devtype"] or "") in events
         assert device["devpath"] in plugged.devpaths and device["connected"] is True
         assert device["vendor_product"] == vendor_product
         assert why in device["why"]
@@ -226,6 +242,38 @@ def test_a_trip_survives_a_restart_until_an_unlock(bed: Bed) -> None:
 
 
 @needs_umockdev
+def test_the_trip_is_critical_in_the_journal(bed: Bed, tmp_path: Path) -> None:
+    """Under systemd stderr is a journal stream ($JOURNAL_STREAM names it): the guard's lines carry their
+    syslog priority, so the trip is stored as CRITICAL (journalctl -p crit), once."""
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        st = os.fstat(err.fileno())
+        env = {**bed.st.env, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        proc = subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", "serve"], env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 60
+            while not bed.sock.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            watcher = _signed_in(bed.sock, "admin")
+            try:
+                stick = bed.testbed.plug("usb-stick-sandisk-cruzer-blade.umockdev")
+                _wait_for_trip(watcher)
+            finally:
+                watcher.close()
+            bed.testbed.unplug(stick)
+            _unlock(bed)  # clears the trip for the tests after this one
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    lines = stderr.read_text().splitlines()
+    critical = [line for line in lines if line.startswith("<2>scanstation.guard.guard: DEVICE GUARD TRIPPED: ")]
+    assert len(critical) == 1 and "USB mass storage (class 08)" in critical[0] and "0781:5567" in critical[0], lines
+    assert any(line.startswith("<6>scanstation.guard.guard: device guard on") for line in lines), lines
+    assert not any("DEVICE GUARD TRIPPED" in line and not line.startswith("<2>") for line in lines), lines
+
+
+@needs_umockdev
 def test_disabled_by_configuration_is_off_and_says_so(bed: Bed) -> None:
     original = bed.st.config.read_text()
     bed.st.config.write_text(original.replace("[lockdown]\n", "[lockdown]\ndevice_guard = false\n", 1))
@@ -301,3 +349,17 @@ def _usb(vendor_product: str, *interfaces: tuple[str, str, str, str | None], dev
         "cdc-ecm", "rndis-e0", "rndis-ef04", "bluetooth", "keyboard", "ccid-token", "hub"])
 def test_usb_policy(facts: DeviceFacts, trips: bool) -> None:
     assert (usb_verdict(facts, [SCANNER]) is not None) is trips
+
+
+@pytest.mark.parametrize(("devpath", "device"), [
+    ("/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1",
+     "/devices/pci0000:00/0000:00:14.0/usb1/1-1"),
+    ("/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.4/2-1.4:1.0/net/enx000ec6a1b2c3",
+     "/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.4"),  # behind a hub: the device, not the hub
+    ("/devices/pci0000:00/0000:00:14.0/usb1", "/devices/pci0000:00/0000:00:14.0/usb1"),
+    ("/devices/pci0000:00/0000:00:17.0/ata3/host2/target2:0:0/2:0:0:0/block/sdc", None),
+    ("/devices/platform/i2c-0/0-0050", None),  # "<bus>-<address>", but not under a USB root hub
+])
+def test_a_device_is_known_by_its_usb_device_even_once_gone(devpath: str, device: str | None) -> None:
+    # from the path alone: the disk's and partition's events may come after the stick left sysfs
+    assert usb_device_path(devpath) == device

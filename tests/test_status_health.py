@@ -132,7 +132,7 @@ def test_with_the_service_and_its_guard(tmp_path: Path) -> None:
 
 
 def _locked(sock: Path) -> bool | None:
-    conn = RemoteConnection(sock, timeout=60)
+    conn = RemoteConnection(sock, timeout=60)  # serve(unlock_as="head") ran a command through it: it listens
     try:
         conn.token = conn.call("sign_in", name="head", password=PASSWORD)["token"]
         return bool(conn.call("status")["locked"])

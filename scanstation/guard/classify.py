@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,13 +134,35 @@ def _usb_interfaces(usb_dir: Path, properties: Mapping[str, str]) -> tuple[UsbIn
     return tuple(found.values())
 
 
-def _usb_ancestor(sys_path: Path) -> Path | None:
-    """The USB device (a directory with idVendor) that ``sys_path`` is or sits under, if any."""
-    for d in (sys_path, *sys_path.parents):
-        if d == SYS or not str(d).startswith(str(SYS) + "/"):
-            return None
-        if (d / "idVendor").exists():
-            return d
+# Below a root hub ("usbN"), a USB device's sysfs name is "<bus>-<port>[.<port>...]" ("1-1", "3-2.4"); its
+# interfaces are "<device>:<configuration>.<interface>".
+_ROOT_HUB = re.compile(r"^usb\d+$")
+_USB_DEVICE = re.compile(r"^\d+-\d+(?:\.\d+)*$")
+
+
+def usb_device_path(devpath: str) -> str | None:
+    """The devpath of the USB device that ``devpath`` is or sits under (the deepest one: not its hub),
+    from the path alone: an event may arrive after the device has gone from sysfs."""
+    parts = devpath.split("/")
+    hubs = [i for i, part in enumerate(parts) if _ROOT_HUB.match(part)]
+    if not hubs:
+        return None
+    found = hubs[-1]
+    for i in range(found + 1, len(parts)):
+        if _USB_DEVICE.match(parts[i]):
+            found = i
+    return "/".join(parts[: found + 1])
+
+
+def _vendor_product(properties: Mapping[str, str]) -> str | None:
+    """vendor:product from the event itself: PRODUCT=781/5567/100 (USB events), else udev's ID_*_ID."""
+    try:
+        vid, pid, _bcd = properties.get("PRODUCT", "").split("/")
+        return f"{int(vid, 16):04x}:{int(pid, 16):04x}"
+    except ValueError:
+        pass
+    if properties.get("ID_VENDOR_ID") and properties.get("ID_MODEL_ID"):
+        return f"{properties['ID_VENDOR_ID']}:{properties['ID_MODEL_ID']}".lower()
     return None
 
 
@@ -156,10 +179,11 @@ def facts_of(action: str, devpath: str, subsystem: str, devtype: str, properties
     """The facts of one event's device: ``devpath`` without /sys, udev's ``properties``; sysfs for the rest."""
     sys_path = SYS / devpath.lstrip("/")
     sys_name = sys_path.name
-    usb_dir = _usb_ancestor(sys_path)
+    usb_devpath = usb_device_path(devpath)
+    usb_dir = SYS / usb_devpath.lstrip("/") if usb_devpath else None
     vendor_product = product = manufacturer = serial = device_class = None
     interfaces: tuple[UsbInterface, ...] = ()
-    if usb_dir is not None:
+    if usb_dir is not None:  # its attributes, while it is still there
         vid, pid = _read(usb_dir / "idVendor"), _read(usb_dir / "idProduct")
         vendor_product = f"{vid}:{pid}".lower() if vid and pid else None
         product = clean_text(_read(usb_dir / "product"))
@@ -171,14 +195,13 @@ def facts_of(action: str, devpath: str, subsystem: str, devtype: str, properties
         own = _interface_from_event(properties)
         if own is not None and all(i.code != own.code for i in interfaces):
             interfaces = (*interfaces, own)
-    if vendor_product is None and properties.get("ID_VENDOR_ID") and properties.get("ID_MODEL_ID"):
-        vendor_product = f"{properties['ID_VENDOR_ID']}:{properties['ID_MODEL_ID']}".lower()
+    if vendor_product is None:
+        vendor_product = _vendor_product(properties)
     size = None
     if subsystem == "block":
         text = _read(sys_path / "size")
         size = int(text) if text and text.isdigit() else None
     serial_hash = (hashlib.sha256(f"{vendor_product}/{serial}".encode()).hexdigest()[:16] if serial else None)
-    usb_devpath = "/" + str(usb_dir.relative_to(SYS)) if usb_dir else None
     return DeviceFacts(action=action, subsystem=subsystem, devtype=devtype, devpath=devpath, sys_name=sys_name,
                        properties=dict(properties), usb_devpath=usb_devpath,
                        vendor_product=vendor_product, device_class=device_class, interfaces=interfaces,

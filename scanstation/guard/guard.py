@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from scanstation.audit.sink import AuditSink
 from scanstation.guard.alerts import journal_logger
-from scanstation.guard.classify import SYS, DeviceFacts, facts_of, net_key, verdict
+from scanstation.guard.classify import SYS, DeviceFacts, facts_of, net_key, usb_device_path, verdict
 
 log = journal_logger(__name__)
 
@@ -254,7 +254,8 @@ class DeviceGuard:
         with self._lock:
             self._state, self._since = "tripped", open_trip[0].ts
             self._tripped_by = [{**e.detail, "at": e.ts, "restored": True} for e in open_trip[:KEEP_DEVICES]]
-            self._reported = {str(e.detail.get("devpath")) for e in open_trip}
+            self._reported = {usb_device_path(str(e.detail.get("devpath"))) or str(e.detail.get("devpath"))
+                              for e in open_trip}
         log.critical("device guard: still tripped since %s (%d device(s)); an unlock by a supervisor or the unit "
                      "head clears it", open_trip[0].ts, len(open_trip))
 
