@@ -3,11 +3,12 @@
 A real station (tests/stationkit.py) and a real ``scanstation serve`` run under umockdev's preload library
 (tests/umockdevkit.py): the service's pyudev monitor, sysfs reads and libudev all see the testbed, and
 devices recorded in ``tests/vectors/umockdev/`` are hot-plugged into it, each device's ``add`` uevent sent by
-umockdev, parents first.  A USB stick, two phones in MTP mode (class 06, and a vendor-class interface named
-"MTP"), a USB Ethernet adapter and a hot-plugged SATA disk lock the unlocked station (the keys gone: the
-service says locked and refuses the store; the sessions ended) and are audited; a keyboard, a smart-card
-token, the configured scanner, a loop device, a veth interface and the PC's own network card coming back
-do not.  The reaction time is measured (printed with ``-s``); the bound asserted is only a generous 5 s.
+umockdev, parents first.  A USB stick (also one USBGuard blocked), two phones in MTP mode (class 06, and a
+vendor-class interface named "MTP"), a USB Ethernet adapter and a hot-plugged SATA disk lock the unlocked
+station (the keys gone: the service says locked and refuses the store; the sessions ended) and are audited;
+a keyboard, a smart-card token, the configured scanner, a loop device, a veth interface and the PC's own
+network card coming back do not.  The reaction time is measured (printed with ``-s``); the bound asserted
+is only a generous 5 s.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ USB_DEVICE, USB_INTERFACE = ("usb", "usb_device"), ("usb", "usb_interface")
 TRIPPING = [
     # udev's ID_USB_INTERFACES names the classes on the USB device's own event
     ("usb-stick-sandisk-cruzer-blade.umockdev", {USB_DEVICE}, "0781:5567", "mass storage", "08/06/50"),
+    # USBGuard blocked it: authorized=0, no interface directories, no udev properties; the raw descriptors say 08
+    ("usb-stick-blocked-by-usbguard.umockdev", {USB_DEVICE}, "0781:5567", "mass storage", "08/06/50"),
     ("phone-samsung-galaxy-mtp.umockdev", {USB_DEVICE}, "04e8:6860", "MTP", "06/01/01"),
     # the name "MTP" is only in sysfs: on the interface's event, or on the device's if its interface is there by then
     ("phone-google-pixel-mtp.umockdev", {USB_DEVICE, USB_INTERFACE}, "18d1:4ee1", "MTP", "ff/ff/00"),

@@ -107,9 +107,30 @@ class DeviceFacts:
                 "product": self.product, "manufacturer": self.manufacturer, "serial_sha256": self.serial_sha256}
 
 
+def _descriptor_interfaces(path: Path) -> list[tuple[str, str, str]]:
+    """(class, subclass, protocol) of every interface descriptor in the device's raw ``descriptors`` (the
+    device descriptor, then each configuration's).  The kernel keeps them for a device it has not authorised
+    (USBGuard blocked it: no interface directories exist then) as for any other."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return []
+    out = []
+    i = 0
+    while i + 2 <= len(raw):
+        length, kind = raw[i], raw[i + 1]
+        if length < 2:
+            break  # malformed: stop rather than loop
+        if kind == 4 and length >= 9 and i + 9 <= len(raw):  # INTERFACE descriptor
+            out.append((f"{raw[i + 5]:02x}", f"{raw[i + 6]:02x}", f"{raw[i + 7]:02x}"))
+        i += length
+    return out
+
+
 def _usb_interfaces(usb_dir: Path, properties: Mapping[str, str]) -> tuple[UsbInterface, ...]:
-    """The interfaces of the USB device at ``usb_dir`` (sysfs), plus those udev's usb_id listed in
-    ID_USB_INTERFACES (":080650:"): at a usb_device's event the interfaces may not all be in sysfs yet."""
+    """The interfaces of the USB device at ``usb_dir``: its interface directories (with their names), the
+    interface descriptors in its raw ``descriptors``, and those udev's usb_id listed in ID_USB_INTERFACES
+    (":080650:"): at a usb_device's event the interface directories may not exist yet, or ever (blocked)."""
     found: dict[tuple[str, str, str], UsbInterface] = {}
     prefix = usb_dir.name + ":"
     try:
@@ -126,6 +147,8 @@ def _usb_interfaces(usb_dir: Path, properties: Mapping[str, str]) -> tuple[UsbIn
         sub, proto = _read(d / "bInterfaceSubClass") or "00", _read(d / "bInterfaceProtocol") or "00"
         key = (cls.lower(), sub.lower(), proto.lower())
         found[key] = UsbInterface(*key, name=clean_text(_read(d / "interface")))
+    for key in _descriptor_interfaces(usb_dir / "descriptors"):
+        found.setdefault(key, UsbInterface(*key))
     listed = properties.get("ID_USB_INTERFACES", "")
     for code in filter(None, listed.split(":")):
         if len(code) == 6:
