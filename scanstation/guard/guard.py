@@ -173,8 +173,13 @@ class DeviceGuard:
                     device = monitor.poll(timeout=0)
                     if device is None:
                         break
-                    self.handle(device.action or "", device.device_path, device.subsystem or "",
-                                device.device_type or "", dict(device.properties), received=time.monotonic())
+                    received = time.monotonic()
+                    try:
+                        self.handle(device.action or "", device.device_path, device.subsystem or "",
+                                    device.device_type or "", dict(device.properties), received=received)
+                    except Exception:  # one event's failure must not stop the watching
+                        log.critical("device guard: handling %s of %s failed", device.action, device.device_path,
+                                     exc_info=True)
         except Exception as e:  # the guard must not die quietly: status and the journal say it stopped
             log.exception("device guard monitor failed")
             self._go_off(f"the udev monitor stopped: {type(e).__name__}: {e}", level=logging.CRITICAL)
@@ -206,7 +211,10 @@ class DeviceGuard:
         log.critical("DEVICE GUARD TRIPPED: %s: %s %s (%s) at %s: locking the station", why,
                      facts.manufacturer or "", facts.product or "", facts.vendor_product or "no USB id", facts.devpath)
         audit: AuditSink = self.service.audit
-        audit.append("station", TRIPPED, SUBJECT, detail)
+        try:
+            audit.append("station", TRIPPED, SUBJECT, detail)
+        except Exception:  # the lock matters more than its record: lock all the same
+            log.critical("device guard: the audit entry could not be written; locking all the same", exc_info=True)
         was_unlocked = self.service.unlocked
         self.service.lock(None)  # the `lock` operation's path: capture stopped, keys dropped, store closed
         locked = time.monotonic()
