@@ -6,9 +6,9 @@ devices recorded in ``tests/vectors/umockdev/`` are hot-plugged into it, each de
 umockdev, parents first.  A USB stick (also one USBGuard blocked), two phones in MTP mode (class 06, and a
 vendor-class interface named "MTP"), a USB Ethernet adapter and a hot-plugged SATA disk lock the unlocked
 station (the keys gone: the service says locked and refuses the store; the sessions ended) and are audited;
-a keyboard, a smart-card token, the configured scanner, a loop device, a veth interface and the PC's own
-network card coming back do not.  The reaction time is measured (printed with ``-s``); the bound asserted
-is only a generous 5 s.
+a keyboard, a smart-card token, the configured scanner, a loop device, a veth interface, the PC's own
+network card coming back and its DVD drive's empty tray do not; a disc put into that drive does.  The
+reaction time is measured (printed with ``-s``); the bound asserted is only a generous 5 s.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .stationkit import PASSWORD, REPO, StationEnv, make_station
 from .umockdevkit import Plugged, Testbed, available
 
 SCANNER = "04c5:132e"  # the Fujitsu fi-7160 of scanner-fujitsu-fi-7160.umockdev
+DVD = "/devices/pci0000:00/0000:00:17.0/ata2/host1/target1:0:0/1:0:0:0/block/sr0"  # the PC's drive (host.umockdev)
 GENEROUS = 5.0  # seconds: a bound no healthy run comes near (the measured times are printed, not asserted)
 
 needs_umockdev = pytest.mark.skipif(available() is not None, reason=f"{available()}")
@@ -202,6 +203,9 @@ class TestMatrix:
             plugged.append(bed.testbed.plug(vector))
         # the PC's own network card going and coming back (a driver reload): known since the guard started
         bed.testbed.uevent("/devices/pci0000:00/0000:00:1f.6/net/eno1", "add")
+        # the DVD drive's tray opened: a media change, but no medium
+        bed.testbed.set(DVD, attributes={"size": "0"}, properties={"DISK_MEDIA_CHANGE": "1"})
+        bed.testbed.uevent(DVD, "change")
         # A device the guard must refuse, after them: the guard handles events in order on one thread, so if
         # any of the devices above had tripped it, it would be the first one reported, not this disk.
         watcher = _signed_in(bed.sock, "admin")
@@ -219,6 +223,33 @@ class TestMatrix:
         _unlock(bed)
         for p in [*plugged, sentinel]:
             bed.testbed.unplug(p)
+
+
+    def test_a_disc_in_the_dvd_drive_does(self, served: Bed) -> None:
+        """A built-in drive is no new block device: the medium put into it is (a change event with a size)."""
+        bed = served
+        _unlock(bed)
+        watcher = _signed_in(bed.sock, "admin")
+        try:
+            bed.testbed.set(DVD, attributes={"size": "9180416"},
+                            properties={"DISK_MEDIA_CHANGE": "1", "ID_CDROM_MEDIA": "1"})
+            sent = bed.testbed.uevent(DVD, "change")
+            seen = _wait_for_trip(watcher)
+        finally:
+            watcher.close()
+        admin = _signed_in(bed.sock, "admin")
+        try:
+            status = admin.call("status")
+        finally:
+            admin.close()
+        assert status["locked"] is True
+        device = status["guard"]["tripped_by"][0]
+        assert (device["subsystem"], device["action"], device["devpath"]) == ("block", "change", DVD)
+        assert "medium was put into sr0" in device["why"]
+        print(f"\nDVD medium: event received -> keys dropped {device['lock_ms']} ms; uevent sent -> a client's "
+              f"session found ended {round((seen - sent) * 1000, 1)} ms")
+        bed.testbed.set(DVD, attributes={"size": "0"}, properties={"ID_CDROM_MEDIA": "0"})
+        _unlock(bed)
 
 
 @needs_umockdev

@@ -129,6 +129,12 @@ class Testbed:
         for devpath in reversed(plugged.devpaths):
             self._call(cmd="remove", devpath="/sys" + devpath)
 
+    def set(self, devpath: str, *, attributes: dict[str, str] | None = None,
+            properties: dict[str, str] | None = None) -> None:
+        """Change a device in place (``devpath`` without /sys): sysfs attributes, and udev properties (they go
+        into its ``uevent`` file, so the next :meth:`uevent` carries them)."""
+        self._call(cmd="set", devpath="/sys" + devpath, attributes=attributes or {}, properties=properties or {})
+
     def uevent(self, devpath: str, action: str) -> float:
         """Send one uevent for a device already in the testbed (``devpath`` without /sys); returns when."""
         return float(self._call(cmd="uevent", devpath="/sys" + devpath, action=action)["sent"])
@@ -170,6 +176,8 @@ def _bed() -> int:
                                                      ctypes.POINTER(ctypes.POINTER(_GError))]
     lib.umockdev_testbed_uevent.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
     lib.umockdev_testbed_remove_device.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.umockdev_testbed_set_attribute.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.umockdev_testbed_set_property.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
     gobject.g_object_unref.argtypes = [ctypes.c_void_p]
     glib.g_error_free.argtypes = [ctypes.POINTER(_GError)]
 
@@ -199,6 +207,13 @@ def _bed() -> int:
                     sent_at = time.monotonic()
                     lib.umockdev_testbed_uevent(bed, command["devpath"].encode(), command["action"].encode())
                     reply(ok=True, sent=sent_at)
+                elif command["cmd"] == "set":
+                    path = command["devpath"].encode()
+                    for name, value in command["attributes"].items():
+                        lib.umockdev_testbed_set_attribute(bed, path, name.encode(), value.encode())
+                    for name, value in command["properties"].items():
+                        lib.umockdev_testbed_set_property(bed, path, name.encode(), value.encode())
+                    reply(ok=True)
                 elif command["cmd"] == "remove":
                     lib.umockdev_testbed_remove_device(bed, command["devpath"].encode())
                     # libumockdev 0.17 leaves a removed disk's /sys/block link behind (the disk could not come
