@@ -138,3 +138,54 @@ def _locked(sock: Path) -> bool | None:
         return bool(conn.call("status")["locked"])
     finally:
         conn.close()
+
+
+def test_the_queue_from_a_store(tmp_path: Path) -> None:
+    """queue_summary on a real (SQLCipher) store: pages waiting, sealed batches waiting (the oldest's age),
+    an upload that gave up, and the latest receipt as the last upload."""
+    from datetime import UTC, datetime, timedelta
+
+    from scanstation.domain import BatchState, OcrState, Side
+    from scanstation.service.health import queue_summary
+    from scanstation.store.database import Store, StoredObject
+
+    from .recording_sink import RecordingSink
+
+    store = Store(tmp_path / "station.db", key=bytes(range(32)), audit=RecordingSink())
+    try:
+        def obj(i: int, kind: str = "raw") -> StoredObject:
+            return StoredObject(f"{i:032x}", kind, "a" * 64, "b" * 64, 10)
+
+        scanning = store.open_batch("S1", "Unit", "op")
+        for i in (1, 2):
+            store.add_page(batch_id=scanning.id, source_key=f"k{i}", label=f"k{i}", side=Side.FRONT, device="t:0",
+                           width=10, height=10, dpi=300, mode="L", raw=obj(i), document_id=None, actor="op",
+                           ocr_state=OcrState.PENDING)
+
+        def sealed(name: str, n: int) -> int:
+            b = store.open_batch(name, "Unit", "op")
+            for state in (BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.VERIFIED, BatchState.SEALED):
+                store.set_batch_state(b.id, state, "sup")
+            store.set_package(b.id, f"pkg-{name}", f"{name}.pkg", "c" * 64, 100, obj(n, "manifest"), "sup")
+            return b.id
+
+        waiting = sealed("W1", 10)
+        store.enqueue_upload(waiting, 100, "sup")
+        gave_up = sealed("F1", 11)
+        store.enqueue_upload(gave_up, 100, "sup")
+        store.update_upload(gave_up, state="failed", last_error="portal unreachable")
+        for name, n, at in (("U1", 12, "2026-12-01T10:00:00+00:00"), ("U2", 13, "2026-12-02T09:30:00+00:00")):
+            done = sealed(name, n)
+            store.enqueue_upload(done, 100, "sup")
+            store.set_batch_state(done, BatchState.UPLOADING, "station")
+            store.record_receipt(done, receipt=b"r", receipt_id=f"r-{name}", received_at=at,
+                                 purge_after="2027-01-01T00:00:00+00:00", package_sha256="c" * 64, actor="station")
+        q = queue_summary(store, now=datetime.now(UTC) + timedelta(hours=30))
+    finally:
+        store.close()
+    assert (q["pages_to_process"], q["pages_to_ocr"]) == (2, 2)
+    assert q["batches_to_upload"] == 2 and {u["batch"]: u["state"] for u in q["uploads"]} == {"W1": "queued",
+                                                                                              "F1": "failed"}
+    assert 29.9 < q["oldest_upload_hours"] < 30.1
+    assert q["uploads_failed"] == ["F1"]
+    assert q["last_upload"] == {"batch": "U2", "received_at": "2026-12-02T09:30:00+00:00", "receipt_id": "r-U2"}
