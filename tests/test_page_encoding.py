@@ -150,7 +150,8 @@ def test_noisy_grey_a4_page_is_mrc_under_100_kb_with_its_ink_intact(noisy_a4: Im
     assert page.method == "mrc"
     assert len(page.pdf) <= 100_000, page.layers
     names = [name for name, _n in page.layers]
-    assert names[:2] == ["mask", "background"] and "foreground" not in names  # black ink: a flat colour
+    # black ink: flat tones (no colour image), its rim drawn in a grey of its own under it
+    assert names[:3] == ["mask", "edge", "background"] and "foreground" not in names
     shown = render(page.pdf, 300, grey=True)
     assert shown.shape == (noisy_a4.height, noisy_a4.width)
     before, after = ink_mask(np.asarray(noisy_a4)), ink_mask(shown)
@@ -441,3 +442,80 @@ def test_grey_print_beside_black_keeps_its_tone() -> None:
     assert abs(float(shown[lines].mean()) - float(px[lines].mean())) < 25
     black = ink > 0.9
     assert abs(float(shown[black].mean()) - float(px[black].mean())) < 25
+
+
+def _text_with_gaps(rows: int | None = 420) -> tuple[np.ndarray, list[int]]:
+    """Black print (eurotext's top ``rows``, ink 0-1) and the rows in the middle of the gaps between its lines."""
+    with Image.open(corpus_file("tess_eurotext.tif")) as im:
+        ink = 1 - np.asarray(im.convert("L"), np.float32)[:rows] / 255
+    rows = ink[:, 100:-100].sum(axis=1) > 0
+    gaps, start = [], None
+    for y, inked in enumerate(rows):
+        if not inked and start is None:
+            start = y
+        elif inked and start is not None:
+            if y - start >= 8 and start > 0:
+                gaps.append((start + y) // 2)
+            start = None
+    return ink, gaps
+
+
+def test_hairlines_beside_bold_print_stay_whole_on_grey_pages() -> None:
+    # One-pixel grey rules between lines of bold print, darker than the paper by about 70 levels after the
+    # scanner's blur: under half the contrast of the print beside them, so the ink threshold leaves them
+    # out; before the ink's rim was kept they were left to the 100-dpi background, smeared to a fraction
+    # of their darkness.  Now they are drawn whole in the rim's tone, and the print keeps a grey rim, as
+    # Tesseract reads a scan's strokes (a bilevel stroke has none).
+    ink, gaps = _text_with_gaps()
+    assert len(gaps) >= 3
+    rules = np.zeros_like(ink, dtype=bool)
+    for y in gaps:
+        rules[y, 120:-120] = True
+    paper = noisy_paper(ink.shape, 11, colour=False)
+    px = np.clip(paper - np.maximum(ink * 225, rules * 110.0), 0, 255).astype(np.uint8)
+    px = cv2.GaussianBlur(px, (0, 0), 0.6)  # the scanner's blur: an anti-aliased rim on every stroke
+    a = mrc.analyse(px, 300)
+    assert np.count_nonzero(a.mask[rules]) < 0.5 * np.count_nonzero(rules)  # not ink by the threshold
+    assert np.count_nonzero(a.edge[rules]) > 0.95 * np.count_nonzero(rules)
+    page = encode_page(Image.fromarray(px, "L"), 300)
+    assert page.method == "mrc" and "edge" in dict(page.layers)
+    shown = render(page.pdf, 300, grey=True).astype(np.float32)
+    # Drawn whole: dark along the whole rule, not dashes over the paper.
+    along = shown[rules]
+    assert np.count_nonzero(along < 234 - 40) > 0.95 * along.size
+    # Without the rim (the encoding before) the rules were mostly lost: the test can tell.
+    plain = mrc.shown(mrc.mrc_plan(a, edge=False), a).darkness.astype(np.float32)
+    assert np.count_nonzero(plain[rules] < 234 - 40) < 0.6 * along.size
+    # The print keeps a rim between ink and paper (pixels a third to two thirds dark around its strokes).
+    print_ink = cv2.dilate((ink > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (ink <= 0.5)
+    mid = (shown[print_ink] > 70) & (shown[print_ink] < 200)
+    assert mid.mean() > 0.15
+    plain_mid = (plain[print_ink] > 70) & (plain[print_ink] < 200)
+    assert plain_mid.mean() < 0.02
+
+
+def test_grey_stamp_on_a_grey_page_keeps_its_tone() -> None:
+    # A small grey rubber stamp (a ring of mid-grey ink, a few per cent of the ink) beside black print on a
+    # grey page: too little of the ink for the gate's mean ink colour to refuse one flat black, and drawn
+    # in it the stamp and a grey signature became lines of junk in Tesseract's reading (synthetic ACR page
+    # seed 7300 p2).  Its tone is kept, as a stencil of its own.
+    ink, _gaps = _text_with_gaps(None)
+    ring = Image.new("L", (ink.shape[1], ink.shape[0]), 0)
+    ImageDraw.Draw(ring).ellipse((760, 430, 960, 630), outline=255, width=7)
+    stamp = np.asarray(ring) > 0
+    ink[420:640, 750:970] = 0
+    paper = noisy_paper(ink.shape, 12, colour=False)
+    px = np.clip(paper - np.maximum(ink * 225, stamp * 125.0), 0, 255).astype(np.uint8)
+    page = encode_page(Image.fromarray(px, "L"), 300)
+    assert page.method == "mrc"
+    shown = render(page.pdf, 300, grey=True).astype(np.float32)
+    core = cv2.erode(stamp.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert abs(float(shown[core].mean()) - float(px[core].mean())) < 25
+    black = cv2.erode((ink > 0.9).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert abs(float(shown[black].mean()) - float(px[black].mean())) < 25
+    # One flat tone for all the neutral ink (the encoding before) paints the stamp as dark as the print,
+    # and the gate lets that through.
+    a = mrc.analyse(px, 300)
+    flat = mrc.mrc_plan(a, tones=False, edge=False)
+    assert mrc.fidelity_problems(a, mrc.shown(flat, a)) == []
+    assert float(mrc.shown(flat, a).darkness[core].mean()) < float(px[core].mean()) - 40

@@ -6,8 +6,10 @@ layers PDF/A-2b allows, and picks per page the smallest of:
 - ``g4``: a bitonal page as CCITT Group 4 (lossless);
 - ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless G4 mask of the ink at full
   resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it (photographs
-  on the page as JPEG of their own at half resolution), and the ink's colour: one flat colour painted
-  through the mask as a stencil (an image mask) when the ink is neutral; coloured ink in classes by hue,
+  on the page as JPEG of their own at half resolution), and the ink's colour: flat colours painted
+  through the mask as stencils (image masks) when the ink is neutral (on grey pages one per tone band,
+  with the ink's anti-aliased rim as a stencil of its own in a mid grey under it, as OCR needs it);
+  coloured ink in classes by hue,
   each its own stencil in its flat colour, and where a class's colour varies (ballpoint pressure) a
   50-dpi colour image over it through a copy of the stencil as its explicit ``/Mask`` (PDF 1.3; no soft
   masks, no transparency groups: PDF/A-2b);

@@ -77,7 +77,7 @@ def _normalise_mode(im: Image.Image, label: str) -> Image.Image:
     return im
 
 
-def _ccitt_g4(im: Image.Image) -> tuple[bytes, bool] | None:
+def ccitt_g4(im: Image.Image) -> tuple[bytes, bool] | None:
     """CCITT Group 4 data of a 1-bit image (via Pillow's libtiff, in memory), or None if unavailable."""
     if not features.check("libtiff"):
         return None
@@ -180,7 +180,7 @@ def encode_pil(im: Image.Image, photo: bool, compress_level: int | None = None) 
     width, height = im.size
     colour_space = "DeviceRGB" if im.mode == "RGB" else "DeviceGray"
     if im.mode == "1":
-        g4 = _ccitt_g4(im)
+        g4 = ccitt_g4(im)
         if g4 is not None:
             data, black_is_1 = g4
             return EncodedImage(
