@@ -74,6 +74,29 @@ def test_first_unlock_is_the_unit_heads_recovery_then_everyone_has_a_slot(founde
     assert "unlock.recovery" in actions and "unlock" in actions and "lock" in actions
 
 
+def test_lock_drops_the_keys_even_when_its_audit_entry_cannot_be_written(founded: tuple[object, str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk or a broken audit.db must not leave an end-of-day lock with the keys still in memory."""
+    config, code = founded
+    with StationService(config) as service:  # type: ignore[arg-type]
+        _staffed(service)
+        head = service.sign_in("head", PW["head"])
+        service.unlock_with_recovery(head, code)
+        assert service.unlocked
+
+        def full_disk(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(service.audit, "append", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            service.lock(head)
+        assert not service.unlocked
+        monkeypatch.undo()
+        sup = service.sign_in("sup", PW["sup"])
+        with pytest.raises(StationLocked):
+            service.station(sup, Action.SCAN)
+
+
 def test_operator_and_admin_cannot_unlock_or_reach_pages(founded: tuple[object, str]) -> None:
     config, code = founded
     with StationService(config) as service:  # type: ignore[arg-type]

@@ -201,14 +201,19 @@ class StationService:
                     hook()
                 except Exception:  # the keys must go all the same
                     log.exception("before-lock hook failed")
-            self.audit.append(caller.name if caller else "station", "lock", "station", {})
             try:
-                self.audit.checkpoint()  # the day's last entries signed before the key goes
-            except ScanStationError as e:  # a trail the service refuses to sign must not keep the keys in memory
-                log.error("audit checkpoint at lock refused: %s", e)
-            self.audit.attach_signer(None)
-            station, self._station, self._key, self._unlocked_by = self._station, None, None, None
-            station.close()
+                self.audit.append(caller.name if caller else "station", "lock", "station", {})
+                try:
+                    self.audit.checkpoint()  # the day's last entries signed before the key goes
+                except ScanStationError as e:  # a trail the service refuses to sign must not keep the keys
+                    log.error("audit checkpoint at lock refused: %s", e)
+            finally:
+                # The keys go even when the entry cannot be written (a full disk, a broken audit.db): a lock
+                # that fails on its audit entry would leave the station unlocked; the error still reaches
+                # the caller once the keys are gone.
+                self.audit.attach_signer(None)
+                station, self._station, self._key, self._unlocked_by = self._station, None, None, None
+                station.close()
 
     def close(self) -> None:
         self.lock(None)
