@@ -260,3 +260,25 @@ def test_socket_path_refuses_a_second_service(served: tuple[StationService, Path
     assert raw.recv(10) == b""
     raw.close()
     assert service_running(path)
+
+
+def test_health_needs_no_session_but_only_root_or_the_services_user(founded: tuple[object, str]) -> None:
+    """The sessionless 'health' operation: answered to a peer the kernel says is root or the service's user,
+    refused (PermissionDenied, exit 22) to any other client, e.g. the kiosk's account."""
+    from scanstation.service.wire import recv_message
+
+    config, _code = founded
+    with StationService(config) as service:  # type: ignore[arg-type]
+        server = ServiceServer(service, Path(tempfile.mkdtemp()) / "unused.sock")
+        a, b = socket.socketpair()
+        with a, b:
+            server._handle(a, {"op": "health"}, system=False)
+            refused, _ = recv_message(b)
+            server._handle(a, {"op": "health"}, system=True)
+            answered, _ = recv_message(b)
+    assert refused["ok"] is False and refused["error"]["type"] == "PermissionDenied", refused
+    assert refused["error"]["exit_code"] == 22
+    health = answered["result"]
+    assert answered["ok"] is True and health["locked"] is True and health["signed_in"] is None
+    assert health["station"] == "st-9" and health["queue"] is None and "free_bytes" in health["disk"]
+

@@ -87,6 +87,12 @@ def test_with_the_service_and_its_guard(tmp_path: Path) -> None:
             text = st.run("health", "--user", "admin")
             print("\n$ scanstation health   # service up, unlocked, guard on\n" + text.stdout)
             assert text.returncode == 0 and text.stdout.splitlines()[-1] == "health: OK (exit 0)"
+            # root without --user: the service's sessionless 'health' (SO_PEERCRED), no password, no sign-in
+            text = st.run("health")
+            print("$ scanstation health   # as root, no --user\n" + text.stdout)
+            assert text.returncode == 0 and text.stdout.splitlines()[-1] == "health: OK (exit 0)", text.stdout
+            assert "SKIP signin: not needed: asked as root" in text.stdout
+            assert "OK upload: 1 batch(es) waiting" in text.stdout  # the queue, read without a session
             status = st.run("status", "--user", "admin", check=True).stdout
             print("$ scanstation status --user admin   # through the service\n" + status)
             assert "service: running, pid " in status and "station: unlocked by head" in status

@@ -452,8 +452,6 @@ class StationService:
         """Who is signed in, whether the station is unlocked, the device guard's state; with ``detail`` (the
         admin's ``scanstation status``, ``scanstation health``) also the service's process, the data
         directory's disk and, while unlocked, the queue and the last upload (docs/station-service.md)."""
-        from scanstation.guard import NOT_RUNNING, off_state
-
         self.authorize(caller, Action.STATUS)
         out: dict[str, Any] = {
             "station": self.config.station.id,
@@ -462,13 +460,28 @@ class StationService:
             "unlocked_by": self._unlocked_by,
             "signed_in": caller.name,
             "role": caller.role.value,
-            "guard": self.guard.state() if self.guard is not None else off_state(NOT_RUNNING),
+            "guard": self._guard_state(),
         }
         if detail:
-            from scanstation.service.health import disk_usage, queue_summary
-
-            station = self._station
-            out["service"] = {"pid": os.getpid(), "started": self.started_at}
-            out["disk"] = disk_usage(self.config.data_dir)
-            out["queue"] = queue_summary(station.store) if station is not None else None
+            out.update(self._operations_detail())
         return out
+
+    def health(self) -> dict[str, Any]:
+        """``status`` with ``detail`` but without a session: the server offers it only to root and the service's
+        own user (SYSTEM_OPERATIONS).  Nothing personal: counts, batch names, the disk, the guard."""
+        return {"station": self.config.station.id, "unit": self.config.station.unit, "locked": self._key is None,
+                "unlocked_by": self._unlocked_by, "signed_in": None, "role": None, "guard": self._guard_state(),
+                **self._operations_detail()}
+
+    def _guard_state(self) -> dict[str, Any]:
+        from scanstation.guard import NOT_RUNNING, off_state
+
+        return self.guard.state() if self.guard is not None else off_state(NOT_RUNNING)
+
+    def _operations_detail(self) -> dict[str, Any]:
+        from scanstation.service.health import disk_usage, queue_summary
+
+        station = self._station
+        return {"service": {"pid": os.getpid(), "started": self.started_at},
+                "disk": disk_usage(self.config.data_dir),
+                "queue": queue_summary(station.store) if station is not None else None}

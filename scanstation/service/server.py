@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scanstation.errors import ScanStationError, SignInError, StateError
+from scanstation.errors import PermissionDenied, ScanStationError, SignInError, StateError
 from scanstation.people.roles import Role
 from scanstation.service import ops_capture, ops_progress, ops_roster, ops_signoff, ops_verification
 from scanstation.service.core import Caller, StationService
@@ -155,6 +155,13 @@ OPERATIONS: dict[str, tuple[Handler, bool]] = {
     "end_locked_session": (lambda s, c, a, e: s.end_locked_session(c, _text(a, "token")) if c else None, True),
     "page_image": (_op_page_image, True),
 }
+# Operations without a session, for the machine's own administrators only: root or the service's user (the
+# kernel's SO_PEERCRED, not a password), e.g. a health check run by the unit's IT from cron every minute -
+# which must not fill the audit trail with sign-ins nor need a password in a file.
+SYSTEM_OPERATIONS: dict[str, Handler] = {
+    "health": lambda s, c, a, e: s.health(),
+}
+
 # Issue 14's operations live beside the work they serve; a name may be defined only once.
 for _module in (ops_roster, ops_capture, ops_verification, ops_progress, ops_signoff):
     _clash = OPERATIONS.keys() & _module.OPERATIONS.keys()
@@ -181,6 +188,10 @@ class PeerPolicy:
             with contextlib.suppress(KeyError):
                 g = grp.getgrnam(group)
                 self.gid, self.members = g.gr_gid, frozenset(g.gr_mem)
+
+    def administers(self, uid: int) -> bool:
+        """The machine's own administrators: root and the service's user."""
+        return uid in (0, self.own_uid)
 
     def allows(self, pid: int, uid: int, gid: int) -> bool:
         if uid in (0, self.own_uid):
@@ -272,19 +283,25 @@ class ServiceServer:
                     request, _blobs = recv_message(conn)
                 except (WireError, OSError):
                     return
-                if not self._handle(conn, request):
+                if not self._handle(conn, request, system=self.policy.administers(uid)):
                     return
 
-    def _handle(self, conn: socket.socket, request: dict[str, Any]) -> bool:
+    def _handle(self, conn: socket.socket, request: dict[str, Any], *, system: bool = False) -> bool:
+        """One request.  ``system``: the peer is root or the service's user (SYSTEM_OPERATIONS allowed)."""
         def emit(kind: str, data: dict[str, Any]) -> None:
             send_message(conn, {"event": kind, "data": data})
 
         op = request.get("op")
         args = request.get("args") or {}
         try:
-            if not isinstance(op, str) or op not in OPERATIONS or not isinstance(args, dict):
+            if isinstance(op, str) and op in SYSTEM_OPERATIONS:
+                if not system:
+                    raise PermissionDenied(f"'{op}' is for root and the service's own user only")
+                handler, needs_session = SYSTEM_OPERATIONS[op], False
+            elif not isinstance(op, str) or op not in OPERATIONS or not isinstance(args, dict):
                 raise StateError(f"unknown operation {op!r}")
-            handler, needs_session = OPERATIONS[op]
+            else:
+                handler, needs_session = OPERATIONS[op]
             caller = _caller(self.service, request.get("token"), op) if needs_session else None
             result = handler(self.service, caller, args, emit)
             if isinstance(result, bytes):  # a page image or PDF travels as an attachment
