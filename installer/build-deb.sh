@@ -120,6 +120,31 @@ if grep -rq --fixed-strings "$WORK" "$ROOT"; then
 fi
 head -1 "$VENV/bin/scanstation" | grep -qx "#!$VENV_TARGET/bin/python" || {
   echo "build-deb.sh: bin/scanstation's shebang is $(head -1 "$VENV/bin/scanstation")" >&2; exit 1; }
+# Each distribution's RECORD as the package holds it: rows of files removed above dropped, hashes of rewritten
+# ones (the launchers' shebangs named the random staging directory) recomputed.  True to what is installed,
+# and the same from one build of a commit to the next.
+"$TARGET_PY" - "$SITE" <<'PY'
+import base64, csv, hashlib, io, os, sys
+from pathlib import Path
+
+site = Path(sys.argv[1])
+for record in sorted(site.glob("*.dist-info/RECORD")):
+    rows = []
+    for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
+        if not row:
+            continue
+        path = os.path.normpath(site / row[0])
+        if not os.path.lexists(path):
+            continue
+        if len(row) >= 3 and row[1] and os.path.isfile(path) and not os.path.islink(path):
+            data = Path(path).read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            row = [row[0], f"sha256={digest}", str(len(data))]
+        rows.append(row)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    record.write_text(out.getvalue(), encoding="utf-8")
+PY
 
 # --- 5. the rest of the target root
 mkdir -p "$ROOT/usr/bin" "$ROOT/etc/scanstation" "$ROOT/usr/share/doc/scanstation"

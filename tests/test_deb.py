@@ -7,7 +7,11 @@ into a fresh Debian root is tests/test_deb_install.py (slow, by hand).
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import importlib
+import io
 import os
 import re
 import shutil
@@ -239,6 +243,24 @@ def test_the_packaged_venv_runs_from_its_own_path(extracted: Path, tmp_path: Pat
     assert {"init", "serve", "scan", "start"} <= commands and not commands & {"ocr", "demo"}
     assert lines[-3:] == [f"/{VENV}", f"/{SITE}/scanstation/__init__.py", "offscreen"]
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_every_record_names_the_files_as_packaged(extracted: Path) -> None:
+    """pip's RECORD of each distribution lists files that are there, with their hashes as packaged (the build
+    removes developer launchers and rewrites shebangs; its RECORDs say so, and two builds of a commit agree)."""
+    site = extracted / SITE
+    records = sorted(site.glob("*.dist-info/RECORD"))
+    assert len(records) > 20
+    for record in records:
+        for row in csv.reader(io.StringIO(record.read_text())):
+            path = Path(os.path.normpath(site / row[0]))
+            assert os.path.lexists(path), f"{record.parent.name}: {row[0]} is not in the package"
+            if row[1]:
+                digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+                assert row[1] == f"sha256={digest}", f"{record.parent.name}: {row[0]}"
+    scripts = [r for r in csv.reader(io.StringIO(next(site.glob("scanstation-*.dist-info")).joinpath("RECORD")
+                                                 .read_text())) if r[0].startswith("../../../bin/")]
+    assert [r[0] for r in scripts] == ["../../../bin/scanstation"]
 
 
 def test_the_lockdown_checks_pass_on_the_packaged_files(extracted: Path) -> None:
