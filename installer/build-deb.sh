@@ -44,7 +44,8 @@ case "$VERSION" in
   [0-9]*) ;;
   *) echo "build-deb.sh: version $VERSION must start with a digit (Debian policy)" >&2; exit 2 ;;
 esac
-# Timestamps inside the package: the last commit's, so two builds of one commit differ as little as possible.
+# Timestamps inside the package: the last commit's.  With the RECORDs rewritten (step 4), two builds of one tree
+# are byte-identical.
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
 export SOURCE_DATE_EPOCH
 umask 022
@@ -63,7 +64,7 @@ bash installer/build-wheels.sh "$WORK/wheels" >/dev/null
   grep -v -i -E '^(scanstation|scanstation-batchformat|scanstation-receiver|scanstation-tools|pip|setuptools|wheel)==' |
   grep -E '^[A-Za-z0-9._-]+==' > "$WORK/constraints.txt" || true
 
-# --- 2. the venv, made where it will live on the target would be /opt/...; here under the staging root
+# --- 2. the venv, in the staging root at its target path below it (relocated to /opt/... in step 4)
 # --without-pip: a station installs nothing at run time, and pip would be one more tool for the kiosk account.
 mkdir -p "$ROOT$PREFIX"
 "$TARGET_PY" -m venv --without-pip "$VENV"

@@ -201,6 +201,9 @@ def test_maintainer_scripts(extracted: Path) -> None:
         assert proc.returncode == 0, f"{name}: {proc.stderr}"
         if shutil.which("dash"):  # Debian's /bin/sh: no bashisms
             assert subprocess.run(["dash", "-n", str(script)], capture_output=True).returncode == 0, name
+        if shutil.which("shellcheck"):  # when installed (not by installer/setup.sh)
+            lint = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True)
+            assert lint.returncode == 0, f"{name}: {lint.stdout}"
         # never a question: no debconf, no read from the terminal
         assert not re.search(r"^\s*(read|db_input|db_go)\b", text, re.M), name
     units = sorted(p.name for p in (extracted / "lib" / "systemd" / "system").glob("*")
