@@ -214,6 +214,10 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
             assert root.stat(tool) == "root:root 750"
             denied = root.run(*KIOSK, tool, "--version", check=False)
             assert denied.returncode != 0 and "Permission denied" in denied.stderr, (tool, denied.stderr)
+        # the units are enabled without a running systemd (deb-systemd-helper's links), none was started
+        wants = root.path / "etc/systemd/system/multi-user.target.wants"
+        assert (wants / "scanstation.service").is_symlink(), sorted(p.name for p in wants.iterdir())
+        assert os.readlink(wants / "scanstation.service") == "/lib/systemd/system/scanstation.service"
         # the bytecode postinst compiled
         assert root.sh("find /opt/scanstation/venv -name '*.pyc' | head -1").stdout.strip()
 
@@ -265,6 +269,7 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
 
         # --- upgrade: data and configuration unchanged
         upgrade = root.apt("install", f"/tmp/{second.path.name}")
+        print("\n".join(ln for ln in (upgrade.stdout + upgrade.stderr).splitlines() if ln.startswith("scanstation:")))
         assert "Unpacking scanstation" in upgrade.stdout and f"over ({first.version})" in upgrade.stdout
         installed = root.run("dpkg-query", "-W", "-f", "${Version}", "scanstation").stdout
         assert installed == second.version
@@ -298,6 +303,7 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         assert root.run("getent", "passwd", "kiosk", check=False).returncode == 2
         assert root.run("getent", "group", "scanstation-kiosk", check=False).returncode == 2
         assert root.run("getent", "passwd", "scanstation").returncode == 0  # owns the data left behind
+        assert not (wants / "scanstation.service").exists() and not (wants / "scanstation.service").is_symlink()
         status = root.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "scanstation", check=False)
         assert status.returncode != 0 or status.stdout.strip() in ("", "un", "pn"), status.stdout
     log(f"done in {time.time() - started:.0f} s")
