@@ -562,6 +562,13 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
     for tool in ("cage", "grim"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian packages cage and grim; installer/setup.sh --dev)")
+    import PySide6
+
+    plugin = Path(PySide6.__file__).resolve().parent / "Qt" / "plugins" / "platforms" / "libqwayland.so"
+    if shutil.which("ldd") and plugin.exists():
+        links = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=60, check=False).stdout
+        missing = sorted({line.split("=>")[0].strip() for line in links.splitlines() if "not found" in line})
+        assert not missing, f"Qt's wayland plugin cannot load: {missing} missing (Debian: libwayland-cursor0 ...)"
     become, uid, gid = _kiosk_user()
     python, site = _python_for(become)
     run_dir, shots, home, xdg = (public_dir / n for n in ("run", "shots", "home", "xdg"))
