@@ -105,7 +105,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             f"--config FILE or ${CONFIG_ENV} (the demo station comes with the developer tools, "
             "scanstation-tools, which are not installed)"
         )
-    elif not (config.data_dir / "station.pub").exists():
+    elif not _initialised(config):
         raise StateError(f"{config.source}: station not initialised (run 'scanstation init')")
     if args.headless or not has_display():
         if demo is None:
@@ -120,6 +120,17 @@ def cmd_start(args: argparse.Namespace) -> int:
         return int(window(config))
     station, chosen = demo, config
     return int(window(config, demo_action=lambda: station.run_batch(chosen, lambda *_: None)))
+
+
+def _initialised(config: Any) -> bool:
+    """Whether the station was initialised.  The kiosk's account may not read the data directory (0700, the
+    service's user): a station service answering on the socket then says it is."""
+    from scanstation.service.client import service_running
+
+    try:
+        return (config.data_dir / "station.pub").exists()
+    except PermissionError:
+        return service_running(config.socket_path)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
