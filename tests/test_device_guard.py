@@ -54,6 +54,16 @@ def _signed_in(path: Path, name: str) -> RemoteConnection:
     return conn
 
 
+def _status(path: Path) -> dict:
+    """The service's status as the admin sees it, on a connection of its own."""
+    admin = _signed_in(path, "admin")
+    try:
+        status: dict = admin.call("status")
+        return status
+    finally:
+        admin.close()
+
+
 @dataclasses.dataclass
 class Bed:
     st: StationEnv  # the station, its commands run with the testbed in their environment
@@ -78,11 +88,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 def served(bed: Bed) -> Iterator[Bed]:
     """``scanstation serve`` seeing the testbed, unlocked by the unit head, its guard on."""
     with bed.st.serve(unlock_as="head"):
-        admin = _signed_in(bed.sock, "admin")
-        try:
-            guard = admin.call("status")["guard"]
-        finally:
-            admin.close()
+        guard = _status(bed.sock)["guard"]
         assert guard["state"] == "on", guard
         yield bed
 
@@ -149,11 +155,7 @@ class TestMatrix:
             seen = _wait_for_trip(watcher)
         finally:
             watcher.close()
-        admin = _signed_in(bed.sock, "admin")
-        try:
-            status = admin.call("status")
-        finally:
-            admin.close()
+        status = _status(bed.sock)
         # the keys are gone: the service says locked, and a supervisor's store access is refused
         assert status["locked"] is True and status["unlocked_by"] is None
         sup = _signed_in(bed.sock, "sup")
@@ -214,11 +216,7 @@ class TestMatrix:
             _wait_for_trip(watcher)
         finally:
             watcher.close()
-        admin = _signed_in(bed.sock, "admin")
-        try:
-            tripped_by = admin.call("status")["guard"]["tripped_by"]
-        finally:
-            admin.close()
+        tripped_by = _status(bed.sock)["guard"]["tripped_by"]
         assert [d["devpath"] for d in tripped_by] == [sentinel.devpaths[-1]], tripped_by
         _unlock(bed)
         for p in [*plugged, sentinel]:
@@ -237,11 +235,7 @@ class TestMatrix:
             seen = _wait_for_trip(watcher)
         finally:
             watcher.close()
-        admin = _signed_in(bed.sock, "admin")
-        try:
-            status = admin.call("status")
-        finally:
-            admin.close()
+        status = _status(bed.sock)
         assert status["locked"] is True
         device = status["guard"]["tripped_by"][0]
         assert (device["subsystem"], device["action"], device["devpath"]) == ("block", "change", DVD)
@@ -263,11 +257,7 @@ def test_a_trip_survives_a_restart_until_an_unlock(bed: Bed) -> None:
             watcher.close()
         bed.testbed.unplug(stick)
     with bed.st.serve(unlock_as=None):  # a restart: locked, and the trip read back from the audit trail
-        admin = _signed_in(bed.sock, "admin")
-        try:
-            guard = admin.call("status")["guard"]
-        finally:
-            admin.close()
+        guard = _status(bed.sock)["guard"]
         assert guard["state"] == "tripped" and guard["tripped_by"][0]["restored"] is True
         assert guard["tripped_by"][0]["vendor_product"] == "0781:5567" and guard["tripped_by"][0]["connected"] is False
         _unlock(bed)

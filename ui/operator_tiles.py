@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .qt import QAbstractItemView, QColor, QFont, QListWidget, QPainter, QPixmap, QSize, Qt
-from .watermark import Watermark
+from .watermark import Watermark, WatermarkedItemView
 from .widgets import bi
 
 THUMB_WIDTH = 120
@@ -54,27 +54,16 @@ def tile_text(page: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class TilesView(QListWidget):
+class TilesView(WatermarkedItemView, QListWidget):
     """The tile grid with the watermark painted over its tiles (and the space between them)."""
 
     def __init__(self, watermark: Watermark | None = None) -> None:
         """``watermark``: the kiosk window's; a grid made alone gets its own (never a page without one)."""
         super().__init__()
-        self.watermark = watermark = watermark if watermark is not None else Watermark()
-        watermark.changed.connect(self.viewport().update)
+        self.use_watermark(watermark)
         # no drag: a tile's picture never leaves the grid (Static movement alone still allows a drag out)
         self.setDragEnabled(False)
         self.setDragDropMode(QAbstractItemView.DragDropMode.NoDragDrop)
-
-    def paintEvent(self, event: Any) -> None:
-        super().paintEvent(event)
-        painter = QPainter(self.viewport())
-        self.watermark.paint(painter, event.rect())
-        painter.end()
-
-    def scrollContentsBy(self, dx: int, dy: int) -> None:
-        super().scrollContentsBy(dx, dy)
-        self.viewport().update()  # a scroll moves pixels, watermark included: paint it afresh in place
 
 
 def tiles_view(watermark: Watermark | None = None) -> TilesView:

@@ -22,7 +22,6 @@ from .qt import (
     QIcon,
     QImage,
     QMimeData,
-    QPainter,
     QPixmap,
     QSize,
     Qt,
@@ -30,7 +29,7 @@ from .qt import (
     QTreeWidgetItem,
     Signal,
 )
-from .watermark import Watermark
+from .watermark import Watermark, WatermarkedItemView
 
 THUMB_WIDTH = 56
 ROLE_SEQ = Qt.ItemDataRole.UserRole  # a page item: its seq; a file item: None
@@ -81,15 +80,14 @@ def structure(detail: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(files)
 
 
-class AssemblyTree(QTreeWidget):
+class AssemblyTree(WatermarkedItemView, QTreeWidget):
     page_chosen = Signal(int)  # seq
     move_requested = Signal(int, int, int)  # seq, document id, the page it goes before (0: the file's end)
 
     def __init__(self, watermark: Watermark | None = None) -> None:
         """``watermark``: the kiosk window's; a tree made alone gets its own (never a page without one)."""
         super().__init__()
-        self.watermark = watermark = watermark if watermark is not None else Watermark()
-        watermark.changed.connect(self.viewport().update)
+        self.use_watermark(watermark)
         # scrolled by pixels and repainted whole: the watermark is painted in viewport coordinates
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHeaderHidden(True)
@@ -192,17 +190,6 @@ class AssemblyTree(QTreeWidget):
         seq = item.data(0, ROLE_SEQ)
         if seq is not None:
             self.page_chosen.emit(int(seq))
-
-    # ------------------------------------------------------------------ the watermark over the thumbnails
-    def paintEvent(self, event: Any) -> None:
-        super().paintEvent(event)
-        painter = QPainter(self.viewport())
-        self.watermark.paint(painter, event.rect())
-        painter.end()
-
-    def scrollContentsBy(self, dx: int, dy: int) -> None:
-        super().scrollContentsBy(dx, dy)
-        self.viewport().update()  # a scroll moves pixels, watermark included: paint it afresh in place
 
     # ------------------------------------------------------------------ drag and drop: ask, do not move
     def mimeTypes(self) -> list[str]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .qt import (
+    QAbstractItemView,
     QColor,
     QEvent,
     QFont,
@@ -178,4 +179,33 @@ class WatermarkOverlay(QWidget):
         painter.end()
 
 
-__all__ = ["ANGLE", "Watermark", "WatermarkOverlay"]
+# The mixin below is typed as the item view it is mixed into; at run time it is a plain class in front of the Qt one.
+if TYPE_CHECKING:
+    _ItemView = QAbstractItemView
+else:
+    _ItemView = object
+
+
+class WatermarkedItemView(_ItemView):
+    """Mixed in front of a Qt item view that shows pages (the supervisor's thumbnails, the operator's tiles):
+    the watermark painted over its viewport after the items, and afresh after every scroll."""
+
+    watermark: Watermark
+
+    def use_watermark(self, watermark: Watermark | None) -> None:
+        """``watermark``: the kiosk window's; a view made alone gets its own (never a page without one)."""
+        self.watermark = watermark if watermark is not None else Watermark()
+        self.watermark.changed.connect(self.viewport().update)
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self.viewport())
+        self.watermark.paint(painter, event.rect())
+        painter.end()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()  # a scroll moves pixels, watermark included: paint it afresh in place
+
+
+__all__ = ["ANGLE", "Watermark", "WatermarkOverlay", "WatermarkedItemView"]
