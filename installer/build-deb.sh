@@ -149,7 +149,7 @@ PY
 
 # --- 5. the rest of the target root
 mkdir -p "$ROOT/usr/bin" "$ROOT/etc/scanstation" "$ROOT/usr/share/doc/scanstation"
-ln -s "$VENV_TARGET/bin/scanstation" "$ROOT/usr/bin/scanstation"
+# (/usr/bin/scanstation is installer/system/usr/bin/scanstation: the venv's command with the station's configuration)
 # installer/system/: other parts of issue 17 (units, sysctl, modprobe, polkit, kiosk session) at their target
 # paths; the files git knows only (no editor leftovers).
 git ls-files -z --cached --others --exclude-standard -- installer/system |

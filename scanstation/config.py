@@ -400,6 +400,35 @@ def render_config(values: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge_config_text(text: str, values: dict[str, dict[str, Any]], where: str) -> str:
+    """The station file ``text`` with the given (section -> key -> value) settings set in it, everything else
+    kept: its other settings, its comments and its layout.
+
+    ``init`` writes into the configuration the Debian package installed (a conffile whose comments explain
+    each line to the admin, and whose production paths must stay); tomlkit edits the document in place,
+    which ``tomllib`` cannot (it only reads) and re-rendering would not (it drops the comments).
+    """
+    from collections.abc import MutableMapping
+
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from e
+    for section, keys in values.items():
+        table = doc.get(section)
+        if table is None:
+            table = tomlkit.table()
+            doc[section] = table
+        elif not isinstance(table, MutableMapping):
+            raise ConfigError(f"{where}: [{section}] must be a table, not {type(table).__name__}")
+        for key, value in keys.items():
+            table[key] = value
+    return tomlkit.dumps(doc)
+
+
 def validate_text(path: Path, text: str) -> Config:
     """Validate TOML text as if it were the file at ``path`` (used by init before writing)."""
     user = tomllib.loads(text)

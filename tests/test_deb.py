@@ -124,7 +124,8 @@ def test_control_fields(deb: Deb) -> None:
 
 def test_the_files_and_their_modes(contents: dict[str, Entry]) -> None:
     assert {e.owner for e in contents.values()} == {"root/root"}
-    assert contents["usr/bin/scanstation"].target == f"/{VENV}/bin/scanstation"
+    # the command: the venv's, with this station's configuration unless the caller names another
+    assert contents["usr/bin/scanstation"].mode == "-rwxr-xr-x"
     assert contents[f"{VENV}/bin/python3.11"].target == "/usr/bin/python3.11"
     assert contents[f"{VENV}/bin/scanstation"].mode == "-rwxr-xr-x"
     # the configuration is not world-readable even for the moment before postinst hands it to group scanstation
@@ -284,4 +285,5 @@ def test_the_readme_names_the_production_install() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Production install", 1)[1].split("\n## ", 1)[0]
     assert "bash installer/build-deb.sh" in section and "apt install ./dist/scanstation_" in section
-    assert "runuser -u scanstation -- scanstation init" in section and "--data-dir /var/lib/scanstation" in section
+    assert "scanstation init --config /etc/scanstation/station.toml" in section
+    assert "systemctl start scanstation" in section

@@ -202,7 +202,7 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         assert root.stat("/etc/scanstation") == "root:scanstation-kiosk 750"
         assert root.stat(CONFIG) == "root:scanstation-kiosk 640"
         assert root.stat("/opt/scanstation/venv") == "root:root 755"
-        assert root.run("readlink", "/usr/bin/scanstation").stdout.strip() == "/opt/scanstation/venv/bin/scanstation"
+        assert root.stat("/usr/bin/scanstation") == "root:root 755"
         overrides = root.run("dpkg-statoverride", "--list").stdout
         for tool in ("/usr/bin/age", "/usr/bin/sqlite3", "/usr/bin/scanimage"):
             assert f"root root 750 {tool}" in overrides.splitlines(), overrides
@@ -247,15 +247,15 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         root.run("chown", "scanstation:scanstation", "/tmp/pw")
         os.chmod(root.path / "tmp/pw", 0o600)
         env = {"SCANSTATION_PASSWORD_FILE": "/tmp/pw", "SCANSTATION_NEW_PASSWORD_FILE": "/tmp/pw"}
-        init = root.run("runuser", "-u", "scanstation", "--", "env", *(f"{k}={v}" for k, v in env.items()),
-                        "scanstation", "init", "--config", f"{DATA}/init.toml", "--data-dir", DATA,
+        conf_before = (root.path / CONFIG.lstrip("/")).read_text()
+        init = root.run("env", *(f"{k}={v}" for k, v in env.items()),
+                        "scanstation", "init", "--config", CONFIG,
                         "--station-id", "unit-042-station-1", "--unit", "42nd Battalion PAC",
                         "--portal-recipient", str(portal.to_public()), "--admin", "admin", "--unit-head", "head")
-        assert "RECOVERY CODE" in init.stdout, init.stdout
-        log("scanstation init (as scanstation): " + " | ".join(init.stdout.splitlines()[:3]))
-        # the admin carries init's station values into the package's configuration (README)
-        merge_init_values(root.path / DATA.lstrip("/") / "init.toml", root.path / CONFIG.lstrip("/"))
-        root.run("rm", f"{DATA}/init.toml")
+        assert "RECOVERY CODE" in init.stdout and "given to scanstation" in init.stdout, init.stdout
+        log("scanstation init (as root): " + " | ".join(init.stdout.splitlines()[:3]))
+        check_init_values(conf_before, root.path / CONFIG.lstrip("/"))
+        assert root.stat(CONFIG) == "root:scanstation-kiosk 640"
         # the station as the package's configuration names it: its people, read by the service's user
         people = root.run("runuser", "-u", "scanstation", "--", "env", f"SCANSTATION_CONFIG={CONFIG}",
                           *(f"{k}={v}" for k, v in env.items()), "scanstation", "users", "list", "--user", "admin")
@@ -309,19 +309,16 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
     log(f"done in {time.time() - started:.0f} s")
 
 
-def merge_init_values(init_toml: Path, config: Path) -> None:
-    """What the admin does by hand after `scanstation init` (README): the station's id and unit and the portal's
-    recipient that init wrote go into the package's configuration, whose other settings stay."""
-    values = tomllib.loads(init_toml.read_text())
-    lines = config.read_text().splitlines()
-    at = lines.index("[station]") + 1
-    station = values["station"]
-    lines[at:at] = [f'id = "{station["id"]}"', f'unit = "{station["unit"]}"']
-    lines += ["", "[keys]", f'portal_recipient = "{values["keys"]["portal_recipient"]}"', ""]
-    config.write_text("\n".join(lines))
-    from scanstation.config import load_config
-
-    loaded = load_config(config)
-    assert loaded.station.id == station["id"] and loaded.service.client_group == "scanstation-kiosk"
-    assert loaded.station.data_dir == DATA == station["data_dir"]
+def check_init_values(before: str, config: Path) -> None:
+    """`scanstation init` set the station's values in the package's configuration and kept the rest: its
+    production settings and every comment."""
+    text = config.read_text()
+    values = tomllib.loads(text)
+    assert values["station"]["id"] == "unit-042-station-1" and values["station"]["unit"] == "42nd Battalion PAC"
+    assert values["keys"]["portal_recipient"].startswith("age1")
+    kept = tomllib.loads(before)
+    assert values["service"] == kept["service"]
+    assert values["station"]["data_dir"] == kept["station"]["data_dir"] == DATA
+    assert values["station"]["mode"] == "production"
+    assert all(line in text.splitlines() for line in before.splitlines() if line.startswith("#"))
 

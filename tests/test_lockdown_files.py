@@ -141,9 +141,13 @@ def test_service_rated_ok_by_systemd_analyze_security() -> None:
 
 
 def test_units_pass_verify_in_a_root_and_a_missing_program_fails_it(tmp_path: Path) -> None:
-    assert checks.check_units_verify(TREE, checks.SERVICE_UNITS, provided=("/usr/bin/scanstation",)) == []
+    # (the tree holds /usr/bin/scanstation, the command that runs the venv's with the station's configuration)
+    assert checks.check_units_verify(TREE, checks.SERVICE_UNITS, provided=()) == []
     # without the package's program the same check fails: it is real, not skipped
-    problems = checks.check_units_verify(TREE, ["scanstation.service"], provided=())
+    tree = tmp_path / "tree"
+    shutil.copytree(TREE, tree, symlinks=True)
+    (tree / "usr/bin/scanstation").unlink()
+    problems = checks.check_units_verify(tree, ["scanstation.service"], provided=())
     assert any("/usr/bin/scanstation" in p.message for p in problems), problems
 
 
@@ -521,9 +525,29 @@ def test_lockdown_show_and_a_bad_url_from_the_config(tmp_path: Path, sysfs: Path
 
 def test_lockdown_apply_needs_a_sysfs(tmp_path: Path) -> None:
     config = station_config(tmp_path)
-    proc = run_cli("lockdown", "apply", "--root", str(target_root(tmp_path)), "--sysfs", str(tmp_path / "nosys"),
-                   config=config)
-    assert proc.returncode == 3 and "bus/usb/devices: no such directory" in proc.stderr
+    root = target_root(tmp_path)
+    proc = run_cli("lockdown", "apply", "--root", str(root), "--sysfs", str(tmp_path / "nosys"), config=config)
+    assert proc.returncode == 3 and "nosys/bus: no such directory" in proc.stderr
+    assert not (root / usb_policy.RULES_PATH).exists()
+
+
+def test_lockdown_apply_without_usb_allows_no_device(tmp_path: Path) -> None:
+    # a sysfs with no bus/usb (no USB host controller: a virtual machine) has no device to allow; the policy
+    # still rejects the dangerous classes and blocks by default
+    sysfs = tmp_path / "sys"
+    (sysfs / "bus" / "pci" / "devices").mkdir(parents=True)
+    assert usb_policy.read_usb_devices(sysfs) == []
+    root = target_root(tmp_path)
+    proc = run_cli("lockdown", "apply", "--root", str(root), "--sysfs", str(sysfs), "--no-activate",
+                   config=station_config(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rules = (root / usb_policy.RULES_PATH).read_text()
+    assert "reject with-interface one-of { 08:*:* }" in rules
+    assert not [ln for ln in rules.splitlines() if ln.startswith("allow") and "03:" in ln]
+    # (usb_policy.read_usb_devices on a bus/usb without devices/ is still a broken tree, named)
+    (sysfs / "bus" / "usb").mkdir()
+    with pytest.raises(ConfigError, match="bus/usb/devices: no such directory"):
+        usb_policy.read_usb_devices(sysfs)
 
 
 # -------------------------------------------------------------------- the service inside its unit's filters

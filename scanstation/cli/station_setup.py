@@ -18,14 +18,21 @@ from scanstation.errors import ConfigError, ExternalToolError, StateError
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write the configuration, create the station's keys, its first admin and the recovery code.
+    """Found the station: its keys, its first admin and the recovery code, and the configuration naming them.
+
+    Without a configuration at ``--config``, one is written from the options.  With one that names no
+    station yet (the ``station.toml`` the Debian package installs), the options' values are set in it and
+    the rest is kept: its production paths, its comments, the admin's own edits.  A configuration whose
+    data directory holds a station is refused without ``--force`` (its key would be lost).  Run as root,
+    the station's files go to the owner of the data directory (the service's user, ``scanstation``), so
+    that one command, as root, is the whole first run of a packaged station.
 
     The admin's password comes from the terminal or $SCANSTATION_PASSWORD_FILE (mode 0600); with
     ``--unit-head`` that person's from $SCANSTATION_NEW_PASSWORD_FILE or the terminal (typed by them), and
     they get a key slot at once.  Otherwise the first unlock is the unit head's, with the recovery code.
     """
     from scanstation.cli.common import read_new_password, read_password
-    from scanstation.config import render_config, validate_text
+    from scanstation.config import merge_config_text, render_config, validate_text
     from scanstation.service.founding import found_station
     from scanstation.vault.identity import parse_recipient
 
@@ -33,12 +40,67 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise ConfigError("init needs --config FILE (where to write the station configuration)")
     cfg_path = Path(args.config)
     parse_recipient(args.portal_recipient)
-    data_dir = Path(args.data_dir).expanduser().absolute()
-    values: dict[str, dict[str, Any]] = {
-        "station": {"id": args.station_id, "unit": args.unit, "data_dir": str(data_dir), "operator": args.operator,
-                    "mode": "training" if args.training else "production"},
-        "keys": {"portal_recipient": args.portal_recipient},
-    }
+    existing = _read_existing(cfg_path)
+    if existing is None and not args.data_dir:
+        raise ConfigError(f"{cfg_path}: no configuration there yet: init needs --data-dir DIR (the station's data)")
+    values = _init_values(args, new_file=existing is None)
+    text = render_config(values) if existing is None else merge_config_text(existing, values, str(cfg_path))
+    config = validate_text(cfg_path, text)
+    if existing is not None and not args.force:
+        # The configuration found there may name another data directory than the one now asked for: the
+        # station living there would lose its configuration, and with it the way to its key.
+        for data_dir in {validate_text(cfg_path, existing).data_dir, config.data_dir}:
+            if _holds_station(data_dir):
+                raise StateError(f"{cfg_path}: already exists and names the station in {data_dir}; use --force "
+                                 "to replace it (the old station key is then lost)")
+    if not args.admin:
+        raise ConfigError("init needs --admin NAME (the station admin's account)")
+    admin_password = read_password(f"Password for the station admin {args.admin}: ")
+    head_password = read_new_password(f"Password for the unit head {args.unit_head} (they type it): ") \
+        if args.unit_head else None
+    founded = found_station(config, args.admin, admin_password, unit_head=args.unit_head,
+                            unit_head_password=head_password, force=args.force)
+    owner = _give_to_data_dir_owner(config.data_dir)
+    _write_config(cfg_path, text)
+    say(f"configuration {'written to' if existing is None else 'updated in'} {cfg_path}")
+    if owner:
+        say(f"station files in {config.data_dir} given to {owner}")
+    say(f"station recipient: {founded.recipient}")
+    say(f"station admin: {args.admin}")
+    for name in founded.enrolled:
+        say(f"key slot made for {name} (may unlock the station)")
+    say("")
+    say("RECOVERY CODE (shown once; the unit head keeps it on paper, in the unit's safe):")
+    say(f"    {founded.recovery_code}")
+    if not founded.enrolled:
+        say("first unlock: add a unit head and supervisors (scanstation users add ... --user ADMIN), then the unit "
+            "head runs 'scanstation unlock --recovery --user HEAD': everyone added gets a key slot")
+    return 0
+
+
+def _read_existing(cfg_path: Path) -> str | None:
+    try:
+        return cfg_path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{cfg_path}: cannot read the configuration: {e}") from e
+
+
+def _init_values(args: argparse.Namespace, *, new_file: bool) -> dict[str, dict[str, Any]]:
+    """What init sets.  A new file gets every station setting (defaults for those not given); an existing one
+    only what was given, and its mode stays unless ``--training`` asks otherwise."""
+    given = {"id": args.station_id, "unit": args.unit, "operator": args.operator}
+    if new_file:
+        given = {key: value or INIT_DEFAULTS[key] for key, value in given.items()}
+    station: dict[str, Any] = {key: value for key, value in given.items() if value}
+    if args.data_dir:
+        station["data_dir"] = str(Path(args.data_dir).expanduser().absolute())
+    if args.training:
+        station["mode"] = "training"
+    elif new_file:
+        station["mode"] = "production"
+    values: dict[str, dict[str, Any]] = {"station": station, "keys": {"portal_recipient": args.portal_recipient}}
     portal: dict[str, Any] = {}
     if args.portal_url:
         portal["url"] = args.portal_url
@@ -53,33 +115,60 @@ def cmd_init(args: argparse.Namespace) -> int:
         load_portal_key(portal["receipt_key"].encode("ascii"), str(key_path))
     if portal:
         values["portal"] = portal
-    text = render_config(values)
-    config = validate_text(cfg_path, text)
-    if cfg_path.exists() and not args.force:
-        raise StateError(f"{cfg_path}: already exists; use --force to replace it (the old station key is then lost)")
-    if not args.admin:
-        raise ConfigError("init needs --admin NAME (the station admin's account)")
-    admin_password = read_password(f"Password for the station admin {args.admin}: ")
-    head_password = read_new_password(f"Password for the unit head {args.unit_head} (they type it): ") \
-        if args.unit_head else None
-    founded = found_station(config, args.admin, admin_password, unit_head=args.unit_head,
-                            unit_head_password=head_password, force=args.force)
+    return values
+
+
+def _holds_station(data_dir: Path) -> bool:
+    from scanstation.service.founding import FOUNDING_FILES
+
+    try:
+        return any((data_dir / name).exists() for name in (*FOUNDING_FILES, "station.db"))
+    except PermissionError as e:
+        raise StateError(f"{data_dir}: cannot look into the station's data directory ({e.strerror}): run init as "
+                         "root or as the directory's owner") from e
+
+
+def _give_to_data_dir_owner(data_dir: Path) -> str:
+    """As root: the files init made in the data directory belong to the directory's owner (the service's user
+    of a packaged station, who must read and write them; root's files would stop it at its first start).
+    Returns the owner's name when anything was given, else ''."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        return ""
+    top = os.stat(data_dir)
+    if top.st_uid == 0:
+        return ""
+    for folder, dirs, files in os.walk(data_dir):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            if os.lstat(path).st_uid == 0:
+                os.lchown(path, top.st_uid, top.st_gid)
+    try:
+        return pwd.getpwuid(top.st_uid).pw_name
+    except KeyError:
+        return f"uid {top.st_uid}"
+
+
+def _write_config(cfg_path: Path, text: str) -> None:
+    """Replace the configuration atomically, keeping the mode and owner of the file it replaces (the package's
+    is root:scanstation-kiosk 0640: the service and the kiosk read it, nobody else)."""
+    import os
+
     from batchformat.atomic import atomic_write
 
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(cfg_path, text.encode("utf-8"))
-    say(f"configuration written to {cfg_path}")
-    say(f"station recipient: {founded.recipient}")
-    say(f"station admin: {args.admin}")
-    for name in founded.enrolled:
-        say(f"key slot made for {name} (may unlock the station)")
-    say("")
-    say("RECOVERY CODE (shown once; the unit head keeps it on paper, in the unit's safe):")
-    say(f"    {founded.recovery_code}")
-    if not founded.enrolled:
-        say("first unlock: add a unit head and supervisors (scanstation users add ... --user ADMIN), then the unit "
-            "head runs 'scanstation unlock --recovery --user HEAD': everyone added gets a key slot")
-    return 0
+    try:
+        before: os.stat_result | None = os.stat(cfg_path)
+    except FileNotFoundError:
+        before = None
+    atomic_write(cfg_path, text.encode("utf-8"), mode=0o600 if before is None else before.st_mode & 0o7777)
+    if before is not None and os.geteuid() == 0:
+        os.chown(cfg_path, before.st_uid, before.st_gid)
+
+
+INIT_DEFAULTS = {"id": "station-1", "unit": "Unit 1", "operator": "operator"}
 
 
 HEADLESS = (
@@ -136,11 +225,13 @@ def _initialised(config: Any) -> bool:
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("init", parents=[common],
                        help="write a configuration; create the station key, first admin and recovery code")
-    s.add_argument("--data-dir", required=True, metavar="DIR")
+    s.add_argument("--data-dir", metavar="DIR",
+                   help="the station's data (required unless --config names an existing configuration, whose "
+                        "data_dir is then used)")
     s.add_argument("--portal-recipient", required=True, metavar="AGE1...", help="portal's age recipient")
-    s.add_argument("--unit", default="Unit 1")
-    s.add_argument("--station-id", default="station-1")
-    s.add_argument("--operator", default="operator")
+    s.add_argument("--unit", help=f"the unit's name (a new file: {INIT_DEFAULTS['unit']!r})")
+    s.add_argument("--station-id", help=f"the station's id (a new file: {INIT_DEFAULTS['id']!r})")
+    s.add_argument("--operator", help=f"the contractor operating it (a new file: {INIT_DEFAULTS['operator']!r})")
     s.add_argument("--portal-url", metavar="URL", default="", help="base URL of the portal (tus endpoint URL/files/)")
     s.add_argument("--portal-receipt-key", metavar="FILE", help="the portal's receipt-signing public key (PEM)")
     s.add_argument("--training", action="store_true",
@@ -148,7 +239,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--admin", metavar="NAME", help="the first station admin (required)")
     s.add_argument("--unit-head", metavar="NAME",
                    help="also create the unit head, with a key slot at once (else: first unlock by recovery code)")
-    s.add_argument("--force", action="store_true", help="replace an existing configuration, keys and accounts")
+    s.add_argument("--force", action="store_true",
+                   help="replace an existing station: its configuration, keys and accounts")
     s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("start", parents=[common], help="start the station (kiosk UI when a display is present)")

@@ -114,9 +114,15 @@ def read_usb_devices(sysfs: Path) -> list[UsbDevice]:
     """The USB devices under ``sysfs``/bus/usb/devices (a real /sys or a test's tree of the same shape).
 
     Entries with a ':' are interfaces ("1-1:1.0"); a device's interfaces are the entries named after it
-    in its own directory, as in the kernel's tree.
+    in its own directory, as in the kernel's tree.  A sysfs without ``bus/usb`` is a machine with no USB
+    host controller (a virtual machine, a container's host): no devices, so no keyboard or mouse to allow,
+    and the policy blocks whatever appears later.  A path that is no sysfs at all is a mistake, named.
     """
     root = sysfs / "bus" / "usb" / "devices"
+    if not (sysfs / "bus").is_dir():
+        raise ConfigError(f"{sysfs / 'bus'}: no such directory (is {sysfs} a sysfs tree?)")
+    if not (sysfs / "bus" / "usb").exists():
+        return []
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory (is {sysfs} a sysfs tree?)")
     devices = []

@@ -1,0 +1,153 @@
+"""`scanstation init` on a packaged station: it founds the station in the configuration the Debian package
+installed (installer/deb/station.toml), keeping that file's settings, comments, mode and owner, and as root
+gives the station's files to the data directory's owner (the service's user)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from tests.stationkit import PASSWORD, REPO
+
+PACKAGE_CONFIG = REPO / "installer" / "deb" / "station.toml"
+NOBODY = 65534
+
+
+def _init(config: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    pass_file = tmp / "password.txt"
+    pass_file.write_text(PASSWORD + "\n")
+    pass_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
+    env.update({"SCANSTATION_PASSWORD_FILE": str(pass_file), "SCANSTATION_NEW_PASSWORD_FILE": str(pass_file),
+                "PYTHONPATH": str(REPO)})
+    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    return subprocess.run([sys.executable, "-m", "scanstation.cli.main", "init", "--config", str(config),
+                           "--portal-recipient", recipient, "--admin", "admin", *args],
+                          env=env, text=True, capture_output=True, timeout=300, cwd=REPO)
+
+
+def _package_config(tmp: Path, data_dir: Path) -> Path:
+    """The package's station.toml, its data directory moved under the test's directory (the only edit)."""
+    text = PACKAGE_CONFIG.read_text()
+    assert 'data_dir = "/var/lib/scanstation"' in text
+    config = tmp / "etc" / "station.toml"
+    config.parent.mkdir()
+    config.write_text(text.replace("/var/lib/scanstation", str(data_dir)))
+    config.chmod(0o640)
+    return config
+
+
+def test_init_merges_into_the_package_configuration(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    config = _package_config(tmp_path, data_dir)
+    before = config.read_text()
+    proc = _init(config, "--station-id", "unit-042-station-1", "--unit", "42nd Battalion PAC", "--unit-head", "head",
+                 tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"configuration updated in {config}" in proc.stdout and "RECOVERY CODE" in proc.stdout
+    after = config.read_text()
+    values = tomllib.loads(after)
+    assert values["station"] == {"id": "unit-042-station-1", "unit": "42nd Battalion PAC", "data_dir": str(data_dir),
+                                 "mode": "production"}
+    assert values["keys"]["portal_recipient"].startswith("age1")
+    assert values["service"] == tomllib.loads(before)["service"]
+    # the package's comments are the admin's guide to the file: every one of them stays
+    comments = [ln for ln in before.splitlines() if ln.lstrip().startswith("#")]
+    assert comments and all(c in after.splitlines() for c in comments)
+    assert config.stat().st_mode & 0o777 == 0o640
+    assert (data_dir / "station.pub").exists() and (data_dir / "people.db").exists()
+
+
+def test_init_refuses_a_configuration_naming_a_station(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    config = _package_config(tmp_path, data_dir)
+    assert _init(config, tmp=tmp_path).returncode == 0
+    founded = config.read_text()
+    key = (data_dir / "station.pub").read_bytes()
+    again = _init(config, "--station-id", "other", tmp=tmp_path)
+    assert again.returncode == 7 and "already exists" in again.stderr and str(data_dir) in again.stderr
+    # nor may another data directory take the configuration away from the station it names
+    elsewhere = _init(config, "--data-dir", str(tmp_path / "other"), tmp=tmp_path)
+    assert elsewhere.returncode == 7 and str(data_dir) in elsewhere.stderr
+    assert config.read_text() == founded and (data_dir / "station.pub").read_bytes() == key
+    assert not (tmp_path / "other").exists()
+
+
+def test_init_needs_a_data_dir_for_a_new_file_and_names_a_broken_one(tmp_path: Path) -> None:
+    missing = _init(tmp_path / "new.toml", tmp=tmp_path)
+    assert missing.returncode != 0 and "--data-dir" in missing.stderr and "new.toml" in missing.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[station]\ndata_dir = "/x"\nmode = \n')
+    proc = _init(broken, tmp=tmp_path)
+    assert proc.returncode != 0 and "broken.toml" in proc.stderr and "TOML" in proc.stderr
+    assert broken.read_text() == '[station]\ndata_dir = "/x"\nmode = \n'
+
+
+def test_new_file_gets_the_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "station.toml"
+    proc = _init(config, "--data-dir", str(tmp_path / "d"), "--training", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    station = tomllib.loads(config.read_text())["station"]
+    assert station == {"id": "station-1", "unit": "Unit 1", "operator": "operator", "data_dir": str(tmp_path / "d"),
+                       "mode": "training"}
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_init_as_root_gives_the_station_to_the_data_dirs_owner(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)  # (pytest's directories are 0700: the owner below must reach its own)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    os.chown(data_dir, NOBODY, NOBODY)
+    config = _package_config(tmp_path, data_dir)
+    os.chown(config, 0, NOBODY)
+    proc = _init(config, "--unit-head", "head", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "given to nobody" in proc.stdout
+    paths = [data_dir, *data_dir.rglob("*")]
+    assert len(paths) > 3
+    assert [p for p in paths if p.lstat().st_uid != NOBODY] == []
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    # the configuration keeps its owner and group (root:scanstation-kiosk on a station)
+    assert (config.stat().st_uid, config.stat().st_gid, config.stat().st_mode & 0o777) == (0, NOBODY, 0o640)
+    # the owner, not root, can now use the station: read and write each file, and make new ones beside them
+    # (SQLite's journal and WAL), as the service's user will
+    assert _as_owner_open_all(data_dir, NOBODY) == sorted(p.name for p in data_dir.iterdir())
+
+
+def _as_owner_open_all(folder: Path, uid: int) -> list[str]:
+    """The files of ``folder`` that ``uid`` can open for reading and writing, after making a file there (a forked
+    child that drops root, as systemd starts the service).  The child enters the folder first and names files
+    relative to it: pytest's own directories above it are root's alone."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.chdir(folder)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.close(os.open("new-journal", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            os.unlink("new-journal")
+            opened = []
+            for name in sorted(os.listdir(".")):
+                os.close(os.open(name, os.O_RDWR))
+                opened.append(name)
+            os.write(write, "\n".join(opened).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        said = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, said
+    return said.split("\n")
