@@ -354,7 +354,7 @@ def _usb(vendor_product: str, *interfaces: tuple[str, str, str, str | None], dev
                        interfaces=tuple(UsbInterface(c, s, p, n) for c, s, p, n in interfaces))
 
 
-@pytest.mark.parametrize(("facts", "trips"), [
+USB_CASES = [
     (_usb("0781:5567", ("08", "06", "50", None)), True),
     (_usb("1234:5678", ("03", "01", "01", None), ("08", "06", "50", None)), True),  # a keyboard with a disk inside
     (_usb("04c5:132e", ("ff", "ff", "ff", None), ("08", "06", "50", None)), True),  # storage even on the scanner
@@ -369,10 +369,36 @@ def _usb(vendor_product: str, *interfaces: tuple[str, str, str, str | None], dev
     (_usb("413c:2113", ("03", "01", "01", None), ("03", "00", "00", None)), False),
     (_usb("096e:0807", ("0b", "00", "00", None)), False),
     (_usb("05e3:0610", ("09", "00", "00", None), device_class="09"), False),  # a hub
-], ids=["stick", "keyboard-with-disk", "scanner-with-disk", "scanner-ptp", "camera", "pixel-mtp", "scanner-mtp-named",
-        "cdc-ecm", "rndis-e0", "rndis-ef04", "bluetooth", "keyboard", "ccid-token", "hub"])
+]
+
+
+USB_CASE_IDS = ["stick", "keyboard-with-disk", "scanner-with-disk", "scanner-ptp", "camera", "pixel-mtp",
+                "scanner-mtp-named", "cdc-ecm", "rndis-e0", "rndis-ef04", "bluetooth", "keyboard", "ccid-token", "hub"]
+
+
+@pytest.mark.parametrize(("facts", "trips"), USB_CASES, ids=USB_CASE_IDS)
 def test_usb_policy(facts: DeviceFacts, trips: bool) -> None:
     assert (usb_verdict(facts, [SCANNER]) is not None) is trips
+
+
+# (an interface named MTP in the vendor class, and a device known only by its class, are the guard's alone)
+@pytest.mark.parametrize(("facts", "trips"), [c for i, c in zip(USB_CASE_IDS, USB_CASES, strict=True)
+                                              if i not in ("pixel-mtp", "scanner-mtp-named", "bluetooth")],
+                         ids=[i for i in USB_CASE_IDS if i not in ("pixel-mtp", "scanner-mtp-named", "bluetooth")])
+def test_the_guard_and_the_usbguard_policy_agree(facts: DeviceFacts, trips: bool) -> None:
+    # One table of dangerous classes (scanstation/lockdown/usb_classes.py): what USBGuard's policy rejects
+    # before a device is authorised is exactly what trips the guard when such a device appears anyway
+    from scanstation.lockdown import usb_policy
+
+    assert facts.vendor_product is not None
+    vendor, product = facts.vendor_product.split(":")
+    device = usb_policy.UsbDevice(
+        port="1-1", vendor=vendor, product=product,
+        name="", serial="", device_class=int(facts.device_class or "0", 16),
+        interfaces=tuple(usb_policy.UsbInterface(int(i.cls, 16), int(i.subclass, 16), int(i.protocol, 16))
+                         for i in facts.interfaces))
+    _rules, [decision] = usb_policy.build_rules([device], [SCANNER])
+    assert decision.reason.startswith("rejected") is trips, decision.reason
 
 
 @pytest.mark.parametrize(("devpath", "device"), [

@@ -331,7 +331,7 @@ def test_hostile_usb_policies_are_caught(tmp_path: Path) -> None:
         "storage": good.replace("reject with-interface one-of { 08:*:* }",
                                 "allow with-interface one-of { 08:*:* }"),
         # the scanner allowed by id alone: a device faking its id with a network interface gets in
-        "scanner-by-id": good.replace("allow id 04c5:132e with-interface none-of { 02:*:* 0a:*:* e0:*:* ef:04:01 }",
+        "scanner-by-id": good.replace("allow id 04c5:132e with-interface none-of { 02:*:* 0a:*:* e0:*:* ef:04:* }",
                                       "allow id 04c5:132e"),
         # the order: the scanner allowed before storage is rejected, so a device with its id and a disk gets in
         "order": good.replace("reject with-interface one-of { 08:*:* }\n", "").replace(

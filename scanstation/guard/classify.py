@@ -26,19 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scanstation.lockdown import usb_classes
+
 SYS = Path("/sys")
 VIRTUAL_PREFIX = "/devices/virtual/"
 
-# USB class codes (hex, as sysfs writes them) and what a device with such an interface can do here.
-DANGEROUS_CLASSES: dict[str, str] = {
-    "08": "USB mass storage (class 08)",
-    "06": "still-image / MTP / PTP interface (class 06: a phone or a camera)",
-    "02": "CDC communications (class 02: a network adapter, modem or phone tethering)",
-    "0a": "CDC data (class 0a: a network adapter or modem)",
-    "e0": "wireless controller (class e0: RNDIS tethering, Bluetooth)",
-}
-# Allowed for the configured scanner (some scanners speak PTP-like protocols); storage and network never.
-SCANNER_MAY_HAVE = frozenset({"06", "ff"})
 PRINTABLE_MAX = 64
 
 
@@ -240,18 +232,25 @@ def net_key(devpath: str) -> str:
     return parent or devpath
 
 
+def _hex_or(text: str | None) -> int:
+    """A class code as sysfs writes it ("08"), as a number; -1 when absent or garbled (matches no class)."""
+    try:
+        return int(text or "", 16)
+    except ValueError:
+        return -1
+
+
 def usb_verdict(facts: DeviceFacts, scanner_ids: Iterable[str]) -> str | None:
     """Why this USB device must trip the guard, or None."""
     is_scanner = facts.vendor_product is not None and facts.vendor_product in set(scanner_ids)
-    classes = [i.cls for i in facts.interfaces]
+    classes = [(i.cls, i.subclass) for i in facts.interfaces]
     if facts.device_class:
-        classes.append(facts.device_class)  # a class given for the whole device (02 CDC, e0)
-    for cls in classes:
-        if cls in DANGEROUS_CLASSES and not (is_scanner and cls in SCANNER_MAY_HAVE):
-            return DANGEROUS_CLASSES[cls]
+        classes.append((facts.device_class, "00"))  # a class given for the whole device (02 CDC, e0)
+    for cls, subclass in classes:
+        hit = usb_classes.dangerous(_hex_or(cls), _hex_or(subclass))
+        if hit is not None and not (is_scanner and hit.kind in usb_classes.SCANNER_MAY_HAVE):
+            return hit.words
     for i in facts.interfaces:
-        if i.cls == "ef" and i.subclass == "04":
-            return "RNDIS interface (class ef/04: phone tethering)"
         if i.cls == "ff" and i.name and "MTP" in i.name.upper() and not is_scanner:
             return "MTP interface (vendor class ff named 'MTP': a phone)"
     return None

@@ -20,14 +20,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from scanstation.errors import ConfigError
+from scanstation.lockdown.usb_classes import dangerous, of_kind
 
 RULES_PATH = "etc/usbguard/rules.d/50-scanstation.conf"  # relative to the target root
 
-# Interface classes that can move data off the station (USB class codes, usb.org "Defined Class Codes").
-MASS_STORAGE = "08:*:*"
-STILL_IMAGE = "06:*:*"  # PTP cameras and phones in PTP/MTP mode
-NETWORK = ("02:*:*", "0a:*:*", "e0:*:*", "ef:04:01")  # CDC comms/data, wireless controllers (Bluetooth,
-#                                                       RNDIS e0:01:03), Microsoft's RNDIS over class ef
+# Interface classes that can move data off the station (scanstation/lockdown/usb_classes.py, shared with the
+# service's device guard).
+MASS_STORAGE = " ".join(d.pattern for d in of_kind("storage"))
+STILL_IMAGE = " ".join(d.pattern for d in of_kind("still-image"))  # PTP cameras and phones in PTP/MTP mode
+NETWORK = tuple(d.pattern for d in of_kind("network"))  # CDC comms/data, wireless controllers (Bluetooth,
+#                                                         RNDIS e0:01:03), Microsoft's RNDIS over class ef
 CCID = "0b:*:*"
 HUB = "09:*:*"
 HID_CLASS = 0x03
@@ -211,7 +213,7 @@ def build_rules(devices: Sequence[UsbDevice], scanner_ids: Sequence[str]) -> tup
     lines += [
         "# 3. Still image (PTP/MTP phones and cameras): rejected unless a scanner above.",
         f"reject with-interface one-of {{ {STILL_IMAGE} }}",
-        "# 4. Networking: CDC Ethernet/ECM/NCM/MBIM (02, 0a), wireless controllers and RNDIS (e0, ef:04:01).",
+        "# 4. Networking: CDC Ethernet/ECM/NCM/MBIM (02, 0a), wireless controllers and RNDIS (e0, ef:04).",
         f"reject with-interface one-of {{ {net} }}",
         "# 5. Smart-card readers and tokens (CCID) with nothing else on them: the unit head's DSC token.",
         f"allow with-interface equals {{ {CCID} }}",
@@ -234,16 +236,16 @@ def _decide(d: UsbDevice, scanners: Sequence[str]) -> Decision:
     """The same order as the rules, in words (the tests check the rules themselves with USBGuard's parser and
     their own matcher; this is for the administrator's screen)."""
     classes = {i.cls for i in d.interfaces}
+    kinds = {hit.kind for i in d.interfaces if (hit := dangerous(i.cls, i.subclass)) is not None}
     if d.is_root_hub:
         return Decision(d, True, "root hub (the controller: PresentControllerPolicy=keep)")
-    if 0x08 in classes:
+    if "storage" in kinds:
         return Decision(d, False, "rejected: a mass-storage interface")
-    if d.usb_id in scanners and not (classes & {0x02, 0x0A, 0xE0}) and "ef:04:01" not in {
-            i.text() for i in d.interfaces}:
+    if d.usb_id in scanners and "network" not in kinds:
         return Decision(d, True, "allowed: a configured scanner (lockdown.scanner_usb_ids)")
-    if 0x06 in classes:
+    if "still-image" in kinds:
         return Decision(d, False, "rejected: a still-image (PTP/MTP) interface")
-    if classes & {0x02, 0x0A, 0xE0} or "ef:04:01" in {i.text() for i in d.interfaces}:
+    if "network" in kinds:
         return Decision(d, False, "rejected: a networking or wireless interface")
     if classes == {0x0B}:
         return Decision(d, True, "allowed: a smart-card reader or token (CCID)")
