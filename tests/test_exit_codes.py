@@ -85,7 +85,15 @@ def test_the_exit_codes_command_prints_every_code() -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([sys.executable, "-m", "scanstation.cli", "exit-codes"], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=60, check=True)
-    printed = {int(line.split()[0]): line.split(None, 1)[1] for line in proc.stdout.splitlines() if line.strip()}
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    # health's range, in its place among the others: 64 plus the failing checks' bits, each named
+    ranges = [line for line in lines if "-" in line.split()[0]]
+    assert len(ranges) == 1 and ranges[0].startswith("64-95  scanstation health: 64 plus"), ranges
+    assert all(f"{name} +{bit}" in ranges[0] for name, bit in
+               {"service": 1, "signin": 2, "guard": 4, "disk": 8, "upload": 16}.items())
+    starts = [int(line.split()[0].split("-")[0]) for line in lines]
+    assert starts == sorted(starts)
+    printed = {int(line.split()[0]): line.split(None, 1)[1] for line in lines if line not in ranges}
     assert set(printed) == set(EXIT_CODES)
     for code, summary in EXIT_CODES.items():
         assert printed[code].startswith(summary), (code, printed[code])

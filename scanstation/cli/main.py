@@ -44,8 +44,19 @@ __all__ = ["CONFIG_ENV", "build_parser", "entry", "main"]
 
 
 def cmd_exit_codes(args: argparse.Namespace) -> int:
+    # `scanstation health` alone exits in its own range, so that the unit's IT can script on the failing checks
+    from scanstation.cli.operations import CHECK_BITS, HEALTH_BASE
+
+    top = HEALTH_BASE + sum(CHECK_BITS.values())
+    bits = ", ".join(f"{name} +{bit}" for name, bit in CHECK_BITS.items())
+    health = f"{HEALTH_BASE}-{top}  scanstation health: {HEALTH_BASE} plus the bits of the failing checks ({bits})"
     for code, (meaning, cls) in exit_code_table().items():
+        if code > HEALTH_BASE and health:
+            say(health)
+            health = ""
         say(f"{code:>4}  {meaning}" + (f" ({cls})" if cls else ""))
+    if health:
+        say(health)
     return 0
 
 
