@@ -577,9 +577,9 @@ def test_the_service_works_inside_its_units_seccomp_filters(tmp_path: Path) -> N
     import json
     import time
 
-    from scanstation.lockdown.unit_sandbox import UnitSandbox
     from scanstation_tools.synth import PageSpec, render_acr_page
     from tests.stationkit import make_station
+    from tests.unit_sandbox import UnitSandbox
 
     sandbox = UnitSandbox.from_unit(UNIT.read_text())
     assert sandbox.deny_write_execute and sandbox.error_number is not None and "setpriority" in (
