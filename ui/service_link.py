@@ -3,10 +3,14 @@
 The kiosk is a *client*: it never holds a key, opens no store and reads no vault.  In production the
 station service runs as its own process and system user (``scanstation serve``; the installer's systemd
 unit) and the kiosk reaches it over its Unix socket (:class:`~scanstation.service.client.RemoteConnection`).
-Only when no service answers on the configured socket (a developer's machine, the demo station, the
-tests) does :func:`open_link` run a :class:`~scanstation.service.core.StationService` inside the UI's
-process (:class:`~scanstation.service.client.LocalConnection`): the same operations, permission checks
-and audit entries, but then this process holds the keys once someone unlocks; the window says so.
+Only when no service answers on the configured socket on a training or demo station (a developer's
+machine, the demo station, the tests) does :func:`open_link` run a
+:class:`~scanstation.service.core.StationService` inside the UI's process
+(:class:`~scanstation.service.client.LocalConnection`): the same operations, permission checks and audit
+entries, but then this process holds the keys once someone unlocks; the window says so.  A production
+station never does: the kiosk's account must never hold the station's keys, so there the link starts
+*waiting* (no connection) and :meth:`ServiceLink.connect` is tried again until the service answers
+(the window shows "the station service is not running" meanwhile: :mod:`ui.shell`).
 
 Calls go off the UI thread (:meth:`ServiceLink.submit`, the :mod:`ui.background` pattern) and are
 serialised on the one connection: a socket carries one request at a time.
@@ -16,10 +20,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from scanstation.config import Config
-from scanstation.errors import SignInError
+from scanstation.errors import SignInError, StateError
 from scanstation.service.client import LocalConnection, RemoteConnection, ServiceConnection, service_running
 
 from .background import run_in_background
@@ -44,19 +49,50 @@ class EventRelay(QObject):
 
 
 class ServiceLink:
-    """A ServiceConnection, the session token of whoever is signed in at the kiosk, and a lock."""
+    """A ServiceConnection, the session token of whoever is signed in at the kiosk, and a lock.
 
-    def __init__(self, connection: ServiceConnection, *, in_process: bool) -> None:
+    ``connection`` None: waiting for the service on ``socket_path`` (a production station whose service is
+    not running yet, :meth:`waiting_for`); every call then fails until :meth:`connect` succeeds."""
+
+    def __init__(self, connection: ServiceConnection | None, *, in_process: bool,
+                 socket_path: Path | None = None) -> None:
         self.connection = connection
         self.in_process = in_process
+        self.socket_path = socket_path
         self.token: str | None = None
         # told (on the UI thread) when a call finds the signed-in session over: idle, 12 h, locked elsewhere
         self.session_lost: Callable[[BaseException], None] | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def waiting_for(cls, socket_path: Path) -> ServiceLink:
+        """A link with no connection yet: the service on ``socket_path`` is to be waited for, never replaced."""
+        return cls(None, in_process=False, socket_path=socket_path)
+
+    @property
+    def waiting(self) -> bool:
+        return self.connection is None
+
+    def connect(self) -> bool:
+        """Whether the link is connected now: if it waits, one try at the service's socket.  Blocking (a
+        connect on a Unix socket; at most the probe's 2 s when the service's backlog is full): from a
+        background thread."""
+        with self._lock:
+            if self.connection is not None:
+                return True
+            if self.socket_path is None or not service_running(self.socket_path):
+                return False
+            try:
+                self.connection = RemoteConnection(self.socket_path)
+            except StateError:
+                return False  # it went away between the probe and the connect: the next try
+            return True
+
     def call(self, op: str, on_event: Callable[[str, dict[str, Any]], None] | None = None, **args: Any) -> Any:
         """One operation, blocking: only ever from a background thread (or a test)."""
         with self._lock:
+            if self.connection is None:
+                raise StateError("the station service is not running")
             self.connection.token = self.token
             return self.connection.call(op, on_event, **args)
 
@@ -79,14 +115,19 @@ class ServiceLink:
 
     def close(self) -> None:
         with self._lock:
-            self.connection.close()
+            if self.connection is not None:
+                self.connection.close()
 
 
 def open_link(config: Config) -> ServiceLink:
-    """The running station service when one answers on ``config.socket_path``; else one in this process
-    (development and demo only: production runs ``scanstation serve`` separately)."""
+    """The running station service when one answers on ``config.socket_path``.  Otherwise, on a production
+    station, a link that waits for it (:meth:`ServiceLink.waiting_for`): a service inside the kiosk's process
+    would hold the station's keys in the kiosk account's memory.  On a training or demo station (development,
+    the demo, the tests) a service in this process instead."""
     if service_running(config.socket_path):
-        return ServiceLink(RemoteConnection(config.socket_path), in_process=False)
+        return ServiceLink(RemoteConnection(config.socket_path), in_process=False, socket_path=config.socket_path)
+    if config.station.mode == "production":
+        return ServiceLink.waiting_for(config.socket_path)
     from scanstation.service.core import StationService
 
     return ServiceLink(LocalConnection(StationService(config)), in_process=True)

@@ -18,6 +18,11 @@ context menus and drops from other programs (:func:`ui.no_clipboard.lock_down`).
 :mod:`ui.app`) closes it.  Every page and thumbnail on the screen carries the watermark of
 :mod:`ui.watermark`, with the station and the person from the service's ``status``.
 
+A production station's kiosk never runs the station service itself: when no service answers at start
+(it starts late, or not at all), the window shows "the station service is not running — waiting for it"
+(:class:`ServiceWaitScreen`, full screen like every screen, no way out either) and tries the socket again every
+:data:`SERVICE_RETRY_MS` until the service answers; then the sign-in screen.
+
 Every call goes through a :class:`~ui.service_link.ServiceLink`, off the UI thread.  The idle time is
 ``config.service.idle_minutes`` (at most 15) unless a test injects ``idle_ms``; any key, click or touch
 restarts it, and at most once a minute such activity is reported to the service (``whoami``) so that the
@@ -28,12 +33,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from scanstation.config import Config
 
 from .accounts import AccountsScreen
 from .audit_view import AuditScreen
+from .background import run_in_background
 from .batches import BatchesScreen
 from .dashboard import DashboardScreen
 from .guard_notice import GuardNotice
@@ -63,7 +70,7 @@ from .signoff import SignoffScreen
 from .unlock import StationLockedScreen, UnlockScreen
 from .verify import VerifyScreen
 from .watermark import Watermark, WatermarkOverlay
-from .widgets import bi, button, describe_error
+from .widgets import CENTER, bi, button, describe_error, heading
 
 REFRESH_MS = 3000
 HEARTBEAT_MS = 60_000
@@ -71,6 +78,11 @@ HEARTBEAT_MS = 60_000
 # service ends every session, and this finds out (session lost: back to sign-in) within 2 s, so a page on
 # the screen does not stay there until the next key.
 GUARD_POLL_MS = 2000
+# A production kiosk with no service to talk to tries its socket again this often: the service starting late
+# (at 7 a.m. after a slow boot, or once the admin has started it) is answered within a few seconds.
+SERVICE_RETRY_MS = 3000
+SERVICE_NOT_RUNNING = bi("स्टेशन सेवा नहीं चल रही है — प्रतीक्षा की जा रही है… (स्टेशन व्यवस्थापक को बताएँ)",
+                         "The station service is not running — waiting for it… (tell the station admin)")
 MAY_UNLOCK = ("supervisor", "unit-head")
 MAY_LOCK_STATION = ("supervisor", "unit-head", "admin")
 MAY_READ_AUDIT = ("supervisor", "unit-head", "admin")
@@ -115,11 +127,32 @@ def way_out(event: QKeyEvent) -> bool:
     return (Qt.Key(event.key()), mods) in WAY_OUT_KEYS or any(event.matches(k) for k in WAY_OUT_STANDARD)
 
 
+class ServiceWaitScreen(QWidget):
+    """A production kiosk whose station service does not answer: nothing to sign in to, nothing to do but
+    wait for it (and tell the admin).  The window keeps trying (:data:`SERVICE_RETRY_MS`); the last try's
+    time shows that it does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        outer = QVBoxLayout(self)
+        outer.addStretch(2)
+        self.title = heading(SERVICE_NOT_RUNNING, 24)
+        outer.addWidget(self.title)
+        self.tried = QLabel("")
+        self.tried.setAlignment(CENTER)
+        outer.addWidget(self.tried)
+        outer.addStretch(3)
+
+    def tried_at(self, when: datetime) -> None:
+        self.tried.setText(bi(f"अंतिम प्रयास {when:%H:%M:%S}", f"last tried at {when:%H:%M:%S}"))
+
+
 class StationWindow(QMainWindow):
     def __init__(self, config: Config, demo_action: Callable[[], object] | None = None, *,
                  link: ServiceLink | None = None, idle_ms: int | None = None) -> None:
-        """``link``: the station service (default: :func:`~ui.service_link.open_link`, the running service
-        or, without one, an in-process service for development); ``idle_ms``: the lock-screen idle time
+        """``link``: the station service (default: :func:`~ui.service_link.open_link`, the running service;
+        without one, on a production station a link that waits for it, elsewhere an in-process service for
+        development); ``idle_ms``: the lock-screen idle time
         (default: the session idle time of the configuration); ``demo_action``: see :mod:`ui.batches`."""
         super().__init__()
         # first: the window's own calls below (setWindowTitle) already deliver change events
@@ -138,6 +171,7 @@ class StationWindow(QMainWindow):
         self.watermark = Watermark()
 
         self.stack = QStackedWidget()
+        self.service_wait = ServiceWaitScreen()
         self.sign_in = SignInScreen(self.link, self.title + mode)
         self.unlock = UnlockScreen(self.link)
         self.station_locked = StationLockedScreen()
@@ -155,7 +189,8 @@ class StationWindow(QMainWindow):
         # page views paint the full one themselves
         self.work_watermark = WatermarkOverlay(self.watermark, self.work,
                                                [self.verify.view, self.verify.tree, self.operator.tiles_view])
-        for page in (self.sign_in, self.unlock, self.station_locked, self.guard_notice, self.work, self.lock_screen):
+        for page in (self.service_wait, self.sign_in, self.unlock, self.station_locked, self.guard_notice,
+                     self.work, self.lock_screen):
             self.stack.addWidget(page)
         self.setCentralWidget(self.stack)
 
@@ -194,7 +229,13 @@ class StationWindow(QMainWindow):
         self._guard_since: Any = None  # the device guard's trip shown on the notice (its "since")
         self._guard_seen: Any = None  # ... and the one the admin went past
         self.screen_locked = False  # answers to calls made before the lock must not uncover the screen
-        self.show_sign_in()
+        self.service_retry = QTimer(self)
+        self.service_retry.timeout.connect(self._try_service)
+        self._trying = False  # one try at the socket at a time (a full backlog makes one last up to 2 s)
+        if self.link.waiting:
+            self._wait_for_service()
+        else:
+            self.show_sign_in()
 
     # ------------------------------------------------------------------ layout of the work page
     def _work_page(self, mode: str) -> QWidget:
@@ -240,6 +281,32 @@ class StationWindow(QMainWindow):
         self.end_of_day_button.clicked.connect(self.lock_station)
         self.sign_out_button.clicked.connect(self.sign_out)
         return page
+
+    # ------------------------------------------------------------------ no service yet (production)
+    def _wait_for_service(self) -> None:
+        self.service_wait.tried_at(datetime.now())  # open_link has just tried
+        self.stack.setCurrentWidget(self.service_wait)
+        self.service_retry.start(SERVICE_RETRY_MS)
+
+    def _try_service(self) -> None:
+        if self._trying or self._ending:
+            return
+        self._trying = True
+        run_in_background(self.link.connect, self._service_tried, self._service_try_failed)
+
+    def _service_tried(self, connected: bool) -> None:
+        self._trying = False
+        if self._ending:
+            return
+        if connected:
+            self.service_retry.stop()
+            self.show_sign_in()
+        else:
+            self.service_wait.tried_at(datetime.now())
+
+    def _service_try_failed(self, _err: BaseException) -> None:
+        # e.g. the socket's directory not readable yet while the service sets it up: the next try
+        self._service_tried(False)
 
     # ------------------------------------------------------------------ moving between screens
     def show_sign_in(self, note: str = "") -> None:
@@ -496,6 +563,7 @@ class StationWindow(QMainWindow):
             event.ignore()  # the compositor's close, Alt+F4 under a window manager, close(): the kiosk stays
             return
         self.operator.reset()  # no more polls of the scan; answers still under way are then ignored
+        self.service_retry.stop()
         self.idle_timer.stop()
         self.refresh_timer.stop()
         self.heartbeat.stop()
