@@ -5,10 +5,13 @@
 * no file dialog, print or clipboard in ``ui/``'s sources (their syntax trees), and the application-wide lock
   of :func:`ui.no_clipboard.lock_down` at work;
 * the kiosk window refuses close, the close/quit keys and minimising, and ends only by ``end_session``;
-* the UI under **cage** (wlroots' headless back end, Qt's wayland platform) as an unprivileged user, a
-  client of ``scanstation serve`` over its socket as in production: full screen (the window's size is the
-  output's, measured on grim's screenshot), still there after every way of closing it, the watermark on
-  the compositor's output over a page, the idle lock, and SIGTERM ending the session cleanly.
+* the UI under **cage** (wlroots' headless back end, Qt's wayland platform) started as the kiosk session
+  starts it: kiosk-session, as an unprivileged account that cannot read the station's data but is in the
+  socket's client group, execs cage with ``scanstation start`` (the console script) on a production station,
+  a client of ``scanstation serve`` over its socket: full screen (the window's size is the output's, measured
+  on grim's screenshot), still there after every way of closing it, the watermark on the compositor's output
+  over a page, the idle lock, nothing written into the account's home, and SIGTERM ending the session
+  cleanly with exit code 0.
 
 Everything talks to a real station service; nothing is mocked.
 """
@@ -420,109 +423,175 @@ def test_a_tripped_device_guard_clears_the_screen_and_shows_its_notice(window: A
 
 
 # ---------------------------------------------------------------------------------------------- under cage
-# Runs inside cage as the kiosk's (unprivileged) user: the production start (ui.app.make_kiosk), then every
-# check, each written as one JSON line to report.jsonl; grim (a client of the same compositor) takes the
-# screenshots.  After "ready" it runs the event loop until the test's SIGTERM ends it.
-DRIVER = r'''
-import json, os, subprocess, sys, time
+# The kiosk is started as its session starts it: kiosk-session (the installed script itself) runs as the
+# kiosk's unprivileged account and execs cage with `scanstation start`, the console script.  Checks that need
+# the window itself (its geometry, a close() from code, keys through the window system, the idle lock) run
+# inside that process: Python's site module imports a `sitecustomize` from PYTHONPATH at start-up (nothing in
+# ScanStation knows of it), whose thread waits for `scanstation start`'s QApplication and then posts one event
+# to the UI thread that runs the checks there, each written as one JSON line to report.jsonl; grim (a client of
+# the same compositor) takes the screenshots.  After "ready" it returns to the application's own event loop,
+# which runs until the test's SIGTERM ends it.  (cage 0.1.4 offers no virtual keyboard or pointer protocol,
+# so nothing outside the process could type into the window.)
+PROBE = r'''
+import json, os, sys, threading, time
 from pathlib import Path
 
-out = Path(sys.argv[1])
-def say(event, **data):
-    with (out / "report.jsonl").open("a") as f:
+_keep = []
+
+
+def _say(event, **data):
+    with (Path(os.environ["KIOSK_PROBE_OUT"]) / "report.jsonl").open("a") as f:
         f.write(json.dumps({"event": event, **data}) + "\n")
 
-from PySide6.QtTest import QTest
-from scanstation.config import load_config
-from ui.app import make_kiosk
-from ui.qt import QApplication, QCloseEvent, QKeySequence, QPoint, QShortcut, Qt
 
-app, window = make_kiosk(load_config(Path(os.environ["SCANSTATION_CONFIG"])))
-say("started", pid=os.getpid(), uid=os.getuid(), platform=app.platformName(), in_process=window.link.in_process)
+def _attach():
+    app = None
+    while app is None:  # until `scanstation start` has made its QApplication
+        widgets = sys.modules.get("PySide6.QtWidgets")
+        try:
+            app = widgets.QApplication.instance() if widgets is not None else None
+        except AttributeError:  # the module is still being imported
+            app = None
+        time.sleep(0.05)
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject
 
-def pump(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.01)
+    class Kick(QObject):
+        def event(self, e):
+            if e.type() == QEvent.Type.User:
+                try:
+                    _drive(app)
+                except SystemExit:
+                    raise
+                except BaseException as err:
+                    _say("timeout", what=f"the probe failed: {err!r}")
+                return True
+            return super().event(e)
 
-def until(cond, what, timeout=60):
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            say("timeout", what=what)
-            sys.exit(3)
-        pump(0.05)
+    kick = Kick()
+    kick.moveToThread(app.thread())  # its events are delivered on the UI thread
+    _keep.append(kick)
+    QCoreApplication.postEvent(kick, QEvent(QEvent.Type.User))
 
-def grim(name):
-    subprocess.run(["grim", str(out / name)], check=True, timeout=30)
 
-def size(r):
-    return [r.width(), r.height()]
+def _drive(app):
+    import subprocess
 
-until(lambda: window.isVisible() and window.windowHandle() is not None and window.windowHandle().isExposed(),
-      "the window on the screen")
-pump(1.0)
-say("shown", screen=size(app.primaryScreen().geometry()), window=size(window.geometry()),
-    fullscreen=window.isFullScreen(), state=int(window.windowState().value))
-grim("sign-in.png")
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+    from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+    from PySide6.QtCore import QPoint, Qt
 
-hits = []
-keep = []
-for keys in ("Alt+F4", "Ctrl+Q", "Ctrl+W"):
-    sc = QShortcut(QKeySequence(keys), window)
-    sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
-    sc.activated.connect(lambda k=keys: hits.append(k))
-    keep.append(sc)
-closed = window.close()
-QApplication.sendEvent(window.windowHandle(), QCloseEvent())
-M = Qt.KeyboardModifier
-for key, mods in ((Qt.Key.Key_F4, M.AltModifier), (Qt.Key.Key_Q, M.ControlModifier), (Qt.Key.Key_W, M.ControlModifier)):
-    QTest.keyClick(window.windowHandle(), key, mods)
-window.showMinimized()
-pump(1.5)
-say("after-close", close_returned=closed, visible=window.isVisible(), fullscreen=window.isFullScreen(),
-    minimized=window.isMinimized(), hits=hits, window=size(window.geometry()), state=int(window.windowState().value))
-grim("after-close.png")
-for sc in keep:
-    sc.setEnabled(False)
+    out = Path(os.environ["KIOSK_PROBE_OUT"])
+    say = _say
 
-window.sign_in.name.setText("sup2")
-window.sign_in.password.setText(os.environ["KIOSK_PASSWORD"])
-window.sign_in.button.click()
-until(lambda: window.stack.currentWidget() is window.work, "the work screen")
-window.tabs.setCurrentWidget(window.verify)
-screen = window.verify
-until(lambda: any(r.get("name") == os.environ["KIOSK_BATCH"] for r in getattr(screen, "queue_rows", [])), "the queue")
-screen.open_batch(os.environ["KIOSK_BATCH"])
-until(lambda: screen.view.page is not None and screen.view.page.full is not None, "the page")
-pump(1.0)
-viewport = screen.view.viewport()
-corner = viewport.mapTo(window, QPoint(0, 0))
-say("page", rect=[corner.x(), corner.y(), viewport.width(), viewport.height()], text=window.watermark.text())
-grim("verify.png")
+    def pump(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.01)
 
-window.idle_ms = 800  # the configuration's idle time is minutes: a short one, injected
-window.idle_timer.start(window.idle_ms)
-started = time.monotonic()
-until(lambda: window.stack.currentWidget() is window.lock_screen, "the idle lock", timeout=30)
-say("locked", after_s=round(time.monotonic() - started, 2))
-pump(0.8)
-grim("lock.png")
-window.idle_ms = 600_000
-window.lock_screen.password.setText(os.environ["KIOSK_PASSWORD"])
-window.lock_screen.button.click()
-until(lambda: window.stack.currentWidget() is window.work, "the resumed session")
-say("ready", token=window.link.token is not None)
-code = app.exec()  # until SIGTERM
-say("ended", code=code, visible=window.isVisible(), signed_out=window.link.token is None)
-sys.exit(code)
+    def until(cond, what, timeout=60):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                say("timeout", what=what)
+                raise RuntimeError(what)
+            pump(0.05)
+
+    def grim(name):
+        subprocess.run(["grim", str(out / name)], check=True, timeout=30)
+
+    def size(r):
+        return [r.width(), r.height()]
+
+    def the_window():
+        found = [w for w in app.topLevelWidgets() if type(w).__name__ == "StationWindow"]
+        return found[0] if found else None
+
+    until(lambda: the_window() is not None, "the kiosk window")
+    window = the_window()
+    try:
+        (Path(os.environ["KIOSK_DATA_DIR"]) / "station.pub").exists()
+        data = "readable"
+    except PermissionError:
+        data = "PermissionError"
+    say("started", pid=os.getpid(), uid=os.getuid(), gid=os.getgid(), groups=sorted(os.getgroups()),
+        argv=sys.argv, platform=app.platformName(), in_process=window.link.in_process, data_dir=data,
+        env={k: os.environ.get(k) for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                                              "XDG_DATA_HOME", "XDG_STATE_HOME", "QT_QPA_PLATFORM",
+                                              "QT_WAYLAND_DISABLE_WINDOWDECORATION", "SCANSTATION_CONFIG")})
+    # however the application's loop ends (SIGTERM below), the window's session was signed out first
+    app.aboutToQuit.connect(lambda: say("ended", visible=window.isVisible(), signed_out=window.link.token is None))
+
+    until(lambda: window.isVisible() and window.windowHandle() is not None and window.windowHandle().isExposed(),
+          "the window on the screen")
+    pump(1.0)
+    say("shown", screen=size(app.primaryScreen().geometry()), window=size(window.geometry()),
+        fullscreen=window.isFullScreen(), state=int(window.windowState().value))
+    grim("sign-in.png")
+
+    hits = []
+    keep = []
+    for keys in ("Alt+F4", "Ctrl+Q", "Ctrl+W"):
+        sc = QShortcut(QKeySequence(keys), window)
+        sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        sc.activated.connect(lambda k=keys: hits.append(k))
+        keep.append(sc)
+    closed = window.close()
+    QApplication.sendEvent(window.windowHandle(), QCloseEvent())
+    M = Qt.KeyboardModifier
+    for key, mods in ((Qt.Key.Key_F4, M.AltModifier), (Qt.Key.Key_Q, M.ControlModifier),
+                      (Qt.Key.Key_W, M.ControlModifier)):
+        QTest.keyClick(window.windowHandle(), key, mods)
+    window.showMinimized()
+    pump(1.5)
+    say("after-close", close_returned=closed, visible=window.isVisible(), fullscreen=window.isFullScreen(),
+        minimized=window.isMinimized(), hits=hits, window=size(window.geometry()),
+        state=int(window.windowState().value))
+    grim("after-close.png")
+    for sc in keep:
+        sc.setEnabled(False)
+
+    window.sign_in.name.setText("sup2")
+    window.sign_in.password.setText(os.environ["KIOSK_PASSWORD"])
+    window.sign_in.button.click()
+    until(lambda: window.stack.currentWidget() is window.work, "the work screen")
+    window.tabs.setCurrentWidget(window.verify)
+    screen = window.verify
+    until(lambda: any(r.get("name") == os.environ["KIOSK_BATCH"] for r in getattr(screen, "queue_rows", [])),
+          "the queue")
+    screen.open_batch(os.environ["KIOSK_BATCH"])
+    until(lambda: screen.view.page is not None and screen.view.page.full is not None, "the page")
+    pump(1.0)
+    viewport = screen.view.viewport()
+    corner = viewport.mapTo(window, QPoint(0, 0))
+    say("page", rect=[corner.x(), corner.y(), viewport.width(), viewport.height()], text=window.watermark.text())
+    grim("verify.png")
+
+    window.idle_ms = 800  # the configuration's idle time is minutes (and the service's too): a short one
+    window.idle_timer.start(window.idle_ms)
+    started = time.monotonic()
+    until(lambda: window.stack.currentWidget() is window.lock_screen, "the idle lock", timeout=30)
+    say("locked", after_s=round(time.monotonic() - started, 2))
+    pump(0.8)
+    grim("lock.png")
+    window.idle_ms = 600_000
+    window.lock_screen.password.setText(os.environ["KIOSK_PASSWORD"])
+    window.lock_screen.button.click()
+    until(lambda: window.stack.currentWidget() is window.work, "the resumed session")
+    say("ready", token=window.link.token is not None)
+
+
+if os.environ.get("KIOSK_PROBE_OUT"):
+    threading.Thread(target=_attach, daemon=True, name="kiosk-probe").start()
 '''
 
 
 def _kiosk_user() -> tuple[list[str], int, int]:
-    """How to run as the kiosk's unprivileged user: cage refuses to run as root (it drops privileges and
-    checks it cannot regain them).  As root: nobody/nogroup through setpriv; otherwise ourselves."""
+    """How to run as the kiosk's unprivileged account: cage refuses to run as root (it drops privileges and
+    checks it cannot regain them), and the account must not be able to read the station's data.  As root:
+    nobody, whose only group (nogroup) is made the socket's client group below, as the kiosk's only group is
+    scanstation-kiosk on a station.  Otherwise ourselves (then the data directory is ours: readable)."""
     if os.geteuid() != 0:
         return [], os.getuid(), os.getgid()
     if shutil.which("setpriv") is None:
@@ -569,28 +638,59 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
         links = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=60, check=False).stdout
         missing = sorted({line.split("=>")[0].strip() for line in links.splitlines() if "not found" in line})
         assert not missing, f"Qt's wayland plugin cannot load: {missing} missing (Debian: libwayland-cursor0 ...)"
+    start = Path(sys.executable).parent / "scanstation"  # the console script `pip install` made
+    if not start.exists():
+        pytest.skip(f"{start}: no scanstation console script in this environment")
     become, uid, gid = _kiosk_user()
     python, site = _python_for(become)
-    run_dir, shots, home, xdg = (public_dir / n for n in ("run", "shots", "home", "xdg"))
-    for d in (run_dir, shots, home, xdg):
+    run_dir, shots, home, xdg, bin_dir, probe = (public_dir / n for n in ("run", "shots", "home", "xdg", "bin",
+                                                                          "probe"))
+    for d in (run_dir, shots, home, xdg, bin_dir, probe):
         d.mkdir(mode=0o755)
+    # the kiosk's home is writable, so that anything written there would show (kiosk-session sends the caches
+    # and the rest to the runtime directory); the runtime directory is the account's, 0700, as logind's is
     for d in (shots, home, xdg):
         os.chown(d, uid, gid)
     xdg.chmod(0o700)
+    (probe / "sitecustomize.py").write_text(PROBE)
+    (probe / "sitecustomize.py").chmod(0o644)
     # the station's configuration as the kiosk reads it: the socket in a directory it may reach (as
-    # /run/scanstation), its group allowed to connect (as scanstation-kiosk)
+    # /run/scanstation), its group allowed to connect (as scanstation-kiosk).  The station is a production
+    # one (make_station's default), so `start` neither offers the demo nor may run the service itself.
     config = public_dir / "station.toml"
     config.write_text(station.config.read_text() + f'\n[service]\nsocket = "{run_dir / "station.sock"}"\n'
                       f'client_group = "{grp.getgrgid(gid).gr_name}"\n')
     config.chmod(0o644)
+    assert load_config(config).station.mode == "production"
+    # the data directory is the service's (0700; here root's, under pytest's 0700 directories)
+    assert station.data_dir.stat().st_mode & 0o077 == 0 and station.data_dir.stat().st_uid != uid
     served = dataclasses.replace(station, config=config, env={**station.env, "SCANSTATION_CONFIG": str(config)})
-    driver = public_dir / "driver.py"
-    driver.write_text(DRIVER)
-    driver.chmod(0o644)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "XDG_RUNTIME_DIR": str(xdg),
-           "LANG": "C.UTF-8", "WLR_BACKENDS": "headless", "WLR_LIBINPUT_NO_DEVICES": "1",
-           "WLR_RENDERER": "pixman", "QT_QPA_PLATFORM": "wayland", "SCANSTATION_CONFIG": str(config),
-           "PYTHONPATH": os.pathsep.join([str(REPO), *site]), "PYTHONDONTWRITEBYTECODE": "1",
+    exit_file = shots / "exit-code"
+    # kiosk-session ends in `exec cage -d -- /usr/bin/scanstation start`; this cage, first on PATH, runs the
+    # real one with two differences: the output turned by 180° (-r -r; grim turns its picture back upright)
+    # and this environment's console script in place of the installed /usr/bin/scanstation, its exit code kept
+    # (cage 0.1.4 does not pass it on).  Unturned, wlroots 0.15's scene tries to scan the full-screen window's
+    # buffer out directly; the headless back end refuses that ("Basic output test failed for HEADLESS-1") and
+    # the output keeps its first frame.  A turned output composites every frame.  (A station's DRM output falls
+    # back to compositing by itself.)
+    import shlex
+
+    cage_shim = bin_dir / "cage"
+    cage_shim.write_text(
+        "#!/bin/sh\n"
+        '[ "$*" = "-d -- /usr/bin/scanstation start" ] || { echo "kiosk-session ran: cage $*" >&2; exit 97; }\n'
+        f"exec {shutil.which('cage')} -d -r -r -- sh -c '\"$@\"; echo \"$?\" > \"$0\"' "
+        f"{shlex.quote(str(exit_file))} {shlex.quote(python)} {shlex.quote(str(start))} start\n")
+    cage_shim.chmod(0o755)
+    # what systemd and pam_systemd give the session (scanstation-kiosk.service); kiosk-session adds the rest
+    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(home),
+           "XDG_RUNTIME_DIR": str(xdg), "LANG": "C.UTF-8", "SCANSTATION_CONFIG": str(config),
+           "SCANSTATION_SOCKET": str(run_dir / "station.sock"),
+           # the headless back end and the pixman renderer: no display, no GPU here
+           "WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman",
+           # this environment's packages for the system's Python, and the probe (sitecustomize)
+           "PYTHONPATH": os.pathsep.join([str(probe), str(REPO), *site]), "PYTHONDONTWRITEBYTECODE": "1",
+           "KIOSK_PROBE_OUT": str(shots), "KIOSK_DATA_DIR": str(station.data_dir),
            "KIOSK_PASSWORD": PASSWORD, "KIOSK_BATCH": BATCH}
     report = shots / "report.jsonl"
 
@@ -602,13 +702,8 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
     with served.serve(unlock_as="head"):
         log = public_dir / "cage.log"
         with log.open("wb") as out:
-            # -r -r: the output turned by 180° (grim turns its picture back upright).  Unturned, wlroots 0.15's
-            # scene tries to scan the window's buffer out directly once it covers the output; the headless
-            # back end refuses that ("Basic output test failed for HEADLESS-1") and the output then keeps
-            # showing the first frame.  A turned output cannot scan a client's buffer out, so every frame is
-            # composited.  (A station's DRM output falls back to compositing by itself.)
-            cage = subprocess.Popen([*become, "cage", "-d", "-r", "-r", "--", python, str(driver), str(shots)],
-                                    env=env, cwd=str(public_dir), stdout=out, stderr=subprocess.STDOUT)
+            cage = subprocess.Popen([*become, str(SESSION)], env=env, cwd=str(public_dir), stdout=out,
+                                    stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 150
             while "ready" not in events():
@@ -636,7 +731,18 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
     from PIL import Image
 
     started, shown, after = seen["started"], seen["shown"], seen["after-close"]
-    assert started["platform"] == "wayland" and started["uid"] == uid and not started["in_process"], started
+    # the console script, as the unprivileged account, on Wayland, a client of the service over its socket
+    assert started["argv"] == [str(start), "start"], started
+    assert started["platform"] == "wayland" and started["uid"] == uid and started["gid"] == gid, started
+    assert not started["in_process"], started
+    if become:  # it could not read the station's data, so `start` took the answering service as "initialised"
+        assert started["data_dir"] == "PermissionError" and started["groups"] in ([], [gid]), started
+    # kiosk-session's environment reached the UI: nothing of the account's written outside the runtime directory
+    runtime = started["env"]["XDG_RUNTIME_DIR"]
+    assert runtime == str(xdg) and started["env"]["QT_QPA_PLATFORM"] == "wayland", started["env"]
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        assert (started["env"][name] or "").startswith(runtime + "/"), (name, started["env"])
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == [], "the kiosk wrote into its home"
     # full screen: the window is the output's size, as Qt and as the compositor's own picture say
     with Image.open(shots / "sign-in.png") as image:
         output = list(image.size)
@@ -656,8 +762,9 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
     # the idle lock
     assert seen["locked"]["after_s"] < 10, seen["locked"]
     assert "Screen locked" in ocr(shots / "lock.png")
-    # SIGTERM
-    assert seen.get("ended", {}).get("code") == 0 and seen["ended"]["signed_out"], (seen.get("ended"), cage_log[-2000:])
+    # SIGTERM: signed out first, then `scanstation start` exited 0
+    assert seen.get("ended", {}).get("signed_out"), (seen.get("ended"), cage_log[-2000:])
+    assert exit_file.read_text().strip() == "0", cage_log[-2000:]
     assert any(e["action"] == "signout" and e["actor"] == "sup2" for e in trail)
 
 
@@ -720,4 +827,8 @@ def test_kiosk_session_starts_cage_without_vt_switching_on_wayland(public_dir: P
     assert seen["SCANSTATION_CONFIG"] == "/etc/scanstation/station.toml"
     runtime = Path(seen["XDG_RUNTIME_DIR"])  # made by the script: none was given
     assert runtime.is_dir() and runtime.stat().st_uid == os.getuid() and runtime.stat().st_mode & 0o077 == 0
+    # the caches (fontconfig, Qt, Mesa), configuration, data and state of the session go under it, not home
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        where = Path(seen[name])
+        assert where.parent == runtime and where.is_dir() and where.stat().st_mode & 0o077 == 0, (name, where)
     shutil.rmtree(runtime)
