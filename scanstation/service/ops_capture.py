@@ -24,15 +24,18 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from scanstation.capture.jobs import CaptureJob, CaptureJobs
-from scanstation.capture.profiles import ProfileLocked, describe_profile, profile_settings
 from scanstation.domain import CAPTURE_STATES, BatchState
 from scanstation.errors import PermissionDenied, StateError
 from scanstation.people.roles import Action
 from scanstation.service.op_types import Emit, Operations, int_arg, text_arg
 
 if TYPE_CHECKING:
+    from scanstation.capture.jobs import CaptureJob, CaptureJobs
     from scanstation.service.core import Caller, StationService
+
+# The capture stack (scanstation.capture: OpenCV, numpy, the scanner drivers) is imported by the operations that
+# scan, not here: the operation table (scanstation.service.server) is loaded by every command that talks to the
+# station, 'users' and 'unlock' among them, which would pay a third of a second for it.
 
 _JOBS: weakref.WeakKeyDictionary[Any, CaptureJobs] = weakref.WeakKeyDictionary()
 
@@ -41,6 +44,8 @@ def jobs_of(service: StationService) -> CaptureJobs:
     """The service's capture jobs; they stop before the station locks (nothing may use a closed store)."""
     jobs = _JOBS.get(service)
     if jobs is None:
+        from scanstation.capture.jobs import CaptureJobs
+
         jobs = _JOBS[service] = CaptureJobs()
         service.before_lock.append(jobs.stop_all)
     return jobs
@@ -70,6 +75,8 @@ def _op_scanners(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emi
 
 
 def _op_profiles(s: StationService, c: Caller | None, _a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.capture.profiles import describe_profile
+
     s.authorize(_caller(c), Action.SCAN)
     return {"default": s.config.scan.profile,
             "profiles": [describe_profile(name, p) for name, p in sorted(s.config.profiles.items())]}
@@ -77,6 +84,8 @@ def _op_profiles(s: StationService, c: Caller | None, _a: dict[str, Any], _e: Em
 
 def _op_scan_start(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     from drivers.registry import get_driver
+    from scanstation.capture.jobs import CaptureJob
+    from scanstation.capture.profiles import ProfileLocked, profile_settings
 
     caller = _caller(c)
     station = s.station(caller, Action.SCAN)

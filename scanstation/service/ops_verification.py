@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from scanstation.errors import PermissionDenied, StateError
 from scanstation.people.roles import Action, Role
 from scanstation.service.op_types import Emit, Operations, int_arg, text_arg
-from scanstation.verify import core
 
 if TYPE_CHECKING:
     from scanstation.service.core import Caller, StationService
+
+# scanstation.verify.core (the store's page queries, Pillow for rotation) is imported by the operations that use
+# it: this table is loaded by every command that talks to the station ('users', 'unlock', 'lock' among them).
 
 # Actions that the batch's own operator (whoever opened it) may never take on it, whether or not they
 # captured a page (four eyes: the supervisor's eyes are not the operator's).
@@ -57,12 +59,16 @@ def _opt_text(a: dict[str, Any], key: str) -> str | None:
 
 
 def _page(station: Any, batch: str, seq: int) -> dict[str, Any]:
+    from scanstation.verify import core
+
     b = core.find_batch(station, batch)
     page = station.store.page_by_seq(b.id, seq)
     return core.page_row(page, station.store.page_verdicts(b.id).get(page.id), {})
 
 
 def _document(station: Any, doc_id: int) -> dict[str, Any]:
+    from scanstation.verify import core
+
     doc = station.store.document_row(doc_id)
     live = len(station.store.document_pages(doc_id))
     return core.document_row(station, doc, live)
@@ -71,11 +77,15 @@ def _document(station: Any, doc_id: int) -> dict[str, Any]:
 def _review_queue(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     # VIEW_PAGE without a batch: the roles that see pages unconditionally (an operator's cell has an
     # own-batch rule and fails closed without one; the admin's is no).
+    from scanstation.verify import core
+
     station = s.station(_c(c), Action.VIEW_PAGE)
     return core.review_queue(station)
 
 
 def _batch_detail(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller = _c(c)
     batch = text_arg(a, "batch")
     station = authorized(s, caller, Action.VIEW_PAGE, batch)
@@ -83,6 +93,7 @@ def _batch_detail(s: StationService, c: Caller | None, a: dict[str, Any], _e: Em
 
 
 def _page_thumbnail(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
     from scanstation.verify.images import thumbnail_png
 
     caller, batch, seq = _c(c), text_arg(a, "batch"), int_arg(a, "seq")
@@ -96,6 +107,8 @@ def _page_thumbnail(s: StationService, c: Caller | None, a: dict[str, Any], _e: 
 
 
 def _page_text(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch, seq = _c(c), text_arg(a, "batch"), int_arg(a, "seq")
     station = authorized(s, caller, Action.VIEW_PAGE, batch, seq)
     result = core.page_text(station, batch, seq)
@@ -105,6 +118,8 @@ def _page_text(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit)
 
 
 def _review(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch, seq = _c(c), text_arg(a, "batch"), int_arg(a, "seq")
     station = authorized(s, caller, Action.VERIFY, batch)
     core.review(station, batch, seq, text_arg(a, "verdict"), _opt_text(a, "reason"), caller.name, via="screen")
@@ -112,6 +127,8 @@ def _review(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) ->
 
 
 def _flag_verdict(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.VERIFY, batch)
     doc_id = int_arg(a, "document_id")
@@ -129,6 +146,8 @@ def _doc_pages(station: Any, *doc_ids: int | None) -> dict[str, Any]:
 
 
 def _move_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch, seq = _c(c), text_arg(a, "batch"), int_arg(a, "seq")
     station = authorized(s, caller, Action.VERIFY, batch)
     before = station.store.page_by_seq(core.find_batch(station, batch).id, seq).document_id
@@ -138,6 +157,8 @@ def _move_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit)
 
 
 def _insert_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch, seq = _c(c), text_arg(a, "batch"), int_arg(a, "seq")
     station = authorized(s, caller, Action.INDEX, batch)
     core.insert_page(station, batch, seq, int_arg(a, "document_id"), int_arg(a, "position"), caller.name)
@@ -145,6 +166,8 @@ def _insert_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emi
 
 
 def _replace_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.INDEX, batch)
     new_seq = int_arg(a, "new_seq")
@@ -153,6 +176,8 @@ def _replace_page(s: StationService, c: Caller | None, a: dict[str, Any], _e: Em
 
 
 def _reindex(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.VERIFY, batch)
     doc_id = int_arg(a, "document_id")
@@ -162,6 +187,8 @@ def _reindex(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -
 
 
 def _split_document(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.VERIFY, batch)
     doc_id = int_arg(a, "document_id")
@@ -170,6 +197,8 @@ def _split_document(s: StationService, c: Caller | None, a: dict[str, Any], _e: 
 
 
 def _merge_documents(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.VERIFY, batch)
     into = int_arg(a, "into")
@@ -178,12 +207,16 @@ def _merge_documents(s: StationService, c: Caller | None, a: dict[str, Any], _e:
 
 
 def _approve(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.APPROVE, batch)
     return core.approve(station, batch, caller.name)
 
 
 def _return_batch(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.RETURN, batch)
     return core.return_batch(station, batch, caller.name, text_arg(a, "reason"),
@@ -191,6 +224,8 @@ def _return_batch(s: StationService, c: Caller | None, a: dict[str, Any], _e: Em
 
 
 def _close_batch(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
+    from scanstation.verify import core
+
     caller, batch = _c(c), text_arg(a, "batch")
     station = authorized(s, caller, Action.CLOSE_BATCH, batch)
     return core.close_batch(station, batch, caller.name)
@@ -199,6 +234,7 @@ def _close_batch(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emi
 def _rescans(s: StationService, c: Caller | None, a: dict[str, Any], _e: Emit) -> Any:
     """The operator's list: rescans asked for in their batches in capture (a supervisor: in any batch)."""
     from scanstation.people.permissions import check
+    from scanstation.verify import core
 
     caller = _c(c)
     wanted = _opt_text(a, "batch")
