@@ -169,6 +169,12 @@ class SyntheticPage:
     ``text`` is the printed text (NFC), one line per printed line in reading order; cells of one table
     row and items sharing a baseline are joined by one space.  Handwriting, signatures and rubber
     stamps are not part of it (OCR of the printed parts is what the station indexes).
+
+    ``handwriting`` is the text of the handwriting on the page (the remarks, grades and answers written
+    in pen, the colour marks' remarks included; NFC, one line per written line, top to bottom), and
+    ``reading_text`` the print and the handwriting together, line by line as a reader reads the page:
+    the ground truth for measuring what an encoding keeps legible, where a reader that still reads a
+    remark must not be counted wrong for it.  Signatures and stamps are in neither.
     """
 
     image: Image.Image
@@ -179,6 +185,8 @@ class SyntheticPage:
     rotation: int
     employee: SyntheticEmployee | None = None
     colour_regions: tuple[ColourRegion, ...] = ()
+    handwriting: str = ""
+    reading_text: str = ""
 
 
 def _seed32(*parts: int | str) -> list[int]:
@@ -267,6 +275,8 @@ def render_acr_page(spec: PageSpec) -> SyntheticPage:
         rotation=spec.rotation,
         employee=emp,
         colour_regions=regions,
+        handwriting="" if spec.blank else sheet.handwritten_text(),
+        reading_text="" if spec.blank else sheet.reading_text(),
     )
 
 

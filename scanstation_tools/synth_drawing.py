@@ -94,6 +94,13 @@ def _nfc(s: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+def _lines(segments: list[tuple[float, float, str]]) -> str:
+    by_line: dict[float, list[tuple[float, str]]] = {}
+    for y, x, t in segments:
+        by_line.setdefault(y, []).append((x, t))
+    return "\n".join(" ".join(t for _x, t in sorted(by_line[y])) for y in sorted(by_line))
+
+
 class Sheet:
     """An A4 sheet as three coverage masks (print, pen, stamp) plus the printed-line ground truth."""
 
@@ -107,6 +114,9 @@ class Sheet:
         self.draw = ImageDraw.Draw(self.print_mask)
         self.pen = ImageDraw.Draw(self.pen_mask)
         self._segments: list[tuple[float, float, str]] = []
+        # What handwrite() wrote, line by line (baseline in mm, x in pixels, the words): ground truth of its
+        # own, beside the print, so a reader that reads a remark is not counted wrong for it.
+        self._hand: list[tuple[float, float, str]] = []
 
     def px(self, mm: float) -> int:
         return round(mm * self.dpi / 25.4)
@@ -153,10 +163,20 @@ class Sheet:
         self.draw.rectangle([self.px(x0), self.px(y0), self.px(x1), self.px(y1)], outline=255, width=w)
 
     def printed_text(self) -> str:
-        by_line: dict[float, list[tuple[float, str]]] = {}
-        for y, x, t in self._segments:
-            by_line.setdefault(y, []).append((x, t))
-        return "\n".join(" ".join(t for _x, t in sorted(by_line[y])) for y in sorted(by_line))
+        return _lines(self._segments)
+
+    def handwritten(self, y_mm: float, x: float, words: list[str]) -> None:
+        """Record a line of handwriting (drawn by :func:`handwrite`) as ground truth."""
+        if words:
+            self._hand.append((round(y_mm, 3), x, " ".join(words)))
+
+    def handwritten_text(self) -> str:
+        return _lines(self._hand)
+
+    def reading_text(self) -> str:
+        """Print and handwriting together, line by line top to bottom (items sharing a baseline joined left
+        to right: a handwritten grade after its printed label)."""
+        return _lines(self._segments + self._hand)
 
     def ink_bbox(self) -> tuple[int, int, int, int] | None:
         boxes = [b for m in (self.print_mask, self.pen_mask, self.stamp_mask) if (b := m.getbbox()) is not None]
@@ -240,16 +260,25 @@ def handwrite(
     x, base, line = float(x_start), float(sheet.px(y_mm)), 0
     drift = rng.uniform(-0.02, 0.02)  # baseline slope of the whole line: people rarely write level
     space = font.size * rng.uniform(0.3, 0.5)
+    # The words drawn on each line, recorded as they are drawn (the random draws are the same as before:
+    # recording the text changes no pixel); words past max_lines are not drawn and not recorded.
+    words: list[str] = []
+    line_x = x
     for word in text.split():
         mask, wb, left, right = _hand_word(word, font, slant, nrng)
         if x + right - left > x_limit and x > x_start:
+            sheet.handwritten(y_mm + line * line_gap_mm, line_x, words)
+            words = []
             line += 1
             if line >= max_lines:
                 return
             x, base = float(x_start + sheet.px(rng.uniform(-1.5, 1.5))), float(sheet.px(y_mm + line * line_gap_mm))
+            line_x = x
         y_top = round(base + drift * (x - x_start) + sheet.px(rng.uniform(-0.6, 0.6))) - wb
         _paste_max(sheet.pen_mask if target is None else target, mask, round(x) - left, y_top)
+        words.append(word)
         x += right - left + space * rng.uniform(0.7, 1.4)
+    sheet.handwritten(y_mm + line * line_gap_mm, line_x, words)
 
 
 def _paste_max(target: Image.Image, mask: np.ndarray, x: int, y: int) -> None:

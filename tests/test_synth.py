@@ -309,3 +309,35 @@ def test_colour_error_zero_identical_large_binarised_moderate_jpeg() -> None:
     assert all(e.mean < 20 for e in jpeg)
     with pytest.raises(ValueError, match="stored image is"):
         region_colour_error(ref, ref.resize((ref.width // 2, ref.height // 2)), p.colour_regions)
+
+
+def test_handwriting_is_ground_truth_beside_the_print() -> None:
+    # The remarks, grades and answers written in pen are text a reader reads: recorded as they are drawn
+    # (``handwriting``), and with the print line by line in ``reading_text``, so a measure of legibility
+    # does not count a reading of them as error.  The printed ground truth stays as it was.
+    review = page(seed=7300, page_no=3, dpi=150)
+    written = review.handwriting.splitlines()
+    assert len(written) >= 3 and written == [" ".join(ln.split()) for ln in written]
+    assert unicodedata.normalize("NFC", review.handwriting) == review.handwriting
+    words = set(review.handwriting.split())
+    assert words and not words <= set(review.text.split())
+    reading = review.reading_text.splitlines()
+    for line in written:
+        assert any(line in r for r in reading), line
+    printed = review.text.splitlines()
+    # Every printed line is there, in its order (an answer written on its question's baseline joins that
+    # line); the handwriting sits between them by its baseline.
+    at = iter(reading)
+    assert all(any(line in r for r in at) for line in printed)
+    assert len(reading) < len(printed) + len(written)
+    remark = next(ln for ln in written if len(ln) > 20)  # the reviewing officer's remark, under its heading
+    assert reading.index(remark) == reading.index(next(ln for ln in printed if "टिप्पणी / Remarks" in ln)) + 1
+    # A grade written on its label's baseline joins that line.
+    assessment = page(seed=7300, page_no=2, dpi=150)
+    grading = next(ln for ln in assessment.reading_text.splitlines() if "Overall Grading:" in ln)
+    assert grading.split("Overall Grading:")[1].strip() in assessment.handwriting.splitlines()
+    # The colour marks' ballpoint remark is handwriting too; blank backs have none.
+    marked = _colour_page()
+    plain = page(seed=5, page_no=2, dpi=150, mode="RGB")
+    assert len(marked.handwriting.splitlines()) > len(plain.handwriting.splitlines())
+    assert render_acr_page(PageSpec(seed=7300, blank=True, dpi=75)).handwriting == ""

@@ -95,10 +95,34 @@ PHOTO_MIDTONES = 0.2
 PHOTO_MIN_MM2 = 100.0
 PHOTO_FACTOR = 2
 PHOTO_JPEG_QUALITY = 60
+# Text is not a photograph: print under uneven light (a photographed or badly lit page), blurred small
+# print at a low resolution, a stamp's faded fill under its letters, dense line art all have the
+# mid-tones of a photograph, and taken for one they were stored as JPEG that the gate did not judge
+# (skimage_page, 72 dpi: the whole page a JPEG q60, CER Δ +0.163 against a noise floor of +0.023; soft
+# print under light falling to half across the page, 300 dpi: 44-57 % of it a "photograph").
+# A rectangle is text when its ink (by the page's own threshold) has at least PHOTO_TEXT_GLYPHS_CM2
+# glyph-like pieces per cm² covering at least PHOTO_TEXT_SHARE of it, and PHOTO_TEXT_MIN_GLYPHS in all:
+# then its strokes are ink (in the mask, judged by the gate on every candidate, whole-page JPEG too)
+# and what is left of it is background.  Glyph-like: 0.8-12 mm tall, at most 25 mm wide, strokes at
+# most PHOTO_TEXT_STROKE_MM thick.  Measured: text areas 3.1-13 pieces/cm² covering 5.6-15 % (skimage_page,
+# the stamps' fills on the synthetic colour pages, ocrmypdf_c02-22's line art and captions); the
+# synthetic passport photos 0.1-0.9/cm² covering ≤ 1.6 %, a blurred colour photograph with grain
+# 1.5/cm² covering 3.1 %.
+PHOTO_TEXT_GLYPHS_CM2 = 2.0
+PHOTO_TEXT_SHARE = 0.045
+PHOTO_TEXT_MIN_GLYPHS = 10
+PHOTO_TEXT_STROKE_MM = 0.6
 # Whole-page JPEG (photo pages, or where MRC fails the gate): (resolution factor, quality), smallest first.
 PAGE_JPEGS = ((2, 60), (1, 50))
 # Photo regions covering more than this share of the page make a whole-page JPEG worth trying.
 PHOTO_PAGE_SHARE = 0.25
+# Below this resolution a page is stored losslessly.  A pixel is then 0.25 mm or more, a stroke of body
+# text one or two pixels, and no lossy candidate kept Tesseract's reading: skimage_page (72 dpi), mean CER
+# Δ over five readings (the page, ±1 grey level of noise twice, shifted a pixel down, right): MRC +0.155,
+# JPEG q50/q60/q75/q85/q95 +0.060/+0.126/+0.197/+0.106/+0.128, the lossless page's own +0.007; while
+# the gate's measures (at about 100 dpi and coarser) see nothing of a change at that scale.  Such pages
+# are small (an image from a web page or a screen, not a scanner's: 43 KB lossless there).
+LOSSLESS_BELOW_DPI = 100
 
 # Fidelity gate (see fidelity_problems).
 GATE_INK_CHANGED = 0.02  # share of the ink's pixels (outside photographs) whose ink/paper class changed
@@ -330,6 +354,7 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
         weak = cv2.bitwise_and(weak, _grey_pixels(pixels))
 
     photos = _photo_rects(src, paper, contrast, dpi) if min(h, w) >= 4 * f else ()
+    photos = tuple(r for r in photos if not _text_like(raw, r, dpi))
     photo: np.ndarray | None = None
     if photos:
         photo = np.zeros((h, w), np.uint8)
@@ -351,9 +376,34 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
                     ys, xs)
 
 
+def _text_like(raw: np.ndarray, rect: Rect, dpi: int) -> bool:
+    """Whether the ink ``raw`` (0/255) inside ``rect`` is text or line art rather than a photograph's
+    detail (see PHOTO_TEXT_GLYPHS_CM2)."""
+    x0, y0, x1, y1 = rect
+    part = np.ascontiguousarray(raw[y0:y1, x0:x1])
+    n, labels, stats, _c = cv2.connectedComponentsWithStats(part, connectivity=8)
+    if n <= PHOTO_TEXT_MIN_GLYPHS:
+        return False
+    mm = dpi / 25.4
+    # Half the thickest stroke of each piece: the largest distance from its inside to its edge.
+    dist = cv2.distanceTransform(part, cv2.DIST_L2, 3)
+    thick = np.zeros(n, np.float32)
+    np.maximum.at(thick, np.asarray(labels, np.int32).ravel(), dist.ravel())
+    w, h, area = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
+    glyph = ((h <= 12 * mm) & (w <= 25 * mm) & ((h >= 0.8 * mm) | (w >= 0.8 * mm)) & (area >= 2)
+             & (thick[1:] <= PHOTO_TEXT_STROKE_MM * mm))
+    count = int(np.count_nonzero(glyph))
+    cm2 = (x1 - x0) * (y1 - y0) / (10 * mm) ** 2
+    return (count >= PHOTO_TEXT_MIN_GLYPHS and count >= PHOTO_TEXT_GLYPHS_CM2 * cm2
+            and int(area[glyph].sum()) >= PHOTO_TEXT_SHARE * (x1 - x0) * (y1 - y0))
+
+
 def _speckle(raw: np.ndarray, dpi: int) -> np.ndarray:
     """The pixels of ``raw`` (0/255) with at most SPECKLE_PIXELS_300 set pixels in their 5 x 5 window."""
-    window = _scaled(5, dpi) | 1
+    # At least 3 x 3: below 90 dpi the 5 x 5 window scales to one pixel, where every ink pixel is alone
+    # and the whole mask was taken for dust (skimage_page, 72 dpi: an empty mask).  A pixel there is
+    # 0.35 mm, a full stop; a lone pixel is still dust.
+    window = max(3, _scaled(5, dpi) | 1)
     limit = max(1, round(SPECKLE_PIXELS_300 * (dpi / 300) ** 2))
     count = cv2.boxFilter(cv2.threshold(raw, 0, 1, cv2.THRESH_BINARY)[1], cv2.CV_16U, (window, window),
                           normalize=False, borderType=cv2.BORDER_CONSTANT)
@@ -789,6 +839,8 @@ def _flate_estimate(pixels: np.ndarray) -> int:
 
 def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
     """The smallest plan for a grey or colour page that passes the fidelity gate, else the lossless one."""
+    if dpi < LOSSLESS_BELOW_DPI:
+        return Plan("flate", lossless())
     a = analyse(pixels, dpi)
     passed: list[Plan] = []
     # Grey pages: the ink's rim kept (EDGE_CONTRAST_SHARE) and its tones (grey stamps, pencil, a signature

@@ -6,7 +6,8 @@ layers PDF/A-2b allows, and picks per page the smallest of:
 - ``g4``: a bitonal page as CCITT Group 4 (lossless);
 - ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless G4 mask of the ink at full
   resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it (photographs
-  on the page as JPEG of their own at half resolution), and the ink's colour: flat colours painted
+  on the page as JPEG of their own at half resolution; text-like strokes in an area of a photograph's
+  mid-tones make it text, not a photograph), and the ink's colour: flat colours painted
   through the mask as stencils (image masks) when the ink is neutral (on grey pages one per tone band,
   with the ink's anti-aliased rim as a stencil of its own in a mid grey under it, as OCR needs it);
   coloured ink in classes by hue,
@@ -15,7 +16,8 @@ layers PDF/A-2b allows, and picks per page the smallest of:
   masks, no transparency groups: PDF/A-2b);
 - ``jpeg``: the whole page as JPEG (at half or full resolution) where MRC does not pay or fails the
   gate (photographs, faint blurred print);
-- ``flate``: lossless, where that is the smallest (clean rendered pages can be).
+- ``flate``: lossless, where that is the smallest (clean rendered pages can be), and every page under
+  100 dpi (``mrc.LOSSLESS_BELOW_DPI``: strokes of a pixel or two, which no lossy candidate kept legible).
 
 ``jpx`` (JPEG 2000, which PDF/A-2 allows) is a method name the format keeps, but no candidate uses it:
 OpenJPEG took 0.3-0.9 s for one 100-dpi background layer of an A4 page (JPEG: 5-10 ms), the whole budget
