@@ -46,15 +46,29 @@ def _probe(commands: list[list[str]], env: dict[str, str] | None = None) -> list
 def test_the_parser_and_the_operation_table_load_no_image_stack() -> None:
     code = f"""
 import sys
-from scanstation.cli.main import build_parser
-build_parser().parse_args(["status"])
+from scanstation.cli.main import build_parser, command_of
+argv = ["--config", "x.toml", "status", "--json"]
+assert command_of(argv) == "status"
+build_parser(command_of(argv)).parse_args(argv)
 import scanstation.service.client, scanstation.service.server
 assert "scan_start" in scanstation.service.server.OPERATIONS and "review" in scanstation.service.server.OPERATIONS
-print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+print(sorted(m for m in {HEAVY!r} + ("scanstation_tools",) if m in sys.modules))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, text=True, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    # nor the commands of other distributions (the developer tools' ocr and demo), for a core command
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_the_other_distributions_commands_are_there_for_their_own_name_and_the_overview() -> None:
+    from scanstation.cli.main import build_parser, command_of
+
+    for argv, command in ((["ocr", "x.png", "-o", "x.pdf"], "ocr"), (["--user", "sup", "demo"], "demo")):
+        assert command_of(argv) == command
+        assert build_parser(command_of(argv)).parse_args(argv).command == command
+    overview = build_parser().format_help()
+    assert " ocr " in overview and " demo " in overview and " status " in overview
+    assert " ocr " not in build_parser("status").format_help()
 
 
 def _client_commands() -> list[list[str]]:
