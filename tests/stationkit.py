@@ -12,6 +12,7 @@ starts ``scanstation serve`` instead, unlocked by the unit head, for tests of th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -215,6 +216,7 @@ import contextlib, io, json, sys
 from scanstation.cli.main import main
 from scanstation.service.core import StationService
 
+assert callable(getattr(StationService, "audit_config", None)), "StationService.audit_config is gone"
 StationService.audit_config = lambda self: None
 steps, tail, config = json.loads(sys.argv[1])
 printed = io.StringIO()
@@ -263,6 +265,11 @@ def _build_template(root: Path, init_args: tuple[str, ...], portal: pyrage.x2551
     init_output = json.loads(proc.stdout.strip().splitlines()[-1])
     code = re.search(r"^\s+([A-Z2-7]{4}(?:-[A-Z2-7]{4}){7})\s*$", init_output, re.M)
     assert code, f"init printed no recovery code:\n{init_output}"
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{root / 'data' / 'audit.db'}?mode=ro", uri=True)) as db:
+        recorded = db.execute("SELECT count(*) FROM entries WHERE subject = 'configuration'").fetchone()[0]
+    assert recorded == 0, "the founding recorded the template's configuration: copies would name its file"
     text = config.read_text(encoding="utf-8")
     return _Template(root, text[:len(text) - len(tail)] if text.endswith(tail) else text, code.group(1), portal)
 
