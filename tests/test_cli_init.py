@@ -151,3 +151,71 @@ def _as_owner_open_all(folder: Path, uid: int) -> list[str]:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, said
     return said.split("\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading as another account needs root")
+def test_start_as_the_kiosk_account_leaves_the_question_to_the_service() -> None:
+    # The kiosk's account cannot look into the service's 0700 data directory: `scanstation start` must not call
+    # the station uninitialised then (the kiosk would restart in a loop before a service that starts late); the
+    # window asks the service.  Headless, it says what a production station's terminal offers.
+    import shutil
+    import tempfile
+
+    # (not under pytest's directories, which are root's alone: nobody must reach the configuration by its path)
+    tmp_path = Path(tempfile.mkdtemp(prefix="scanstation-kiosk-start-", dir="/var/tmp"))
+    try:
+        _start_as_nobody_cases(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _start_as_nobody_cases(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    data_dir = tmp_path / "data"
+    config = _package_config(tmp_path, data_dir)
+    config.chmod(0o644)
+    data_dir.mkdir(mode=0o700)
+    said = _as_nobody_start(tmp_path, config)
+    assert said.startswith("0\n") and "no display" in said, said
+    # where the account can look, an empty data directory is an uninitialised station, named
+    data_dir.chmod(0o755)
+    said = _as_nobody_start(tmp_path, config)
+    assert said.startswith("7\n") and "not initialised" in said, said
+
+
+def _as_nobody_start(folder: Path, config: Path) -> str:
+    """`scanstation start --headless` run by ``main`` in a forked child that became nobody: its exit code and
+    what it printed."""
+    import contextlib
+    import io
+
+    # (imported here, by root: the interpreter's own files are not nobody's to read where the tests run)
+    import scanstation.config
+    import scanstation.service.client  # noqa: F401
+    from scanstation.cli.main import main
+
+    scanstation.config.load_config(config)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.chdir(folder)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = main(["start", "--headless", "--config", str(config)])
+            os.write(write, f"{code}\n{out.getvalue()}".encode())
+        except BaseException as e:  # noqa: BLE001 (told to the test, which fails on it)
+            import traceback
+
+            os.write(write, f"raised {e!r}\n{traceback.format_exc()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        said = f.read()
+    os.waitpid(pid, 0)
+    return said
