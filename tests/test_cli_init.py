@@ -191,7 +191,7 @@ def _as_nobody_start(folder: Path, config: Path) -> str:
 
     # (imported here, by root: the interpreter's own files are not nobody's to read where the tests run)
     import scanstation.config
-    import scanstation.service.client  # noqa: F401
+    import scanstation.service.client
     from scanstation.cli.main import main
 
     scanstation.config.load_config(config)
@@ -208,7 +208,7 @@ def _as_nobody_start(folder: Path, config: Path) -> str:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 code = main(["start", "--headless", "--config", str(config)])
             os.write(write, f"{code}\n{out.getvalue()}".encode())
-        except BaseException as e:  # noqa: BLE001 (told to the test, which fails on it)
+        except BaseException as e:  # (told to the test, which fails on it)
             import traceback
 
             os.write(write, f"raised {e!r}\n{traceback.format_exc()}".encode())
