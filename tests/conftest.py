@@ -37,6 +37,7 @@ def work_unit(rootpath: Path, nodeid: str) -> str:
     return file if shares_fixtures(rootpath / file) else nodeid
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist, nothing to do
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getoption("dist", "no") != "load":
         return None
