@@ -735,7 +735,7 @@ def test_the_kiosk_under_cage(station: StationEnv, public_dir: Path) -> None:
     assert started["argv"] == [str(start), "start"], started
     assert started["platform"] == "wayland" and started["uid"] == uid and started["gid"] == gid, started
     assert not started["in_process"], started
-    if become:  # it could not read the station's data, so `start` took the answering service as "initialised"
+    if become:  # it could not read the station's data, and `start` went on to the window all the same
         assert started["data_dir"] == "PermissionError" and started["groups"] in ([], [gid]), started
     # kiosk-session's environment reached the UI: nothing of the account's written outside the runtime directory
     runtime = started["env"]["XDG_RUNTIME_DIR"]
