@@ -21,7 +21,7 @@ def test_station_window_lists_batches(tmp_path: Path) -> None:
     from ui.app import StationWindow
     from ui.qt import QApplication
 
-    st = make_station(tmp_path / "st")
+    st = make_station(tmp_path / "st", init_args=("--training",))  # a production kiosk never runs the service
     good = tmp_path / "p.png"
     from scanstation_tools.synth import PageSpec, render_acr_page
 

@@ -136,3 +136,38 @@ def test_a_training_station_keeps_the_in_process_service(station: StationEnv, wi
     window = window_for(config)
     assert window.link.in_process and window.stack.currentWidget() is window.sign_in
     assert "development mode" in window.notice.text()
+
+
+def test_the_kiosk_waits_again_when_the_service_goes_and_takes_the_next_one(station: StationEnv, window_for: Any,
+                                                                             qtbot: Any) -> None:
+    # systemd restarts a crashed service (Restart=on-failure) and an admin may restart it: the kiosk's socket
+    # is then dead for good.  The window must not stay on a page with a dead link: it signs the person out
+    # (the sessions died with the service), waits, and connects to the next service.
+    from ui.shell import SERVICE_RETRY_MS
+
+    config = load_config(station.config)
+    with station.serve(unlock_as="head"):
+        window = window_for(config)
+        assert not window.link.waiting
+        window.sign_in.name.setText("sup2")
+        window.sign_in.password.setText(PASSWORD)
+        window.sign_in.button.click()
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.work, timeout=WAIT)
+        first = window.link.connection
+    # the service is gone: the next call (the guard's poll every few seconds) finds it so
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.service_wait, timeout=WAIT)
+    assert window.link.waiting and window.person is None and window.link.token is None
+    from ui.watermark import UNKNOWN
+
+    assert window.watermark.person == UNKNOWN  # nobody's name left on the screen
+    with pytest.raises(StateError, match="not running"):
+        window.link.call("status")
+    with station.serve(unlock_as="head"):
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in, timeout=SERVICE_RETRY_MS + WAIT)
+        assert isinstance(window.link.connection, RemoteConnection) and window.link.connection is not first
+        window.sign_in.name.setText("sup2")
+        window.sign_in.password.setText(PASSWORD)
+        window.sign_in.button.click()
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.work, timeout=WAIT)
+        assert window.link.call("status")["signed_in"] == "sup2"
+        window.end_session()

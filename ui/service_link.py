@@ -26,6 +26,7 @@ from typing import Any
 from scanstation.config import Config
 from scanstation.errors import SignInError, StateError
 from scanstation.service.client import LocalConnection, RemoteConnection, ServiceConnection, service_running
+from scanstation.service.wire import WireError
 
 from .background import run_in_background
 from .qt import QObject, Signal
@@ -62,6 +63,9 @@ class ServiceLink:
         self.token: str | None = None
         # told (on the UI thread) when a call finds the signed-in session over: idle, 12 h, locked elsewhere
         self.session_lost: Callable[[BaseException], None] | None = None
+        # told (on the UI thread) when a call finds the service gone (stopped, restarted, crashed): the link
+        # is waiting again, and :meth:`connect` makes the next connection when the service answers
+        self.service_lost: Callable[[BaseException], None] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -94,7 +98,17 @@ class ServiceLink:
             if self.connection is None:
                 raise StateError("the station service is not running")
             self.connection.token = self.token
-            return self.connection.call(op, on_event, **args)
+            try:
+                return self.connection.call(op, on_event, **args)
+            except WireError:
+                if self.in_process or self.socket_path is None:
+                    raise
+                # The service went away (systemd restarts it after a crash; an admin restarts it): this socket
+                # is dead for good, and every session it knew died with it.  Wait for the next service.
+                self.connection.close()
+                self.connection = None
+                self.token = None
+                raise
 
     def submit(self, op: str, args: dict[str, Any], on_done: Callable[[Any], None],
                on_failed: Callable[[BaseException], None],
@@ -106,6 +120,9 @@ class ServiceLink:
 
         def failed(err: BaseException) -> None:
             on_failed(err)
+            if isinstance(err, WireError) and self.waiting and self.service_lost is not None:
+                self.service_lost(err)
+                return
             if session_over(err) and op not in NO_SESSION_OPS and token == self.token \
                     and self.session_lost is not None:
                 self.session_lost(err)

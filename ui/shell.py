@@ -161,6 +161,7 @@ class StationWindow(QMainWindow):
         self.config = config
         self.link = link if link is not None else open_link(config)
         self.link.session_lost = self._session_lost
+        self.link.service_lost = self._service_lost
         self.person: dict[str, Any] | None = None
         self.title = f"ScanStation · {config.station.unit}"
         mode = "" if config.station.mode == "production" else f" · {config.station.mode}"
@@ -303,6 +304,15 @@ class StationWindow(QMainWindow):
             self.show_sign_in()
         else:
             self.service_wait.tried_at(datetime.now())
+
+    def _service_lost(self, _err: BaseException) -> None:
+        """The service stopped under a running kiosk (a crash that systemd restarts, an admin's restart):
+        whoever was signed in is signed out with it (its sessions lived in the service), the page views go,
+        and the window waits for the service as at a late start."""
+        if self._ending or self.stack.currentWidget() is self.service_wait:
+            return
+        self.show_sign_in()
+        self._wait_for_service()
 
     def _service_try_failed(self, _err: BaseException) -> None:
         # e.g. the socket's directory not readable yet while the service sets it up: the next try
