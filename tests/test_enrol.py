@@ -267,6 +267,17 @@ class _RecordingSocket(ssl.SSLSocket):
         self.peers.append(subject or "no certificate")
 
 
+def _recorded(peers: list[dict[str, str] | str], timeout: float = 10.0) -> bool:
+    """Whether the server's thread recorded a handshake: it records a refusal after the client has already seen
+    the connection fail, so the client's error can come first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not peers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(peers)
+
+
 def _mtls_context(root: Path, client_ca: bytes) -> tuple[ssl.SSLContext, Path, list[dict[str, str] | str]]:
     """A server context on 127.0.0.1 requiring client certificates from ``client_ca``; (context, its server
     certificate for the client to trust, the recorded peers)."""
@@ -334,7 +345,7 @@ def test_uploads_present_the_certificate_and_need_enrolment(tmp_path: Path) -> N
             # names the station's enrolment.
             with pytest.raises(PortalRejected, match=r"client certificate.*scanstation enrol"):
                 _upload(minitus, server_cert, None)
-            assert peers and str(peers[-1]).startswith("refused")
+            assert _recorded(peers) and str(peers[-1]).startswith("refused")
 
             # Enrolled: the certificate and the unsealed key are RAM files (0600) and every connection presents it.
             assert _install(st, ca.answer(_request(st, tmp_path)), tmp_path).returncode == 0
