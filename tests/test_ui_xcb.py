@@ -164,48 +164,51 @@ def _station_windows(display: str) -> list[tuple[int, int, int, int]]:
 
 def test_scanstation_start_shows_the_sign_in_screen_filling_the_screen(xvfb_display: str, tmp_path: Path) -> None:
     """The acceptance check of issue 13: ``scanstation start`` on an X display (Xvfb, 1366x768, Qt's xcb
-    platform) opens the kiosk on its sign-in screen, and the window fills the screen."""
+    platform) opens the kiosk on its sign-in screen, and the window fills the screen.  (Without a service a
+    production kiosk waits for one instead: tests/test_ui_service_link.py.)"""
     if shutil.which("xwininfo") is None:
         pytest.skip("xwininfo is not installed (Debian package x11-utils)")
     from .stationkit import REPO, make_station
 
     st = make_station(tmp_path / "st")
-    env = {k: v for k, v in st.env.items() if not k.startswith(("QT_", "WAYLAND_"))}
-    env.update({"DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"})
-    log = tmp_path / "start.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", "start"], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        import time
-
-        deadline = time.monotonic() + 90
-        windows: list[tuple[int, int, int, int]] = []
-        while (WIDTH, HEIGHT, 0, 0) not in windows:
-            assert proc.poll() is None, f"scanstation start exited {proc.returncode}: {log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no full-screen ScanStation window: {windows}; {log.read_text()}"
-            time.sleep(0.3)
-            windows = _station_windows(xvfb_display)
-        time.sleep(1.5)  # let it paint
-        shot = tmp_path / "screen.png"
-        grab = subprocess.run([sys.executable, "-c", GRAB, str(shot)], env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
-        assert grab.returncode == 0, grab.stderr
-        from PIL import Image
-
-        with Image.open(shot) as image:
-            assert image.size == (WIDTH, HEIGHT)
-            assert image.getextrema() != ((239, 239), (239, 239), (239, 239), (255, 255))  # not a blank screen
-        if shutil.which("tesseract") is None:
-            return
-        text = subprocess.run(["tesseract", str(shot), "-", "-l", "eng"], capture_output=True, text=True,
-                              timeout=120, check=False).stdout
-        assert "Sign in" in text and "Password" in text, text  # the sign-in screen, not the batch list
-        assert "Batch" not in text, text
-    finally:
-        proc.terminate()
+    # a production station (make_station's default) and its service, as on a station: the kiosk is its client
+    with st.serve(unlock_as="head"):
+        env = {k: v for k, v in st.env.items() if not k.startswith(("QT_", "WAYLAND_"))}
+        env.update({"DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"})
+        log = tmp_path / "start.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "scanstation.cli.main", "start"], env=env, cwd=REPO,
+                                    stdout=out, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            import time
+
+            deadline = time.monotonic() + 90
+            windows: list[tuple[int, int, int, int]] = []
+            while (WIDTH, HEIGHT, 0, 0) not in windows:
+                assert proc.poll() is None, f"scanstation start exited {proc.returncode}: {log.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"no full-screen ScanStation window: {windows}; {log.read_text()}"
+                time.sleep(0.3)
+                windows = _station_windows(xvfb_display)
+            time.sleep(1.5)  # let it paint
+            shot = tmp_path / "screen.png"
+            grab = subprocess.run([sys.executable, "-c", GRAB, str(shot)], env=env, capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert grab.returncode == 0, grab.stderr
+            from PIL import Image
+
+            with Image.open(shot) as image:
+                assert image.size == (WIDTH, HEIGHT)
+                assert image.getextrema() != ((239, 239), (239, 239), (239, 239), (255, 255))  # not a blank screen
+            if shutil.which("tesseract") is None:
+                return
+            text = subprocess.run(["tesseract", str(shot), "-", "-l", "eng"], capture_output=True, text=True,
+                                  timeout=120, check=False).stdout
+            assert "Sign in" in text and "Password" in text, text  # the sign-in screen, not the batch list
+            assert "Batch" not in text, text
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

@@ -63,6 +63,7 @@ from .qt import (
     QTimer,
     QVBoxLayout,
     QWidget,
+    qt_alive,
 )
 from .service_link import ServiceLink, open_link
 from .sign_in import SignInScreen
@@ -297,8 +298,8 @@ class StationWindow(QMainWindow):
 
     def _service_tried(self, connected: bool) -> None:
         self._trying = False
-        if self._ending:
-            return
+        if self._ending or not qt_alive(self.service_wait):
+            return  # a try still under way when the window went (closed, deleted): nothing left to show
         if connected:
             self.service_retry.stop()
             self.show_sign_in()
@@ -309,7 +310,7 @@ class StationWindow(QMainWindow):
         """The service stopped under a running kiosk (a crash that systemd restarts, an admin's restart):
         whoever was signed in is signed out with it (its sessions lived in the service), the page views go,
         and the window waits for the service as at a late start."""
-        if self._ending or self.stack.currentWidget() is self.service_wait:
+        if self._ending or not qt_alive(self.stack) or self.stack.currentWidget() is self.service_wait:
             return
         self.show_sign_in()
         self._wait_for_service()
