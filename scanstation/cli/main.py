@@ -84,16 +84,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def command_of(argv: Sequence[str]) -> str | None:
     """The command a command line names: its first word that is neither an option nor the value of
-    ``--config`` / ``--user`` (None without one)."""
-    takes_value = False
-    for item in argv:
-        if takes_value:
-            takes_value = False
-        elif item in ("--config", "--user"):
-            takes_value = True
-        elif item == "--":
+    ``--config`` / ``--user`` (None without one, or after ``--``)."""
+    for item in _client_argv(list(argv)):
+        if item == "--":
             return None
-        elif not item.startswith("-"):
+        if not item.startswith("-"):
             return item
     return None
 
