@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pyrage
@@ -122,38 +123,48 @@ def test_init_as_root_gives_the_station_to_the_data_dirs_owner(tmp_path: Path) -
 
 
 def _as_owner_open_all(folder: Path, uid: int) -> list[str]:
-    """The files of ``folder`` that ``uid`` can open for reading and writing, after making a file there (a forked
-    child that drops root, as systemd starts the service).  The child enters the folder first and names files
-    relative to it: pytest's own directories above it are root's alone."""
+    """The files of ``folder`` that ``uid`` can open for reading and writing, after making a file there."""
+    def work() -> str:
+        os.close(os.open("new-journal", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink("new-journal")
+        opened = []
+        for name in sorted(os.listdir(".")):
+            os.close(os.open(name, os.O_RDWR))
+            opened.append(name)
+        return "\n".join(opened)
+
+    said, ok = _as_user(folder, uid, work)
+    assert ok, said
+    return said.split("\n")
+
+
+def _as_user(folder: Path, uid: int, work: Callable[[], str]) -> tuple[str, bool]:
+    """``work``'s answer (or its traceback, and False) in a forked child that became ``uid`` (as systemd starts
+    the service, or logind the kiosk).  The child enters ``folder`` first and names files relative to it:
+    pytest's own directories above it are root's alone."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
-        code = 1
         try:
             os.close(read)
             os.chdir(folder)
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-            os.close(os.open("new-journal", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            os.unlink("new-journal")
-            opened = []
-            for name in sorted(os.listdir(".")):
-                os.close(os.open(name, os.O_RDWR))
-                opened.append(name)
-            os.write(write, "\n".join(opened).encode())
-            code = 0
+            os.write(write, ("1" + work()).encode())
+        except BaseException as e:  # (told to the test, which fails on it)
+            import traceback
+
+            os.write(write, f"0raised {e!r}\n{traceback.format_exc()}".encode())
         finally:
-            os._exit(code)
+            os._exit(0)
     os.close(write)
     with os.fdopen(read) as f:
         said = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, said
-    return said.split("\n")
+    os.waitpid(pid, 0)
+    return said[1:], said[:1] == "1"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="reading as another account needs root")
 def test_start_as_the_kiosk_account_leaves_the_question_to_the_service() -> None:
     # The kiosk's account cannot look into the service's 0700 data directory: `scanstation start` must not call
     # the station uninitialised then (the kiosk would restart in a loop before a service that starts late); the
@@ -184,8 +195,7 @@ def _start_as_nobody_cases(tmp_path: Path) -> None:
 
 
 def _as_nobody_start(folder: Path, config: Path) -> str:
-    """`scanstation start --headless` run by ``main`` in a forked child that became nobody: its exit code and
-    what it printed."""
+    """`scanstation start --headless` run by ``main`` as nobody: its exit code and what it printed."""
     import contextlib
     import io
 
@@ -195,27 +205,12 @@ def _as_nobody_start(folder: Path, config: Path) -> str:
     from scanstation.cli.main import main
 
     scanstation.config.load_config(config)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            os.close(read)
-            os.chdir(folder)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                code = main(["start", "--headless", "--config", str(config)])
-            os.write(write, f"{code}\n{out.getvalue()}".encode())
-        except BaseException as e:  # (told to the test, which fails on it)
-            import traceback
 
-            os.write(write, f"raised {e!r}\n{traceback.format_exc()}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as f:
-        said = f.read()
-    os.waitpid(pid, 0)
+    def work() -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(["start", "--headless", "--config", str(config)])
+        return f"{code}\n{out.getvalue()}"
+
+    said, _ok = _as_user(folder, NOBODY, work)
     return said
