@@ -111,10 +111,14 @@ class StationEnv:
         """(config, unlocked station key) for driving a Station in this process (the unit head's slot)."""
         from scanstation.config import load_config
         from scanstation.people.accounts import People
+        from scanstation.people.passwords import PasswordHashing
         from scanstation.vault.key_slots import KeySlots
 
+        from .peoplekit import CHEAP
+
         config = load_config(self.config)
-        people = People(config.data_dir / "people.db")
+        # the stations' own cost (tests/cheap_argon2): a sign-in at another cost would rehash the password
+        people = People(config.data_dir / "people.db", hashing=PasswordHashing(CHEAP), key_params=CHEAP)
         try:
             return config, KeySlots(people).open_with_password("head", PASSWORD)
         finally:
@@ -233,11 +237,20 @@ print(json.dumps(init_output))
 """
 
 
+# First on the stations' PYTHONPATH: its sitecustomize gives their processes cheap argon2id parameters (see there).
+CHEAP_ARGON2_SITE = Path(__file__).resolve().parent / "cheap_argon2"
+
+
 def _station_env(root: Path, config: Path, pass_file: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
     env.update({"SCANSTATION_CONFIG": str(config), "SCANSTATION_PASSWORD_FILE": str(pass_file),
                 "SCANSTATION_NEW_PASSWORD_FILE": str(pass_file), "SCANSTATION_USER": "sup",
-                "PYTHONPATH": str(REPO)})
+                "PYTHONPATH": f"{CHEAP_ARGON2_SITE}{os.pathsep}{REPO}"})
+    # Every command is a fresh interpreter: compiled once per test process into its own temporary directory (not
+    # beside the sources), not compiled again from source at each start when the environment says
+    # PYTHONDONTWRITEBYTECODE (a fifth of a second per command)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(_template_dir() / "pycache")
     env.update(extra_env or {})
     return env
 
@@ -270,6 +283,12 @@ def _build_template(root: Path, init_args: tuple[str, ...], portal: pyrage.x2551
     with contextlib.closing(sqlite3.connect(f"file:{root / 'data' / 'audit.db'}?mode=ro", uri=True)) as db:
         recorded = db.execute("SELECT count(*) FROM entries WHERE subject = 'configuration'").fetchone()[0]
     assert recorded == 0, "the founding recorded the template's configuration: copies would name its file"
+    from .peoplekit import CHEAP
+
+    cheap = f"$argon2id$v=19$m={CHEAP.memory_kib},t={CHEAP.time_cost},p={CHEAP.parallelism}$"
+    with contextlib.closing(sqlite3.connect(f"file:{root / 'data' / 'people.db'}?mode=ro", uri=True)) as db:
+        hashes = [phc for (phc,) in db.execute("SELECT password_hash FROM people")]
+    assert hashes and all(h.startswith(cheap) for h in hashes), f"not founded at tests/cheap_argon2's cost: {hashes}"
     text = config.read_text(encoding="utf-8")
     return _Template(root, text[:len(text) - len(tail)] if text.endswith(tail) else text, code.group(1), portal)
 

@@ -4,7 +4,9 @@ gives the station's files to the data directory's owner (the service's user)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -63,6 +65,24 @@ def test_init_merges_into_the_package_configuration(tmp_path: Path) -> None:
     assert comments and all(c in after.splitlines() for c in comments)
     assert config.stat().st_mode & 0o777 == 0o640
     assert (data_dir / "station.pub").exists() and (data_dir / "people.db").exists()
+    _assert_the_stations_argon2_cost(data_dir / "people.db")
+
+
+def _assert_the_stations_argon2_cost(people_db: Path) -> None:
+    """A station founded by `scanstation init` hashes passwords and wraps the unit head's key and the recovery slot
+    at the station's real argon2id cost (tests/stationkit.py's stations use a cheap one, tests/cheap_argon2)."""
+    from scanstation.people.passwords import DEFAULT_PARAMS
+
+    real = f"m={DEFAULT_PARAMS.memory_kib},t={DEFAULT_PARAMS.time_cost},p={DEFAULT_PARAMS.parallelism}"
+    assert real == "m=65536,t=3,p=1"
+    with contextlib.closing(sqlite3.connect(f"file:{people_db}?mode=ro", uri=True)) as db:
+        people = {name: (phc, wrapped) for name, phc, wrapped in
+                  db.execute("SELECT name, password_hash, wrapped_private_key FROM people")}
+        (recovery,) = db.execute("SELECT wrapped FROM recovery_slot").fetchone()
+    assert set(people) == {"admin", "head"}
+    assert all(phc.startswith(f"$argon2id$v=19${real}$") for phc, _ in people.values()), people
+    assert people["admin"][1] is None and people["head"][1].startswith(f"argon2id-aes256gcm$v=1${real}$")
+    assert recovery.startswith(f"argon2id-aes256gcm$v=1${real}$")
 
 
 def test_init_refuses_a_configuration_naming_a_station(tmp_path: Path) -> None:
