@@ -21,7 +21,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
 from pyrage import x25519
 
 from batchformat import atomic
@@ -29,9 +28,6 @@ from drivers.base import CancelToken, CapturedPage, Driver, ScanSettings
 from scanstation import __version__
 from scanstation.audit.sink import AuditSink
 from scanstation.audit.trail import AuditTrail
-from scanstation.capture.session import CaptureReport, capture_batch
-from scanstation.cleanup.pipeline import clean_page, decode_png, encode_png
-from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
 from scanstation.config import Config
 from scanstation.domain import Batch, Document, OcrState, Page, Side
 from scanstation.errors import OcrError, ScanStationError, StateError, VaultIntegrityError
@@ -43,6 +39,9 @@ from scanstation.vault.objects import ObjectRef, Vault
 from scanstation.vault.ramdir import RamDir, set_process_tempdir, sweep_stale
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from scanstation.capture.session import CaptureReport
     from scanstation.pdf.page_encoding import CompactPage
 
 log = logging.getLogger(__name__)
@@ -295,6 +294,8 @@ class Station:
         """Scan or import into ``batch_name``; device faults and bad files are reported, not raised.
 
         ``separators``: look for QR cover sheets (a scan profile may turn that off)."""
+        from scanstation.capture.session import capture_batch
+
         # The batch's key first: the personal fields of the capture's audit entries (file names, cover
         # sheets' employee codes) are sealed to it, so purging the batch shreds them.
         batch = self.store.open_batch(batch_name, self.config.station.unit, operator or self.config.station.operator)
@@ -306,6 +307,8 @@ class Station:
         self, batch: Batch, cp: CapturedPage, *, document: Document | None = None, operator: str | None = None
     ) -> Page | None:
         """Encrypt and record one captured page; returns it once durable (the acknowledgement)."""
+        from scanstation.cleanup.pipeline import encode_png
+
         if self.store.has_source_key(batch.id, cp.source_key):
             return None
         image = cp.image
@@ -367,6 +370,8 @@ class Station:
                     self._busy_cv.notify_all()
 
     def _process(self, page_id: int, image: Image.Image | None) -> None:
+        from scanstation.cleanup.pipeline import clean_page, decode_png, encode_png
+
         page = self.store.page(page_id)
         if image is None:
             try:
@@ -412,6 +417,7 @@ class Station:
         """A processed page's compact page: the stored one, or (a page cleaned before issue 16, or whose encoding
         failed then) encoded now from the cleaned image and stored.  VaultIntegrityError if an object cannot be
         read (the caller flags the page)."""
+        from scanstation.cleanup.pipeline import decode_png
         from scanstation.pdf.page_encoding import CompactPage, encode_page
 
         if page.compact_object and page.compact_sha256:
@@ -433,6 +439,7 @@ class Station:
         read), or with ``raw`` the raw capture as scanned (at the compact encoding too, no text layer: the text
         was read from the cleaned page).  What travels for a page outside the ACR files' PDFs, and with
         ``upload.include_raw`` (scanstation.seal)."""
+        from scanstation.cleanup.pipeline import decode_png
         from scanstation.pdf.page_encoding import encode_page
         from scanstation.pdf.searchable import PdfMetadata, PdfPage, build_searchable_pdf
 
@@ -473,6 +480,8 @@ class Station:
 
     def _check_double_feeds(self, batch_id: int) -> None:
         """Flag pages whose length is out of line with the rest of their batch (two sheets fed at once)."""
+        from scanstation.cleanup.quality import assess_batch_lengths, page_length_mm
+
         rows = self.store.page_lengths(batch_id)
         outliers = assess_batch_lengths([page_length_mm(h, dpi) for _pid, h, dpi in rows])
         for index, flag in outliers.items():

@@ -83,6 +83,17 @@ def test_client_commands_in_their_own_process_load_no_image_stack(tmp_path: Path
     assert [loaded for _, _, loaded in steps] == [[]] * len(steps), steps
 
 
+def test_status_in_its_own_process_loads_neither_opencv_nor_numpy(tmp_path: Path) -> None:
+    """No service runs: ``status`` and ``uploads`` open the store with the caller's own key slot (no station, no
+    pipeline), so the cleaning stack (OpenCV, numpy) and the PDF one (pikepdf) stay out.  (Pillow comes in with
+    the driver interface, drivers.base, which scanstation.facade imports.)"""
+    st = make_station(tmp_path / "st")
+    commands = [["status"], ["status", "--json"], ["uploads", "--json"]]
+    steps = _probe(commands, st.env)
+    assert [(argv, code) for argv, code, _ in steps] == [(argv, 0) for argv in commands], steps
+    assert all(not {"cv2", "numpy", "pikepdf"} & set(loaded) for _, _, loaded in steps), steps
+
+
 def test_client_commands_of_a_running_service_load_no_image_stack(tmp_path: Path) -> None:
     """A service runs (unlocked): ``status`` (a command the service runs for the client), ``users``, ``health``
     (the machine's own, without a session) and ``lock`` reach it over its socket."""
