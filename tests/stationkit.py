@@ -241,16 +241,29 @@ print(json.dumps(init_output))
 CHEAP_ARGON2_SITE = Path(__file__).resolve().parent / "cheap_argon2"
 
 
+def cheap_process_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` (which sets PYTHONPATH to the checkout) for a station process that tests nothing of the argon2id cost
+    or of bytecode: cheap argon2id (:data:`CHEAP_ARGON2_SITE`), and our modules compiled once, not at every start.
+
+    Each command is a fresh interpreter; with PYTHONDONTWRITEBYTECODE in the environment (as where this suite runs)
+    it compiled ~105 of our modules from source every time, a fifth of a second.  The bytecode goes to the user's
+    cache directory, not beside the sources and not under /tmp (tests/test_confidentiality.py searches /tmp for
+    leaked plaintext, and compiled modules hold the PDF and PNG signatures they check for).
+    """
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join([str(CHEAP_ARGON2_SITE), *filter(None, [env.get("PYTHONPATH")])])
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env["PYTHONPYCACHEPREFIX"] = str(cache / "scanstation-tests" / "pycache")
+    return env
+
+
 def _station_env(root: Path, config: Path, pass_file: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
     env.update({"SCANSTATION_CONFIG": str(config), "SCANSTATION_PASSWORD_FILE": str(pass_file),
                 "SCANSTATION_NEW_PASSWORD_FILE": str(pass_file), "SCANSTATION_USER": "sup",
-                "PYTHONPATH": f"{CHEAP_ARGON2_SITE}{os.pathsep}{REPO}"})
-    # Every command is a fresh interpreter: compiled once per test process into its own temporary directory (not
-    # beside the sources), not compiled again from source at each start when the environment says
-    # PYTHONDONTWRITEBYTECODE (a fifth of a second per command)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(_template_dir() / "pycache")
+                "PYTHONPATH": str(REPO)})
+    env = cheap_process_env(env)
     env.update(extra_env or {})
     return env
 
