@@ -11,6 +11,7 @@ the end.  An explicit ``--dist`` other than ``load`` is left as asked.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return work_unit(config.rootpath, nodeid)
 
     return FileOrTestScheduling(config, log)
+
+
+@pytest.fixture
+def cheap_argon2() -> Iterator[None]:
+    """The test stations' cheap argon2id cost in this process for one test (tests/stationkit.py:
+    cheap_argon2_here); for the files that drive a station's service in-process (``pytestmark``)."""
+    from .stationkit import cheap_argon2_here
+
+    with cheap_argon2_here():
+        yield

@@ -258,6 +258,28 @@ def cheap_process_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def cheap_argon2_here() -> Iterator[None]:
+    """While it lasts, this process's station code uses the test stations' argon2id cost (tests/cheap_argon2's, which
+    is tests/peoplekit.py's CHEAP), for a test that drives a station's service in the test process: at the real cost
+    each sign-in and unlock there took three argon2id runs, and the first also rehashed the password at the real
+    cost (the stations are founded at the cheap one).  The real cost is restored afterwards (tests/test_people.py
+    checks it in this process)."""
+    from scanstation.people.passwords import DEFAULT_PARAMS
+
+    from .peoplekit import CHEAP
+
+    names = ("memory_kib", "time_cost", "parallelism")
+    saved = {name: getattr(DEFAULT_PARAMS, name) for name in names}
+    try:
+        for name in names:
+            object.__setattr__(DEFAULT_PARAMS, name, getattr(CHEAP, name))  # see tests/cheap_argon2/sitecustomize.py
+        yield
+    finally:
+        for name, value in saved.items():
+            object.__setattr__(DEFAULT_PARAMS, name, value)
+
+
 def _station_env(root: Path, config: Path, pass_file: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANSTATION_")}
     env.update({"SCANSTATION_CONFIG": str(config), "SCANSTATION_PASSWORD_FILE": str(pass_file),

@@ -7,10 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scanstation.domain import BatchState, OcrState, Side
 from scanstation.store.database import StoredObject
 
 from .stationkit import PASSWORD, make_station
+
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
 
 
 def _page(store: Any, batch_id: int, n: int, flags: list[str]) -> Any:

@@ -27,6 +27,9 @@ from scanstation.service.core import StationService
 from .sane_env import sane_test_env
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 PROFILES = """
 [profiles.test-adf]
 source = "adf"

@@ -26,6 +26,9 @@ from .recording_sink import RecordingSink
 from .sane_env import sane_test_env
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 KEY = bytes(range(32))
 TODAY = date(2026, 12, 3)
 STAFF = [

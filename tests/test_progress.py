@@ -192,6 +192,7 @@ def test_progress_without_roster_or_periods(store: Any) -> None:
         compute_progress(store, periods=["2019"], today=TODAY)
 
 
+@pytest.mark.usefixtures("cheap_argon2")  # its service signs in here, at the test stations' cost
 def test_progress_operation_for_supervisor_and_unit_head_only(tmp_path: Path) -> None:
     from scanstation.config import load_config
     from scanstation.errors import PermissionDenied
@@ -262,6 +263,7 @@ def test_purged_files_stay_uploaded(store: Any) -> None:
     assert compute_progress(store, periods=periods, today=TODAY).batches == {"purged": 1, "scanning": 1}
 
 
+@pytest.mark.usefixtures("cheap_argon2")  # its service signs in here, at the test stations' cost
 def test_progress_operation_reads_only_recent_batches_audit(tmp_path: Path, monkeypatch: Any) -> None:
     """The per-day state moves come from the ``batch.state`` entries of the batches that moved within the days
     shown, read by batch: never the whole audit trail."""

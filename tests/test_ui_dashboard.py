@@ -23,6 +23,9 @@ from scanstation.service.core import StationService
 from .pagekit import acr_page_files
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 WAIT = 60_000
 ROSTER = """Employee Code,Name (Hindi),Name (English),Rank
 E1,राम कुमार,Ram Kumar,Constable

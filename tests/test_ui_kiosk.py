@@ -46,6 +46,9 @@ from scanstation.service.core import StationService
 
 from .stationkit import PASSWORD, REPO, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 STATION_ID = "KIOSK-7"  # what the service's status names, and the watermark must show
 BATCH = "KIOSK-1"
 WAIT = 30_000

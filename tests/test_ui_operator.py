@@ -31,6 +31,9 @@ from scanstation.service.core import StationService
 from .sane_env import sane_test_env
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 WAIT = 120_000  # ms: SANE workers, cleaning and a shared machine
 ROSTER = ("Employee Code,Name (Hindi),Name (English),Rank,Unit\n"
           "EMP-1001,आशा वर्मा,Asha Verma,Inspector,Test Unit\n"

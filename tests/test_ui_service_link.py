@@ -30,6 +30,9 @@ from scanstation.service.client import RemoteConnection, service_running
 
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 WAIT = 30_000  # ms: argon2 and `scanstation serve` starting take a moment on a shared machine
 
 

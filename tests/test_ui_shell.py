@@ -26,6 +26,9 @@ from scanstation.service.core import StationService
 
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 CLERK_PASSWORD = "another clerk's own words 77"
 WAIT = 30_000  # ms: argon2 and opening the station take a moment on a shared machine
 

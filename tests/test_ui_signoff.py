@@ -24,6 +24,9 @@ from .dsckit import PIN, SoftHsm, make_ca, require_softhsm, softhsm_conf
 from .pagekit import acr_page_files
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 WAIT = 120_000
 
 

@@ -29,6 +29,9 @@ from scanstation_tools.synth import PageSpec, render_acr_page
 from .pagekit import acr_page_files
 from .stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 WAIT = 60_000
 ROSTER = """Employee Code,Name (Hindi),Name (English),Rank,Unit
 E1,राम कुमार,Ram Kumar,Constable,Test Unit

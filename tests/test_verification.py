@@ -26,6 +26,9 @@ from scanstation.service.core import StationService
 from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.stationkit import PASSWORD, StationEnv, make_station
 
+# sign-ins and unlocks of the services these tests run in this process at the test stations' argon2id cost
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
 PEOPLE = ("sup", "sup2", "op", "head")
 
 
