@@ -55,6 +55,9 @@ class Stored:
     error: str = ""
     cer: float | None = None
     cer_delta: float | None = None
+    # the reference's words it reads (ground truth, else the lossless page's OCR; order ignored, see size.words_read)
+    words_read: int | None = None
+    words_delta: int | None = None  # minus: words of the reference the lossless page reads and this one does not
     delta_e: dict[str, float] = field(default_factory=dict)
     # every region's ΔE2000 (kind, origin "mark"/"form", pixels, mean, p95), for the JSON
     regions: list[dict[str, Any]] = field(default_factory=list)
@@ -68,7 +71,8 @@ class Stored:
             "encoder": self.encoder, "bytes": self.nbytes, "wall_ms": round(self.wall_ms, 1),
             "cpu_ms": round(self.cpu_ms, 1), "method": self.method, "image_bytes": self.image_bytes,
             "overhead_bytes": self.overhead, "layers": [list(x) for x in self.layers], "note": self.note,
-            "error": self.error, "cer": self.cer, "cer_delta": self.cer_delta, "delta_e": self.delta_e,
+            "error": self.error, "cer": self.cer, "cer_delta": self.cer_delta,
+            "words_read": self.words_read, "words_delta": self.words_delta, "delta_e": self.delta_e,
             "regions": self.regions,
         }
 

@@ -27,11 +27,14 @@ import json
 import random
 import shutil
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -104,8 +107,10 @@ class Page:
     clean_ms: float = 0.0
     note: str = ""
     ref_cer: float | None = None
+    ref_words: int | None = None  # words in the reference (ground truth, else the lossless page's OCR)
     stored: dict[str, Stored] = field(default_factory=dict)
     noise_floor: list[float] = field(default_factory=list)  # CER Δ of the perturbed lossless pages
+    noise_floor_words: list[int] = field(default_factory=list)  # their words Δ (see words_read)
 
     @property
     def floor(self) -> float | None:
@@ -116,7 +121,8 @@ class Page:
             "set": self.set, "page": self.name, "dpi": self.dpi, "size": list(self.image.size),
             "mode": self.image.mode, "lang": self.lang, "ground_truth": self.gt is not None,
             "colour_regions": len(self.regions), "clean_ms": round(self.clean_ms, 1), "note": self.note,
-            "lossless_cer": self.ref_cer, "noise_floor": self.noise_floor,
+            "lossless_cer": self.ref_cer, "reference_words": self.ref_words, "noise_floor": self.noise_floor,
+            "noise_floor_words": self.noise_floor_words,
             "stored": {k: v.as_dict() for k, v in self.stored.items()},
         }
 
@@ -226,6 +232,28 @@ def cer(reference: str, text: str) -> float:
     return float(peer.cer(reference, text)[0])
 
 
+# Ends of words that are punctuation, not the word: Latin and Devanagari (danda, double danda), quotes, dashes.
+_WORD_EDGES = string.punctuation + "।॥“”‘’—–…©®°|¦"
+
+
+def words(text: str) -> Counter[str]:
+    """The words of ``text`` as a multiset: NFC, split at white space, punctuation stripped from their ends,
+    only tokens with a letter or digit (Devanagari's vowel signs are marks, its consonants letters)."""
+    out: Counter[str] = Counter()
+    for token in unicodedata.normalize("NFC", text).split():
+        word = token.strip(_WORD_EDGES)
+        if any(ch.isalnum() for ch in word):
+            out[word] += 1
+    return out
+
+
+def words_read(reference: str, text: str) -> int:
+    """How many of the reference's words ``text`` reads, wherever they are on the page: CER follows the
+    reading order, so a stamp that splits a printed line, read in two lines instead of one, costs CER for
+    words that are read all the same.  Beside CER, never instead: it shows what a reader would miss."""
+    return sum((words(reference) & words(text)).values())
+
+
 def perturbed(image: Image.Image, how: tuple[Any, ...]) -> Image.Image:
     """The page changed as ``how`` says (see NOISE_FLOOR_PERTURBATIONS); bitonal pages are only shifted."""
     import numpy as np
@@ -320,17 +348,25 @@ class Bench:
         reference = page.gt if page.gt is not None else lossless_text
         page.ref_cer = cer(reference, lossless_text)
         page.stored["png"].cer, page.stored["png"].cer_delta = page.ref_cer, 0.0  # the same pixels
+        page.ref_words = sum(words(reference).values())
+        lossless_words = words_read(reference, lossless_text)
+        page.stored["png"].words_read, page.stored["png"].words_delta = lossless_words, 0
         for key, fut in ocrs.items():
             st = page.stored[key]
             try:
-                st.cer = cer(reference, fut.result()[0])
+                text = fut.result()[0]
             except RuntimeError as e:
                 st.note = (st.note + "; " if st.note else "") + f"OCR failed: {e}"
                 continue
+            st.cer = cer(reference, text)
             st.cer_delta = st.cer - page.ref_cer
+            st.words_read = words_read(reference, text)
+            st.words_delta = st.words_read - lossless_words
         for fut in floor_ocrs:
             with contextlib.suppress(RuntimeError):
-                page.noise_floor.append(cer(reference, fut.result()[0]) - page.ref_cer)
+                text = fut.result()[0]
+                page.noise_floor.append(cer(reference, text) - page.ref_cer)
+                page.noise_floor_words.append(words_read(reference, text) - lossless_words)
         if page.regions:
             self._colour(page, ref)
 
@@ -516,6 +552,11 @@ def summarise(name: str, pages: list[Page]) -> dict[str, Any]:
             "cer_delta_mean": _mean(deltas), "cer_delta_max": max(deltas, default=None),
             "pages_over_cer_target": [p.name for p in ok if (p.stored[enc].cer_delta or 0.0) > TARGET_CER_DELTA],
             "pages_over_floor": [p.name for p in ok if (p.stored[enc].cer_delta or 0.0) > _allowance(p)],
+            # words of the reference the lossless page reads and this form does not (summed over pages), and
+            # the pages where that happens; gained: words it reads that the lossless page does not
+            "words_lost": sum(-(s.words_delta or 0) for s in st if (s.words_delta or 0) < 0),
+            "words_gained": sum(s.words_delta or 0 for s in st if (s.words_delta or 0) > 0),
+            "pages_losing_words": [p.name for p in ok if (p.stored[enc].words_delta or 0) < 0],
             "delta_e": {k: v for k in KINDS if (v := _mean([s.delta_e[k] for s in st if k in s.delta_e])) is not None},
             "wall_ms_mean": _mean([s.wall_ms for s in st]), "cpu_ms_mean": _mean([s.cpu_ms for s in st]),
             "overhead_mean": _mean([float(s.overhead) for s in st if s.overhead is not None]),
@@ -593,6 +634,19 @@ def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[
             lines.append(("info", f"  of them with ground truth: {n_ok}/{len(with_gt)} within; the other "
                                 f"{len(ours) - len(with_gt)} are scored against the lossless page's own OCR, which is "
                                 "unstable where little is text (JPEG q85's Δ on the same page shows how much)"))
+        wd = [p for p in ours if p.stored["scanstation"].words_delta is not None]
+        losing = [p for p in wd if (p.stored["scanstation"].words_delta or 0) < 0]
+        jpeg_losing = [p for p in wd if p.stored.get("jpeg") and (p.stored["jpeg"].words_delta or 0) < 0]
+        if wd:
+            lines.append(("info", "  words (beside CER, not instead; order ignored): ScanStation reads every word "
+                                f"of the reference the lossless page reads on {len(wd) - len(losing)}/{len(wd)} pages"
+                                + (f" (JPEG q85: {len(wd) - len(jpeg_losing)})" if any("jpeg" in p.stored for p in wd)
+                                   else "")
+                                + ("; fewer on: " + ", ".join(
+                                    f"{p.set} {p.name} {_wd(p.stored['scanstation'].words_delta)}"
+                                    f"{' against its ground truth' if p.gt is not None else ''}{_floor_words(p)}"
+                                    for p in losing)
+                                   if losing else "")))
     colour = next((s for s in summaries if s["set"] == "synthetic colour"), None)
     if colour is not None:
         de = colour["encoders"].get("scanstation", {}).get("delta_e", {})
@@ -655,26 +709,45 @@ def _de(d: dict[str, float]) -> str:
     return "/".join(f"{d[k]:.1f}" if k in d else "-" for k in KINDS) if d else "-"
 
 
+def _words(p: Page) -> str:
+    """The lossless page's row: the reference's words it reads, of how many."""
+    png = p.stored.get("png")
+    return "" if png is None or png.words_read is None or p.ref_words is None else f"{png.words_read}/{p.ref_words}"
+
+
+def _floor_words(p: Page) -> str:
+    """The most words the lossless page loses under its perturbations (its noise floor in words)."""
+    return f" (floor {min(p.noise_floor_words):+d})" if p.noise_floor_words else ""
+
+
+def _wd(delta: int | None) -> str:
+    return "-" if delta is None else f"{delta:+d}"
+
+
 def print_pages(pages: list[Page]) -> None:
     print("\n== per page (KB = 1000 bytes; CER Δ = stored − lossless; ΔE stamp/ink/signature/photo; ms = encode wall)")
-    print(f"{'set':16} {'page':32} {'encoder':20} {'method':16} {'KB':>8} {'CER':>7} {'CER Δ':>8} "
+    print("   words Δ = words of the reference (ground truth, else the lossless page's OCR) read, in any order, "
+          "minus those the lossless page reads")
+    print(f"{'set':16} {'page':32} {'encoder':20} {'method':16} {'KB':>8} {'CER':>7} {'CER Δ':>8} {'words Δ':>9} "
           f"{'ΔE s/i/sg/ph':>20} {'ms':>7}  note")
     for p in pages:
         floor = "" if p.floor is None else _sf(p.floor)
         print(f"{p.set:16} {p.name[:32]:32} {'lossless (ref)':20} {p.image.mode + ' ' + str(p.dpi) + ' dpi':16} "
-              f"{'':>8} {_f(p.ref_cer):>7} {floor:>8} {'':>20} {'':>7}  {p.note}"
+              f"{'':>8} {_f(p.ref_cer):>7} {floor:>8} {_words(p):>9} {'':>20} {'':>7}  {p.note}"
               + (f"; CER Δ column: noise floor ({', '.join(_sf(x) for x in p.noise_floor)})" if p.noise_floor else "")
+              + (f"; words Δ of the perturbed lossless page ({', '.join(_wd(x) for x in p.noise_floor_words)})"
+                 if p.noise_floor_words else "")
               + ("" if p.gt is not None else "; no ground truth: CER against the lossless page's OCR"))
         for enc in ENCODERS:
             s = p.stored.get(enc)
             if s is None:
                 continue
             if s.error:
-                print(f"{'':16} {'':32} {LABELS[enc]:20} {'FAILED':16} {'':>8} {'':>7} {'':>8} {'':>20} "
+                print(f"{'':16} {'':32} {LABELS[enc]:20} {'FAILED':16} {'':>8} {'':>7} {'':>8} {'':>9} {'':>20} "
                       f"{s.wall_ms:7.0f}  {s.error}")
                 continue
             print(f"{'':16} {'':32} {LABELS[enc]:20} {s.method[:16]:16} {s.nbytes / KB:8.1f} {_f(s.cer):>7} "
-                  f"{_sf(s.cer_delta):>8} {_de(s.delta_e):>20} {s.wall_ms:7.0f}  {s.note}")
+                  f"{_sf(s.cer_delta):>8} {_wd(s.words_delta):>9} {_de(s.delta_e):>20} {s.wall_ms:7.0f}  {s.note}")
 
 
 def print_summary(s: dict[str, Any], note: str) -> None:
@@ -694,6 +767,11 @@ def print_summary(s: dict[str, Any], note: str) -> None:
         print(f"    noise floor (CER Δ of the lossless page perturbed): mean {_sf(s['noise_floor_mean'])}, max "
               f"{_sf(s['noise_floor_max'])}; pages over the larger of +{TARGET_CER_DELTA} and their floor: "
               + ", ".join(f"{k} {v}" for k, v in over.items()))
+    lost = {LABELS[k]: (r["words_lost"], r["words_gained"], len(r["pages_losing_words"]))
+            for k, r in s["encoders"].items() if k != "png"}
+    if lost:
+        print("    words of the reference read (any order) against the lossless page: "
+              + ", ".join(f"{k} lost {a} on {n} pages, gained {b}" for k, (a, b, n) in lost.items()))
     for enc, r in s["encoders"].items():
         extra = []
         if r["methods"]:
