@@ -2,11 +2,17 @@
 # Set up ScanStation on Debian 12: system packages, a virtualenv in .venv, the project. Idempotent.
 #   bash installer/setup.sh          # station
 #   bash installer/setup.sh --dev    # station + test tools
+#   bash installer/setup.sh --bench  # station + test tools + the benchmarks' peers (bench/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEV=0
-[ "${1:-}" = "--dev" ] && DEV=1
+DEV=0; BENCH=0
+case "${1:-}" in
+  --dev) DEV=1 ;;
+  --bench) DEV=1; BENCH=1 ;;
+  "") ;;
+  *) echo "usage: bash installer/setup.sh [--dev | --bench]" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -51,6 +57,9 @@ if [ "$DEV" = 1 ]; then
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
+# The benchmarks' peers, measured side by side with ours: ocrmypdf (bench/size.py, bench/pipeline.py, bench/ocr.py);
+# the pip extra `bench` below brings archive-pdf-tools' recode_pdf, deskew, jdeskew and scikit-image.
+[ "$BENCH" = 1 ] && PKGS+=(ocrmypdf)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -77,8 +86,9 @@ fi
 PYPROJECTS=(batchformat/pyproject.toml pyproject.toml receiver/pyproject.toml scanstation_tools/pyproject.toml)
 extras=""; receiver_extras=""
 if [ "$DEV" = 1 ]; then extras="[dev]"; receiver_extras="[postgres]"; fi
+if [ "$BENCH" = 1 ]; then extras="[dev,bench]"; fi
 # Reinstall only when the project's dependencies changed (keeps repeated runs fast).
-stamp=".venv/.installed-$(cat "${PYPROJECTS[@]}" | sha256sum | cut -c1-16)${DEV}"
+stamp=".venv/.installed-$(cat "${PYPROJECTS[@]}" | sha256sum | cut -c1-16)${DEV}${BENCH}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # (setuptools warns, for every editable install, that folders named like the package take precedence: they are it)
