@@ -609,3 +609,46 @@ def test_low_resolution_page_is_lossless_and_has_ink() -> None:
     # alone in it, and the whole mask was taken for dust).
     a = mrc.analyse(np.asarray(page_image), 72)
     assert np.count_nonzero(a.mask) > 0.03 * a.mask.size
+
+
+def cairo_grey(data: bytes, dpi: int) -> np.ndarray:
+    """The PDF's first page as poppler's cairo back end draws it in grey (stencils exactly, at 1:1)."""
+    png = subprocess.run(
+        ["pdftocairo", "-png", "-gray", "-r", str(dpi), "-singlefile", "-", "-"],
+        input=data, capture_output=True, check=True, timeout=120,
+    ).stdout
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("L"))
+
+
+@pytest.fixture(scope="module")
+def stamped_grey_page() -> Image.Image:
+    """A grey ACR page with a grey stamp and signatures over printed labels (the bench's seed 7300 p3)."""
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    return render_acr_page(PageSpec(seed=7300, page_no=3, noise=0.0)).image
+
+
+def test_grey_page_binarises_as_the_lossless_page_does(
+    stamped_grey_page: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tesseract lays a page out on a copy binarised at its global Otsu threshold: the compact page must
+    binarise as the lossless one does, at the lossless page's threshold and at its own (mrc.BINARY_MARGIN)."""
+    lossless = np.asarray(stamped_grey_page.convert("L"))
+    t = mrc.otsu_threshold(lossless)
+    foreground = lossless <= t
+
+    def mismatch(data: bytes) -> tuple[int, int]:
+        shown = cairo_grey(data, 300)
+        assert shown.shape == lossless.shape
+        own = mrc.otsu_threshold(shown)
+        return int(np.count_nonzero((shown <= t) != foreground)), int(np.count_nonzero((shown <= own) != foreground))
+
+    page = encode_page(stamped_grey_page, 300)
+    assert page.method == "mrc" and len(page.pdf) <= 100_000, page.layers
+    at_t, at_own = mismatch(page.pdf)
+    assert at_t <= 20 and at_own <= 20, (at_t, at_own, int(foreground.sum()))
+    # Without it, the same page's stamp and signatures binarise otherwise (thousands of pixels): the test can fail.
+    monkeypatch.setattr(mrc, "KEEP_BINARISATION", False)
+    before_t, _before_own = mismatch(encode_page(stamped_grey_page, 300).pdf)
+    assert before_t > 1000, before_t

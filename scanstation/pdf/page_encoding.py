@@ -9,7 +9,8 @@ layers PDF/A-2b allows, and picks per page the smallest of:
   on the page as JPEG of their own at half resolution; text-like strokes in an area of a photograph's
   mid-tones make it text, not a photograph), and the ink's colour: flat colours painted
   through the mask as stencils (image masks) when the ink is neutral (on grey pages one per tone band,
-  with the ink's anti-aliased rim as a stencil of its own in a mid grey under it, as OCR needs it);
+  with the ink's anti-aliased rim as a stencil of its own in a mid grey under it, as OCR needs it, and
+  every stencil on the page's own side of its Otsu binarisation, where Tesseract finds lines);
   coloured ink in classes by hue,
   each its own stencil in its flat colour, and where a class's colour varies (ballpoint pressure) a
   50-dpi colour image over it through a copy of the stencil as its explicit ``/Mask`` (PDF 1.3; no soft
