@@ -827,42 +827,44 @@ def otsu_threshold(grey: np.ndarray) -> int:
 
 def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
     """``drawn`` (flat grey stencils, bottom to top) with every pixel they paint on the lossless page's
-    side of its Otsu threshold T, BINARY_MARGIN levels clear of it (see BINARY_MARGIN): a stencil whose
-    tone is on the wrong side for some of its pixels gets, drawn right after it, a stencil of those pixels
-    in the nearest tone on their side.  The rim's stencil is the ink and its rim together, under the ink:
-    its correction is of the rim alone (the ink's own stencils are drawn over the rest)."""
+    side of its Otsu threshold T, BINARY_MARGIN levels clear of it (see BINARY_MARGIN): each stencil's tone
+    moved to the side of most of its pixels, and the pixels on the other side drawn over it by one of two
+    correction stencils, one in the nearest dark tone and one in the nearest light tone (one image each for
+    the whole page: a G4 image costs about a bit a row before it holds any pixel).  The rim's stencil is the
+    ink and its rim together, under the ink: it is corrected for the rim alone.  The specks the mask leaves
+    out as dust are foreground to the binarisation, and join the dark correction.  The stencils of one
+    page's ink do not overlap (tone bands, colour classes), so the corrections may be drawn after them all."""
     t = otsu_threshold(a.pixels)
     dark_tone, light_tone = max(0, t - BINARY_MARGIN), min(255, t + BINARY_MARGIN + 1)
     if dark_tone >= light_tone or not drawn:
         return drawn
     foreground = cv2.compare(a.pixels, np.full_like(a.pixels, t), cv2.CMP_LE)
+    background = cv2.bitwise_not(foreground)
     covered_by_ink = np.zeros_like(a.mask)
     for ink in drawn:
         if not ink.edge:
             covered_by_ink = cv2.bitwise_or(covered_by_ink, ink.pixels)
+    to_dark = cv2.bitwise_and(a.speckle, foreground)
+    to_light = np.zeros_like(a.mask)
     out: list[Ink] = []
     for ink in drawn:
-        level = ink.colour[0]
         own = cv2.bitwise_and(ink.pixels, cv2.bitwise_not(covered_by_ink)) if ink.edge else ink.pixels
-        # Its tone on the side of most of its pixels' (a stencil's pixels are mostly one side's), clear of T.
-        dark = cv2.bitwise_and(own, foreground)
-        light = cv2.bitwise_and(own, cv2.bitwise_not(foreground))
+        dark, light = cv2.bitwise_and(own, foreground), cv2.bitwise_and(own, background)
         n_dark, n_light = cv2.countNonZero(dark), cv2.countNonZero(light)
         if n_dark + n_light == 0:
             out.append(ink)
             continue
-        on_dark = n_dark >= n_light
-        base = min(level, dark_tone) if on_dark else max(level, light_tone)
+        level = ink.colour[0]
+        if n_dark >= n_light:
+            base = min(level, dark_tone)
+            to_light = cv2.bitwise_or(to_light, light)
+        else:
+            base = max(level, light_tone)
+            to_dark = cv2.bitwise_or(to_dark, dark)
         out.append(replace(ink, colour=(base,)) if base != level else ink)
-        wrong, tone = (light, light_tone) if on_dark else (dark, dark_tone)
-        if cv2.countNonZero(wrong):
-            out.append(Ink(mask_layer(wrong), (tone,), None, edge=ink.edge, pixels=wrong))
-    # Specks left out of the mask as dust are still foreground to the binarisation: a few hundred pixels
-    # (1-2 KB of stencil) that Tesseract's layout counts.
-    specks = cv2.bitwise_and(a.speckle, foreground)
-    if cv2.countNonZero(specks):
-        tone = min(dark_tone, int(np.median(a.pixels[specks > 0])))
-        out.insert(0, Ink(mask_layer(specks), (tone,), None, edge=True, pixels=specks))
+    for pixels, tone in ((to_dark, dark_tone), (to_light, light_tone)):
+        if cv2.countNonZero(pixels):
+            out.append(Ink(mask_layer(pixels), (tone,), None, edge=True, pixels=pixels))
     return tuple(out)
 
 
