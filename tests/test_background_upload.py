@@ -87,6 +87,13 @@ def _sealed_station(tmp_path: Path, rx: ReceiverProcess, portal: Any, batch: str
     return st.unlock()
 
 
+def _uncapped(config: Any) -> Any:
+    """The station's configuration without the link's cap: the slow link is there to cut a first run mid-upload,
+    and the run that finishes the upload may send at full speed."""
+    assert config.upload.max_bytes_per_second == 40000
+    return config.model_copy(update={"upload": config.upload.model_copy(update={"max_bytes_per_second": 0})})
+
+
 class _Events:
     """The station's events, collected from any thread."""
 
@@ -132,7 +139,7 @@ def test_background_uploader_resumes_after_station_restart(tmp_path: Path) -> No
             assert row is not None
             assert row["state"] == "uploading" and 0 < row["confirmed_offset"] < row["size"]
         # Second run: the queue is still there and the upload completes from the confirmed offset.
-        with Station(config, key) as station:
+        with Station(_uncapped(config), key) as station:
             queue = UploadQueue(station, events=sink)
             assert queue.pending_batches() == ["BG"]
             _upload_until_received(queue, sink, rx)
@@ -167,7 +174,7 @@ def test_upload_expiry_is_kept_and_an_expired_upload_is_started_anew(tmp_path: P
             # The station stays off past that time.
             station.store.update_upload(batch_id, expires=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
         events.clear()
-        with Station(config, key) as station:
+        with Station(_uncapped(config), key) as station:
             _upload_until_received(UploadQueue(station, events=sink), sink, rx)
             row = station.store.upload(batch_id)
             assert row is not None

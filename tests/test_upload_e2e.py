@@ -215,6 +215,8 @@ def test_station_killed_mid_upload_resumes_and_portal_receives_once(tmp_path: Pa
         assert offset < size
         # Also restart the receiver (kill -9) while the station is down: both must recover.
         rx.restart(kill=True)
+        # The slow link was there to cut the first run mid-upload; the resumed run may send at full speed.
+        st.config.write_text(st.config.read_text().replace("max_bytes_per_second = 40000\n", "", 1))
         up = st.run("upload", "--batch", "B4", timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr + rx.log_text()
         queue = json.loads(st.run("uploads", "--json", check=True).stdout)
