@@ -838,18 +838,20 @@ def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
     dark_tone, light_tone = max(0, t - BINARY_MARGIN), min(255, t + BINARY_MARGIN + 1)
     if dark_tone >= light_tone or not drawn:
         return drawn
+    # Full-page 0/255 planes, reused in place: this runs in the processing workers beside OCR, where a 300-page
+    # batch must stay under 1 GiB (bench/pipeline.py), and each plane of an A4 page is 8.7 MB.
     foreground = cv2.compare(a.pixels, np.full_like(a.pixels, t), cv2.CMP_LE)
-    background = cv2.bitwise_not(foreground)
-    covered_by_ink = np.zeros_like(a.mask)
-    for ink in drawn:
-        if not ink.edge:
-            covered_by_ink = cv2.bitwise_or(covered_by_ink, ink.pixels)
     to_dark = cv2.bitwise_and(a.speckle, foreground)
     to_light = np.zeros_like(a.mask)
+    own, dark, light = np.empty_like(a.mask), np.empty_like(a.mask), np.empty_like(a.mask)
     out: list[Ink] = []
     for ink in drawn:
-        own = cv2.bitwise_and(ink.pixels, cv2.bitwise_not(covered_by_ink)) if ink.edge else ink.pixels
-        dark, light = cv2.bitwise_and(own, foreground), cv2.bitwise_and(own, background)
+        if ink.edge:
+            cv2.subtract(ink.pixels, a.mask, dst=own)  # the rim alone: the ink's stencils (a.mask) go over it
+        else:
+            np.copyto(own, ink.pixels)
+        cv2.bitwise_and(own, foreground, dst=dark)
+        cv2.subtract(own, dark, dst=light)
         n_dark, n_light = cv2.countNonZero(dark), cv2.countNonZero(light)
         if n_dark + n_light == 0:
             out.append(ink)
@@ -857,11 +859,12 @@ def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
         level = ink.colour[0]
         if n_dark >= n_light:
             base = min(level, dark_tone)
-            to_light = cv2.bitwise_or(to_light, light)
+            cv2.bitwise_or(to_light, light, dst=to_light)
         else:
             base = max(level, light_tone)
-            to_dark = cv2.bitwise_or(to_dark, dark)
+            cv2.bitwise_or(to_dark, dark, dst=to_dark)
         out.append(replace(ink, colour=(base,)) if base != level else ink)
+    del foreground, own, dark, light
     for pixels, tone in ((to_dark, dark_tone), (to_light, light_tone)):
         if cv2.countNonZero(pixels):
             out.append(Ink(mask_layer(pixels), (tone,), None, edge=True, pixels=pixels))
