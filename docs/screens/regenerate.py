@@ -130,13 +130,30 @@ def child(out: Path) -> int:
     from scanstation.config import load_config
     from tests.stationkit import PASSWORD
     from ui.qt import QApplication
+    from ui.service_link import ServiceLink
     from ui.shell import StationWindow
     from ui.widgets import kiosk_style
 
     app = QApplication(sys.argv)
     kiosk_style(app)
     assert app.platformName() == "xcb", app.platformName()
-    window = StationWindow(load_config(Path(os.environ["SCANSTATION_CONFIG"])))
+    config = load_config(Path(os.environ["SCANSTATION_CONFIG"]))
+    # First the screen a production kiosk shows while its station service does not answer (a socket no
+    # service listens on), then the kiosk of the running service.
+    with tempfile.TemporaryDirectory(prefix="scanstation-no-service-") as nowhere:
+        waiting = StationWindow(config, link=ServiceLink.waiting_for(Path(nowhere) / "service.sock"))
+        waiting.show_kiosk()
+        start = time.monotonic()
+        while time.monotonic() < start + 1.0 or waiting.stack.currentWidget() is not waiting.service_wait:
+            if time.monotonic() > start + 30:
+                raise SystemExit("timed out waiting for the service-wait screen")
+            app.processEvents()
+            time.sleep(0.02)
+        image = app.primaryScreen().grabWindow(0)
+        assert image.save(str(out / "service-wait.png"))
+        print(f"wrote {out / 'service-wait.png'}")
+        waiting.end_session()
+    window = StationWindow(config)
     assert not window.link.in_process, "scanstation serve is not answering"
     window.show_kiosk()
 
