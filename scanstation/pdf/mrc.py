@@ -60,9 +60,9 @@ GREY_PAGE_TONES = True
 # from the grey image), and a stroke drawn a little darker or lighter than it was crosses it.  A grey
 # stamp's ring or a signature that binarised broken on the lossless page came out whole, its pieces became
 # lines of junk, and a label under it was read as a line of its own: the page's reading order, and so its
-# CER, moved although no word was lost.  Measured on the synthetic grey pages (seed 7300 p2/p3, 7301 p3)
-# with the composite's pixels forced to the lossless page's side of the threshold: CER Δ +0.017/+0.026/
-# +0.042 → +0.000/−0.002/+0.022 (the last with 3,300 pixels still on the wrong side).
+# CER, moved although no word was lost.  Measured on the synthetic grey pages seed 7300 p2/p3 and 7301 p3
+# (bench/size.py's reading, docs/compact-pages.md): CER Δ +0.017/+0.026/+0.042 → −0.001/−0.006/+0.002, with
+# 0-8 pixels of an A4 page on the other side of T (4,900-8,900 before); about 16 KB a grey page.
 BINARY_MARGIN = 20
 KEEP_BINARISATION = True
 # The background is stored at 1/BG_FACTOR of the page's resolution (100 dpi for 300): paper, shading,
