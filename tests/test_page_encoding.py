@@ -623,7 +623,8 @@ def cairo_grey(data: bytes, dpi: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stamped_grey_page() -> Image.Image:
-    """A grey ACR page with a grey stamp and signatures over printed labels (the bench's seed 7300 p3)."""
+    """A grey ACR page with a grey stamp and signatures over printed labels: the bench's seed 7300 p3 as
+    rendered (not skewed, not cleaned)."""
     from scanstation_tools.synth import PageSpec, render_acr_page
 
     return render_acr_page(PageSpec(seed=7300, page_no=3, noise=0.0)).image
