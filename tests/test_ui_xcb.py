@@ -68,6 +68,16 @@ def test_setup_sh_names_the_package_of_every_x_library_the_plugin_links() -> Non
     assert not unnamed, f"installer/setup.sh does not name the package of: {unnamed}"
 
 
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask ``proc`` to end (SIGTERM), allow it ``grace`` seconds, then kill it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
 @pytest.fixture
 def xvfb_display(tmp_path: Path) -> Iterator[str]:
     """A fresh Xvfb at 1366x768 on a display number it picks itself; its name, e.g. ':5'."""
@@ -92,12 +102,7 @@ def xvfb_display(tmp_path: Path) -> Iterator[str]:
         yield f":{number.decode()}"
     finally:
         if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            _stop(proc, 10)
 
 
 # A QApplication and a full-screen window on xcb; prints what the screen and the window measure.  With no
@@ -206,9 +211,4 @@ def test_scanstation_start_shows_the_sign_in_screen_filling_the_screen(xvfb_disp
             assert "Sign in" in text and "Password" in text, text  # the sign-in screen, not the batch list
             assert "Batch" not in text, text
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            _stop(proc, 30)
