@@ -843,13 +843,11 @@ def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
     foreground = cv2.compare(a.pixels, np.full_like(a.pixels, t), cv2.CMP_LE)
     to_dark = cv2.bitwise_and(a.speckle, foreground)
     to_light = np.zeros_like(a.mask)
-    own, dark, light = np.empty_like(a.mask), np.empty_like(a.mask), np.empty_like(a.mask)
+    rim, dark, light = np.empty_like(a.mask), np.empty_like(a.mask), np.empty_like(a.mask)
     out: list[Ink] = []
     for ink in drawn:
-        if ink.edge:
-            cv2.subtract(ink.pixels, a.mask, dst=own)  # the rim alone: the ink's stencils (a.mask) go over it
-        else:
-            np.copyto(own, ink.pixels)
+        # the rim's stencil corrected for the rim alone: the ink's stencils (a.mask) go over the rest
+        own = cv2.subtract(ink.pixels, a.mask, dst=rim) if ink.edge else ink.pixels
         cv2.bitwise_and(own, foreground, dst=dark)
         cv2.subtract(own, dark, dst=light)
         n_dark, n_light = cv2.countNonZero(dark), cv2.countNonZero(light)
@@ -864,7 +862,7 @@ def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
             base = max(level, light_tone)
             cv2.bitwise_or(to_dark, dark, dst=to_dark)
         out.append(replace(ink, colour=(base,)) if base != level else ink)
-    del foreground, own, dark, light
+    del foreground, rim, dark, light
     for pixels, tone in ((to_dark, dark_tone), (to_light, light_tone)):
         if cv2.countNonZero(pixels):
             out.append(Ink(mask_layer(pixels), (tone,), None, edge=True, pixels=pixels))
