@@ -138,24 +138,6 @@ def child(out: Path) -> int:
     kiosk_style(app)
     assert app.platformName() == "xcb", app.platformName()
     config = load_config(Path(os.environ["SCANSTATION_CONFIG"]))
-    # First the screen a production kiosk shows while its station service does not answer (a socket no
-    # service listens on), then the kiosk of the running service.
-    with tempfile.TemporaryDirectory(prefix="scanstation-no-service-") as nowhere:
-        waiting = StationWindow(config, link=ServiceLink.waiting_for(Path(nowhere) / "service.sock"))
-        waiting.show_kiosk()
-        start = time.monotonic()
-        while time.monotonic() < start + 1.0 or waiting.stack.currentWidget() is not waiting.service_wait:
-            if time.monotonic() > start + 30:
-                raise SystemExit("timed out waiting for the service-wait screen")
-            app.processEvents()
-            time.sleep(0.02)
-        image = app.primaryScreen().grabWindow(0)
-        assert image.save(str(out / "service-wait.png"))
-        print(f"wrote {out / 'service-wait.png'}")
-        waiting.end_session()
-    window = StationWindow(config)
-    assert not window.link.in_process, "scanstation serve is not answering"
-    window.show_kiosk()
 
     def until(cond: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 60
@@ -171,13 +153,26 @@ def child(out: Path) -> int:
             app.processEvents()
             time.sleep(0.02)
 
-    def shot(name: str) -> None:
+    def shot(name: str, shown: Any = None) -> None:
         settle()
+        shown = window if shown is None else shown
         screen = app.primaryScreen()
-        assert screen.geometry().width() == WIDTH and window.width() == WIDTH, (screen.geometry(), window.size())
+        assert screen.geometry().width() == WIDTH and shown.width() == WIDTH, (screen.geometry(), shown.size())
         image = screen.grabWindow(0)  # the whole X screen, as a person at the kiosk sees it
         assert image.save(str(out / name)), name
         print(f"wrote {out / name}")
+
+    # First the screen a production kiosk shows while its station service does not answer (a socket no
+    # service listens on), then the kiosk of the running service.
+    with tempfile.TemporaryDirectory(prefix="scanstation-no-service-") as nowhere:
+        waiting = StationWindow(config, link=ServiceLink.waiting_for(Path(nowhere) / "service.sock"))
+        waiting.show_kiosk()
+        until(lambda: waiting.stack.currentWidget() is waiting.service_wait, "the service-wait screen")
+        shot("service-wait.png", waiting)
+        waiting.end_session()
+    window = StationWindow(config)
+    assert not window.link.in_process, "scanstation serve is not answering"
+    window.show_kiosk()
 
     def sign_in(name: str) -> None:
         until(lambda: window.stack.currentWidget() is window.sign_in, "the sign-in screen")
