@@ -58,6 +58,8 @@ class Stored:
     # the reference's words it reads (ground truth, else the lossless page's OCR; order ignored, see size.words_read)
     words_read: int | None = None
     words_delta: int | None = None  # minus: words of the reference the lossless page reads and this one does not
+    # its reading's CER against the lossless page's reading (what CER Δ is where there is no ground truth)
+    reading_delta: float | None = None
     delta_e: dict[str, float] = field(default_factory=dict)
     # every region's ΔE2000 (kind, origin "mark"/"form", pixels, mean, p95), for the JSON
     regions: list[dict[str, Any]] = field(default_factory=list)
@@ -72,7 +74,8 @@ class Stored:
             "cpu_ms": round(self.cpu_ms, 1), "method": self.method, "image_bytes": self.image_bytes,
             "overhead_bytes": self.overhead, "layers": [list(x) for x in self.layers], "note": self.note,
             "error": self.error, "cer": self.cer, "cer_delta": self.cer_delta,
-            "words_read": self.words_read, "words_delta": self.words_delta, "delta_e": self.delta_e,
+            "words_read": self.words_read, "words_delta": self.words_delta, "reading_delta": self.reading_delta,
+            "delta_e": self.delta_e,
             "regions": self.regions,
         }
 

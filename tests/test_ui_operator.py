@@ -166,7 +166,12 @@ def _page(text: str) -> Image.Image:
 def _scan_and_wait(qtbot: Any, screen: Any) -> None:
     _press(qtbot, screen, "Key_F5")
     qtbot.waitUntil(lambda: screen.job is not None and screen.job_state == "running", timeout=WAIT)
-    qtbot.waitUntil(lambda: screen.job_state in ("idle", "waiting"), timeout=WAIT)
+
+    def run_ended() -> None:
+        # an assertion, so that a timeout says how the scan ended (failed, stopped) and what the screen said
+        assert screen.job_state in ("idle", "waiting"), (screen.job_state, screen.job, screen.message.text())
+
+    qtbot.waitUntil(run_ended, timeout=WAIT)
 
 
 def _connect(service: StationService, name: str) -> LocalConnection:
