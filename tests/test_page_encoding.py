@@ -20,6 +20,8 @@ from scanstation.ocr import pages as ocr
 from scanstation.pdf import mrc
 from scanstation.pdf import searchable as pdf
 from scanstation.pdf.page_encoding import CompactPage, encode_page
+from scanstation.pdf.page_images import encode_pil
+from scanstation_tools.synth import PageSpec, render_acr_page
 from tests.corpus import corpus_file
 from tests.test_pdf import META, pdfa_structural_problems, png_bytes
 
@@ -609,6 +611,25 @@ def test_low_resolution_page_is_lossless_and_has_ink() -> None:
     # alone in it, and the whole mask was taken for dust).
     a = mrc.analyse(np.asarray(page_image), 72)
     assert np.count_nonzero(a.mask) > 0.03 * a.mask.size
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_low_resolution_page_too_large_lossless_is_a_jpeg_within_budget(mode: str) -> None:
+    # A whole A4 page of grain at 72 dpi: lossless it would be 0.3 MB grey, 0.9 MB colour.
+    marks = {"stamps": 2, "remarks": 1, "signatures": 1} if mode == "RGB" else {}
+    sp = render_acr_page(PageSpec(seed=7300, page_no=1, dpi=72, noise=0.3, mode=mode, **marks))
+    lossless = encode_pil(sp.image, photo=False)
+    assert len(lossless.data) > 2 * mrc.LOW_DPI_BUDGET  # the case: lossless is far past the budget
+    page = encode_page(sp.image, 72)
+    assert page.method == "jpeg" and page.size <= mrc.LOW_DPI_BUDGET, page.layers
+    with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+        (xobj,) = doc.pages[0].images.values()
+        assert isinstance(xobj, pikepdf.Stream)
+        shown = pikepdf.PdfImage(xobj).as_pil_image()
+        assert shown.size == sp.image.size  # full resolution: strokes of a pixel or two are not halved
+        # no more than JPEG's own error: the page is the page
+        diff = np.abs(np.asarray(shown.convert(mode), np.int16) - np.asarray(sp.image, np.int16))
+        assert diff.mean() < 8, diff.mean()
 
 
 def cairo_grey(data: bytes, dpi: int) -> np.ndarray:

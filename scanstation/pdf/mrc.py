@@ -134,6 +134,14 @@ PHOTO_PAGE_SHARE = 0.25
 # the gate's measures (at about 100 dpi and coarser) see nothing of a change at that scale.  Such pages
 # are small (an image from a web page or a screen, not a scanner's: 43 KB lossless there).
 LOSSLESS_BELOW_DPI = 100
+# But not at any size: a whole A4 page of grain at 72-96 dpi is 300 KB grey, 0.9-1.7 MB colour lossless,
+# which alone would take a 20-page ACR file past 2 MB.  Past LOW_DPI_BUDGET (the target per page) such a
+# page is a whole-page JPEG at full resolution, at the best of LOW_DPI_JPEG_QUALITIES within the budget
+# (else the smallest): at 72 dpi, seed 7300 p1 with grain (noise 0.3), q75 83-95 KB, and Tesseract's CER
+# against the ground truth moved -0.001/+0.003 grey/colour, q85-q95 -0.040 to +0.018 (the lossless
+# page's own CER 0.20/0.29: at that resolution a reading is that unstable).
+LOW_DPI_BUDGET = 100_000
+LOW_DPI_JPEG_QUALITIES = (95, 90, 85, 75, 60)
 
 # Fidelity gate (see fidelity_problems).
 GATE_INK_CHANGED = 0.02  # share of the ink's pixels (outside photographs) whose ink/paper class changed
@@ -901,10 +909,26 @@ def _flate_estimate(pixels: np.ndarray) -> int:
     return len(z.compress(rows.tobytes()) + z.flush()) * h // rows.shape[0]
 
 
+def _low_resolution(pixels: np.ndarray, lossless: Callable[[], Layer]) -> Plan:
+    """A page under LOSSLESS_BELOW_DPI: lossless within LOW_DPI_BUDGET, else the best whole-page JPEG at full
+    resolution that fits it (else the smallest); no MRC, no gate (see LOSSLESS_BELOW_DPI)."""
+    flate = Plan("flate", lossless())
+    if flate.size <= LOW_DPI_BUDGET:
+        return flate
+    best = flate
+    for quality in LOW_DPI_JPEG_QUALITIES:
+        jpeg = Plan("jpeg", _jpeg_layer(pixels, quality))
+        if jpeg.size < best.size:
+            best = jpeg
+        if jpeg.size <= LOW_DPI_BUDGET:
+            break
+    return best
+
+
 def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
     """The smallest plan for a grey or colour page that passes the fidelity gate, else the lossless one."""
     if dpi < LOSSLESS_BELOW_DPI:
-        return Plan("flate", lossless())
+        return _low_resolution(pixels, lossless)
     a = analyse(pixels, dpi)
     passed: list[Plan] = []
     # Grey pages: the ink's rim kept (EDGE_CONTRAST_SHARE) and its tones (grey stamps, pencil, a signature

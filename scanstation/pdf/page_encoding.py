@@ -18,7 +18,9 @@ layers PDF/A-2b allows, and picks per page the smallest of:
 - ``jpeg``: the whole page as JPEG (at half or full resolution) where MRC does not pay or fails the
   gate (photographs, faint blurred print);
 - ``flate``: lossless, where that is the smallest (clean rendered pages can be), and every page under
-  100 dpi (``mrc.LOSSLESS_BELOW_DPI``: strokes of a pixel or two, which no lossy candidate kept legible).
+  100 dpi (``mrc.LOSSLESS_BELOW_DPI``: strokes of a pixel or two, which no lossy candidate kept legible)
+  that stays within ``mrc.LOW_DPI_BUDGET`` that way; a larger one (a whole A4 page of grain at 72-96 dpi)
+  is a whole-page JPEG at full resolution within that budget.
 
 ``jpx`` (JPEG 2000, which PDF/A-2 allows) is a method name the format keeps, but no candidate uses it:
 OpenJPEG took 0.3-0.9 s for one 100-dpi background layer of an A4 page (JPEG: 5-10 ms), the whole budget
