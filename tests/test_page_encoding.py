@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pikepdf
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from scanstation.errors import InputError
 from scanstation.ocr import pages as ocr
@@ -630,6 +630,43 @@ def test_low_resolution_page_too_large_lossless_is_a_jpeg_within_budget(mode: st
         # no more than JPEG's own error: the page is the page
         diff = np.abs(np.asarray(shown.convert(mode), np.int16) - np.asarray(sp.image, np.int16))
         assert diff.mean() < 8, diff.mean()
+
+
+def _print(points: float, dpi: int = 300) -> np.ndarray:
+    """Lines of body text at ``points`` on a grey page."""
+    from scanstation_tools.synth_drawing import find_font
+
+    font = ImageFont.truetype(str(find_font("DejaVuSerif.ttf")), round(points / 72 * dpi))
+    im = Image.new("L", (dpi * 6, dpi * 3), 235)
+    draw = ImageDraw.Draw(im)
+    for row in range(6):
+        draw.text((40, 40 + row * round(points / 72 * dpi * 1.6)), "The officer's conduct was found very good "
+                  "in the year under report", fill=60, font=font)
+    return np.asarray(im)
+
+
+def test_glyph_height_follows_the_print_size() -> None:
+    small, body = (mrc.glyph_height(mrc.analyse(_print(pt), 300)) for pt in (7, 12))
+    assert small is not None and body is not None
+    # 7-point print: halved it would be under PAGE_JPEG_MIN_GLYPH_PX; 12-point print stays over it
+    assert small / 2 < mrc.PAGE_JPEG_MIN_GLYPH_PX <= body / 2, (small, body)
+    assert mrc.glyph_height(mrc.analyse(np.full((600, 600), 240, np.uint8), 300)) is None  # no print
+
+
+def test_whole_page_jpeg_keeps_small_print_at_full_resolution() -> None:
+    # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 16 px glyphs at 300 dpi.
+    # At 150 dpi Tesseract lost 31 of its 248 words; the page is a JPEG at its full resolution.
+    from scanstation.cleanup.pipeline import clean_page
+
+    with Image.open(corpus_file("lept_lighttext.jpg")) as im:
+        page_image = clean_page(im.convert("L"), 300).image
+    page = encode_page(page_image, 300)
+    assert page.method == "jpeg", page.layers
+    with pikepdf.open(io.BytesIO(page.pdf)) as doc:
+        (xobj,) = doc.pages[0].images.values()
+        assert isinstance(xobj, pikepdf.Stream)
+        assert (int(xobj.Width), int(xobj.Height)) == page_image.size
+    assert page.size <= 100_000
 
 
 def cairo_grey(data: bytes, dpi: int) -> np.ndarray:
