@@ -670,9 +670,9 @@ def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[
         lines.append(("info", f"  ground truth: {len(with_gt)}/{len(ours)} pages ("
                             + ", ".join(f"{n} {GT_SOURCES.get(k, k)}" for k, n in sorted(sources.items()))
                             + f"), {n_ok}/{len(with_gt)} of them within"
-                            + (f"; the other {len(ours) - len(with_gt)} are scored against the lossless page's own "
-                               "OCR, which is unstable where little is text (JPEG q85's Δ on the same page shows how "
-                               "much)" if len(with_gt) < len(ours) else "")))
+                            + (f"; without: {', '.join(f'{p.set} {p.name}' for p in ours if p.gt is None)}, scored "
+                               "against the lossless page's own OCR, which is unstable where little is text (JPEG "
+                               "q85's Δ on the same page shows how much)" if len(with_gt) < len(ours) else "")))
         read = [p for p in ours if p.stored["scanstation"].reading_delta is not None]
         if any(p.gt is not None for p in read):
             # The measure pages without ground truth have, for every page: how far the stored page's reading is
