@@ -632,6 +632,22 @@ def test_low_resolution_page_too_large_lossless_is_a_jpeg_within_budget(mode: st
         assert diff.mean() < 8, diff.mean()
 
 
+@pytest.mark.parametrize(("seed", "noise", "bleed"), [(2, 0.3, True), (5, 0.15, False), (9, 0.15, False)])
+def test_blank_back_with_grain_is_small(seed: int, noise: float, bleed: bool) -> None:
+    # A blank back has a few hundred ink pixels: the gate's per-ink-pixel measures once failed every candidate
+    # on it, and the back was stored losslessly (3.6-4.7 MB); it is judged as if it had GATE_MIN_INK_SHARE.
+    sp = render_acr_page(PageSpec(seed=seed, page_no=2, dpi=300, noise=noise, bleed_through=bleed, blank=True))
+    a = mrc.analyse(np.asarray(sp.image), 300)
+    assert 0 < np.count_nonzero(a.mask) < 0.001 * a.mask.size  # the case: almost no ink
+    page = encode_page(sp.image, 300)
+    assert page.method != "flate" and page.size < 30_000, page.layers
+    # what is on the back (grain averaged, bleed-through) is still there: a quarter resolution, as the gate sees it
+    shown = cairo_grey(page.pdf, 300)[: sp.image.height, : sp.image.width]
+    before = cv2.resize(np.asarray(sp.image), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    after = cv2.resize(shown, before.shape[::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(before.astype(np.int16) - after).mean() < mrc.GATE_BG_MEAN
+
+
 def _print(points: float, dpi: int = 300) -> np.ndarray:
     """Lines of body text at ``points`` on a grey page."""
     from scanstation_tools.synth_drawing import find_font

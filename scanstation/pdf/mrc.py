@@ -126,10 +126,10 @@ PHOTO_TEXT_STROKE_MM = 0.6
 # Whole-page JPEG (photo pages, or where MRC fails the gate): (resolution factor, quality), smallest first.
 PAGE_JPEGS = ((2, 60), (1, 50))
 # A reduced resolution only where the print stays tall enough for OCR at it: the median height of the
-# glyph-like pieces of the page's Otsu binarisation (outside photographs), divided by the factor, at least
+# glyph-like pieces of the page's ink mask (see glyph_height), divided by the factor, at least
 # PAGE_JPEG_MIN_GLYPH_PX.  The gate cannot see this (its finest measure is at half resolution).  Measured:
-# ocrmypdf_c02-22 (book print, 21 px at 300 dpi) lost no word at 150 dpi; lept_lighttext (faint newspaper
-# print, 16 px) lost 31 of its 248 words at 150 dpi q60 and 12 at q85 (CER against its ground truth moved
+# ocrmypdf_c02-22 (book print, 20 px at 300 dpi) lost no word at 150 dpi; lept_lighttext (faint newspaper
+# print, 13 px) lost 31 of its 248 words at 150 dpi q60 and 12 at q85 (CER against its ground truth moved
 # -0.055 and -0.041: the reading order came out better), 7 at 300 dpi q50, none at q75.  In DejaVu Serif at
 # 300 dpi the median is 15/17/23/28 px for 7/8/10/12-point print: print under about 10 points keeps its full
 # resolution, where Tesseract's own guidance puts the drop in its accuracy (below 10 pt at 300 dpi).
@@ -161,6 +161,12 @@ GATE_INK_DE = 12.0  # mean CIELAB ΔE76 over the ink's core pixels
 GATE_STROKE_REL = 0.25  # share of the local contrast that makes a pixel of the blurred page differ
 GATE_STROKE_SHARE = 0.10  # pixels that may differ so, per ink pixel (text pages: 0-4 %, a missed faint print 27 %)
 GATE_STROKE_MIN_CONTRAST = 20.0  # grey levels: the contrast assumed on blank paper
+# The ink and stroke measures count pixels per ink pixel, and a page is judged as if it had at least this share
+# of its pixels in ink.  A blank back has a few hundred (dust the speckle filter keeps, a mark): 550 half-
+# resolution pixels of grain that differ, 0.03 % of the page, were "5.3 strokes per ink pixel", every candidate
+# failed, and the back was stored losslessly: 3.6-4.7 MB, 15 of 24 synthetic blank backs with grain.  Text pages
+# have 2-14 % (lept_lighttext 2.2 %, the synthetic ACR pages 3-6 %), a page with a signature alone about 0.3 %.
+GATE_MIN_INK_SHARE = 0.005
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels, end exclusive
 
@@ -805,7 +811,7 @@ def fidelity_metrics(a: Analysis, s: Shown) -> dict[str, float]:
     changed = cv2.bitwise_or(lost, added)
     if a.photo is not None:
         changed = cv2.bitwise_and(changed, cv2.bitwise_not(a.photo))
-    ink = max(1, cv2.countNonZero(a.mask))
+    ink = max(1, cv2.countNonZero(a.mask), round(GATE_MIN_INK_SHARE * a.mask.size))
     m = {"ink_changed": cv2.countNonZero(changed) / ink}
 
     before = _shrink(a.pixels, 4)
@@ -903,12 +909,10 @@ def mrc_plan(a: Analysis, tones: bool = False, edge: bool = True) -> Plan:
 
 def glyph_height(a: Analysis) -> float | None:
     """The median height in pixels of the glyph-like pieces (0.8-12 mm tall, at most 25 mm wide) of the page's
-    Otsu binarisation outside photographs; None if there are none (a photograph, a blank page)."""
-    grey = a.pixels if a.pixels.ndim == 2 else cv2.cvtColor(a.pixels, cv2.COLOR_RGB2GRAY)
-    fg = cv2.compare(grey, np.full_like(grey, otsu_threshold(grey)), cv2.CMP_LE)
-    if a.photo is not None:
-        fg = cv2.bitwise_and(fg, cv2.bitwise_not(a.photo))
-    _n, _labels, stats, _centroids = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    ink mask (photographs and dust are not in it); None if there are none (a photograph, a blank page).
+    The mask, not a global binarisation: on a blank back with grain and bleed-through Otsu's threshold falls
+    in the paper's grain, whose pieces are small."""
+    _n, _labels, stats, _centroids = cv2.connectedComponentsWithStats(a.mask, connectivity=8)
     mm = a.dpi / 25.4
     h, w = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
     glyph = (h >= 0.8 * mm) & (h <= 12 * mm) & (w <= 25 * mm)
