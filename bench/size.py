@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import random
 import shutil
@@ -493,6 +494,28 @@ def acr_file(n: int, bench: Bench, work: Path, text_layer: bool) -> dict[str, An
     return res
 
 
+def blank_backs(n: int) -> dict[str, Any]:
+    """The compact pages of n synthetic blank backs (a duplex scan's empty sides: grain, bleed-through on some,
+    as in GREY_VARIANTS), cleaned and encoded as the station does; the station flags them and never drops them,
+    so they travel as pages of their own.  No OCR (the station does not read a blank page)."""
+    from scanstation.pdf.page_encoding import encode_page
+    from scanstation_tools.synth import PageSpec, render_acr_page
+
+    sizes, lossless, methods = [], [], []
+    for i in range(n):
+        noise, bleed = GREY_VARIANTS[i % len(GREY_VARIANTS)]
+        spec = PageSpec(seed=7700 + i, page_no=2, noise=noise, bleed_through=bleed, blank=True)
+        image, _ms, _moved = _cleaned(render_acr_page(spec).image, spec.dpi)
+        cp = encode_page(image, spec.dpi, label=f"blank back {i + 1}")
+        sizes.append(cp.size)
+        methods.append(cp.method)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=6)  # as the PNG peer stores a page
+        lossless.append(buf.tell())
+    return {"pages": n, "bytes_per_page": sum(sizes) / n, "max_bytes": max(sizes), "methods": _counts(methods),
+            "png_bytes_per_page": sum(lossless) / n}
+
+
 def sealed_package(n: int, work: Path) -> dict[str, Any]:
     """Bytes per page of a sealed batch: a real station (tests/stationkit.py, as bench/ui.py uses it) imports
     n synthetic pages as two ACR files (``scanstation import``: cleaning, compact encoding, OCR hin+eng), the
@@ -618,7 +641,8 @@ def summarise(name: str, pages: list[Page]) -> dict[str, Any]:
 
 
 def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[str, Any] | None,
-             package: dict[str, Any] | None) -> list[tuple[bool | str | None, str]]:
+             package: dict[str, Any] | None,
+             blanks: dict[str, Any] | None = None) -> list[tuple[bool | str | None, str]]:
     """(passed, line) per target; None when it could not be measured in this run, "info" for a line that
     explains the one above it."""
     lines: list[tuple[bool | str | None, str]] = []
@@ -642,6 +666,14 @@ def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[
                       f"sealed package: {_f(bpp / KB if bpp else None, 1)} KB/page "
                       + (f"({package['bytes']} bytes / {package['pages']} pages)" if bpp else
                          f"(not measured: {package.get('error')})") + f" (target ≤ {TARGET_KB_PER_PAGE:.0f})"))
+    if blanks is not None:
+        bpp = blanks.get("bytes_per_page")
+        lines.append((None if bpp is None else bpp / KB <= TARGET_KB_PER_PAGE,
+                      "synthetic blank backs (a duplex scan's empty sides; flagged, never dropped, they travel): "
+                      + (f"ScanStation {bpp / KB:.1f} KB/page on average, at most {blanks['max_bytes'] / KB:.1f} "
+                         f"({blanks['pages']} pages, methods {blanks['methods']}; PNG "
+                         f"{blanks['png_bytes_per_page'] / KB:.0f} KB/page)" if bpp is not None else
+                         f"not measured: {blanks.get('error')}") + f" (target ≤ {TARGET_KB_PER_PAGE:.0f})"))
     ours = [p for p in pages if p.stored.get("scanstation") and p.stored["scanstation"].cer_delta is not None]
     over = [p for p in ours if (p.stored["scanstation"].cer_delta or 0.0) > TARGET_CER_DELTA]
     worst = max(ours, key=lambda p: p.stored["scanstation"].cer_delta or 0.0, default=None)
@@ -856,6 +888,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--file-pages", type=int, default=20, metavar="N",
                     help="pages of the synthetic ACR file built as one PDF/A (default 20; 0 skips)")
     ap.add_argument("--no-text-layer", action="store_true", help="build that file without OCR text layers")
+    ap.add_argument("--blank-backs", type=int, default=6, metavar="N",
+                    help="synthetic blank backs (a duplex scan's empty sides) encoded for their size (default 6)")
     ap.add_argument("--package-pages", type=int, default=6, metavar="N",
                     help="pages of a batch imported, verified and sealed by a real station (default 6; 0 skips)")
     ap.add_argument("--jobs", type=int, default=1, help="tesseract runs at a time (default 1)")
@@ -875,7 +909,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="one synthetic page per set, no corpus, a 3-page file, no package (peers kept)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.pages, args.skip_corpus, args.file_pages, args.package_pages = 1, True, 3, 0
+        args.pages, args.skip_corpus, args.file_pages, args.package_pages, args.blank_backs = 1, True, 3, 0, 2
     return args
 
 
@@ -909,6 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     set_notes: dict[str, str] = {}
     file_res: dict[str, Any] | None = None
     package: dict[str, Any] | None = None
+    blanks: dict[str, Any] | None = None
     try:
         from scanstation_tools.synth import PageSpec
 
@@ -942,6 +977,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:
                 file_res = {"pages": args.file_pages, "text_layer": not args.no_text_layer, "bytes": None,
                             "error": f"{e!r}"}
+        if args.blank_backs > 0:
+            print(f"-- {args.blank_backs} blank backs", file=sys.stderr, flush=True)
+            try:
+                blanks = blank_backs(args.blank_backs)
+            except Exception as e:
+                blanks = {"pages": args.blank_backs, "error": f"{e!r}"[:600]}
         if args.package_pages > 0:
             print(f"-- sealed package of {args.package_pages} pages", file=sys.stderr, flush=True)
             try:
@@ -978,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"OCR {SYNTH_LANG}) {package['import_s']:.0f} s, seal {package['seal_s']:.1f} s")
         else:
             print(f"  not measured: {package.get('error')}")
-    lines = verdicts(summaries, all_pages, file_res, package)
+    lines = verdicts(summaries, all_pages, file_res, package, blanks)
     print("\n== targets")
     for ok, line in lines:
         print(f"  {'    ' if ok == 'info' else 'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {line}")
@@ -987,7 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "seconds": seconds,
-            "pages": [p.as_dict() for p in all_pages], "sets": summaries, "acr_file": file_res,
+            "pages": [p.as_dict() for p in all_pages], "sets": summaries, "acr_file": file_res, "blank_backs": blanks,
             "package": package, "targets": [{"pass": ok, "line": line} for ok, line in lines],
         }, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"  numbers written to {args.json}")
