@@ -682,7 +682,7 @@ def test_glyph_height_follows_the_print_size() -> None:
 
 
 def test_whole_page_jpeg_keeps_small_print_at_full_resolution() -> None:
-    # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 16 px glyphs at 300 dpi.
+    # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 13-px glyphs at 300 dpi.
     # At 150 dpi Tesseract lost 31 of its 248 words; the page is a JPEG at its full resolution.
     from scanstation.cleanup.pipeline import clean_page
 
