@@ -678,6 +678,35 @@ def test_grey_page_whose_rim_fails_the_gate_is_mrc_without_it() -> None:
     assert page.method == "mrc" and page.size <= 100_000, page.layers
 
 
+def _screened(page: np.ndarray, rows: int, lpi: float = 85, tint: float = 0.15, blur: float = 0.6) -> np.ndarray:
+    """``page`` with its first ``rows`` under a halftone tint, as a sharp scanner resolves a printed screen."""
+    h, w = page.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    period = 300 / lpi
+    u, v = (xx + yy) / period / np.sqrt(2), (xx - yy) / period / np.sqrt(2)
+    cell = (np.cos(2 * np.pi * u) + np.cos(2 * np.pi * v)) / 4 + 0.5
+    dots = cv2.GaussianBlur(np.where(cell < tint, 40.0, 240.0).astype(np.float32), (0, 0), blur)
+    out = page.astype(np.float32)
+    out[:rows] = np.minimum(out[:rows], dots[:rows])
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def test_halftone_tint_goes_to_the_background() -> None:
+    # A shaded header band printed as an 85-lpi screen: its dots in the mask were a 589-KB JPEG (the gate refused
+    # MRC); left to the background they are the tint the eye sees, and the print over it stays ink.
+    plain = np.asarray(render_acr_page(PageSpec(seed=7300, page_no=2, dpi=300, noise=0.2)).image)
+    assert mrc._screen_dots(mrc.analyse(plain, 300).mask, 300) is None  # print alone is no screen
+    px = _screened(plain, 600)
+    a = mrc.analyse(px, 300)
+    assert a.screen is not None and a.screen[:500].mean() > 200 and a.screen[800:].max() == 0
+    assert np.count_nonzero(a.mask[:600]) < 2 * np.count_nonzero(mrc.analyse(plain, 300).mask[:600])
+    page = encode_page(Image.fromarray(px, "L"), 300)
+    assert page.method == "mrc" and page.size <= 100_000, page.layers
+    shown = cairo_grey(page.pdf, 300)[: px.shape[0], : px.shape[1]]
+    band = (slice(100, 500), slice(100, px.shape[1] - 100))
+    assert abs(float(shown[band].mean()) - float(px[band].mean())) < mrc.GATE_BG_MEAN  # the tint is kept
+
+
 def _print(points: float, dpi: int = 300) -> np.ndarray:
     """Lines of body text at ``points`` on a grey page."""
     from scanstation_tools.synth_drawing import find_font

@@ -36,6 +36,17 @@ INK_CONTRAST_SHARE = 0.5
 # window around them (at 300 dpi; scaled with the resolution) are scanner dust, not marks.  A full stop
 # or a Devanagari bindu at 8 pt is 9-16 pixels at 300 dpi, a one-pixel line has three in that window.
 SPECKLE_PIXELS_300 = 2
+# Halftone screens (a printed form's shaded cells, a photocopy's grey): a scanner resolves their dots, each
+# too small for a mark, in fields of a regular pitch.  In the mask they cost as much as text (every dot a G4
+# run pair) and the gate refused them: a shaded header band over a grey ACR page (85 lpi, a sharp scanner) made
+# the page a 500-570 KB JPEG, and a whole page under a 15 % tint was stored losslessly (1.4 MB).  Dots
+# (pieces at most SCREEN_DOT_MM across) that stand SCREEN_DOTS_CM2 or more to the cm² around them (a block of
+# SCREEN_BLOCK_MM, and the blocks next to it) are left to the background, which averages them into the tint
+# the eye sees; text printed over the tint is larger and stays ink.  An 85-lpi screen has about 1,100 dots to
+# the cm², 65 lpi 650; text has few such pieces (dots of i, full stops, bindus: under 60 per cm²).
+SCREEN_DOT_MM = 0.45
+SCREEN_BLOCK_MM = 4.0
+SCREEN_DOTS_CM2 = 250.0
 # The ink's rim: what is darker than the local paper by MIN_INK_CONTRAST and EDGE_CONTRAST_SHARE of the
 # local contrast, but not ink (a stroke's anti-aliased rim, the gaps of a hairline the ink threshold
 # breaks into dashes, print lighter than the bold print beside it), is drawn in one mid-grey tone (its
@@ -326,6 +337,7 @@ class Analysis:
     contrast: np.ndarray  # float32 at 1/4 resolution: paper minus the darkest ink nearby (0 on blank paper)
     ys: np.ndarray  # positions of the core's pixels on a 3-pixel grid: where ink colour is measured
     xs: np.ndarray
+    screen: np.ndarray | None = None  # H x W uint8 0/255: the fields of halftone screens (see SCREEN_DOTS_CM2)
 
     @property
     def photo_share(self) -> float:
@@ -386,6 +398,14 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
     if pixels.ndim == 3:
         # Only grey rims: a coloured stroke's rim in grey would be a grey halo around a stamp.
         weak = cv2.bitwise_and(weak, _grey_pixels(pixels))
+    # Halftone screens' dots, with their soft edges (the rim's looser threshold), are left to the background.
+    screened = _screen_dots(cv2.bitwise_or(raw, weak), dpi)
+    screen: np.ndarray | None = None
+    if screened is not None:
+        dots, screen = screened
+        raw = cv2.bitwise_and(raw, cv2.bitwise_not(dots))
+        weak = cv2.bitwise_and(weak, cv2.bitwise_not(dots))
+        del dots
 
     photos = _photo_rects(src, paper, contrast, dpi) if min(h, w) >= 4 * f else ()
     photos = tuple(r for r in photos if not _text_like(raw, r, dpi))
@@ -407,7 +427,7 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
     core = _core(mask)
     ys, xs = _samples(core)
     return Analysis(pixels, dpi, src, threshold, mask, speckle, photos, photo, core, edge, edge_tone, contrast,
-                    ys, xs)
+                    ys, xs, screen)
 
 
 def _text_like(raw: np.ndarray, rect: Rect, dpi: int) -> bool:
@@ -430,6 +450,36 @@ def _text_like(raw: np.ndarray, rect: Rect, dpi: int) -> bool:
     cm2 = (x1 - x0) * (y1 - y0) / (10 * mm) ** 2
     return (count >= PHOTO_TEXT_MIN_GLYPHS and count >= PHOTO_TEXT_GLYPHS_CM2 * cm2
             and int(area[glyph].sum()) >= PHOTO_TEXT_SHARE * (x1 - x0) * (y1 - y0))
+
+
+def _screen_dots(mask: np.ndarray, dpi: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The dots of halftone screens among the pieces of ``mask`` and the fields they stand in (both 0/255, full
+    resolution; see SCREEN_DOTS_CM2), or None if there are none."""
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    mm = dpi / 25.4
+    dot = ((stats[:, cv2.CC_STAT_WIDTH] <= SCREEN_DOT_MM * mm) & (stats[:, cv2.CC_STAT_HEIGHT] <= SCREEN_DOT_MM * mm))
+    dot[0] = False  # the paper
+    if np.count_nonzero(dot) < SCREEN_DOTS_CM2 * (SCREEN_BLOCK_MM / 10) ** 2:
+        return None
+    block = max(1, round(SCREEN_BLOCK_MM * mm))
+    h, w = mask.shape
+    bh, bw = -(-h // block), -(-w // block)
+    cx = np.minimum((centroids[dot, 0] // block).astype(np.int64), bw - 1)
+    cy = np.minimum((centroids[dot, 1] // block).astype(np.int64), bh - 1)
+    counts = np.bincount(cy * bw + cx, minlength=bh * bw).reshape(bh, bw).astype(np.float32)
+    per_cm2 = counts / (SCREEN_BLOCK_MM / 10) ** 2
+    # a block and its neighbours: a field's edge blocks, half in the field, count the field's density
+    dense = cv2.dilate((per_cm2 >= SCREEN_DOTS_CM2).astype(np.uint8), np.ones((3, 3), np.uint8))
+    if not dense.any():
+        return None
+    in_field = np.zeros(n, bool)
+    bx = np.minimum((centroids[:, 0] // block).astype(np.int64), bw - 1)
+    by = np.minimum((centroids[:, 1] // block).astype(np.int64), bh - 1)
+    in_field[dot] = dense[by[dot], bx[dot]] > 0
+    field = cv2.resize(dense * np.uint8(255), (bw * block, bh * block), interpolation=cv2.INTER_NEAREST)[:h, :w]
+    return np.where(in_field[labels], np.uint8(255), np.uint8(0)), np.ascontiguousarray(field)
 
 
 def _speckle(raw: np.ndarray, dpi: int) -> np.ndarray:
@@ -840,6 +890,10 @@ def fidelity_metrics(a: Analysis, s: Shown) -> dict[str, float]:
     off = cv2.absdiff(before_h, after_h) > GATE_STROKE_REL * local
     if a.photo is not None:
         off &= _shrink(a.photo, 2)[: off.shape[0], : off.shape[1]] == 0
+    if a.screen is not None:
+        # a screen's dots, halved, alias into a moiré no candidate keeps (nor should): its tint is judged by
+        # the background measure, its text by the ink measure
+        off &= _shrink(a.screen, 2)[: off.shape[0], : off.shape[1]] == 0
     m["strokes"] = int(np.count_nonzero(off)) * 4 / ink  # a half-resolution pixel is four of the ink's
 
     de = np.linalg.norm(_lab(a.pixels[a.ys, a.xs]) - _lab(s.ink), axis=1) if a.ys.size else np.zeros(1)
