@@ -189,11 +189,13 @@ def _same_content(corpus: Path) -> dict[str, str]:
     return copies
 
 
-def ground_truth(corpus: Path, path: Path, transcribed: Path = TRANSCRIBED) -> tuple[str | None, str]:
+def ground_truth(corpus: Path, path: Path, copies: dict[str, str],
+                 transcribed: Path = TRANSCRIBED) -> tuple[str | None, str]:
     """A corpus page's ground truth and where it comes from: its own ``.gt.txt`` in the corpus, else one
-    transcribed for the bench (``transcribed``), else that of the file it copies; (None, "") if none."""
+    transcribed for the bench (``transcribed``), else that of the file it copies (``copies``, see
+    _same_content); (None, "") if none."""
     stems = [path.stem]
-    original = _same_content(corpus).get(path.name)
+    original = copies.get(path.name)
     if original:
         stems.append(Path(original).stem)
     for stem in stems:
@@ -228,9 +230,10 @@ def corpus_pages(directory: Path, tmp: Path) -> Iterator[Page]:
     from drivers.image_loading import load_pages
 
     langs = _manifest_langs(directory)
+    copies = _same_content(directory)
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in CORPUS_SUFFIXES and p.is_file())
     for path in files:
-        gt, gt_source = ground_truth(directory, path)
+        gt, gt_source = ground_truth(directory, path, copies)
         for lp in load_pages(path, 300, tmp):
             lp.image.load()
             image, ms, _moved = _cleaned(lp.image, lp.dpi)

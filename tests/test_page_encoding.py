@@ -695,11 +695,12 @@ def test_halftone_tint_goes_to_the_background() -> None:
     # A shaded header band printed as an 85-lpi screen: its dots in the mask were a 589-KB JPEG (the gate refused
     # MRC); left to the background they are the tint the eye sees, and the print over it stays ink.
     plain = np.asarray(render_acr_page(PageSpec(seed=7300, page_no=2, dpi=300, noise=0.2)).image)
-    assert mrc._screen_dots(mrc.analyse(plain, 300).mask, 300) is None  # print alone is no screen
+    plain_mask = mrc.analyse(plain, 300).mask
+    assert mrc._screen_dots(plain_mask, 300) is None  # print alone is no screen
     px = _screened(plain, 600)
     a = mrc.analyse(px, 300)
     assert a.screen is not None and a.screen[:500].mean() > 200 and a.screen[800:].max() == 0
-    assert np.count_nonzero(a.mask[:600]) < 2 * np.count_nonzero(mrc.analyse(plain, 300).mask[:600])
+    assert np.count_nonzero(a.mask[:600]) < 2 * np.count_nonzero(plain_mask[:600])
     page = encode_page(Image.fromarray(px, "L"), 300)
     assert page.method == "mrc" and page.size <= 100_000, page.layers
     shown = cairo_grey(page.pdf, 300)[: px.shape[0], : px.shape[1]]

@@ -134,6 +134,11 @@ PHOTO_TEXT_GLYPHS_CM2 = 2.0
 PHOTO_TEXT_SHARE = 0.045
 PHOTO_TEXT_MIN_GLYPHS = 10
 PHOTO_TEXT_STROKE_MM = 0.6
+# A glyph-like piece's size, here and in glyph_height: GLYPH_MIN_MM-GLYPH_MAX_MM tall (for the photograph test,
+# or that wide), at most GLYPH_MAX_WIDTH_MM wide.
+GLYPH_MIN_MM = 0.8
+GLYPH_MAX_MM = 12.0
+GLYPH_MAX_WIDTH_MM = 25.0
 # Whole-page JPEG (photo pages, or where MRC fails the gate): (resolution factor, quality), smallest first.
 PAGE_JPEGS = ((2, 60), (1, 50))
 # A reduced resolution only where the print stays tall enough for OCR at it: the median height of the
@@ -444,7 +449,8 @@ def _text_like(raw: np.ndarray, rect: Rect, dpi: int) -> bool:
     thick = np.zeros(n, np.float32)
     np.maximum.at(thick, np.asarray(labels, np.int32).ravel(), dist.ravel())
     w, h, area = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
-    glyph = ((h <= 12 * mm) & (w <= 25 * mm) & ((h >= 0.8 * mm) | (w >= 0.8 * mm)) & (area >= 2)
+    glyph = ((h <= GLYPH_MAX_MM * mm) & (w <= GLYPH_MAX_WIDTH_MM * mm)
+             & ((h >= GLYPH_MIN_MM * mm) | (w >= GLYPH_MIN_MM * mm)) & (area >= 2)
              & (thick[1:] <= PHOTO_TEXT_STROKE_MM * mm))
     count = int(np.count_nonzero(glyph))
     cm2 = (x1 - x0) * (y1 - y0) / (10 * mm) ** 2
@@ -466,18 +472,16 @@ def _screen_dots(mask: np.ndarray, dpi: int) -> tuple[np.ndarray, np.ndarray] | 
     block = max(1, round(SCREEN_BLOCK_MM * mm))
     h, w = mask.shape
     bh, bw = -(-h // block), -(-w // block)
-    cx = np.minimum((centroids[dot, 0] // block).astype(np.int64), bw - 1)
-    cy = np.minimum((centroids[dot, 1] // block).astype(np.int64), bh - 1)
-    counts = np.bincount(cy * bw + cx, minlength=bh * bw).reshape(bh, bw).astype(np.float32)
+    # each piece's block, by its centre
+    bx = np.minimum((centroids[:, 0] // block).astype(np.int64), bw - 1)
+    by = np.minimum((centroids[:, 1] // block).astype(np.int64), bh - 1)
+    counts = np.bincount(by[dot] * bw + bx[dot], minlength=bh * bw).reshape(bh, bw).astype(np.float32)
     per_cm2 = counts / (SCREEN_BLOCK_MM / 10) ** 2
     # a block and its neighbours: a field's edge blocks, half in the field, count the field's density
     dense = cv2.dilate((per_cm2 >= SCREEN_DOTS_CM2).astype(np.uint8), np.ones((3, 3), np.uint8))
     if not dense.any():
         return None
-    in_field = np.zeros(n, bool)
-    bx = np.minimum((centroids[:, 0] // block).astype(np.int64), bw - 1)
-    by = np.minimum((centroids[:, 1] // block).astype(np.int64), bh - 1)
-    in_field[dot] = dense[by[dot], bx[dot]] > 0
+    in_field = dot & (dense[by, bx] > 0)
     field = cv2.resize(dense * np.uint8(255), (bw * block, bh * block), interpolation=cv2.INTER_NEAREST)[:h, :w]
     return np.where(in_field[labels], np.uint8(255), np.uint8(0)), np.ascontiguousarray(field)
 
@@ -970,14 +974,14 @@ def mrc_plan(a: Analysis, tones: bool = False, edge: bool = True) -> Plan:
 
 
 def glyph_height(a: Analysis) -> float | None:
-    """The median height in pixels of the glyph-like pieces (0.8-12 mm tall, at most 25 mm wide) of the page's
+    """The median height in pixels of the glyph-like pieces (GLYPH_MIN_MM-GLYPH_MAX_MM tall) of the page's
     ink mask (photographs and dust are not in it); None if there are none (a photograph, a blank page).
     The mask, not a global binarisation: on a blank back with grain and bleed-through Otsu's threshold falls
     in the paper's grain, whose pieces are small."""
     _n, _labels, stats, _centroids = cv2.connectedComponentsWithStats(a.mask, connectivity=8)
     mm = a.dpi / 25.4
     h, w = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
-    glyph = (h >= 0.8 * mm) & (h <= 12 * mm) & (w <= 25 * mm)
+    glyph = (h >= GLYPH_MIN_MM * mm) & (h <= GLYPH_MAX_MM * mm) & (w <= GLYPH_MAX_WIDTH_MM * mm)
     return float(np.median(h[glyph])) if np.any(glyph) else None
 
 
