@@ -271,6 +271,34 @@ def test_jam_shown_in_both_languages_and_resumed(window: Any, qtbot: Any) -> Non
     assert "stopped" in screen.message.text()
 
 
+def test_a_job_the_screen_left_is_never_followed_again(window: Any, station: StationEnv, qtbot: Any,
+                                                       service: StationService) -> None:
+    """Closing a batch stops its scan, and the lists are asked again at once; the calls run side by side,
+    so the list of the operator's live scans may be answered before the stop: it must not bring the stopped
+    scan back, whose replayed pages would then pass for a rescan (page 1 "replacing" page 2 in CI)."""
+    screen = window.operator
+    glass = station.root.parent / "glass.pnm"
+    screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
+    screen.profile.setCurrentIndex(screen.profile.findData("glass"))
+    screen.batch_name.setText("OPUI5")
+    _on_glass(glass, _page("left"))
+    _scan_and_wait(qtbot, screen)
+    left, asked_at = screen.job, screen._job_epoch
+    op = _connect(service, "op")
+    live = op.call("scan_jobs")
+    assert [j["job"] for j in live] == [left]  # what the list said before the stop
+    screen.scanner.setCurrentIndex(screen.scanner.findData("test:0"))  # another scanner: F5 leaves this scan
+    screen._detach()
+    screen._jobs(live, asked_at)  # the answer asked for before the stop, arriving after it
+    assert screen.job is None
+    screen._jobs(live, screen._job_epoch)  # nor an answer asked for after it that still lists it
+    assert screen.job is None
+    # a page of an earlier run is never taken for the rescan asked for
+    screen.replace_seq = 2
+    screen._event({"kind": "page", "seq": 1, "state": "processed"})
+    assert screen.replace_seq == 2 and not screen._replacing
+
+
 def test_an_acr_file_indexed_by_hand_with_roster_search(window: Any, station: StationEnv, qtbot: Any,
                                                         service: StationService) -> None:
     """No cover sheet: Ctrl+F, a name typed in Latin finds the roster's Devanagari entry, Enter, period,

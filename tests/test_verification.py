@@ -177,6 +177,10 @@ def test_rescan_return_replace_in_place_and_close_again(env: StationEnv, tmp_pat
 
         new = d.scan("R", 1)  # the operator's rescan (lands at the end, in no file)...
         assert new == [4]
+        # a page scanned before it is another record, never its rescan (a kiosk replaying an earlier run's pages)
+        with pytest.raises(StateError, match="page 1 was scanned before page 2"):
+            d.call("sup", "replace_page", batch="R", old_seq=2, new_seq=1)
+        assert d.order("R") == {d.detail("R")["documents"][0]["id"]: [1, 2, 3]}
         d.call("sup", "replace_page", batch="R", old_seq=2, new_seq=4)  # ...takes page 2's file and place
         doc_id = d.detail("R")["documents"][0]["id"]
         assert d.order("R") == {doc_id: [1, 4, 3]}

@@ -113,6 +113,11 @@ class OperatorScreen(QWidget):
         self.unfiled: set[int] = set()  # seqs of the batch shown scanned without an ACR file, not yet filed
         self._unfiled_asked: set[tuple[int, ...]] = set()  # index_suggestions asked once per set of pages
         self._replacing: set[int] = set()  # rescans just scanned, about to take an old page's place
+        # Jobs this screen left or started, counted: a ``scan_jobs`` answer asked for before the last of them is
+        # stale (the calls run side by side, so it may list a job the screen has just stopped), and a job the
+        # screen left is never followed again (its replayed pages are not new scans).
+        self._job_epoch = 0
+        self._left_jobs: set[str] = set()
         self._filing: list[int] = []  # the unfiled pages the index on its way files
 
         outer = QVBoxLayout(self)
@@ -235,7 +240,8 @@ class OperatorScreen(QWidget):
         self._call("operator_batches", {}, self._batches, self._failed)
         self._call("rescans", {}, self._rescans, self._optional_failed)
         if self.job is None:
-            self._call("scan_jobs", {}, self._jobs, self._failed)
+            epoch = self._job_epoch
+            self._call("scan_jobs", {}, lambda jobs: self._jobs(jobs, epoch), self._failed)
 
     def _scanners(self, reply: Any) -> None:
         current = self.scanner.currentData()
@@ -339,8 +345,11 @@ class OperatorScreen(QWidget):
         show_ok(self.message, bi(f"पन्ना {new} ने पन्ना {old} की जगह ली", f"page {new} replaces page {old}"))
         self._call("rescans", {}, self._rescans, self._optional_failed)
 
-    def _jobs(self, jobs: Any) -> None:
-        if self.job is None and jobs:  # the kiosk was started again while a scan of this person's ran on
+    def _jobs(self, jobs: Any, epoch: int) -> None:
+        # the kiosk was started again while a scan of this person's ran on: follow it again.  Not a job this
+        # screen has left, nor an answer from before the screen started or left one.
+        jobs = [j for j in jobs or [] if str(j.get("job")) not in self._left_jobs]
+        if self.job is None and jobs and epoch == self._job_epoch:
             j = jobs[0]
             self._attach(str(j["job"]), str(j["batch"]))
             self.job_choice = (j.get("device"), j.get("profile"), str(j["batch"]))
@@ -386,6 +395,7 @@ class OperatorScreen(QWidget):
         show_ok(self.message, bi("स्कैन शुरू", "scanning started"))
 
     def _attach(self, job: str, batch: str) -> None:
+        self._job_epoch += 1
         self.job, self.batch, self.since, self.job_state = job, batch, 0, "running"
         self.batch_name.setText(batch)
         self.next_document = None
@@ -445,7 +455,10 @@ class OperatorScreen(QWidget):
     def _event(self, e: dict[str, Any]) -> None:
         kind = e.get("kind")
         if kind in ("page", "page_state"):
-            if kind == "page" and not e.get("earlier") and self.replace_seq is not None:
+            # A rescan is scanned after the page it replaces: a page of an earlier run replayed (a job followed
+            # again) never takes another's place.
+            if kind == "page" and not e.get("earlier") and self.replace_seq is not None \
+                    and int(e["seq"]) > self.replace_seq:
                 self._replace(int(e["seq"]))  # before _page: a rescan is not an unfiled page
             self._page(e)
         elif kind == "acr_file":
@@ -709,7 +722,9 @@ class OperatorScreen(QWidget):
 
     def _detach(self) -> None:
         """Leave the current scan job (stopped in the service; its pages are kept)."""
+        self._job_epoch += 1
         if self.job is not None:
+            self._left_jobs.add(self.job)
             self._call("scan_stop", {"job": self.job}, lambda r: None, lambda e: None)
         self.timer.stop()
         self.job, self.job_state = None, ""
@@ -756,6 +771,8 @@ class OperatorScreen(QWidget):
     def reset(self) -> None:
         """Someone signed out (or in): nothing of the last person's scan stays on the screen."""
         self._generation += 1
+        self._job_epoch += 1
+        self._left_jobs.clear()  # each was stopped when it was left; the set stays small over a shift
         self.timer.stop()
         self.job, self.job_state, self.batch, self.since = None, "", "", 0
         self.tiles.clear()

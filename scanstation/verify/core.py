@@ -262,6 +262,10 @@ def replace_page(station: Any, batch_name: str, old_seq: int, new_seq: int, acto
     new = store.page_by_seq(old.batch_id, new_seq)
     if not new.live:
         raise StateError(f"page {new_seq} was deleted or replaced itself: it cannot replace page {old_seq}")
+    if new.seq <= old.seq:
+        # a rescan is scanned after the page it replaces: an older page is another record, never a rescan
+        raise StateError(f"page {new_seq} was scanned before page {old_seq}: only a page scanned after it can "
+                         "replace it")
     store.replace_page(old, new, actor)
     return store.page(new.id)
 
