@@ -192,13 +192,17 @@ class PageRepository(StoreConnection):
                 batch_id=_batch_of(db, page_id),
             )
 
-    def set_compact(self, page_id: int, compact: StoredObject, actor: str = "station") -> str | None:
-        """Give a processed page its compact encoding (one made late: the page was cleaned before issue 16);
-        returns the id of the one it replaces, if any (to delete from the vault afterwards)."""
+    def set_compact(self, page_id: int, compact: StoredObject, actor: str = "station",
+                    info: dict[str, Any] | None = None) -> str | None:
+        """Give a processed page its compact encoding (made after its OCR, or late: the page was cleaned before
+        issue 16); ``info`` (method, bytes, layers) goes into its analysis under ``compact``.  Returns the id of
+        the one it replaces, if any (to delete from the vault afterwards)."""
         with self._write() as db:
             self._insert_object(db, compact)
-            old = db.execute("SELECT compact_object FROM pages WHERE id=?", (page_id,)).fetchone()[0]
-            db.execute("UPDATE pages SET compact_object=? WHERE id=?", (compact.id, page_id))
+            old, analysis = db.execute("SELECT compact_object, analysis FROM pages WHERE id=?", (page_id,)).fetchone()
+            if info is not None:
+                analysis = json.dumps({**json.loads(analysis or "{}"), "compact": info}, sort_keys=True)
+            db.execute("UPDATE pages SET compact_object=?, analysis=? WHERE id=?", (compact.id, analysis, page_id))
             if old:
                 db.execute("DELETE FROM objects WHERE id=?", (old,))
             self._audit(db, actor, "page.compact", f"page:{page_id}", {"compact_sha256": compact.sha256},
