@@ -240,6 +240,9 @@ class Station:
         )
         for page_id in pending:
             self._enqueue(page_id, self.store.page(page_id).batch_id, None)
+        # Cleaned pages a stop left without their compact page (the worker waits for OCR): made again by it.
+        with self._busy_cv:
+            self._compacting.update(self.store.pages_to_compact())
 
     def _sweep_outbox(self) -> int:
         """Packages a crash left unrecorded (killed between writing and committing a seal) and temp files."""

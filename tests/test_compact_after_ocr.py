@@ -27,12 +27,16 @@ class GatedPool:
 
     def __init__(self, real: Any, gate: threading.Event) -> None:
         self.real, self.gate = real, gate
+        self.closed = threading.Event()
 
     def submit(self, page_id: int | str, image_png: bytes, dpi: int, **kw: Any) -> Future[Any]:
         out: Future[Any] = Future()
 
         def run() -> None:
-            self.gate.wait(FAST)
+            while not self.gate.wait(0.1):
+                if self.closed.is_set():
+                    out.cancel()  # the station is closing: the page stays pending for the next start
+                    return
             try:
                 out.set_result(self.real.submit(page_id, image_png, dpi, **kw).result())
             except BaseException as e:  # the station's callback reports it
@@ -42,40 +46,49 @@ class GatedPool:
         return out
 
     def shutdown(self, wait: bool = True) -> None:
-        self.gate.set()
+        self.closed.set()
         self.real.shutdown(wait)
 
 
-@pytest.mark.timeout(900)
-def test_compact_pages_wait_for_ocr_then_are_made_once(tmp_path: Path) -> None:
+def _scan(station: Any, tmp_path: Path, name: str) -> Any:
+    """PAGES synthetic ACR pages imported into batch ``name``, cleaned; the batch."""
     from drivers.base import CancelToken, ColorMode, ScanSettings, Source
     from drivers.registry import get_driver
-    from scanstation.facade import Station
-    from scanstation.ocr.pool import OcrWorkerPool
 
-    st = make_station(tmp_path / "st")
     files = []
     for i in range(PAGES):
-        f = tmp_path / f"page-{i}.png"
+        f = tmp_path / f"{name}-{i}.png"
         render_acr_page(PageSpec(seed=500 + i, page_no=1 + i, dpi=150)).image.save(f, dpi=(150, 150))
         files.append(f)
-    config, key = st.unlock()
-    gate = threading.Event()
+    doc = station.open_document(name, "E1001", "Test Person", "", "2019-20")
+    driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
+    settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=150)
+    report = station.capture(name, driver, "import", settings, cancel=CancelToken(), document=doc)
+    assert len(report.acknowledged) == PAGES
+    assert station.wait_idle(include_ocr=False, timeout=FAST)  # cleaned
+    return station.store.batch(name)
+
+
+def _gated(config: Any, gate: threading.Event) -> Any:
+    from scanstation.ocr.pool import OcrWorkerPool
 
     def pool(work_dir: Path) -> GatedPool:
         return GatedPool(OcrWorkerPool(work_dir=work_dir, max_workers=config.ocr.workers, lang=config.ocr.languages,
                                        timeout=config.ocr.timeout_seconds), gate)
 
-    station = Station(config, key, ocr_pool_factory=pool)
+    return pool
+
+
+@pytest.mark.timeout(900)
+def test_compact_pages_wait_for_ocr_then_are_made_once(tmp_path: Path) -> None:
+    from scanstation.facade import Station
+
+    st = make_station(tmp_path / "st")
+    config, key = st.unlock()
+    gate = threading.Event()
+    station = Station(config, key, ocr_pool_factory=_gated(config, gate))
     try:
-        doc = station.open_document("CMP", "E1001", "Test Person", "", "2019-20")
-        driver = get_driver("import", files=files, tmp_dir=station.ramdir.path)
-        settings = ScanSettings(source=Source.FLATBED, mode=ColorMode.GRAY, resolution=150)
-        report = station.capture("CMP", driver, "import", settings, cancel=CancelToken(), document=doc)
-        assert len(report.acknowledged) == PAGES
-        batch = station.store.batch("CMP")
-        assert batch is not None
-        assert station.wait_idle(include_ocr=False, timeout=FAST)  # cleaned
+        batch = _scan(station, tmp_path, "CMP")
 
         # OCR has a backlog (the gate is shut): the compact pages wait, and a wait for everything says so
         assert not station.wait_idle(include_ocr=True, stall_timeout=2.0)
@@ -100,5 +113,27 @@ def test_compact_pages_wait_for_ocr_then_are_made_once(tmp_path: Path) -> None:
             assert p.compact_object and p.analysis["compact"]["bytes"] == station.store.object(p.compact_object).size
             assert p.analysis["compact"]["method"] in ("mrc", "jpeg", "g4", "flate", "jpx")
         assert station.pending_summary(batch.id) == "nothing pending"
+    finally:
+        station.close()
+
+
+@pytest.mark.timeout(900)
+def test_a_stop_before_the_compact_pages_leaves_them_to_the_next_start(tmp_path: Path) -> None:
+    from scanstation.facade import Station
+
+    st = make_station(tmp_path / "st")
+    config, key = st.unlock()
+    station = Station(config, key, ocr_pool_factory=_gated(config, threading.Event()))  # OCR never has room
+    try:
+        batch = _scan(station, tmp_path, "STOP")
+    finally:
+        station.close()  # without waiting: the pages stay pending for OCR, and without their compact pages
+    config, key = st.unlock()
+    station = Station(config, key)
+    try:
+        assert not any(p.compact_object for p in station.store.pages(batch.id))
+        assert station.wait_idle(include_ocr=True, timeout=FAST), station.pending_summary(batch.id)
+        pages = station.store.pages(batch.id)
+        assert all(p.ocr_state.value == "done" and p.compact_object for p in pages), pages
     finally:
         station.close()

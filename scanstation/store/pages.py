@@ -6,12 +6,15 @@ import json
 import sqlite3
 from typing import Any
 
-from scanstation.domain import OcrState, Page, PageState, Side
+from scanstation.domain import BatchState, OcrState, Page, PageState, Side
 from scanstation.errors import ScanStationError
 from scanstation.store.connection import StoreConnection, StoredObject
 
 # The flag of a page one of whose vault objects cannot be read (undecryptable, wrong hash, missing).
 DAMAGED_FLAG = "damaged"
+# Batches whose pages may still need their compact page made (from sealing on, every page has one).
+_BEFORE_SEAL = (BatchState.SCANNING, BatchState.CLOSED, BatchState.IN_VERIFICATION, BatchState.RETURNED,
+                BatchState.VERIFIED, BatchState.SIGNED)
 
 
 def _batch_of(db: sqlite3.Connection, page_id: int) -> int:
@@ -333,6 +336,15 @@ class PageRepository(StoreConnection):
         """Captured pages still to be cleaned (a page flagged damaged waits for its rescan instead)."""
         return [r[0] for r in self._read("SELECT id FROM pages WHERE state=? AND flags NOT LIKE ? ORDER BY id",
                                          (PageState.CAPTURED.value, f'%"{DAMAGED_FLAG}"%'))]
+
+    def pages_to_compact(self) -> list[tuple[int, int]]:
+        """(page id, batch id) of live cleaned pages without a compact page in batches not yet sealed, oldest
+        first: those a stop left to the compact worker (a sealed batch's pages all have theirs)."""
+        return [(r[0], r[1]) for r in self._read(
+            "SELECT p.id, p.batch_id FROM pages p JOIN batches b ON b.id = p.batch_id WHERE p.state=? "
+            "AND p.compact_object IS NULL AND p.image_object IS NOT NULL AND p.deleted_reason='' "
+            "AND p.replaced_by IS NULL AND b.state IN (?, ?, ?, ?, ?, ?) ORDER BY p.id",
+            (PageState.PROCESSED.value, *(s.value for s in _BEFORE_SEAL)))]
 
     def pages_to_ocr(self, batch_id: int | None = None) -> list[int]:
         """Cleaned pages still waiting for OCR (of one batch, if given), oldest first."""
