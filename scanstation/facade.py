@@ -423,21 +423,25 @@ class Station:
             if not self._ocr_has_room():
                 self._closing.wait(0.25)
                 continue
-            try:
-                page = self.store.page(page_id)
-                if page.live and page.state is PageState.PROCESSED:
-                    self.compact_page(page)
-            except VaultIntegrityError as e:  # its cleaned image cannot be read: flagged for a rescan; the others go on
-                with contextlib.suppress(Exception):
-                    damaged = self.store.page(page_id)
-                    self.page_damaged(damaged, "image", damaged.image_object, e)
-            except Exception:
-                if self._closing.is_set():
-                    return  # the store closed under us: the page is encoded at assembly
+            self._make_compact(page_id)
+
+    def _make_compact(self, page_id: int) -> None:
+        """One page of _compacting made (by the compact worker, or by a wait that has nothing else left to wait
+        for) and taken off it; a failure is logged (or the page flagged), and assembly tries again."""
+        try:
+            page = self.store.page(page_id)
+            if page.live and page.state is PageState.PROCESSED:
+                self.compact_page(page)
+        except VaultIntegrityError as e:  # its cleaned image cannot be read: flagged for a rescan; the others go on
+            with contextlib.suppress(Exception):
+                damaged = self.store.page(page_id)
+                self.page_damaged(damaged, "image", damaged.image_object, e)
+        except Exception:
+            if not self._closing.is_set():  # closing: the store closed under us; the page is encoded at assembly
                 log.exception("page %s: the compact encoding failed; it is made again at assembly", page_id)
-            with self._busy_cv:
-                self._compacting.pop(page_id, None)
-                self._busy_cv.notify_all()
+        with self._busy_cv:
+            self._compacting.pop(page_id, None)
+            self._busy_cv.notify_all()
 
     def _ocr_has_room(self) -> bool:
         if not self.config.ocr.enabled:
@@ -452,12 +456,14 @@ class Station:
         from scanstation.pdf.page_encoding import CompactPage, encode_page
 
         if page.compact_object and page.compact_sha256:
+            self._compacted(page.id)
             return CompactPage.from_pdf(self.vault.get(page.compact_object, page.compact_sha256), page.dpi)
         # One page encoded at a time: assembly and the compact worker may both come for the same page, and the
         # second must find the first one's page, not replace it (and delete an object the first one is reading).
         with self._compact_lock:
             page = self.store.page(page.id)
-            if page.compact_object and page.compact_sha256:
+            if page.compact_object and page.compact_sha256:  # made meanwhile
+                self._compacted(page.id)
                 return CompactPage.from_pdf(self.vault.get(page.compact_object, page.compact_sha256), page.dpi)
             if not page.image_object or not page.image_sha256:
                 raise StateError(f"page {page.seq} is not processed yet (run 'scanstation process')")
@@ -470,7 +476,14 @@ class Station:
             old = self.store.set_compact(page.id, _stored(ref, "compact"), info=info)
             if old:
                 self.vault.delete(old)
-            return compact
+        self._compacted(page.id)
+        return compact
+
+    def _compacted(self, page_id: int) -> None:
+        """The page has its compact page: no wait waits for it any more."""
+        with self._busy_cv:
+            if self._compacting.pop(page_id, None) is not None:
+                self._busy_cv.notify_all()
 
     def page_pdf(self, page: Page, *, raw: bool = False, document: Document | None = None) -> StoredObject:
         """A one-page PDF/A-2b of one page, stored in the vault (kind ``page_pdf``, the batch key) but not recorded:
@@ -670,7 +683,13 @@ class Station:
                 if progress is not None and len(pending) != last:
                     last = len(pending)
                     progress({"ocr_pending": last})
-            if include_ocr and not cleaning:  # the whole pipeline: the compact pages made after OCR too
+            if include_ocr and not cleaning and compacting:  # the whole pipeline: the compact pages too
+                if not current and not self._closing.is_set():
+                    # Nothing else left to wait for: made here rather than after OCR's backlog elsewhere (a batch
+                    # sealed while the next one is scanned must not wait for that one's OCR).
+                    self._make_compact(min(compacting))
+                    last_change = time.monotonic()
+                    continue
                 current |= {("compact", pid) for pid in compacting}
             if not current:
                 return True

@@ -9,6 +9,8 @@ and a wait for the pipeline waits for them.  Assembly meanwhile makes a missing 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -25,15 +27,17 @@ FAST = 300  # seconds: every wait here finishes far sooner, or it hangs
 class GatedPool:
     """The station's real OCR pool; pages are handed to it only once the gate opens."""
 
-    def __init__(self, real: Any, gate: threading.Event) -> None:
-        self.real, self.gate = real, gate
+    def __init__(self, real: Any, gate: threading.Event | Callable[[int | str], threading.Event]) -> None:
+        """``gate``: one for every page, or the gate of each page."""
+        self.real, self.gate_of = real, gate if callable(gate) else (lambda _page: gate)
         self.closed = threading.Event()
 
     def submit(self, page_id: int | str, image_png: bytes, dpi: int, **kw: Any) -> Future[Any]:
         out: Future[Any] = Future()
+        gate = self.gate_of(page_id)
 
         def run() -> None:
-            while not self.gate.wait(0.1):
+            while not gate.wait(0.1):
                 if self.closed.is_set():
                     out.cancel()  # the station is closing: the page stays pending for the next start
                     return
@@ -69,7 +73,7 @@ def _scan(station: Any, tmp_path: Path, name: str) -> Any:
     return station.store.batch(name)
 
 
-def _gated(config: Any, gate: threading.Event) -> Any:
+def _gated(config: Any, gate: threading.Event | Callable[[int | str], threading.Event]) -> Any:
     from scanstation.ocr.pool import OcrWorkerPool
 
     def pool(work_dir: Path) -> GatedPool:
@@ -135,5 +139,37 @@ def test_a_stop_before_the_compact_pages_leaves_them_to_the_next_start(tmp_path:
         assert station.wait_idle(include_ocr=True, timeout=FAST), station.pending_summary(batch.id)
         pages = station.store.pages(batch.id)
         assert all(p.ocr_state.value == "done" and p.compact_object for p in pages), pages
+    finally:
+        station.close()
+
+
+@pytest.mark.timeout(900)
+def test_a_batch_waited_for_gets_its_compact_pages_without_waiting_for_another_batchs_ocr(tmp_path: Path) -> None:
+    """Sealing batch A while batch B is scanned: B's OCR backlog holds the compact worker back, but a wait for
+    A (the seal's) makes A's compact pages itself once A's own pages are read."""
+    from scanstation.facade import Station
+
+    st = make_station(tmp_path / "st")
+    config, key = st.unlock()
+    gate_a, gate_b = threading.Event(), threading.Event()
+    of_a: set[int] = set()
+    station = Station(config, key, ocr_pool_factory=_gated(config, lambda pid: gate_a if pid in of_a else gate_b))
+    try:
+        of_a.update(range(1, PAGES + 1))  # page ids: A's pages are the station's first
+        a = _scan(station, tmp_path, "A")
+        assert {p.id for p in station.store.pages(a.id)} == of_a
+        b = _scan(station, tmp_path, "B")
+        gate_a.set()  # A is read; B's pages wait for OCR
+        deadline = time.monotonic() + FAST
+        while any(p.ocr_state.value != "done" for p in station.store.pages(a.id)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(p.compact_object for p in station.store.pages(a.id))  # the worker waits for B's OCR
+        assert station.wait_idle(include_ocr=True, batch_id=a.id, stall_timeout=30), station.pending_summary(a.id)
+        assert all(p.compact_object for p in station.store.pages(a.id))
+        assert not any(p.compact_object for p in station.store.pages(b.id))
+        assert station.pending_summary(a.id) == "nothing pending"
+        gate_b.set()
+        assert station.wait_idle(include_ocr=True, timeout=FAST), station.pending_summary()
+        assert all(p.compact_object for p in station.store.pages(b.id))
     finally:
         station.close()
