@@ -280,7 +280,7 @@ def test_a_job_the_screen_left_is_never_followed_again(window: Any, station: Sta
     glass = station.root.parent / "glass.pnm"
     screen.scanner.setCurrentIndex(screen.scanner.findData("pnm:0"))
     screen.profile.setCurrentIndex(screen.profile.findData("glass"))
-    screen.batch_name.setText("OPUI5")
+    screen.batch_name.setText("OPUI9")
     _on_glass(glass, _page("left"))
     _scan_and_wait(qtbot, screen)
     left, asked_at = screen.job, screen._job_epoch
