@@ -729,6 +729,27 @@ def test_glyph_height_follows_the_print_size() -> None:
     assert mrc.glyph_height(mrc.analyse(np.full((600, 600), 240, np.uint8), 300)) is None  # no print
 
 
+@pytest.mark.parametrize(("points", "rim"), [(7, False), (8, False), (9, True), (12, True)])
+def test_the_ink_rim_is_drawn_around_body_text_not_small_print(points: int, rim: bool) -> None:
+    """Tesseract enlarges a line of small print to its model's input height, and a flat rim with it (mrc.
+    RIM_MIN_GLYPH_PX): around 7-8-point print at 300 dpi (15-17 px) the rim's pixels show the paper, around
+    9-12-point print (21-28 px) its tone."""
+    rng = np.random.default_rng(points)
+    grainy = _print(points).astype(np.int16) + rng.normal(0, 6, (900, 1800)).round().astype(np.int16)
+    px = cv2.GaussianBlur(np.clip(grainy, 0, 255).astype(np.uint8), (0, 0), 0.8)  # a scanner's grain and blur
+    a = mrc.analyse(px, 300)
+    assert ((mrc.glyph_height(a) or 0) >= mrc.RIM_MIN_GLYPH_PX) == rim, mrc.glyph_height(a)
+    page = encode_page(Image.fromarray(px, "L"), 300)
+    assert page.method == "mrc", page.layers
+    ring = (a.edge > 0) & (a.mask == 0)  # the rim: darker than the paper, lighter than the ink
+    drawn = float(np.median(cairo_grey(page.pdf, 300)[: px.shape[0], : px.shape[1]][ring]))
+    paper = float(np.median(px[cv2.dilate(a.edge, np.ones((9, 9), np.uint8)) == 0]))
+    if rim:
+        assert abs(drawn - a.edge_tone) <= 12, (drawn, a.edge_tone)
+    else:
+        assert abs(drawn - paper) <= 6, (drawn, paper)
+
+
 def test_whole_page_jpeg_keeps_small_print_at_full_resolution() -> None:
     # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 13-px glyphs at 300 dpi.
     # At 150 dpi Tesseract lost 31 of its 248 words; the page is a JPEG at its full resolution.

@@ -59,6 +59,15 @@ SCREEN_DOTS_CM2 = 250.0
 # it.  Grey pages only: on colour pages it would take the page past 100 KB, and their print read as well
 # as lossless without it.
 EDGE_CONTRAST_SHARE = 0.25
+# ... but not around print under RIM_MIN_GLYPH_PX (the median height of the ink's glyph-like pieces, see
+# glyph_height; about 9-point print at 300 dpi).  Tesseract's LSTM reads a text line scaled to its model's
+# input height (36 px for eng, 48 for hin, as Debian ships them): a line of small print is enlarged, and the
+# rim's flat halo with it.  Mean CER Δ over five readings of each image (as is, two ±1-grey-level noises, a
+# pixel down, a pixel right), with → without the rim: galfar_5 (13-px print) +0.020 → −0.006, tess_devatest
+# (17 px, hin) 0.000 → −0.028, better in each reading; the same Devanagari upscaled to 29 px needs the rim, as
+# do the synthetic ACR pages (28-31 px: seed 7301 p3 +0.002 with it, +0.025 without).  Their MRC is 33-40 %
+# smaller without it.
+RIM_MIN_GLYPH_PX = 20
 # On grey pages neutral ink is drawn in tone bands of NEUTRAL_SPREAD L* (see _neutral_tones) from the
 # start: a grey stamp, a signature or a remark in grey pen drawn in the print's black read differently
 # (seed 7300 p2: the stamp and the signature became lines of junk; p3: Tesseract no longer read the
@@ -1024,19 +1033,22 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
         return _low_resolution(pixels, lossless)
     a = analyse(pixels, dpi)
     passed: list[Plan] = []
-    # Grey pages: the ink's rim kept (EDGE_CONTRAST_SHARE) and its tones (grey stamps, pencil, a signature
-    # in grey beside black print), which Tesseract reads differently drawn black (GREY_PAGE_TONES); colour
-    # pages keep their tones by colour class, and the rim would take them past 100 KB a page.
+    # Grey pages: the ink's rim kept (EDGE_CONTRAST_SHARE; not around small print, RIM_MIN_GLYPH_PX) and its
+    # tones (grey stamps, pencil, a signature in grey beside black print), which Tesseract reads differently
+    # drawn black (GREY_PAGE_TONES); colour pages keep their tones by colour class, and the rim would take them
+    # past 100 KB a page.
     grey = pixels.ndim == 2
-    mrc = mrc_plan(a, tones=grey and GREY_PAGE_TONES, edge=grey)
+    glyphs = glyph_height(a)
+    rim = grey and (glyphs is None or glyphs >= RIM_MIN_GLYPH_PX)
+    mrc = mrc_plan(a, tones=grey and GREY_PAGE_TONES, edge=rim)
     if not fidelity_problems(a, shown(mrc, a)):
         passed.append(mrc)
     else:
         # Neutral ink in one tone did not do (grey print or pencil beside black): a stencil per tone.
-        toned = mrc_plan(a, tones=True, edge=grey)
+        toned = mrc_plan(a, tones=True, edge=rim)
         if toned.inks != mrc.inks and not fidelity_problems(a, shown(toned, a)):
             passed.append(toned)
-        elif grey and a.edge_tone > 0:
+        elif rim and a.edge_tone > 0:
             # The rim is for OCR's sake; where it fails the gate, MRC without it before a whole-page JPEG.  Pencil
             # scribbles (tone 165) over a grey ACR page: the rim's flat tone around them put the page 46 grey
             # levels off (99.9th percentile) and the page was a 137-KB JPEG; without the rim it passes, 58 KB.
@@ -1044,7 +1056,6 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
             if not fidelity_problems(a, shown(bare, a)):
                 passed.append(bare)
     if a.photo_share > PHOTO_PAGE_SHARE or not passed:
-        glyphs = glyph_height(a)
         for factor, quality in PAGE_JPEGS:
             scale = _scaled(factor, dpi)
             if scale > 1 and glyphs is not None and glyphs / scale < PAGE_JPEG_MIN_GLYPH_PX:
