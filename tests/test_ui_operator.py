@@ -297,6 +297,10 @@ def test_a_job_the_screen_left_is_never_followed_again(window: Any, station: Sta
     screen.replace_seq = 2
     screen._event({"kind": "page", "seq": 1, "state": "processed"})
     assert screen.replace_seq == 2 and not screen._replacing
+    # a scan followed again (the kiosk restarted while it ran) replays its runs' pages: the rescan is chosen again
+    screen._jobs([{"job": "another", "batch": "OPUI9"}], screen._job_epoch)
+    assert screen.job == "another" and screen.replace_seq is None and "again" in screen.message.text()
+    screen._detach()
 
 
 def test_an_acr_file_indexed_by_hand_with_roster_search(window: Any, station: StationEnv, qtbot: Any,

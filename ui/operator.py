@@ -351,6 +351,12 @@ class OperatorScreen(QWidget):
         jobs = [j for j in jobs or [] if str(j.get("job")) not in self._left_jobs]
         if self.job is None and jobs and epoch == self._job_epoch:
             j = jobs[0]
+            if self.replace_seq is not None:
+                # its events come again from the start, earlier runs' pages among them: none is the rescan
+                self.replace_seq = None
+                show_error(self.message, RuntimeError(bi("एक स्कैन अभी चल रहा था: रीस्कैन फिर से चुनें",
+                                                         "a scan of yours was still running: choose the rescan "
+                                                         "again")))
             self._attach(str(j["job"]), str(j["batch"]))
             self.job_choice = (j.get("device"), j.get("profile"), str(j["batch"]))
 
