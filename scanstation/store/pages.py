@@ -167,8 +167,8 @@ class PageRepository(StoreConnection):
         self, page_id: int, image: StoredObject, analysis: dict[str, Any], flags: list[str], ocr_state: OcrState,
         compact: StoredObject | None = None,
     ) -> None:
-        """Record a page's cleaning: the lossless cleaned image and its compact encoding in one commit, so a
-        crash never leaves a processed page with only one of them."""
+        """Record a page's cleaning: the lossless cleaned image (and a compact encoding made with it, in the same
+        commit; the station makes its compact pages after OCR instead, see set_compact)."""
         with self._write() as db:
             self._insert_object(db, image)
             if compact is not None:
