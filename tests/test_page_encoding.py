@@ -750,6 +750,45 @@ def test_the_ink_rim_is_drawn_around_body_text_not_small_print(points: int, rim:
         assert abs(drawn - paper) <= 6, (drawn, paper)
 
 
+def _staves(dpi: int = 300) -> np.ndarray:
+    """Sheet music: three staves with notes on stems, small labels (6 points) under them."""
+    from scanstation_tools.synth_drawing import find_font
+
+    font = ImageFont.truetype(str(find_font("DejaVuSerif.ttf")), round(6 / 72 * dpi))
+    im = Image.new("L", (dpi * 6, dpi * 3), 235)
+    draw = ImageDraw.Draw(im)
+    for staff in range(3):
+        top = 60 + staff * 280
+        for line in range(5):
+            draw.line((40, top + line * 20, 1760, top + line * 20), fill=40, width=2)
+        for n, x in enumerate(range(120, 1700, 64)):
+            y = top + (n * 7) % 80
+            draw.ellipse((x, y - 8, x + 22, y + 8), fill=40)
+            draw.line((x + 21, y, x + 21, y - 70), fill=40, width=3)
+        for n, label in enumerate(("La", "Solm", "Do", "Sib", "Fa", "Rem")):
+            draw.text((120 + n * 280, top + 120), label, fill=60, font=font)
+    return np.asarray(im)
+
+
+def test_line_art_keeps_the_rim_around_its_small_print() -> None:
+    """The small-print rule is for pages of print (mrc.RIM_PRINT_INK_SHARE): sheet music's ink is mostly its
+    staves, and Tesseract's lines there are the staves': the rim stays (galfar_2 read worse without it)."""
+    rng = np.random.default_rng(5)
+    grainy = _staves().astype(np.int16) + rng.normal(0, 6, (900, 1800)).round().astype(np.int16)
+    px = cv2.GaussianBlur(np.clip(grainy, 0, 255).astype(np.uint8), (0, 0), 0.8)
+    a = mrc.analyse(px, 300)
+    music = mrc.print_on(a)
+    assert music.height is not None and music.height < mrc.RIM_MIN_GLYPH_PX, music  # its glyphs: small labels
+    assert music.ink_share < mrc.RIM_PRINT_INK_SHARE and not music.small, music
+    labels_alone = mrc.print_on(mrc.analyse(_print(7), 300))
+    assert labels_alone.small and labels_alone.ink_share > 0.5, labels_alone
+    page = encode_page(Image.fromarray(px, "L"), 300)
+    assert page.method == "mrc", page.layers
+    ring = (a.edge > 0) & (a.mask == 0)
+    drawn = float(np.median(cairo_grey(page.pdf, 300)[: px.shape[0], : px.shape[1]][ring]))
+    assert abs(drawn - a.edge_tone) <= 12, (drawn, a.edge_tone)
+
+
 def test_whole_page_jpeg_keeps_small_print_at_full_resolution() -> None:
     # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 13-px glyphs at 300 dpi.
     # At 150 dpi Tesseract lost 31 of its 248 words; the page is a JPEG at its full resolution.
