@@ -789,6 +789,21 @@ def test_line_art_keeps_the_rim_around_its_small_print() -> None:
     assert abs(drawn - a.edge_tone) <= 12, (drawn, a.edge_tone)
 
 
+@pytest.mark.parametrize(("name", "print_page"), [("galfar_2.png", False), ("galfar_5.png", True),
+                                                  ("tess_devatest.png", True), ("lept_pageseg2.tif", True)])
+def test_pages_of_print_are_told_from_line_art(name: str, print_page: bool) -> None:
+    """Scanned pages: sheet music (3 % of its ink in glyph-like pieces) is line art; a bank form with its boxes
+    (31 %), Devanagari text (96 %) and a page with photographs (25 %) are print (mrc.RIM_PRINT_INK_SHARE)."""
+    from scanstation.cleanup.pipeline import clean_page
+
+    with Image.open(corpus_file(name)) as im:
+        page_image = clean_page(im.convert("L"), 300).image
+    found = mrc.print_on(mrc.analyse(np.asarray(page_image.convert("L")), 300))
+    assert (found.ink_share >= mrc.RIM_PRINT_INK_SHARE) == print_page, found
+    assert found.height is not None and found.height < mrc.RIM_MIN_GLYPH_PX, found  # small print, all four
+    assert found.small == print_page, found
+
+
 def test_whole_page_jpeg_keeps_small_print_at_full_resolution() -> None:
     # lept_lighttext: faint newspaper print the MRC mask misses (the gate refuses MRC), 13-px glyphs at 300 dpi.
     # At 150 dpi Tesseract lost 31 of its 248 words; the page is a JPEG at its full resolution.
