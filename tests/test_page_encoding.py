@@ -750,39 +750,6 @@ def test_the_ink_rim_is_drawn_around_body_text_not_small_print(points: int, rim:
         assert abs(drawn - paper) <= 6, (drawn, paper)
 
 
-def test_a_piece_of_ink_is_drawn_in_one_tone_unless_it_is_shared() -> None:
-    """Tone bands are decided block by block; a piece of ink mostly in one band is drawn wholly in it (mrc.
-    PIECE_TONE_SHARE), a piece shared more evenly keeps its blocks' bands."""
-    pixels = np.zeros((40, 120), np.uint8)
-    pixels[5:15, 5:35] = 255  # a stroke of print, its last 3 columns in the lighter band's block
-    pixels[5:15, 45:75] = 255  # a signature across print: half in each band
-    pixels[5:15, 85:115] = 255  # a remark wholly in the lighter band
-    dark, light = np.zeros_like(pixels), np.zeros_like(pixels)
-    dark[5:15, 5:32], light[5:15, 32:35] = 255, 255
-    dark[5:15, 45:60], light[5:15, 60:75] = 255, 255
-    light[5:15, 85:115] = 255
-    parts = {0: dark.copy(), 1: light.copy()}
-    mrc._whole_pieces(pixels, parts)
-    assert parts[0][5:15, 5:35].all() and not parts[1][5:15, 5:35].any()  # the stroke: one tone
-    assert (parts[0][5:15, 45:75] == dark[5:15, 45:75]).all() and (parts[1][5:15, 45:75] == light[5:15, 45:75]).all()
-    assert parts[1][5:15, 85:115].all() and not parts[0][5:15, 85:115].any()
-    assert not np.any((parts[0] > 0) & (parts[1] > 0)) and ((parts[0] | parts[1]) == pixels).all()
-
-
-def test_print_is_not_cut_into_the_handwritings_tone() -> None:
-    """On a grey ACR page the handwriting's tone band holds the remark and the signature, not fragments of the
-    print that the block grid cut off (1,773 pieces of at most 20 pixels before PIECE_TONE_SHARE)."""
-    px = np.asarray(render_acr_page(PageSpec(seed=7300, page_no=1, dpi=300, noise=0.3, bleed_through=True)).image)
-    plan = mrc.choose(px, 300, lossless=lambda: pytest.fail("a grey ACR page is MRC"))
-    neutral = [ink for ink in plan.inks if not ink.edge]
-    assert len(neutral) >= 2, [ink.colour for ink in plan.inks]
-    print_ink = min(neutral, key=lambda ink: ink.colour[0])
-    hand = max((ink for ink in neutral if ink is not print_ink), key=lambda ink: cv2.countNonZero(ink.pixels))
-    n, _labels, stats, _c = cv2.connectedComponentsWithStats(hand.pixels, connectivity=8)
-    fragments = int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] <= 20))
-    assert fragments < 300, (fragments, n - 1, hand.colour)
-
-
 def _staves(dpi: int = 300) -> np.ndarray:
     """Sheet music: three staves with notes on stems, small labels (6 points) under them."""
     from scanstation_tools.synth_drawing import find_font

@@ -117,15 +117,6 @@ SECOND_TONE_GAP = 20.0
 # A tone band (see _neutral_tones) with fewer than TONE_MIN_SHARE of the ink's blocks joins the nearest
 # band: a stencil of its own costs about 900 bytes however few pixels it has.
 TONE_MIN_SHARE = 0.01
-# A tone band is decided block by block (FG_FACTOR), so a stroke of black print whose block reads lighter (its
-# thin end, a block of edges) was cut at the block's border into a fragment of the lighter band: on a grey ACR
-# page 1,700-1,900 such pieces (7,500 pixels) made the handwriting's band cost 10.8 KB instead of 3.5.  A piece
-# of ink (8-connected) with PIECE_TONE_SHARE or more of its pixels in one band is drawn wholly in it; a piece
-# shared more evenly (a signature across print) keeps its blocks' bands.  Grey pages only: on colour pages the
-# neutral ink's pieces join print to the grey cores of coloured strokes, and the synthetic colour pages seed 7400
-# p1/p2 read +0.025/+0.054 with it (−0.005/−0.005 without).  Grey ACR pages are 7-8 KB (9-10 %) smaller, and
-# read as before (five readings of seed 7300 p1/p2/p3: −0.001/+0.002/−0.004 against −0.001/+0.000/−0.004).
-PIECE_TONE_SHARE = 0.75
 # A colour pixel of the ink is grey (neutral class, whatever its block) when its channels, over 3 x 3
 # pixels, span at most this many levels: black print is within 15, blue ballpoint or a red stamp over
 # half its pixel spans 50 and more.
@@ -641,26 +632,6 @@ def _second_tone(lightness: np.ndarray) -> float | None:
     return float(t) / 2.55 if float(light.mean() - dark.mean()) >= SECOND_TONE_GAP else None
 
 
-def _whole_pieces(pixels: np.ndarray, parts: dict[int, np.ndarray]) -> None:
-    """Each piece of ``pixels`` (8-connected) with PIECE_TONE_SHARE or more of its pixels in one of ``parts``
-    (the tone bands' stencils, 0/255, disjoint, covering ``pixels``) wholly in that one, in place."""
-    n, labels = cv2.connectedComponents(pixels, connectivity=8, ltype=cv2.CV_32S)
-    bands = list(parts)
-    counts = np.stack([np.bincount(labels[parts[b] > 0], minlength=n) for b in bands])
-    total = counts.sum(axis=0)
-    best = counts.argmax(axis=0)
-    whole = (counts.max(axis=0) >= PIECE_TONE_SHARE * np.maximum(total, 1)) & (total > 0)
-    whole[0] = False  # the paper
-    if not np.any(whole & (counts.max(axis=0) < total)):
-        return  # no piece is split where a share decides
-    owner = np.where(whole, best, -1).astype(np.int32)
-    owned = owner[labels]
-    for i, b in enumerate(bands):
-        mine = cv2.compare(owned, np.full_like(owned, i), cv2.CMP_EQ)
-        undecided = cv2.bitwise_and(parts[b], cv2.compare(owned, np.full_like(owned, -1), cv2.CMP_EQ))
-        parts[b] = cv2.bitwise_or(mine, undecided)
-
-
 def _neutral_tones(
     a: Analysis, pixels: np.ndarray, own: tuple[np.ndarray, np.ndarray], factor: int,
     edges: tuple[float, ...] | None = None,
@@ -686,8 +657,6 @@ def _neutral_tones(
     for part in parts.values():
         union = cv2.bitwise_or(union, part)
     parts[present[0]] = cv2.bitwise_or(parts[present[0]], cv2.bitwise_and(pixels, cv2.bitwise_not(union)))
-    if len(present) > 1 and PIECE_TONE_SHARE < 1 and a.pixels.ndim == 2:
-        _whole_pieces(pixels, parts)
     channels = 1 if a.pixels.ndim == 2 else 3
     out = []
     for b in present:
