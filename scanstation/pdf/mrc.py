@@ -60,7 +60,7 @@ SCREEN_DOTS_CM2 = 250.0
 # as lossless without it.
 EDGE_CONTRAST_SHARE = 0.25
 # ... but not around print under RIM_MIN_GLYPH_PX (the median height of the ink's glyph-like pieces, see
-# glyph_height; about 9-point print at 300 dpi).  Tesseract's LSTM reads a text line scaled to its model's
+# print_on; about 9-point print at 300 dpi).  Tesseract's LSTM reads a text line scaled to its model's
 # input height (36 px for eng, 48 for hin, as Debian ships them): a line of small print is enlarged, and the
 # rim's flat halo with it.  Mean CER Δ over five readings of each image (as is, two ±1-grey-level noises, a
 # pixel down, a pixel right), with → without the rim: galfar_5 (13-px print) +0.020 → −0.006, tess_devatest
@@ -151,7 +151,7 @@ PHOTO_TEXT_GLYPHS_CM2 = 2.0
 PHOTO_TEXT_SHARE = 0.045
 PHOTO_TEXT_MIN_GLYPHS = 10
 PHOTO_TEXT_STROKE_MM = 0.6
-# A glyph-like piece's size, here and in glyph_height: GLYPH_MIN_MM-GLYPH_MAX_MM tall (for the photograph test,
+# A glyph-like piece's size, here and in print_on: GLYPH_MIN_MM-GLYPH_MAX_MM tall (for the photograph test,
 # or that wide), at most GLYPH_MAX_WIDTH_MM wide.
 GLYPH_MIN_MM = 0.8
 GLYPH_MAX_MM = 12.0
@@ -159,7 +159,7 @@ GLYPH_MAX_WIDTH_MM = 25.0
 # Whole-page JPEG (photo pages, or where MRC fails the gate): (resolution factor, quality), smallest first.
 PAGE_JPEGS = ((2, 60), (1, 50))
 # A reduced resolution only where the print stays tall enough for OCR at it: the median height of the
-# glyph-like pieces of the page's ink mask (see glyph_height), divided by the factor, at least
+# glyph-like pieces of the page's ink mask (see print_on), divided by the factor, at least
 # PAGE_JPEG_MIN_GLYPH_PX.  The gate cannot see this (its finest measure is at half resolution).  Measured:
 # ocrmypdf_c02-22 (book print, 20 px at 300 dpi) lost no word at 150 dpi; lept_lighttext (faint newspaper
 # print, 13 px) lost 31 of its 248 words at 150 dpi q60 and 12 at q85 (CER against its ground truth moved
@@ -990,7 +990,7 @@ def mrc_plan(a: Analysis, tones: bool = False, edge: bool = True) -> Plan:
     return Plan("mrc", bg, drawn, photos)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PrintSize:
     """What print a page's ink mask holds: the median height in pixels of its glyph-like pieces (GLYPH_MIN_MM-
     GLYPH_MAX_MM tall, at most GLYPH_MAX_WIDTH_MM wide), None if there are none (a photograph, a blank page);
