@@ -52,7 +52,8 @@ if [ "$DEV" = 1 ]; then
   # The lockdown's checks (tests/test_lockdown_files.py, scanstation/lockdown/checks.py) run the tools that read
   # its files: systemd-analyze (systemd), usbguard-rule-parser (usbguard), nft (nftables), sysctl (procps),
   # modprobe (kmod), and libduktape207, the JavaScript engine polkitd runs its rules in.
-  PKGS+=(xvfb xauth softhsm2 postgresql git openssl systemd usbguard nftables procps kmod libduktape207
+  # jbig2dec: an independent decoder that checks our JBIG2 stencils give back every pixel (tests/test_jbig2.py).
+  PKGS+=(jbig2dec xvfb xauth softhsm2 postgresql git openssl systemd usbguard nftables procps kmod libduktape207
         umockdev libumockdev0 cage grim xwayland libwayland-cursor0 debootstrap shellcheck)  # issue 17: guard, kiosk, .deb tests
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from scanstation.errors import InputError
 from scanstation.ocr import pages as ocr
+from scanstation.pdf import jbig2
 from scanstation.pdf import page_images as pimg
 from scanstation.pdf import searchable as pdf
 from tests.corpus import corpus_file
@@ -286,10 +287,19 @@ def pdfa_structural_problems(data: bytes) -> list[str]:
                 problems.append(f"constant alpha in {obj.objgen}")
             filters = obj.get("/Filter")
             names = {str(f) for f in filters} if isinstance(filters, pikepdf.Array) else {str(filters)}
-            # LZW is forbidden by PDF/A; JBIG2 is allowed but kept out by our own rule (patent-free,
-            # and JBIG2's symbol matching can silently swap similar characters).
-            if names & {"/LZWDecode", "/JBIG2Decode"}:
+            # LZW is forbidden by PDF/A; JBIG2 is allowed, and by our own rule only as lossless generic regions
+            # (JBIG2's symbol matching can silently swap similar characters): no globals, no symbol segments.
+            if "/LZWDecode" in names:
                 problems.append(f"forbidden filter {names} in {obj.objgen}")
+            if "/JBIG2Decode" in names:
+                parms = obj.get("/DecodeParms")
+                if parms is not None and "/JBIG2Globals" in parms:
+                    problems.append(f"JBIG2 globals (a symbol dictionary) in {obj.objgen}")
+                # our streams carry JBIG2Decode alone; behind another filter the raw bytes are not JBIG2
+                kinds = set(jbig2.segment_types(obj.read_raw_bytes())) if len(names) == 1 else {-1}
+                if not kinds <= jbig2.GENERIC_SEGMENT_TYPES:
+                    kinds -= jbig2.GENERIC_SEGMENT_TYPES
+                    problems.append(f"JBIG2 segments of types {sorted(kinds)} in {obj.objgen}")
             if obj.get("/Type") == pikepdf.Name.Font and obj.get("/Subtype") != pikepdf.Name.Type3:
                 font = obj.DescendantFonts[0] if obj.get("/Subtype") == pikepdf.Name.Type0 else obj
                 descriptor = font.get("/FontDescriptor")

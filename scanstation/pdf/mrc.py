@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from scanstation.pdf import jbig2
 from scanstation.pdf.page_images import ccitt_g4
 
 # ---------------------------------------------------------------- tuning
@@ -213,7 +214,7 @@ class Layer:
     height: int
     colour_space: str  # "DeviceGray" or "DeviceRGB" (not used for a stencil)
     bits: int
-    filter: str  # "CCITTFaxDecode", "DCTDecode", "JPXDecode" or "FlateDecode"
+    filter: str  # "JBIG2Decode", "CCITTFaxDecode", "DCTDecode", "JPXDecode" or "FlateDecode"
     decode_parms: tuple[tuple[str, int | bool], ...] = ()
     stencil: bool = False  # an image mask: paints the current colour (or lets a colour image through) where set
     decode: tuple[int, int] | None = None
@@ -551,7 +552,8 @@ def photo_layers(a: Analysis) -> tuple[tuple[Layer, Rect], ...]:
 
 
 def mask_layer(mask: np.ndarray) -> Layer:
-    """The ink mask as a CCITT G4 stencil that paints where the mask is set."""
+    """The ink mask as a lossless stencil that paints where the mask is set: JBIG2 generic region coding
+    (:mod:`scanstation.pdf.jbig2`), or CCITT G4 where that is smaller (a mask of long straight runs)."""
     h, w = mask.shape
     paper = np.packbits(mask == 0, axis=1)  # mode "1": 1 is white; ink is 0 (black)
     im = Image.frombytes("1", (w, h), paper.tobytes())
@@ -559,10 +561,16 @@ def mask_layer(mask: np.ndarray) -> Layer:
     if g4 is None:
         raise RuntimeError("compact pages need Pillow with libtiff (CCITT G4)")
     data, black_is_1 = g4
+    try:
+        generic = jbig2.generic_region(mask)
+    except jbig2.EncodeOverflow:
+        generic = None
+    # Decoded, ink is 0 (black) from either filter (JBIG2Decode gives black as 0, PDF 32000 7.4.7).  An image
+    # mask paints where its sample is 0 with Decode [0 1] (8.9.6.2); an explicit /Mask lets the image through
+    # where its sample is 0 as well (8.9.6.3).  Checked with pdftoppm and Ghostscript (tests/test_page_encoding.py).
+    if generic is not None and len(generic) < len(data):
+        return Layer(generic, w, h, "DeviceGray", 1, "JBIG2Decode", (), stencil=True, decode=(0, 1))
     parms: tuple[tuple[str, int | bool], ...] = (("K", -1), ("Columns", w), ("Rows", h), ("BlackIs1", black_is_1))
-    # Decoded, ink is 0 (black).  An image mask paints where its sample is 0 with Decode [0 1] (PDF 32000
-    # 8.9.6.2); an explicit /Mask lets the image through where its sample is 0 as well (8.9.6.3).
-    # Checked with pdftoppm and Ghostscript (tests/test_page_encoding.py).
     return Layer(data, w, h, "DeviceGray", 1, "CCITTFaxDecode", parms, stencil=True, decode=(0, 1))
 
 

@@ -3,8 +3,9 @@
 :func:`encode_page` turns a cleaned page into a one-page PDF whose page is exactly the image, drawn from
 layers PDF/A-2b allows, and picks per page the smallest of:
 
-- ``g4``: a bitonal page as CCITT Group 4 (lossless);
-- ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless G4 mask of the ink at full
+- ``jbig2`` or ``g4``: a bitonal page, lossless, as JBIG2 generic region coding (:mod:`scanstation.pdf.jbig2`)
+  or CCITT Group 4, whichever is smaller;
+- ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless JBIG2 (or G4) mask of the ink at full
   resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it (photographs
   on the page as JPEG of their own at half resolution; text-like strokes in an area of a photograph's
   mid-tones make it text, not a photograph), and the ink's colour: flat colours painted
@@ -30,11 +31,13 @@ A lossy candidate is only used if it passes a fidelity gate computed in numpy on
 input (:func:`scanstation.pdf.mrc.fidelity_problems`): no OCR at the station, it must stay cheap.  If none
 passes, the page is stored losslessly.
 
-Never JBIG2: its pattern matching (symbol substitution) can silently turn a 6 into an 8, and there is no
-JBIG2 encoder on the station anyway (jbig2enc is not in Debian 12); the lossless text layer is CCITT G4.
+JBIG2 only as lossless generic regions, every pixel coded from its neighbours: never its pattern matching
+(symbol dictionaries and text regions), which can silently turn a 6 into an 8.  The coder is our own
+(:mod:`scanstation.pdf.jbig2`; jbig2enc is not in Debian 12), checked against jbig2dec, poppler and Ghostscript.
 
 Deterministic: the same image gives the same bytes (fixed resource names, ``deterministic_id``), and
-thread-safe: OpenCV, zlib, libtiff and libjpeg release the GIL, so pages are encoded while OCR runs.
+thread-safe: OpenCV, zlib, libtiff, libjpeg and the compiled JBIG2 coder release the GIL, so pages are
+encoded while OCR runs.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from pikepdf import Array, Dictionary, Name
 from PIL import Image
 
 from scanstation.errors import InputError
-from scanstation.pdf import mrc
+from scanstation.pdf import jbig2, mrc
 from scanstation.pdf.page_images import EncodedImage, encode_pil, load_image
 
 __all__ = ["CompactPage", "encode_page"]
@@ -60,7 +63,7 @@ class CompactPage:
     """A page stored compactly: a one-page PDF whose page is exactly the image, and how it was stored."""
 
     pdf: bytes  # one page of width*72/dpi x height*72/dpi points, drawn from its layers, no text
-    method: str  # "g4", "mrc", "jpeg", "jpx" or "flate"
+    method: str  # "jbig2", "g4", "mrc", "jpeg", "jpx" or "flate"
     width: int  # pixels of the image it stands for
     height: int
     dpi: int
@@ -143,6 +146,16 @@ def _lossless(encoded: EncodedImage) -> mrc.Layer:
     )
 
 
+def _bitonal_jbig2(im: Image.Image) -> mrc.Layer | None:
+    """A 1-bit page as a JBIG2 generic region image (black decodes as 0, DeviceGray's black), or None if
+    its code would be larger than its raw bits."""
+    try:
+        data = jbig2.generic_region(~np.asarray(im, dtype=bool))  # mode "1": True is white
+    except jbig2.EncodeOverflow:
+        return None
+    return mrc.Layer(data, im.width, im.height, "DeviceGray", 1, "JBIG2Decode")
+
+
 def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> CompactPage:
     """Store ``image`` (a cleaned page scanned at ``dpi``) in the smallest encoding that keeps what a
     reader needs; see the module docstring.  Raises InputError for images that cannot be pages."""
@@ -158,6 +171,9 @@ def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> Compact
     if im.mode == "1":
         image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
         method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
+        generic = _bitonal_jbig2(im)
+        if generic is not None and len(generic.data) < len(image_layer.data):
+            image_layer, method = generic, "jbig2"
         plan = mrc.Plan(method, image_layer)
         return CompactPage(page_pdf(plan, width, height, dpi), method, width, height, dpi, plan.layer_sizes())
     plan = mrc.choose(np.asarray(im), dpi, lossless=lambda: _lossless(encode_pil(im, photo=False)))
