@@ -115,7 +115,7 @@ def test_compact_pages_wait_for_ocr_then_are_made_once(tmp_path: Path) -> None:
         assert pages[0].compact_object == made  # made once
         for p in pages:
             assert p.compact_object and p.analysis["compact"]["bytes"] == station.store.object(p.compact_object).size
-            assert p.analysis["compact"]["method"] in ("mrc", "jpeg", "g4", "flate", "jpx")
+            assert p.analysis["compact"]["method"] in ("mrc", "jpeg", "jbig2", "g4", "flate", "jpx")
         assert station.pending_summary(batch.id) == "nothing pending"
     finally:
         station.close()

@@ -93,7 +93,15 @@ def _code(bits: np.ndarray, out: np.ndarray, qe: np.ndarray, nmps: np.ndarray, n
                 typical = 0
                 break
         # One pass codes the "typical row" bit (context 0x9B25), then, unless the row is typical, its pixels.
+        # The context slides along the row: c0 holds the row's last 4 pixels, c1 the row above's 7 around x,
+        # c2 the row above that's 5; bits in the order of T.88 figure 3 as decoders build it (x-1 lowest).
         npix = w if typical == 0 else 0
+        r0 = bits[y]
+        r1 = bits[y - 1]
+        r2 = bits[y - 2]
+        c0 = 0
+        c1 = (r1[4] << 2) | (r1[5] << 1) | r1[6]  # x-3..x+2 for x = 4, before the step (x-3 is padding)
+        c2 = (r2[4] << 1) | r2[5]  # x-2..x+1 likewise
         for k in range(-1, npix):
             if k < 0:
                 cx = _TPGDON_CONTEXT
@@ -101,15 +109,11 @@ def _code(bits: np.ndarray, out: np.ndarray, qe: np.ndarray, nmps: np.ndarray, n
                 ltp = typical
             else:
                 x = k + 4
-                r0 = bits[y]
-                r1 = bits[y - 1]
-                r2 = bits[y - 2]
-                cx = (r0[x - 1] | (r0[x - 2] << 1) | (r0[x - 3] << 2) | (r0[x - 4] << 3)
-                      | (r1[x + 3] << 4) | (r1[x + 2] << 5) | (r1[x + 1] << 6) | (r1[x] << 7)
-                      | (r1[x - 1] << 8) | (r1[x - 2] << 9) | (r1[x - 3] << 10)
-                      | (r2[x + 2] << 11) | (r2[x + 1] << 12) | (r2[x] << 13) | (r2[x - 1] << 14)
-                      | (r2[x - 2] << 15))
-                d = bits[y, x]
+                c1 = ((c1 << 1) | r1[x + 3]) & 0x7F
+                c2 = ((c2 << 1) | r2[x + 2]) & 0x1F
+                cx = c0 | (c1 << 4) | (c2 << 11)
+                d = r0[x]
+                c0 = ((c0 << 1) | d) & 0xF
             i = index[cx]
             q = qe[i]
             a -= q
