@@ -150,3 +150,12 @@ def test_pdf_readers_draw_a_bitonal_jbig2_page_as_its_pixels(monkeypatch: pytest
     as_g4 = encode_page(image, 72)
     assert as_g4.method == "g4"
     assert np.array_equal(drawn(page.pdf, poppler), drawn(as_g4.pdf, poppler))
+
+
+def test_a_stencil_jbig2_cannot_code_smaller_falls_back_to_g4() -> None:
+    from scanstation.pdf import mrc
+
+    noise = (np.random.default_rng(6).random((600, 600)) < 0.5).astype(np.uint8)
+    assert mrc.mask_layer(noise).filter == "CCITTFaxDecode"  # JBIG2 refused it: over its raw bits
+    layer = mrc.mask_layer(text_like(600, 600, 6))
+    assert layer.filter == "JBIG2Decode" and layer.stencil and layer.decode == (0, 1)
