@@ -23,6 +23,12 @@ needs_jbig2dec = pytest.mark.skipif(shutil.which("jbig2dec") is None,
                                     reason="jbig2dec not installed (installer/setup.sh --dev installs it)")
 
 
+def test_this_install_has_the_compiled_coder() -> None:
+    # Without it the station still works, every stencil CCITT G4 (a third larger): an install that forgot to
+    # compile it must not pass unnoticed.
+    assert jbig2.AVAILABLE, "scanstation/pdf/_jbig2_mq.c not compiled: run installer/setup.sh (pip install -e .)"
+
+
 def decoded(stream: bytes, tmp: Path) -> np.ndarray:
     """``stream`` decoded by jbig2dec as an embedded stream: 1 where black."""
     src, out = tmp / "region.jb2", tmp / "region.pbm"

@@ -630,6 +630,35 @@ def test_the_service_works_inside_its_units_seccomp_filters(tmp_path: Path) -> N
     assert "MemoryError" not in err and "Operation not permitted" not in err, err
 
 
+_COMPACT_PAGE = r"""
+import sys
+import numpy as np
+import pikepdf, io
+from scanstation.pdf import jbig2
+from scanstation.pdf.page_encoding import encode_page
+from scanstation_tools.synth import PageSpec, render_acr_page
+page = encode_page(render_acr_page(PageSpec(seed=5, page_no=1, dpi=300, noise=0.2)).image, 300)
+with pikepdf.open(io.BytesIO(page.pdf)) as pdf:
+    images = [o for o in pdf.objects if isinstance(o, pikepdf.Stream) and o.get("/Subtype") == "/Image"]
+    filters = sorted({str(o.get("/Filter")) for o in images})
+print(jbig2.AVAILABLE, page.method, " ".join(filters))
+"""
+
+
+def test_compact_pages_are_coded_inside_the_units_filters() -> None:
+    """The compact page's JBIG2 coder is compiled ahead of time, not by a JIT: under MemoryDenyWriteExecute a
+    JIT (numba, tried first) cannot even be imported.  A grey page encoded under the unit's filters keeps its
+    JBIG2 stencils."""
+    from tests.unit_sandbox import UnitSandbox
+
+    sandbox = UnitSandbox.from_unit(UNIT.read_text())
+    assert sandbox.deny_write_execute
+    proc = subprocess.run([sys.executable, "-c", _COMPACT_PAGE], capture_output=True, text=True, cwd=REPO,
+                          preexec_fn=sandbox.preexec(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "mrc", "/DCTDecode", "/JBIG2Decode"], proc.stdout
+
+
 # ---------------------------------------------------------------- the firewall between two network namespaces
 
 _PORTAL_SIDE = r"""

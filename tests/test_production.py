@@ -85,6 +85,17 @@ def _page(seed: int = 7301) -> SyntheticPage:
     return render_acr_page(PageSpec(seed=seed, dpi=200))
 
 
+def test_the_station_wheel_carries_the_compiled_jbig2_coder(production: ProductionInstall) -> None:
+    """The station's wheel is built for its platform, with the JBIG2 coder compiled in (without it every compact
+    page's stencils would be CCITT G4), and the production install loads it."""
+    (station,) = [w for w in production.wheels if w.name.startswith("scanstation-")]
+    with zipfile.ZipFile(station) as z:
+        assert any(n.startswith("scanstation/pdf/_jbig2_mq.") and n.endswith(".so") for n in z.namelist())
+    proc = subprocess.run([str(production.python), "-c", "from scanstation.pdf import jbig2; print(jbig2.AVAILABLE)"],
+                          capture_output=True, text=True, cwd=production.root, timeout=60)
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
 def test_the_production_wheels_are_the_station_and_the_format_only(production: ProductionInstall) -> None:
     assert {"synth", "demo", "ocr_command"} <= TOOL_MODULES
     assert sorted(w.name.split("-")[0] for w in production.wheels) == ["scanstation", "scanstation_batchformat"]
