@@ -225,6 +225,10 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         version = root.run("runuser", "-u", "scanstation", "--", "scanstation", "--version").stdout.strip()
         assert version.startswith("scanstation "), version
         log(f"runuser -u scanstation -- scanstation --version: {version}")
+        # the compact pages' JBIG2 coder is the wheel's compiled module, loaded by the target's Python 3.11
+        coder = root.run("runuser", "-u", "scanstation", "--", "/opt/scanstation/venv/bin/python", "-c",
+                         "from scanstation.pdf import jbig2; print(jbig2.AVAILABLE)")
+        assert coder.stdout.strip() == "True", coder.stdout + coder.stderr
         # the kiosk's account loads the whole UI stack (Qt, its wayland platform's libraries from Depends)
         ui = root.run(*KIOSK, "env",
                       "HOME=/tmp", "QT_QPA_PLATFORM=offscreen", "/opt/scanstation/venv/bin/python", "-c",
