@@ -56,9 +56,9 @@ SCREEN_DOTS_CM2 = 250.0
 # image).  Measured as the mean CER Δ over five one-level perturbations of each page (Tesseract's
 # reading of one image is chaotic): synthetic grey seed 7300 p1 +0.008 → +0.005, p2 +0.025 → +0.013;
 # tess_devatest turned (hin) +0.062 → +0.053.  The stencil is the ink and its rim together (a bolder
-# copy of the ink mask: G4 costs about what the mask does, 15-30 KB on an A4 page), the ink painted over
-# it.  Grey pages only: on colour pages it would take the page past 100 KB, and their print read as well
-# as lossless without it.
+# copy of the ink mask: it costs about what the mask does, 15-30 KB on an A4 page as G4, 10-19 as JBIG2), the
+# ink painted over it.  Grey pages only: colour pages read as well as lossless without it (as G4 it would have
+# taken them past 100 KB; with JBIG2 it was tried again on three, five readings each: no better, +23-25 KB).
 EDGE_CONTRAST_SHARE = 0.25
 # ... but not around print under RIM_MIN_GLYPH_PX (the median height of the ink's glyph-like pieces, see
 # print_on; about 9-point print at 300 dpi).  Tesseract's LSTM reads a text line scaled to its model's
@@ -222,7 +222,7 @@ class Layer:
 
 @dataclass(frozen=True, slots=True)
 class Ink:
-    """One colour class of the ink: its stencil (a G4 image mask, full page), drawn in the flat colour
+    """One colour class of the ink: its stencil (a JBIG2 or G4 image mask, full page), drawn in the flat colour
     ``colour`` (grey: one value, RGB: three, 0-255), and, where the class's colour varies, the
     low-resolution ``foreground`` image painted over it through the same stencil as its explicit /Mask."""
 
@@ -945,9 +945,9 @@ def _keep_binarisation(a: Analysis, drawn: tuple[Ink, ...]) -> tuple[Ink, ...]:
     side of its Otsu threshold T, BINARY_MARGIN levels clear of it (see BINARY_MARGIN): each stencil's tone
     moved to the side of most of its pixels, and the pixels on the other side drawn over it by one of two
     correction stencils, one in the nearest dark tone and one in the nearest light tone (one image each for
-    the whole page: a G4 image costs about a bit a row before it holds any pixel).  The rim's stencil is the
-    ink and its rim together, under the ink: it is corrected for the rim alone.  The specks the mask leaves
-    out as dust are foreground to the binarisation, and join the dark correction.  The stencils of one
+    the whole page: each image has its header and codes its empty rows before it holds any pixel).  The rim's
+    stencil is the ink and its rim together, under the ink: it is corrected for the rim alone.  The specks the
+    mask leaves out as dust are foreground to the binarisation, and join the dark correction.  The stencils of one
     page's ink do not overlap (tone bands, colour classes), so the corrections may be drawn after them all."""
     t = otsu_threshold(a.pixels)
     dark_tone, light_tone = max(0, t - BINARY_MARGIN), min(255, t + BINARY_MARGIN + 1)
