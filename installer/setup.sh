@@ -88,17 +88,12 @@ PYPROJECTS=(batchformat/pyproject.toml pyproject.toml receiver/pyproject.toml sc
 extras=""; receiver_extras=""
 if [ "$DEV" = 1 ]; then extras="[dev]"; receiver_extras="[postgres]"; fi
 if [ "$BENCH" = 1 ]; then extras="[dev,bench]"; fi
-# Reinstall only when the project's dependencies or its C source changed (keeps repeated runs fast).  The editable
-# install compiles the JBIG2 coder (scanstation/pdf/_jbig2_mq.c) in place; a missing build would leave the
-# station on CCITT G4 (tests/test_jbig2.py fails then).
+# Reinstall only when the project's dependencies or its C source changed (keeps repeated runs fast), or when the
+# editable install's build of the JBIG2 coder (scanstation/pdf/_jbig2_mq.c, compiled in place) is gone: without
+# it the station stays on CCITT G4 (tests/test_jbig2.py fails then).
 C_SOURCES=(scanstation/pdf/_jbig2_mq.c)
-built=1
-for c in "${C_SOURCES[@]}"; do
-  so=$(find "$(dirname "$c")" -maxdepth 1 -name "$(basename "${c%.c}").*.so" | head -1)
-  if [ -z "$so" ] || [ "$c" -nt "$so" ]; then built=0; fi
-done
 stamp=".venv/.installed-$(cat "${PYPROJECTS[@]}" "${C_SOURCES[@]}" | sha256sum | cut -c1-16)${DEV}${BENCH}"
-[ "$built" = 1 ] || rm -f "$stamp"
+compgen -G "scanstation/pdf/_jbig2_mq.*.so" >/dev/null || rm -f "$stamp"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # (setuptools warns, for every editable install, that folders named like the package take precedence: they are it)

@@ -631,9 +631,8 @@ def test_the_service_works_inside_its_units_seccomp_filters(tmp_path: Path) -> N
 
 
 _COMPACT_PAGE = r"""
-import sys
-import numpy as np
-import pikepdf, io
+import io
+import pikepdf
 from scanstation.pdf import jbig2
 from scanstation.pdf.page_encoding import encode_page
 from scanstation_tools.synth import PageSpec, render_acr_page
