@@ -117,8 +117,9 @@ class SaneDevice:
     def snap(self) -> tuple[bytes, int, int, int, int]:
         # allow16bitsamples=1: we do the 16 -> 8 bit conversion ourselves (python-sane's own shifts a signed int).
         # noCancel=1, always: python-sane would otherwise call sane_cancel inside snap() before raising a
-        # read error, and back ends built on sanei_thread can hang for ever there (joining a reader thread
-        # that never ends: seen with the test back end under load, ~1 in 500 injected faults).  We cancel
+        # read error, and back ends built on sanei_thread could hang for ever there (joining a reader thread
+        # that never ends: seen with the test back end under load, ~1 in 150 injected faults, before
+        # drivers/_deferred_cancel.c was preloaded; it fixes the cause, this keeps a leftover hang harmless).  We cancel
         # ourselves in the finally block of the worker's scan() (sane_worker.py), *after* the page or the
         # error has been sent to the parent, so a hang in cleanup costs only the parent's grace period,
         # never the scan result.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -112,6 +113,20 @@ def page_placement(source: Source, index: int) -> tuple[str, int]:
 
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _deferred_cancel_library() -> str | None:
+    """Path of the compiled drivers/_deferred_cancel.c (a shared object for LD_PRELOAD, never imported)."""
+    spec = importlib.util.find_spec("drivers._deferred_cancel")
+    origin = spec.origin if spec is not None else None
+    if origin is None or not origin.endswith(".so"):
+        log.warning("drivers/_deferred_cancel.c is not compiled (reinstall the station): back ends that cancel "
+                    "their reader threads asynchronously may hang a scan until the page timeout")
+        return None
+    return origin
+
+
+_DEFERRED_CANCEL = _deferred_cancel_library()
 _MODES = {"1", "L", "RGB"}
 
 
@@ -127,6 +142,10 @@ class _WorkerProcess:
         # lazy symbol binding leaves the loader's state held, and the next dlopen or sane_read in this
         # process hangs for ever (seen: ~2% of injected-fault scans).  Eager binding closes that window.
         env["LD_BIND_NOW"] = "1"
+        # The same threads end with an asynchronous cancel that can land inside free() and leave the thread
+        # joined for ever (drivers/_deferred_cancel.c says how); the preload keeps every cancel deferred.
+        if _DEFERRED_CANCEL is not None:
+            env["LD_PRELOAD"] = " ".join(p for p in (_DEFERRED_CANCEL, env.get("LD_PRELOAD", "")) if p)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         try:
             self.proc = subprocess.Popen(

@@ -88,12 +88,15 @@ PYPROJECTS=(batchformat/pyproject.toml pyproject.toml receiver/pyproject.toml sc
 extras=""; receiver_extras=""
 if [ "$DEV" = 1 ]; then extras="[dev]"; receiver_extras="[postgres]"; fi
 if [ "$BENCH" = 1 ]; then extras="[dev,bench]"; fi
-# Reinstall only when the project's dependencies or its C source changed (keeps repeated runs fast), or when the
-# editable install's build of the JBIG2 coder (scanstation/pdf/_jbig2_mq.c, compiled in place) is gone: without
-# it the station stays on CCITT G4 (tests/test_jbig2.py fails then).
-C_SOURCES=(scanstation/pdf/_jbig2_mq.c)
+# Reinstall only when the project's dependencies or its C sources changed (keeps repeated runs fast), or when the
+# editable install's build of one of them (compiled in place) is gone: without the JBIG2 coder the station stays
+# on CCITT G4 (tests/test_jbig2.py fails then), without the SANE worker's preload a back end's reader thread can
+# hang a scan (tests/test_sane_driver.py fails then).
+C_SOURCES=(scanstation/pdf/_jbig2_mq.c drivers/_deferred_cancel.c)
 stamp=".venv/.installed-$(cat "${PYPROJECTS[@]}" "${C_SOURCES[@]}" | sha256sum | cut -c1-16)${DEV}${BENCH}"
-compgen -G "scanstation/pdf/_jbig2_mq.*.so" >/dev/null || rm -f "$stamp"
+for source in "${C_SOURCES[@]}"; do
+  compgen -G "${source%.c}.*.so" >/dev/null || rm -f "$stamp"
+done
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # (setuptools warns, for every editable install, that folders named like the package take precedence: they are it)

@@ -229,6 +229,10 @@ def test_install_init_upgrade_remove_purge(tmp_path: Path) -> None:
         coder = root.run("runuser", "-u", "scanstation", "--", "/opt/scanstation/venv/bin/python", "-c",
                          "from scanstation.pdf import jbig2; print(jbig2.AVAILABLE)")
         assert coder.stdout.strip() == "True", coder.stdout + coder.stderr
+        # and the SANE worker's preload (drivers/_deferred_cancel.c) is there for the driver to use
+        preload = root.run("runuser", "-u", "scanstation", "--", "/opt/scanstation/venv/bin/python", "-c",
+                           "from drivers import sane_driver; print(sane_driver._DEFERRED_CANCEL)")
+        assert preload.stdout.strip().startswith("/opt/scanstation/venv/"), preload.stdout + preload.stderr
         # the kiosk's account loads the whole UI stack (Qt, its wayland platform's libraries from Depends)
         ui = root.run(*KIOSK, "env",
                       "HOME=/tmp", "QT_QPA_PLATFORM=offscreen", "/opt/scanstation/venv/bin/python", "-c",

@@ -96,6 +96,18 @@ def test_the_station_wheel_carries_the_compiled_jbig2_coder(production: Producti
     assert proc.stdout.strip() == "True", proc.stderr
 
 
+def test_the_station_wheel_carries_the_sane_workers_preload(production: ProductionInstall) -> None:
+    """drivers/_deferred_cancel.c (kept deferred, a back end's reader-thread cancel cannot hang a scan) is in the
+    wheel, and the production install's driver finds it for the SANE worker's LD_PRELOAD."""
+    (station,) = [w for w in production.wheels if w.name.startswith("scanstation-")]
+    with zipfile.ZipFile(station) as z:
+        assert any(n.startswith("drivers/_deferred_cancel.") and n.endswith(".so") for n in z.namelist())
+    proc = subprocess.run([str(production.python), "-c", "from drivers import sane_driver; "
+                           "print(sane_driver._DEFERRED_CANCEL)"],
+                          capture_output=True, text=True, cwd=production.root, timeout=60)
+    assert proc.stdout.strip().endswith(".so") and "/drivers/_deferred_cancel." in proc.stdout, proc.stderr
+
+
 def test_the_production_wheels_are_the_station_and_the_format_only(production: ProductionInstall) -> None:
     assert {"synth", "demo", "ocr_command"} <= TOOL_MODULES
     assert sorted(w.name.split("-")[0] for w in production.wheels) == ["scanstation", "scanstation_batchformat"]

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from drivers import sane_driver
 from drivers.base import CancelToken, CapturedPage, ColorMode, ScanSettings, Source
 from drivers.registry import list_all_devices
 from drivers.sane_driver import SaneDriver, UnsupportedSetting, error_for_status, page_placement
@@ -558,3 +560,44 @@ def test_cancel_before_start(driver: SaneDriver) -> None:
     token.cancel()
     with pytest.raises(ScanCancelled):
         driver.scan("test:0", ScanSettings(), token, lambda page: None)
+
+
+# ------------------------------------------------------------------------- the back ends' reader threads
+
+
+def test_this_install_has_the_deferred_cancel_preload() -> None:
+    assert sane_driver._DEFERRED_CANCEL is not None, \
+        "drivers/_deferred_cancel.c not compiled: run installer/setup.sh (pip install -e .)"
+
+
+_CANCEL_TYPE_AFTER_ASKING_ASYNC = """
+import ctypes
+libc = ctypes.CDLL(None)
+old = ctypes.c_int(-1)
+assert libc.pthread_setcanceltype(1, ctypes.byref(old)) == 0     # PTHREAD_CANCEL_ASYNCHRONOUS, as sanei_thread asks
+assert libc.pthread_setcanceltype(0, ctypes.byref(old)) == 0     # back to DEFERRED, reading what was in force
+print(old.value)
+"""
+
+
+def test_reader_threads_in_the_worker_are_cancelled_deferred_only(driver: SaneDriver) -> None:
+    # sanei_thread back ends (the test one among them) end a page's reader thread with pthread_cancel; an
+    # asynchronous one landing inside free() hung a CI run's scan for good (drivers/_deferred_cancel.c).
+    seen: dict[str, str] = {}
+    maps: list[str] = []
+
+    def on_page(page: CapturedPage) -> None:
+        worker = _worker()  # alive, waiting for "next"
+        seen.update(worker.environ())
+        maps.extend(m.path for m in worker.memory_maps())
+
+    driver.scan("test:0", adf(), CancelToken(), on_page)
+    preload = sane_driver._DEFERRED_CANCEL
+    assert preload is not None and preload in maps  # loaded into the worker that drove libsane
+    env = {"PATH": os.environ["PATH"], "LD_PRELOAD": seen["LD_PRELOAD"]}
+    kept = subprocess.run([sys.executable, "-c", _CANCEL_TYPE_AFTER_ASKING_ASYNC], env=env, capture_output=True,
+                          text=True, check=True)
+    assert kept.stdout.strip() == "0"  # asynchronous was asked for and deferred stayed in force
+    plain = subprocess.run([sys.executable, "-c", _CANCEL_TYPE_AFTER_ASKING_ASYNC], env={"PATH": os.environ["PATH"]},
+                           capture_output=True, text=True, check=True)
+    assert plain.stdout.strip() == "1"  # without the preload the same request takes effect (the check can fail)
