@@ -44,11 +44,16 @@ def readme_exit_codes() -> dict[int, str]:
     return rows
 
 
+NOT_PYTHON_MODULES = {"drivers._deferred_cancel"}
+
+
 def every_error_class() -> list[type[ScanStationError | FormatError]]:
     """Every class below the two roots, after importing every module that could define one."""
     for package in (drivers, batchformat, scanstation, scanstation_tools):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if not info.name.endswith(".__main__"):
+            # drivers/_deferred_cancel.c is built like an extension module but is a plain shared object, only
+            # ever LD_PRELOADed into the SANE worker: it has no PyInit and defines nothing Python.
+            if not info.name.endswith(".__main__") and info.name not in NOT_PYTHON_MODULES:
                 importlib.import_module(info.name)
     found: list[type[ScanStationError | FormatError]] = []
     todo: list[type[ScanStationError | FormatError]] = [ScanStationError, FormatError]
