@@ -670,6 +670,54 @@ def test_colour_page_with_grain_in_each_channel_is_compact() -> None:
     assert page.method == "mrc" and page.size <= 100_000, page.layers
 
 
+def _grainy(sigma: float, mode: str = "RGB") -> np.ndarray:
+    """Synthetic ACR page 7300 p1 (stamp and signature when in colour) with Gaussian grain of ``sigma`` levels,
+    independent in each channel, as a colour scanner's is."""
+    marks = {"stamps": 1, "signatures": 1} if mode == "RGB" else {}
+    sp = render_acr_page(PageSpec(seed=7300, page_no=1, dpi=300, noise=0.2, mode=mode, **marks))
+    rng = np.random.default_rng(0)
+    page = np.asarray(sp.image, np.float32)
+    return np.clip(page + rng.normal(0, sigma, page.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("sigma", "mode"), [(12, "RGB"), (16, "RGB"), (24, "L")])
+def test_heavily_grainy_page_is_compact_not_lossless(sigma: float, mode: str) -> None:
+    # Grain of σ 10-16 per channel failed every candidate on the grain alone, and such colour pages were stored
+    # losslessly, 18.8-19.0 MB each (mrc.GATE_GRAIN_SIGMA).
+    pixels = _grainy(sigma, mode)
+    page = encode_page(Image.fromarray(pixels, mode), 300)
+    assert page.method == "mrc" and page.size <= 100_000, (page.method, page.size, page.layers)
+    # the ink is all there: where the page is ink, the stored page is dark too (the mask is lossless)
+    a = mrc.analyse(pixels, 300)
+    shown = render(page.pdf, 300, grey=True)
+    assert np.mean(shown[a.core > 0] < 128) > 0.95
+
+
+def test_grain_is_measured_on_the_paper() -> None:
+    for sigma in (8, 12, 16):
+        assert mrc.analyse(_grainy(sigma), 300).grain == pytest.approx(sigma, rel=0.15)
+    # the pages the gate's thresholds were set on are judged as before (k = 1 in fidelity_metrics)
+    assert mrc.analyse(_grainy(0), 300).grain <= mrc.GATE_GRAIN_SIGMA
+
+
+def test_gate_on_a_grainy_page_still_rejects_what_a_reader_would_miss() -> None:
+    pixels = _grainy(12)
+    a = mrc.analyse(pixels, 300)
+    assert a.grain > mrc.GATE_GRAIN_SIGMA  # the case
+    good = mrc.mrc_plan(a)
+    assert mrc.fidelity_problems(a, mrc.shown(good, a)) == []
+    paper = tuple(int(v) for v in np.median(pixels[::7, ::7].reshape(-1, 3), axis=0))
+    pale = mrc.Plan("mrc", good.background, tuple(mrc.Ink(ink.mask, paper, None, ink.pixels) for ink in good.inks))
+    assert any("ink changed" in p for p in mrc.fidelity_problems(a, mrc.shown(pale, a)))
+    black = mrc.Plan("mrc", good.background, tuple(
+        mrc.Ink(ink.mask, (30, 30, 30), None, ink.pixels) for ink in good.inks))
+    assert any("ink colour" in p for p in mrc.fidelity_problems(a, mrc.shown(black, a)))
+    grey = mrc.Plan("mrc", mrc._jpeg_layer(np.full((10, 10, 3), 180, np.uint8), 90), good.inks)
+    assert any("page differs" in p for p in mrc.fidelity_problems(a, mrc.shown(grey, a)))
+    coarse = mrc.Plan("jpeg", mrc._jpeg_layer(cv2.resize(pixels, (256, 360), interpolation=cv2.INTER_AREA), 30))
+    assert mrc.fidelity_problems(a, mrc.shown(coarse, a))
+
+
 def test_grey_page_whose_rim_fails_the_gate_is_mrc_without_it() -> None:
     # Pencil scribbles (tone 165) over a grey ACR page: the rim's flat tone around them fails the gate (99.9 % of
     # the page within 46 grey levels, not 32); MRC without the rim passes, where a whole-page JPEG was 137 KB
