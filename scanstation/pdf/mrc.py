@@ -102,8 +102,9 @@ BG_BLUR_SIGMA = 0.7  # what grain the averaging leaves (in background pixels), w
 # Paper texture at a millimetre's scale (mottled, foxed or recycled paper) is what the background's blur and q40
 # take away, and the gate's stroke and page measures then see the page differ; such pages were whole-page JPEGs
 # of 169-547 KB.  Where MRC fails the gate, its background is tried again keeping more of the paper, at these
-# (quality, blur) in turn, before a whole-page JPEG: on seed 7301 p1 with mottling, 48-170 KB (see
-# docs/compact-pages.md).  A page that passes at (BG_JPEG_QUALITY, BG_BLUR_SIGMA) never gets here.
+# (quality, blur) in turn, before a whole-page JPEG: on seed 7301 p1 with mottling, 44-123 KB (see
+# docs/compact-pages.md).  Only where the ink itself is kept (_paper_texture_only); a page that passes at
+# (BG_JPEG_QUALITY, BG_BLUR_SIGMA) never gets here.
 BG_RETRIES = ((60, BG_BLUR_SIGMA), (75, 0.0), (85, 0.0))
 # The colour of non-neutral ink is stored at 1/FG_FACTOR of the resolution (50 dpi for 300): the mask
 # gives the shape, the colour varies slowly along a stroke or across a stamp.
@@ -1163,9 +1164,9 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
                 passed.append(bare)
     if not passed and _paper_texture_only(a, mrc):
         # Paper texture the background took away (BG_RETRIES): the same ink over a background that keeps more.
+        rimmed = rim and a.edge_tone > 0  # as mrc_plan drew it
         for quality, blur in BG_RETRIES:
-            edge = rim and a.edge_tone > 0
-            kept = replace(mrc, background=background_layer(a, edge, quality, blur))
+            kept = replace(mrc, background=background_layer(a, rimmed, quality, blur))
             if not fidelity_problems(a, shown(kept, a)):
                 passed.append(kept)
                 break
