@@ -908,7 +908,11 @@ def fidelity_problems(a: Analysis, s: Shown) -> list[str]:
     with room on all of them but the faint newspaper scan (lept_lighttext: strokes 27 % of its ink); the
     thresholds are about twice what good candidates reach.
     """
-    m = fidelity_metrics(a, s)
+    return _problems(fidelity_metrics(a, s))
+
+
+def _problems(m: dict[str, float]) -> list[str]:
+    """What of the measures ``m`` (fidelity_metrics) the gate refuses, worded for a log."""
     problems: list[str] = []
     if m["ink_changed"] > GATE_INK_CHANGED:
         problems.append(f"ink changed: {m['ink_changed']:.1%} of its pixels")
@@ -1124,11 +1128,10 @@ def _low_resolution(pixels: np.ndarray, lossless: Callable[[], Layer]) -> Plan:
     return best
 
 
-def _paper_texture_only(a: Analysis, plan: Plan) -> bool:
-    """Whether ``plan`` fails the gate only away from the ink: the strokes themselves and the ink's colour are
-    kept, and what differs is paper.  Faint print the mask broke up differs next to the ink (lept_lighttext: a
-    better background would carry it at 100 dpi, which must not pass)."""
-    m = fidelity_metrics(a, shown(plan, a))
+def _paper_texture_only(m: dict[str, float]) -> bool:
+    """Whether a candidate with the measures ``m`` fails the gate only away from the ink: the strokes themselves
+    and the ink's colour are kept, and what differs is paper.  Faint print the mask broke up differs next to the
+    ink (lept_lighttext: a better background would carry it at 100 dpi, which must not pass)."""
     return (m["ink_changed"] <= GATE_INK_CHANGED and m["ink_de"] <= GATE_INK_DE
             and m["strokes_near_ink"] <= GATE_STROKE_SHARE / 2)
 
@@ -1148,7 +1151,8 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
     glyphs = print_size.height
     rim = grey and not print_size.small
     mrc = mrc_plan(a, tones=grey and GREY_PAGE_TONES, edge=rim)
-    if not fidelity_problems(a, shown(mrc, a)):
+    first = fidelity_metrics(a, shown(mrc, a))
+    if not _problems(first):
         passed.append(mrc)
     else:
         # Neutral ink in one tone did not do (grey print or pencil beside black): a stencil per tone.
@@ -1162,7 +1166,7 @@ def choose(pixels: np.ndarray, dpi: int, lossless: Callable[[], Layer]) -> Plan:
             bare = mrc_plan(a, tones=GREY_PAGE_TONES, edge=False)
             if not fidelity_problems(a, shown(bare, a)):
                 passed.append(bare)
-    if not passed and _paper_texture_only(a, mrc):
+    if not passed and _paper_texture_only(first):
         # Paper texture the background took away (BG_RETRIES): the same ink over a background that keeps more.
         rimmed = rim and a.edge_tone > 0  # as mrc_plan drew it
         for quality, blur in BG_RETRIES:
