@@ -68,6 +68,7 @@ TARGET_DELTA_E = 10.0
 # same pixels, but not stable under these: on faint or sparse pages its layout (and the line order the
 # CER depends on) changes with them.
 NOISE_FLOOR_PERTURBATIONS: tuple[tuple[Any, ...], ...] = (("noise", 1), ("noise", 2), ("shift", 1, 0))
+_PERTURBATION_WORDS = {"noise": "one grey level of noise", "shift": "moved one pixel"}
 MEANINGFUL_KINDS = ("stamp", "ink", "signature")  # colour that carries meaning; photos are reported only
 KINDS = (*MEANINGFUL_KINDS, "photo")
 ENCODERS = ("scanstation", "png", "jpeg", "jp2", "recode_pdf", "ocrmypdf")
@@ -699,6 +700,20 @@ def verdicts(summaries: list[dict[str, Any]], pages: list[Page], file_res: dict[
                                 "shift; over it: " + (", ".join(
                                     f"{p.set} {p.name} {_sf(p.stored['scanstation'].cer_delta)} (floor {_sf(p.floor)})"
                                     for p in floored if p not in within) or "none")))
+            # The control, side by side in the same run: the lossless page itself changed by what no reader
+            # sees, scored by the same one-reading measure.  What it scores is what the measure can resolve;
+            # a stored page cannot be shown to hold "every page" more surely than the lossless page does.
+            counts = []
+            for i, how in enumerate(NOISE_FLOOR_PERTURBATIONS):
+                readings = [p.noise_floor[i] for p in floored if len(p.noise_floor) > i]
+                if readings:
+                    what = _PERTURBATION_WORDS[how[0]] + (f" (seed {how[1]})" if how[0] == "noise" else "")
+                    counts.append(f"{what} {sum(d <= TARGET_CER_DELTA for d in readings)}/{len(readings)}")
+            lines.append(("info", "  control (beside it, not instead): the lossless page itself, changed by what no "
+                                f"reader sees and read once, is within +{TARGET_CER_DELTA} of its own CER on: "
+                                + ", ".join(counts)
+                                + f" (a bitonal page is moved a pixel right instead of noised); ScanStation's "
+                                f"stored page on {len(ours) - len(over)}/{len(ours)}"))
         with_gt = [p for p in ours if p.gt is not None]
         sources = Counter(p.gt_source for p in with_gt)
         n_ok = sum((p.stored["scanstation"].cer_delta or 0.0) <= TARGET_CER_DELTA for p in with_gt)
