@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pikepdf
 import pytest
+from PIL import Image
 
 from scanstation.cleanup.quality import (
     QualityFlag,
@@ -19,6 +20,7 @@ from scanstation.cleanup.quality import (
 )
 from scanstation.imaging import to_gray
 from tests.corpus import corpus_file, needs_corpus
+from tests.pagekit import synthetic_array
 from tests.pagekit import synthetic_gray as page
 
 CODES = {
@@ -30,6 +32,7 @@ CODES = {
     "content_cut_off",
     "skew_uncorrectable",
     "double_feed",
+    "grainy",
 }
 DEVANAGARI = re.compile("[\u0900-\u097f]")
 
@@ -162,6 +165,58 @@ def test_a_page_longer_than_any_sheet_is_a_double_feed() -> None:
     assert found["double_feed"].value == pytest.approx(297 * 1.5, abs=3)
 
 
+def _with_grain(gray: np.ndarray, sigma: float, seed: int = 5) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, sigma, gray.shape)
+    return np.clip(gray.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dpi", [300, 200])
+def test_grainy_scan(dpi: int) -> None:
+    gray = _with_grain(page(seed=112, dpi=dpi), 40.0)
+    found = codes(gray, dpi)
+    assert set(found) == {"grainy"}
+    assert found["grainy"].value > found["grainy"].threshold == 18.0
+    assert "brightness" in found["grainy"].message_en
+
+
+def test_grain_that_still_reads_well_is_not_flagged() -> None:
+    # Tesseract reads synthetic pages with this much grain as well as clean ones (quality.MAX_GRAIN).
+    assert codes(_with_grain(page(seed=112), 12.0), 300) == {}
+    assert codes(_with_grain(page(seed=112), 16.0), 300) == {}
+
+
+def test_grain_is_measured_on_the_paper_not_the_writing() -> None:
+    # Paper at ~200, so the grain is not clipped at white and its σ can be checked.
+    base = (page(seed=113).astype(np.float32) * (200.0 / 255.0)).astype(np.uint8)
+    for sigma in (6.0, 12.0, 20.0):
+        grain = measure_page(_with_grain(base, sigma), 300).grain
+        assert grain is not None and grain == pytest.approx(sigma, rel=0.15), sigma
+    # Dense print of both scripts on clean paper: the writing's edges are no grain.
+    for kw in ({"content": "hindi"}, {"content": "english"}, {}):
+        grain = measure_page(page(seed=113, **kw), 300).grain
+        assert grain is not None and grain <= 2.0, kw
+
+
+def test_a_colour_scan_is_judged_by_its_noisiest_channel() -> None:
+    rgb = _with_grain(synthetic_array(seed=115, mode="RGB"), 32.0)
+    gray = to_gray(Image.fromarray(rgb, "RGB"))
+    assert "grainy" not in codes(gray, 300)  # the grey page averages the channels' noise away
+    flags = {f.code: f for f in assess_page(gray, 300, skew=0.0, content_box=None, colour=rgb)}
+    assert set(flags) == {"grainy"} and flags["grainy"].value > 18.0
+    clean = synthetic_array(seed=115, mode="RGB")
+    assert assess_page(to_gray(Image.fromarray(clean, "RGB")), 300, skew=0.0, content_box=None, colour=clean) == []
+
+
+def test_the_cleaning_pipeline_flags_a_grainy_scan() -> None:
+    from scanstation.cleanup.pipeline import clean_page
+
+    rgb = np.repeat(_with_grain(page(seed=114), 40.0)[:, :, None], 3, axis=2)
+    result = clean_page(Image.fromarray(rgb, "RGB"), 300)
+    assert "grainy" in result.flags
+    grainy = [q for q in result.analysis["quality"] if q["code"] == "grainy"]
+    assert grainy and grainy[0]["value"] > 18.0 and DEVANAGARI.search(grainy[0]["message_hi"])
+
+
 # --------------------------------------------------------------------------------------------------
 # Double feed across a batch
 # --------------------------------------------------------------------------------------------------
@@ -210,7 +265,6 @@ def test_a_150_dpi_corpus_scan_is_low_resolution() -> None:
 @needs_corpus
 @pytest.mark.parametrize("name", ["tess_eurotext.tif", "oldbooks_a065.tiff", "ocrmypdf_typewriter.png"])
 def test_sharp_corpus_scans_are_not_blurred_or_low_resolution(name: str) -> None:
-    from PIL import Image
 
     with Image.open(corpus_file(name)) as im:
         gray = to_gray(im)
@@ -220,7 +274,6 @@ def test_sharp_corpus_scans_are_not_blurred_or_low_resolution(name: str) -> None
 
 @needs_corpus
 def test_faint_corpus_scan_is_flagged() -> None:
-    from PIL import Image
 
     with Image.open(corpus_file("lept_lighttext.jpg")) as im:
         gray = to_gray(im)

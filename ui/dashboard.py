@@ -36,6 +36,7 @@ FLAG_LABELS = {"blank": "खाली / blank", "orientation_uncertain": "दि
                "too_dark": "बहुत गहरा / too dark", "too_light": "बहुत हल्का / too light",
                "low_contrast": "कम कंट्रास्ट / low contrast", "blurred": "धुंधला / blurred",
                "content_cut_off": "सामग्री कटी / content cut off", "skew_uncorrectable": "अधिक तिरछा / skewed",
+               "grainy": "दानेदार / grainy",
                "damaged": "क्षतिग्रस्त / damaged", "separator_unreadable": "विभाजक अपठनीय / separator unreadable"}
 
 

@@ -33,6 +33,7 @@ FLAG_NAMES = {
     "blurred": ("धुंधला", "blurred"),
     "content_cut_off": ("सामग्री कटी", "content cut off"),
     "skew_uncorrectable": ("अधिक तिरछा", "skew not correctable"),
+    "grainy": ("दानेदार", "grainy"),
 }
 
 

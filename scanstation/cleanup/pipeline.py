@@ -93,8 +93,9 @@ def clean_page(image: Image.Image, dpi: int) -> CleanResult:
     if skew is not None and SKEW_MIN_DEGREES <= abs(skew) <= SKEW_MAX_CORRECTABLE:
         angle = float(skew)
 
+    upright_colour = None if arr.ndim == 2 else (np.rot90(arr, k) if quarter else arr)
     quality = assess_page(np.ascontiguousarray(upright_gray), dpi, skew=skew, content_box=None,
-                          borders=borders.turned(k) if quarter else borders, blank=blank)
+                          borders=borders.turned(k) if quarter else borders, blank=blank, colour=upright_colour)
     analysis["quality"] = [q.to_dict() for q in quality]
     flags.extend(q.code for q in quality if q.code not in flags)
 

@@ -31,6 +31,18 @@ MIN_CONTRAST = 80.0
 # resolution (a sharp scan needs 1-2 px for an edge, whatever its dpi), is blur.
 BLUR_MIN_MM = 0.25
 BLUR_MAX_PIXELS = 3.0
+# Grain: the σ of pixel-to-pixel noise on the blank paper, in grey levels, above this is a failing sensor or
+# lamp, or a gain set too high.  Measured on synthetic ACR pages with Gaussian noise of σ s added: on paper at 205
+# the measure reads s (±2 %), and Tesseract reads the page as well as the clean one up to s 24, worse from s 28
+# (CER +0.02/+0.05) and not at all at s 32 (+0.12/+0.84); on white paper the scanner clips the grain and the
+# measure reads less (s 24 → 16.8, s 40 → 24), and Tesseract worsens from s 40 (+0.03 to +0.17).  So the flag
+# comes a quarter before reading suffers, on either paper.  Clean scans and every corpus page read 0-2.  A colour
+# capture is measured in its noisiest channel: its grey page averages independent noise in the channels away
+# (σ 32 in each channel reads 13.6 on the grey page), while the eye sees it as coloured speckle, and such a page
+# is stored losslessly, ~19 MB (docs/compact-pages.md).
+MAX_GRAIN = 18.0
+# Grain is sampled on every GRAIN_ROW_STEP-th row: a million pixel pairs on an A4 page at 300 dpi is plenty.
+GRAIN_ROW_STEP = 6
 # Content reaching the paper edge along more than this many millimetres is probably cut off.
 CUT_OFF_MM = 4.0
 # What the pipeline straightens; cleanup imports it from here.
@@ -78,6 +90,7 @@ class PageMeasures:
     cut_off_mm: float
     cut_off_edge: str
     length_mm: float
+    grain: float | None = None  # σ of the paper's pixel noise, grey levels; None: too little blank paper
 
 
 _EDGE_HI = {"left": "बाएँ", "right": "दाएँ", "top": "ऊपरी", "bottom": "निचले"}
@@ -94,6 +107,38 @@ def _paper_level(gray: np.ndarray, dpi: float, exclude_small: np.ndarray) -> flo
     sub = gray[::step, ::step]
     keep = cv2.resize(exclude_small, (sub.shape[1], sub.shape[0]), interpolation=cv2.INTER_NEAREST) == 0
     return float(np.percentile(sub[keep] if keep.any() else sub, 90))
+
+
+def _grain(pixels: np.ndarray, small: np.ndarray, scale: float, exclude_small: np.ndarray) -> float | None:
+    """σ of the paper's grain in grey levels, the noisiest channel of a colour page: from the differences of
+    neighbouring pixels on blank paper (a few pixels away from every mark, the lid and the holes, found on the
+    ~100-dpi grey copy, where area averaging has already taken most of the grain away), by their median absolute
+    deviation, so marks left over barely move it."""
+    threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    busy = ((small <= threshold) | (exclude_small > 0)).astype(np.uint8)
+    paper_small = cv2.dilate(busy, np.ones((5, 5), np.uint8)) == 0  # 2 px at 100 dpi: ~6 px at 300 dpi
+    rows = np.arange(0, pixels.shape[0], GRAIN_ROW_STEP)
+    ys = np.minimum((rows * scale).astype(np.intp), small.shape[0] - 1)
+    xs = np.minimum((np.arange(pixels.shape[1]) * scale).astype(np.intp), small.shape[1] - 1)
+    paper = paper_small[np.ix_(ys, xs)]
+    pairs = paper[:, 1:] & paper[:, :-1]
+    if np.count_nonzero(pairs) < 1000:
+        return None
+    sampled = pixels[rows]
+    sigma = 0.0
+    for channel in [sampled] if sampled.ndim == 2 else [sampled[:, :, c] for c in range(sampled.shape[2])]:
+        d = (channel[:, 1:].astype(np.int16) - channel[:, :-1])[pairs]
+        # Medians of small integers from their histograms: a tenth of np.median's time on a million values.
+        centre = _histogram_median(d + 255, 511) - 255
+        mad = _histogram_median(np.abs(d - centre), 511)
+        sigma = max(sigma, 1.4826 * mad / float(np.sqrt(2)))  # a difference of two pixels has √2 times their σ
+    return sigma
+
+
+def _histogram_median(values: np.ndarray, bins: int) -> int:
+    """The (lower) median of non-negative integers under ``bins``."""
+    counts = np.cumsum(np.bincount(values.ravel(), minlength=bins))
+    return int(np.searchsorted(counts, (counts[-1] + 1) // 2))
 
 
 def _edge_width_px(region: np.ndarray, seg: int = 16) -> float | None:
@@ -236,6 +281,7 @@ def measure_page(
     content_box: tuple[int, int, int, int] | None = None,
     borders: BorderResult | None = None,
     blank: BlankResult | None = None,
+    colour: np.ndarray | None = None,
 ) -> PageMeasures:
     """Measure what the quality flags are decided on (see ``assess_page``)."""
     check_page(gray, dpi)
@@ -279,6 +325,7 @@ def measure_page(
     cut_mm, cut_edge = _cut_off(small, px_mm, borders, scale)
     px0, py0, px1, py1 = borders.paper_box
     length = max(px1 - px0, py1 - py0) * 25.4 / dpi
+    grain = _grain(gray if colour is None else colour, small, scale, exclude)
     return PageMeasures(
         dpi=float(dpi),
         effective_dpi=round(effective, 1),
@@ -290,6 +337,7 @@ def measure_page(
         cut_off_mm=round(cut_mm, 1),
         cut_off_edge=cut_edge,
         length_mm=round(length, 1),
+        grain=None if grain is None else round(grain, 1),
     )
 
 
@@ -394,6 +442,20 @@ def flags_from_measures(m: PageMeasures, skew: float | None = None) -> list[Qual
                 SKEW_MAX_CORRECTABLE,
             )
         )
+    if m.grain is not None and m.grain > MAX_GRAIN:
+        out.append(
+            _flag(
+                "grainy",
+                f"Image is grainy: noise of {m.grain:.0f} grey levels on the blank paper (at most "
+                f"{MAX_GRAIN:.0f}); text may not be read reliably. Rescan; if every page is grainy, check the "
+                "scanner's brightness and contrast settings or have it serviced.",
+                f"छवि में दाने (नॉइज़) हैं: ख़ाली काग़ज़ पर {m.grain:.0f} स्तर का नॉइज़ (अधिकतम {MAX_GRAIN:.0f}); "
+                "लिखावट ठीक से पढ़ी न जा सके। दोबारा स्कैन करें; यदि हर पृष्ठ पर ऐसा हो, तो स्कैनर की ब्राइटनेस "
+                "और कंट्रास्ट सेटिंग जाँचें या उसकी सर्विस करवाएँ।",
+                m.grain,
+                MAX_GRAIN,
+            )
+        )
     if m.length_mm > MAX_SHEET_MM:
         out.append(_double_feed_flag(m.length_mm, MAX_SHEET_MM, None))
     return out
@@ -407,6 +469,7 @@ def assess_page(
     content_box: tuple[int, int, int, int] | None,
     borders: BorderResult | None = None,
     blank: BlankResult | None = None,
+    colour: np.ndarray | None = None,
 ) -> list[QualityFlag]:
     """Quality flags of one page.
 
@@ -414,9 +477,11 @@ def assess_page(
     would hide the traces of an enlarged low-resolution scan); ``skew`` is the measured skew in
     degrees (None if unknown); ``content_box`` (x0, y0, x1, y1) limits the sharpness measures to the
     content (default: the one ``find_borders`` gives).  ``borders`` and ``blank`` (this page's
-    ``find_borders`` and ``blank_score`` results) may be passed to save their cost.
+    ``find_borders`` and ``blank_score`` results) may be passed to save their cost.  ``colour``, the same
+    page in RGB where it was captured in colour, has its grain measured in its noisiest channel: the grey page
+    averages independent noise in the channels away, while the eye sees it as coloured speckle.
     """
-    m = measure_page(gray, dpi, content_box=content_box, borders=borders, blank=blank)
+    m = measure_page(gray, dpi, content_box=content_box, borders=borders, blank=blank, colour=colour)
     return flags_from_measures(m, skew)
 
 
