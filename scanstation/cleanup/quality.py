@@ -32,14 +32,14 @@ MIN_CONTRAST = 80.0
 BLUR_MIN_MM = 0.25
 BLUR_MAX_PIXELS = 3.0
 # Grain: the σ of pixel-to-pixel noise on the blank paper, in grey levels, above this is a failing sensor or
-# lamp, or a gain set too high.  Measured on synthetic ACR pages with Gaussian noise of σ s added: on paper at 205
-# the measure reads s (±2 %), and Tesseract reads the page as well as the clean one up to s 24, worse from s 28
-# (CER +0.02/+0.05) and not at all at s 32 (+0.12/+0.84); on white paper the scanner clips the grain and the
-# measure reads less (s 24 → 16.8, s 40 → 24), and Tesseract worsens from s 40 (+0.03 to +0.17).  So the flag
-# comes a quarter before reading suffers, on either paper.  Clean scans and every corpus page read 0-2.  A colour
-# capture is measured in its noisiest channel: its grey page averages independent noise in the channels away
-# (σ 32 in each channel reads 13.6 on the grey page), while the eye sees it as coloured speckle, and such a page
-# is stored losslessly, ~19 MB (docs/compact-pages.md).
+# lamp, or a gain set too high.  Measured on synthetic ACR pages with Gaussian noise of σ s added: on paper at
+# 205 the measure reads s (±2 %), and Tesseract reads the page as well as the clean one up to s 24, worse from
+# s 28 (one of two pages CER +0.05) and hardly at all at s 32 (+0.12/+0.84); on white paper the scanner clips
+# the grain and the measure reads less (s 24 → 16.8, s 40 → 24), and Tesseract worsens from s 40 (+0.03 to
+# +0.17).  So the flag comes a quarter before reading suffers, on either paper.  Clean scans and every corpus
+# page read 0.  A colour capture is measured in its noisiest channel: its grey page averages independent noise
+# in the channels away (σ 32 in each channel reads 13.6 on the grey page, 23 in the noisiest channel), while
+# the eye sees it as coloured speckle, and such a page is stored losslessly, ~19 MB (docs/compact-pages.md).
 MAX_GRAIN = 18.0
 # Grain is sampled on every GRAIN_ROW_STEP-th row: a million pixel pairs on an A4 page at 300 dpi is plenty.
 GRAIN_ROW_STEP = 6
