@@ -40,6 +40,9 @@ BLUR_MAX_PIXELS = 3.0
 # page read 0.  A colour capture is measured in its noisiest channel: its grey page averages independent noise
 # in the channels away (σ 32 in each channel reads 13.6 on the grey page, 23 in the noisiest channel), while
 # the eye sees it as coloured speckle, and such a page is stored losslessly, ~19 MB (docs/compact-pages.md).
+# A page printed all over with a fine halftone tint (security paper) can read as grainy too, as a tint on a
+# minority of the paper cannot (the median does not see it): like every page flag, it is advice shown beside
+# the page, which the supervisor judges by eye anyway.
 MAX_GRAIN = 18.0
 # Grain is sampled on every GRAIN_ROW_STEP-th row: a million pixel pairs on an A4 page at 300 dpi is plenty.
 GRAIN_ROW_STEP = 6
