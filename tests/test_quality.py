@@ -203,6 +203,8 @@ def test_a_colour_scan_is_judged_by_its_noisiest_channel() -> None:
     assert "grainy" not in codes(gray, 300)  # the grey page averages the channels' noise away
     flags = {f.code: f for f in assess_page(gray, 300, skew=0.0, content_box=None, colour=rgb)}
     assert set(flags) == {"grainy"} and flags["grainy"].value > 18.0
+    with pytest.raises(ValueError, match="differ in size"):
+        assess_page(gray, 300, skew=0.0, content_box=None, colour=np.ascontiguousarray(rgb[1:]))
     clean = synthetic_array(seed=115, mode="RGB")
     assert assess_page(to_gray(Image.fromarray(clean, "RGB")), 300, skew=0.0, content_box=None, colour=clean) == []
 

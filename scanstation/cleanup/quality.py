@@ -288,6 +288,8 @@ def measure_page(
 ) -> PageMeasures:
     """Measure what the quality flags are decided on (see ``assess_page``)."""
     check_page(gray, dpi)
+    if colour is not None and colour.shape[:2] != gray.shape[:2]:
+        raise ValueError(f"colour page {colour.shape[:2]} and grey page {gray.shape[:2]} differ in size")
     if borders is None:
         borders = find_borders(gray, dpi)
     if blank is None:
@@ -453,8 +455,8 @@ def flags_from_measures(m: PageMeasures, skew: float | None = None) -> list[Qual
                 f"{MAX_GRAIN:.0f}); text may not be read reliably. Rescan; if every page is grainy, check the "
                 "scanner's brightness and contrast settings or have it serviced.",
                 f"छवि में दाने (नॉइज़) हैं: ख़ाली काग़ज़ पर {m.grain:.0f} स्तर का नॉइज़ (अधिकतम {MAX_GRAIN:.0f}); "
-                "लिखावट ठीक से पढ़ी न जा सके। दोबारा स्कैन करें; यदि हर पृष्ठ पर ऐसा हो, तो स्कैनर की ब्राइटनेस "
-                "और कंट्रास्ट सेटिंग जाँचें या उसकी सर्विस करवाएँ।",
+                "हो सकता है कि लिखावट ठीक से न पढ़ी जा सके। दोबारा स्कैन करें; यदि हर पृष्ठ पर ऐसा हो, तो स्कैनर की "
+                "ब्राइटनेस और कंट्रास्ट सेटिंग जाँचें या उसकी सर्विस करवाएँ।",
                 m.grain,
                 MAX_GRAIN,
             )
