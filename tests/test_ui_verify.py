@@ -387,3 +387,13 @@ def test_flags_show_their_measured_values() -> None:
     assert rows["तिरछापन / skew"][0] == "0.7° (corrected)"
     assert rows["दोहराव / duplicate ACR"][0] == "file: accepted"
     assert rows["रोस्टर में नहीं / not in roster"][0] == "file: no verdict yet — joined last week"
+
+
+def test_every_page_quality_flag_has_a_name_on_the_screens() -> None:
+    from ui.dashboard import FLAG_LABELS
+    from ui.verify_side import FLAG_NAMES
+
+    from .test_quality import CODES
+
+    assert not CODES - set(FLAG_NAMES), sorted(CODES - set(FLAG_NAMES))
+    assert not CODES - set(FLAG_LABELS), sorted(CODES - set(FLAG_LABELS))
