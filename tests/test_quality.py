@@ -197,6 +197,16 @@ def test_grain_is_measured_on_the_paper_not_the_writing() -> None:
         assert grain is not None and grain <= 2.0, kw
 
 
+def test_grain_on_a_page_with_little_writing() -> None:
+    # A signature alone: Otsu's threshold falls inside the paper's own grain, so marks are also held to lie well
+    # under the paper's bright end, and the paper is still found to measure the grain on.
+    sparse = page(seed=116, content="signature")
+    assert measure_page(sparse, 300).grain == 0.0
+    grainy = _with_grain(sparse, 32.0)
+    found = codes(grainy, 300)
+    assert "grainy" in found and found["grainy"].value > 20.0
+
+
 def test_a_colour_scan_is_judged_by_its_noisiest_channel() -> None:
     rgb = _with_grain(synthetic_array(seed=115, mode="RGB"), 32.0)
     gray = to_gray(Image.fromarray(rgb, "RGB"))

@@ -46,6 +46,9 @@ BLUR_MAX_PIXELS = 3.0
 MAX_GRAIN = 18.0
 # Grain is sampled on every GRAIN_ROW_STEP-th row: a million pixel pairs on an A4 page at 300 dpi is plenty.
 GRAIN_ROW_STEP = 6
+# A mark, for finding the paper the grain is measured on, is this many grey levels under the paper's bright end
+# (90th percentile) at ~100 dpi, where the grain is a third of its full-resolution σ.
+GRAIN_MARK_DEPTH = 40.0
 # Content reaching the paper edge along more than this many millimetres is probably cut off.
 CUT_OFF_MM = 4.0
 # What the pipeline straightens; cleanup imports it from here.
@@ -118,6 +121,9 @@ def _grain(pixels: np.ndarray, small: np.ndarray, scale: float, exclude_small: n
     ~100-dpi grey copy, where area averaging has already taken most of the grain away), by their median absolute
     deviation, so marks left over barely move it."""
     threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Otsu splits a page with little ink inside the paper's own grain: marks are at least GRAIN_MARK_DEPTH under
+    # the paper's bright end as well.
+    threshold = min(threshold, float(np.percentile(small, 90)) - GRAIN_MARK_DEPTH)
     busy = ((small <= threshold) | (exclude_small > 0)).astype(np.uint8)
     paper_small = cv2.dilate(busy, np.ones((5, 5), np.uint8)) == 0  # 2 px at 100 dpi: ~6 px at 300 dpi
     rows = np.arange(0, pixels.shape[0], GRAIN_ROW_STEP)
