@@ -37,7 +37,7 @@ BLUR_MAX_PIXELS = 3.0
 # s 28 (one of two pages CER +0.05) and hardly at all at s 32 (+0.12/+0.84); on white paper the scanner clips
 # the grain and the measure reads less (s 24 → 16.8, s 40 → 24), and Tesseract worsens from s 40 (+0.03 to
 # +0.17).  So the flag comes a quarter before reading suffers, on either paper.  Clean scans and every corpus
-# page read 0.  A colour capture is measured in its noisiest channel: its grey page averages independent noise
+# page read 0-1.  A colour capture is measured in its noisiest channel: its grey page averages independent noise
 # in the channels away (σ 32 in each channel reads 13.6 on the grey page, 23 in the noisiest channel), while
 # the eye sees it as coloured speckle, and such a page is stored losslessly, ~19 MB (docs/compact-pages.md).
 # A page printed all over with a fine halftone tint (security paper) can read as grainy too, as a tint on a
