@@ -17,6 +17,7 @@ from scanstation.cleanup.borders import (
     local_contrast,
     reduce_to_dpi,
 )
+from scanstation.cleanup.grain import neighbour_noise_sigma
 
 # Indian e-governance guidance: 300 dpi for text; below 200 dpi Devanagari matras break up.
 MIN_EFFECTIVE_DPI = 200.0
@@ -116,10 +117,9 @@ def _paper_level(gray: np.ndarray, dpi: float, exclude_small: np.ndarray) -> flo
 
 
 def _grain(pixels: np.ndarray, small: np.ndarray, scale: float, exclude_small: np.ndarray) -> float | None:
-    """σ of the paper's grain in grey levels, the noisiest channel of a colour page: from the differences of
-    neighbouring pixels on blank paper (a few pixels away from every mark, the lid and the holes, found on the
-    ~100-dpi grey copy, where area averaging has already taken most of the grain away), by their median absolute
-    deviation, so marks left over barely move it."""
+    """σ of the paper's grain in grey levels, the noisiest channel of a colour page (cleanup.grain), on blank paper
+    a few pixels away from every mark, the lid and the holes, found on the ~100-dpi grey copy, where area averaging
+    has already taken most of the grain away."""
     threshold, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Otsu splits a page with little ink inside the paper's own grain: marks are at least GRAIN_MARK_DEPTH under
     # the paper's bright end as well.
@@ -133,21 +133,7 @@ def _grain(pixels: np.ndarray, small: np.ndarray, scale: float, exclude_small: n
     pairs = paper[:, 1:] & paper[:, :-1]
     if np.count_nonzero(pairs) < 1000:
         return None
-    sampled = pixels[rows]
-    sigma = 0.0
-    for channel in [sampled] if sampled.ndim == 2 else [sampled[:, :, c] for c in range(sampled.shape[2])]:
-        d = (channel[:, 1:].astype(np.int16) - channel[:, :-1])[pairs]
-        # Medians of small integers from their histograms: a tenth of np.median's time on a million values.
-        centre = _histogram_median(d + 255, 511) - 255
-        mad = _histogram_median(np.abs(d - centre), 511)
-        sigma = max(sigma, 1.4826 * mad / float(np.sqrt(2)))  # a difference of two pixels has √2 times their σ
-    return sigma
-
-
-def _histogram_median(values: np.ndarray, bins: int) -> int:
-    """The (lower) median of non-negative integers under ``bins``."""
-    counts = np.cumsum(np.bincount(values.ravel(), minlength=bins))
-    return int(np.searchsorted(counts, (counts[-1] + 1) // 2))
+    return neighbour_noise_sigma(pixels[rows], pairs)
 
 
 def _edge_width_px(region: np.ndarray, seg: int = 16) -> float | None:

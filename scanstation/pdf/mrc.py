@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from scanstation.cleanup.grain import neighbour_noise_sigma
 from scanstation.pdf import jbig2
 from scanstation.pdf.page_images import ccitt_g4
 
@@ -471,9 +472,8 @@ def analyse(pixels: np.ndarray, dpi: int) -> Analysis:
 
 
 def _grain(pixels: np.ndarray, marks: np.ndarray, photo: np.ndarray | None, screen: np.ndarray | None) -> float:
-    """σ of the paper's grain in grey levels, the noisiest channel: from the differences of neighbouring pixels
-    on paper (a few pixels away from every mark, photograph and screen), by their median absolute deviation, so
-    that what is left of marks barely moves it."""
+    """σ of the paper's grain in grey levels, the noisiest channel (cleanup.grain), on paper a few pixels away from
+    every mark, photograph and screen."""
     busy = marks if photo is None else cv2.bitwise_or(marks, photo)
     if screen is not None:
         busy = cv2.bitwise_or(busy, screen)
@@ -481,13 +481,7 @@ def _grain(pixels: np.ndarray, marks: np.ndarray, photo: np.ndarray | None, scre
     pairs = (paper[:, 1:] & paper[:, :-1])[::3]  # every third row: plenty of pairs, a third of the work
     if np.count_nonzero(pairs) < 1000:
         return 0.0
-    sigma = 0.0
-    for channel in [pixels] if pixels.ndim == 2 else cv2.split(pixels):
-        rows = channel[::3]
-        d = (rows[:, 1:].astype(np.int16) - rows[:, :-1])[pairs]
-        mad = float(np.median(np.abs(d - np.median(d))))
-        sigma = max(sigma, 1.4826 * mad / np.sqrt(2))  # a difference of two pixels has √2 times their σ
-    return sigma
+    return neighbour_noise_sigma(pixels[::3], pairs)
 
 
 def _text_like(raw: np.ndarray, rect: Rect, dpi: int) -> bool:
